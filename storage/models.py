@@ -1,0 +1,380 @@
+"""What is kept: the tables of OneWindow, as Tortoise models.
+
+Catalog tables (regions, departments, stage definitions, items, material types,
+checklists, the holiday table) are loaded from data; the rest is the work itself.
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+from storage.enums import (
+    DayKind,
+    Decision,
+    DepartmentLevel,
+    MaterialStatus,
+    ProjectStatus,
+    ProjectType,
+    RegionKind,
+    Role,
+    StageStatus,
+    TaskStatus,
+)
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+class Region(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    name = fields.CharField(max_length=64)
+    kind = fields.CharEnumField(RegionKind, max_length=20)
+    admin_code = fields.CharField(max_length=6)
+    parent: fields.ForeignKeyNullableRelation[Region] = fields.ForeignKeyField(
+        "models.Region", related_name="children", null=True, on_delete=fields.RESTRICT
+    )
+    assessments = fields.JSONField(default=list)  # 区域评估 covering projects in a park
+    max_land_area_m2 = fields.FloatField(null=True)
+    max_investment_10k_yuan = fields.FloatField(null=True)
+
+    class Meta:
+        table = "region"
+
+
+class Department(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    name = fields.CharField(max_length=64)
+    short_name = fields.CharField(max_length=32)
+    level = fields.CharEnumField(DepartmentLevel, max_length=10)
+    region: fields.ForeignKeyRelation[Region] = fields.ForeignKeyField(
+        "models.Region", related_name="departments", on_delete=fields.RESTRICT
+    )
+
+    class Meta:
+        table = "department"
+
+
+class StageDefinition(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    name = fields.CharField(max_length=64)
+    order = fields.SmallIntField(unique=True)
+    time_limit_days = fields.IntField()
+    lead_department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="led_stages", on_delete=fields.RESTRICT
+    )
+
+    class Meta:
+        table = "stage_definition"
+
+
+class MaterialType(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=128)
+    description = fields.TextField(default="")
+
+    class Meta:
+        table = "material_type"
+
+
+class ServiceItem(Model):
+    """One approval item (事项) of a stage, decided by one department."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=128)
+    stage: fields.ForeignKeyRelation[StageDefinition] = fields.ForeignKeyField(
+        "models.StageDefinition", related_name="items", on_delete=fields.RESTRICT
+    )
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="items", on_delete=fields.RESTRICT
+    )
+    statutory_days = fields.IntField()
+    promised_days = fields.IntField()
+    site_check = fields.BooleanField(default=False)
+    project_types = fields.JSONField(default=list)
+    regional_assessment = fields.CharField(max_length=20, null=True)
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "service_item"
+
+
+class ItemMaterial(Model):
+    item: fields.ForeignKeyRelation[ServiceItem] = fields.ForeignKeyField(
+        "models.ServiceItem", related_name="materials", on_delete=fields.CASCADE
+    )
+    material_type: fields.ForeignKeyRelation[MaterialType] = fields.ForeignKeyField(
+        "models.MaterialType", related_name="item_links", on_delete=fields.RESTRICT
+    )
+    core = fields.BooleanField()
+
+    class Meta:
+        table = "item_material"
+        unique_together = (("item", "material_type"),)
+
+
+class ChecklistTemplate(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=64)
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="checklists", on_delete=fields.RESTRICT
+    )
+    checks = fields.JSONField()  # [{code, label, measured, unit}]
+
+    class Meta:
+        table = "checklist_template"
+
+
+class CalendarYear(Model):
+    """A year whose official holidays are known. Deadlines in other years are refused."""
+
+    year = fields.IntField(primary_key=True)
+    source = fields.CharField(max_length=32)  # "chinese-calendar" or "admin"
+    loaded_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "calendar_year"
+
+
+class CalendarDay(Model):
+    day = fields.DateField(primary_key=True)
+    kind = fields.CharEnumField(DayKind, max_length=10)
+    name = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "calendar_day"
+
+
+# --- people ----------------------------------------------------------------------------------
+
+
+class Enterprise(Model):
+    id = fields.IntField(primary_key=True)
+    credit_code = fields.CharField(max_length=18, unique=True)
+    name = fields.CharField(max_length=128)
+    contact_name = fields.CharField(max_length=64, default="")
+    contact_phone = fields.CharField(max_length=32, default="")
+
+    class Meta:
+        table = "enterprise"
+
+
+class User(Model):
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=64, unique=True)
+    display_name = fields.CharField(max_length=64)
+    password_hash = fields.CharField(max_length=255)
+    role = fields.CharEnumField(Role, max_length=20)
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="users", null=True, on_delete=fields.RESTRICT
+    )
+    region: fields.ForeignKeyNullableRelation[Region] = fields.ForeignKeyField(
+        "models.Region", related_name="users", null=True, on_delete=fields.RESTRICT
+    )
+    enterprise: fields.ForeignKeyNullableRelation[Enterprise] = fields.ForeignKeyField(
+        "models.Enterprise", related_name="users", null=True, on_delete=fields.RESTRICT
+    )
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "app_user"
+
+
+class AccessToken(Model):
+    id = fields.IntField(primary_key=True)
+    token_hash = fields.CharField(max_length=64, unique=True)  # sha256 hex of the bearer token
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="tokens", on_delete=fields.CASCADE
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+    revoked = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "access_token"
+
+
+# --- the work --------------------------------------------------------------------------------
+
+
+class CodeSequence(Model):
+    """The next serial of the national project code, per year and region."""
+
+    id = fields.IntField(primary_key=True)
+    year = fields.IntField()
+    admin_code = fields.CharField(max_length=6)
+    last_serial = fields.IntField(default=0)
+
+    class Meta:
+        table = "code_sequence"
+        unique_together = (("year", "admin_code"),)
+
+
+class Project(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)
+    name = fields.CharField(max_length=200)
+    enterprise: fields.ForeignKeyRelation[Enterprise] = fields.ForeignKeyField(
+        "models.Enterprise", related_name="projects", on_delete=fields.RESTRICT
+    )
+    region: fields.ForeignKeyRelation[Region] = fields.ForeignKeyField(
+        "models.Region", related_name="projects", on_delete=fields.RESTRICT
+    )
+    project_type = fields.CharEnumField(ProjectType, max_length=20)
+    industry_code = fields.CharField(max_length=2)
+    land_area_m2 = fields.DecimalField(max_digits=14, decimal_places=2)
+    floor_area_m2 = fields.DecimalField(max_digits=14, decimal_places=2)
+    investment_10k_yuan = fields.DecimalField(max_digits=14, decimal_places=2)
+    address = fields.CharField(max_length=200, default="")
+    agent: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="agent_projects", null=True, on_delete=fields.RESTRICT
+    )
+    status = fields.CharEnumField(ProjectStatus, max_length=20, default=ProjectStatus.ACTIVE)
+    created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="created_projects", null=True, on_delete=fields.RESTRICT
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "project"
+
+
+class Stage(Model):
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="stages", on_delete=fields.CASCADE
+    )
+    definition: fields.ForeignKeyRelation[StageDefinition] = fields.ForeignKeyField(
+        "models.StageDefinition", related_name="stages", on_delete=fields.RESTRICT
+    )
+    status = fields.CharEnumField(StageStatus, max_length=20, default=StageStatus.NOT_STARTED)
+    outcome = fields.CharEnumField(Decision, max_length=30, null=True)
+    accepted_at = fields.DatetimeField(null=True)
+    accepted_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="accepted_stages", null=True, on_delete=fields.RESTRICT
+    )
+    deadline = fields.DateField(null=True)
+    completed_at = fields.DatetimeField(null=True)
+    version = fields.IntField(default=0)
+
+    class Meta:
+        table = "stage"
+        unique_together = (("project", "definition"),)
+
+
+class Task(Model):
+    """One department's review of one item within an accepted stage."""
+
+    id = fields.IntField(primary_key=True)
+    stage: fields.ForeignKeyRelation[Stage] = fields.ForeignKeyField(
+        "models.Stage", related_name="tasks", on_delete=fields.CASCADE
+    )
+    item: fields.ForeignKeyRelation[ServiceItem] = fields.ForeignKeyField(
+        "models.ServiceItem", related_name="tasks", on_delete=fields.RESTRICT
+    )
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="tasks", on_delete=fields.RESTRICT
+    )
+    status = fields.CharEnumField(TaskStatus, max_length=30, default=TaskStatus.PENDING)
+    decision = fields.CharEnumField(Decision, max_length=30, null=True)
+    opinion = fields.TextField(default="")
+    deadline = fields.DateField()
+    decided_at = fields.DatetimeField(null=True)
+    decided_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="decided_tasks", null=True, on_delete=fields.RESTRICT
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "task"
+        unique_together = (("stage", "item"),)
+
+
+class SupplementRequest(Model):
+    """A reviewer's request for more or corrected material (补正) on one task."""
+
+    id = fields.IntField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="supplements", on_delete=fields.CASCADE
+    )
+    material_type: fields.ForeignKeyNullableRelation[MaterialType] = fields.ForeignKeyField(
+        "models.MaterialType", related_name="supplements", null=True, on_delete=fields.RESTRICT
+    )
+    reason = fields.TextField()
+    requested_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="supplement_requests", null=True, on_delete=fields.RESTRICT
+    )
+    requested_at = fields.DatetimeField(auto_now_add=True)
+    resolved_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "supplement_request"
+
+
+class Material(Model):
+    """One material type held by a project, delivered once and shared by every task."""
+
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="materials", on_delete=fields.CASCADE
+    )
+    material_type: fields.ForeignKeyRelation[MaterialType] = fields.ForeignKeyField(
+        "models.MaterialType", related_name="materials", on_delete=fields.RESTRICT
+    )
+    status = fields.CharEnumField(MaterialStatus, max_length=20)
+    current_version = fields.IntField(default=0)
+    rejection_reason = fields.TextField(default="")
+    commitment_due = fields.DateField(null=True)
+    commitment_signed_by = fields.CharField(max_length=64, default="")
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "material"
+        unique_together = (("project", "material_type"),)
+
+
+class MaterialVersion(Model):
+    id = fields.IntField(primary_key=True)
+    material: fields.ForeignKeyRelation[Material] = fields.ForeignKeyField(
+        "models.Material", related_name="versions", on_delete=fields.CASCADE
+    )
+    version = fields.IntField()
+    file_name = fields.CharField(max_length=255)
+    size_bytes = fields.BigIntField(null=True)
+    sha256 = fields.CharField(max_length=64, null=True)
+    note = fields.TextField(default="")
+    submitted_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="material_versions", null=True, on_delete=fields.RESTRICT
+    )
+    submitted_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "material_version"
+        unique_together = (("material", "version"),)
+
+
+class AuditEvent(Model):
+    id = fields.BigIntField(primary_key=True)
+    at = fields.DatetimeField(auto_now_add=True)
+    actor: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="audit_events", null=True, on_delete=fields.SET_NULL
+    )
+    action = fields.CharField(max_length=64)
+    entity_type = fields.CharField(max_length=32)
+    entity_id = fields.IntField()
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="audit_events", null=True, on_delete=fields.SET_NULL
+    )
+    before = fields.JSONField(null=True)
+    after = fields.JSONField(null=True)
+
+    class Meta:
+        table = "audit_event"
+        ordering = ["id"]
