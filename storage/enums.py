@@ -1,9 +1,9 @@
 """The vocabulary every room shares: the states and kinds stored in the tables."""
 
-from enum import Enum
+from enum import StrEnum
 
 
-class RegionKind(str, Enum):
+class RegionKind(StrEnum):
     CITY = "city"
     DISTRICT = "district"
     COUNTY = "county"
@@ -11,12 +11,12 @@ class RegionKind(str, Enum):
     PARK = "park"
 
 
-class DepartmentLevel(str, Enum):
+class DepartmentLevel(StrEnum):
     CITY = "city"
     DISTRICT = "district"
 
 
-class ProjectType(str, Enum):
+class ProjectType(StrEnum):
     """The TT part of the national project code: how the investment is authorised."""
 
     APPROVAL = "APPROVAL"  # 审批, 01
@@ -24,18 +24,18 @@ class ProjectType(str, Enum):
     FILING = "FILING"  # 备案, 03
 
 
-class ProjectStatus(str, Enum):
+class ProjectStatus(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
 
 
-class StageStatus(str, Enum):
+class StageStatus(StrEnum):
     NOT_STARTED = "not_started"
     IN_REVIEW = "in_review"
     COMPLETED = "completed"
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     """A department's decision on one task, from least to most severe."""
 
     APPROVED = "approved"
@@ -44,20 +44,20 @@ class Decision(str, Enum):
     REJECTED = "rejected"
 
 
-class TaskStatus(str, Enum):
+class TaskStatus(StrEnum):
     PENDING = "pending"
     SUPPLEMENT_REQUESTED = "supplement_requested"
     DECIDED = "decided"
 
 
-class MaterialStatus(str, Enum):
+class MaterialStatus(StrEnum):
     SUBMITTED = "submitted"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     COMMITTED = "committed"  # 容缺: missing, with a signed commitment and a due date
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     WINDOW_CLERK = "window_clerk"
     REVIEWER = "reviewer"
     INSPECTOR = "inspector"
@@ -66,6 +66,6 @@ class Role(str, Enum):
     APPLICANT = "applicant"
 
 
-class DayKind(str, Enum):
+class DayKind(StrEnum):
     HOLIDAY = "holiday"
     WORKDAY = "workday"

@@ -6,6 +6,8 @@ checklists, the holiday table) are loaded from data; the rest is the work itself
 
 from __future__ import annotations
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -34,7 +36,9 @@ class Region(Model):
     parent: fields.ForeignKeyNullableRelation[Region] = fields.ForeignKeyField(
         "models.Region", related_name="children", null=True, on_delete=fields.RESTRICT
     )
-    assessments = fields.JSONField(default=list)  # 区域评估 covering projects in a park
+    assessments: fields.JSONField[list[str]] = fields.JSONField(
+        default=list
+    )  # 区域评估 covering projects in a park
     max_land_area_m2 = fields.FloatField(null=True)
     max_investment_10k_yuan = fields.FloatField(null=True)
 
@@ -95,7 +99,7 @@ class ServiceItem(Model):
     statutory_days = fields.IntField()
     promised_days = fields.IntField()
     site_check = fields.BooleanField(default=False)
-    project_types = fields.JSONField(default=list)
+    project_types: fields.JSONField[list[str]] = fields.JSONField(default=list)
     regional_assessment = fields.CharField(max_length=20, null=True)
     active = fields.BooleanField(default=True)
 
@@ -124,7 +128,9 @@ class ChecklistTemplate(Model):
     department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
         "models.Department", related_name="checklists", on_delete=fields.RESTRICT
     )
-    checks = fields.JSONField()  # [{code, label, measured, unit}]
+    checks: fields.JSONField[list[dict[str, Any]]] = (
+        fields.JSONField()
+    )  # [{code, label, measured, unit}]
 
     class Meta:
         table = "checklist_template"
@@ -262,7 +268,7 @@ class Stage(Model):
     )
     deadline = fields.DateField(null=True)
     completed_at = fields.DatetimeField(null=True)
-    version = fields.IntField(default=0)
+    round = fields.IntField(default=0)  # how many times the window accepted this stage
 
     class Meta:
         table = "stage"
@@ -285,6 +291,7 @@ class Task(Model):
     status = fields.CharEnumField(TaskStatus, max_length=30, default=TaskStatus.PENDING)
     decision = fields.CharEnumField(Decision, max_length=30, null=True)
     opinion = fields.TextField(default="")
+    round = fields.IntField()
     deadline = fields.DateField()
     decided_at = fields.DatetimeField(null=True)
     decided_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
@@ -294,7 +301,7 @@ class Task(Model):
 
     class Meta:
         table = "task"
-        unique_together = (("stage", "item"),)
+        unique_together = (("stage", "item", "round"),)
 
 
 class SupplementRequest(Model):
@@ -372,9 +379,9 @@ class AuditEvent(Model):
     project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="audit_events", null=True, on_delete=fields.SET_NULL
     )
-    before = fields.JSONField(null=True)
-    after = fields.JSONField(null=True)
+    before: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
+    after: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
 
     class Meta:
         table = "audit_event"
-        ordering = ["id"]
+        ordering = ("id",)

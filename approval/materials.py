@@ -1,0 +1,143 @@
+"""The project's material library (一套材料、一次收取): one material type, delivered once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.transactions import in_transaction
+
+from approval import audit
+from approval.access import Viewer, require_role, visible_project
+from approval.errors import DomainError, ErrorCode, invalid, not_found
+from storage.enums import MaterialStatus, Role, TaskStatus
+from storage.models import Material, MaterialType, MaterialVersion, SupplementRequest, Task
+
+SHA256_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class MaterialFile:
+    """What is known of a delivered file; the bytes themselves live in object storage."""
+
+    file_name: str
+    size_bytes: int | None = None
+    sha256: str | None = None
+    note: str = ""
+
+
+def _check_file(file: MaterialFile) -> MaterialFile:
+    name = file.file_name.strip()
+    if not name or len(name) > 255 or "/" in name or "\\" in name or name in (".", ".."):
+        raise invalid(
+            "file name must be 1-255 characters without path separators", field="fileName"
+        )
+    if file.size_bytes is not None and file.size_bytes <= 0:
+        raise invalid("file size must be positive", field="sizeBytes")
+    sha = file.sha256.lower() if file.sha256 else None
+    if sha is not None and (len(sha) != 64 or not set(sha) <= SHA256_HEX):
+        raise invalid("sha256 must be 64 hexadecimal characters", field="sha256")
+    return MaterialFile(file_name=name, size_bytes=file.size_bytes, sha256=sha, note=file.note)
+
+
+async def submit_material(
+    *,
+    viewer: Viewer,
+    project_id: int,
+    material_type_code: str,
+    file: MaterialFile,
+    now: datetime,
+) -> Material:
+    """A new version of a material; it fulfils a commitment and answers supplement requests."""
+    require_role(viewer, Role.WINDOW_CLERK, Role.APPLICANT, Role.AGENT)
+    project = await visible_project(viewer, project_id)
+    material_type = await MaterialType.get_or_none(code=material_type_code)
+    if material_type is None:
+        raise invalid(
+            f"material type {material_type_code!r} is not in the catalog", field="materialType"
+        )
+    file = _check_file(file)
+    async with in_transaction():
+        material, _ = await Material.get_or_create(
+            project_id=project.id,
+            material_type_id=material_type.id,
+            defaults={"status": MaterialStatus.SUBMITTED},
+        )
+        material = await Material.select_for_update().get(id=material.id)
+        before = {"status": material.status.value, "version": material.current_version}
+        material.current_version += 1
+        material.status = MaterialStatus.SUBMITTED
+        material.rejection_reason = ""
+        material.commitment_due = None
+        await material.save()
+        await MaterialVersion.create(
+            material_id=material.id,
+            version=material.current_version,
+            file_name=file.file_name,
+            size_bytes=file.size_bytes,
+            sha256=file.sha256,
+            note=file.note,
+            submitted_by_id=viewer.user_id,
+        )
+        open_requests = SupplementRequest.filter(
+            material_type_id=material_type.id,
+            resolved_at__isnull=True,
+            task__stage__project_id=project.id,
+        )
+        task_ids = await open_requests.values_list("task_id", flat=True)
+        await SupplementRequest.filter(
+            id__in=await open_requests.values_list("id", flat=True)
+        ).update(resolved_at=now)
+        await Task.filter(id__in=list(task_ids), status=TaskStatus.SUPPLEMENT_REQUESTED).update(
+            status=TaskStatus.PENDING
+        )
+        await audit.record(
+            actor_id=viewer.user_id,
+            action="material.submit",
+            entity_type="material",
+            entity_id=material.id,
+            project_id=project.id,
+            before=before,
+            after={
+                "status": material.status.value,
+                "version": material.current_version,
+                "fileName": file.file_name,
+                "sha256": file.sha256,
+                "resumedTasks": sorted(task_ids),
+            },
+        )
+    return material
+
+
+async def review_material(
+    *, viewer: Viewer, material_id: int, accept: bool, reason: str, now: datetime
+) -> Material:
+    """The window checks a delivered material: accepted, or rejected with the reason."""
+    require_role(viewer, Role.WINDOW_CLERK)
+    material = await Material.get_or_none(id=material_id)
+    if material is None:
+        raise not_found("material", material_id, field="materialId")
+    await visible_project(viewer, material.project_id)  # type: ignore[attr-defined]
+    if material.status is not MaterialStatus.SUBMITTED:
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            f"material {material_id} is "
+            f"{material.status.value}; only a submitted one can be reviewed",
+            field="materialId",
+        )
+    if not accept and not reason.strip():
+        raise invalid("a rejection needs a reason the applicant can act on", field="reason")
+    before = {"status": material.status.value}
+    material.status = MaterialStatus.ACCEPTED if accept else MaterialStatus.REJECTED
+    material.rejection_reason = "" if accept else reason.strip()
+    await material.save(update_fields=["status", "rejection_reason", "updated_at"])
+    await audit.record(
+        actor_id=viewer.user_id,
+        action="material.review",
+        entity_type="material",
+        entity_id=material.id,
+        project_id=material.project_id,  # type: ignore[attr-defined]
+        before=before,
+        after={"status": material.status.value, "reason": material.rejection_reason},
+    )
+    return material
