@@ -7,17 +7,10 @@ from dataclasses import dataclass
 from tortoise.expressions import Q, Subquery
 
 from approval.errors import DomainError, ErrorCode
+from approval.labels import label
 from storage.enums import Role
 from storage.models import Project, Task
 
-ROLE_LABELS: dict[Role, str] = {
-    Role.WINDOW_CLERK: "综合受理窗口",
-    Role.REVIEWER: "审批人员",
-    Role.INSPECTOR: "踏勘/验收人员",
-    Role.AGENT: "代办员",
-    Role.SUPERVISOR: "中心管理办",
-    Role.APPLICANT: "申请人",
-}
 
 
 @dataclass(frozen=True)
@@ -33,7 +26,7 @@ class Viewer:
 
 def require_role(viewer: Viewer, *roles: Role) -> None:
     if viewer.role not in roles:
-        allowed = ", ".join(ROLE_LABELS[r] for r in roles)
+        allowed = ", ".join(f"{label(r)} ({r.value})" for r in roles)
         raise DomainError(
             ErrorCode.FORBIDDEN,
             f"role {viewer.role.value} may not do this; it needs one of: {allowed}",
