@@ -151,3 +151,10 @@ async def _region_subtree(root_id: int) -> frozenset[int]:
                 found.add(region_id)
                 changed = True
     return frozenset(found)
+
+
+def malformed_header() -> DomainError:
+    return DomainError(
+        ErrorCode.UNAUTHENTICATED,
+        "the Authorization header is not 'Bearer <token>'; send the token from the login mutation",
+    )

@@ -12,7 +12,7 @@ from storage.enums import (
     TaskStatus,
 )
 
-LABELS: dict[object, str] = {
+_LABELS: dict[object, str] = {
     ProjectStatus.ACTIVE: "办理中",
     ProjectStatus.COMPLETED: "已办结",
     StageStatus.NOT_STARTED: "未受理",
@@ -48,5 +48,9 @@ LABELS: dict[object, str] = {
 }
 
 
+# Different enums share values ("city"): look labels up by (enum type, value).
+LABELS = {(type(key), key): text for key, text in _LABELS.items()}
+
+
 def label(value: object) -> str:
-    return LABELS[value]
+    return LABELS[(type(value), value)]

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
 
+from approval.auth import create_user, issue_token
+from approval.calendar import load_package_calendar
+from approval.catalog import load_default_catalog
+from approval.catalog_load import load_catalog
+from schema.app import graphql_app
 from storage import models
 from storage.db import close_database, migrate, open_database
+from storage.enums import Role
 
 # Catalog and calendar tables, children before parents (the order rows must be deleted in).
 CATALOG_MODELS = (
@@ -83,3 +96,104 @@ async def clean_catalog(database: str) -> AsyncIterator[None]:
     """An empty catalog and calendar before the test (other tables are left alone)."""
     await clear_tables(*CATALOG_MODELS)
     yield
+
+
+# --- the work: users, projects and the GraphQL client ------------------------------------------
+
+WORK_MODELS = (
+    models.AuditEvent,
+    models.SupplementRequest,
+    models.MaterialVersion,
+    models.Material,
+    models.Task,
+    models.Stage,
+    models.Project,
+    models.CodeSequence,
+    models.AccessToken,
+    models.User,
+    models.Enterprise,
+)
+
+
+class Clock:
+    """A clock the tests move by hand; nothing sleeps."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    # Monday 2 March 2026, 09:00 in Dezhou: a plain working week.
+    return Clock(datetime(2026, 3, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+
+
+@pytest.fixture
+async def catalog(database: str) -> AsyncIterator[None]:
+    """The shipped catalog and holiday calendar loaded, and no work left from other tests."""
+    await clear_tables(*WORK_MODELS)
+    await load_catalog(load_default_catalog())
+    await load_package_calendar()
+    yield
+    await clear_tables(*WORK_MODELS)
+
+
+@dataclass
+class GraphQLClient:
+    http: httpx.AsyncClient
+    tokens: dict[str, str]
+
+    async def __call__(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        as_: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        headers = {}
+        bearer = token or (self.tokens[as_] if as_ else None)
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+PASSWORD = "test-password"
+USERS = {
+    # name: (role, department code)
+    "clerk": (Role.WINDOW_CLERK, None),
+    "fgw": (Role.REVIEWER, "fgw"),
+    "zrzy": (Role.REVIEWER, "zrzy"),
+    "inspector": (Role.INSPECTOR, "zjj"),
+    "agent": (Role.AGENT, None),
+    "supervisor": (Role.SUPERVISOR, None),
+}
+
+
+@pytest.fixture
+async def gql(catalog: None, clock: Clock) -> AsyncIterator[GraphQLClient]:
+    """A GraphQL client over real ASGI, with a token for each user of USERS."""
+    tokens: dict[str, str] = {}
+    for name, (role, department) in USERS.items():
+        user = await create_user(
+            username=name,
+            password=PASSWORD,
+            display_name=name,
+            role=role,
+            department_code=department,
+        )
+        tokens[name], _ = await issue_token(user=user, now=clock(), ttl=timedelta(hours=8))
+    app = Starlette(
+        routes=[Route("/graphql", graphql_app(token_ttl=timedelta(hours=8), clock=clock))]
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield GraphQLClient(http=http, tokens=tokens)

@@ -1,0 +1,53 @@
+"""What every resolver gets: who is asking, the per-request loaders, the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from graphql import GraphQLError
+from strawberry.types import Info as StrawberryInfo
+
+from approval.access import Viewer
+from approval.errors import DomainError, ErrorCode
+from schema.errors import as_graphql_error
+from schema.loaders import Loaders
+
+NO_TOKEN = DomainError(
+    ErrorCode.UNAUTHENTICATED,
+    "no bearer token was sent; log in with the login mutation and send "
+    "'Authorization: Bearer <token>'",
+)
+
+
+@dataclass
+class Context:
+    viewer: Viewer | None
+    auth_error: DomainError | None
+    loaders: Loaders
+    token_ttl: timedelta
+    clock: Callable[[], datetime]
+
+    def require_viewer(self) -> Viewer:
+        """The viewer, or the DomainError that says why there is none (for mutations)."""
+        if self.viewer is None:
+            raise self.auth_error or NO_TOKEN
+        return self.viewer
+
+    def query_viewer(self) -> Viewer:
+        """The viewer, or a GraphQL error with its code (for queries)."""
+        try:
+            return self.require_viewer()
+        except DomainError as error:
+            raise as_graphql_error(error) from None
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+Info = StrawberryInfo[Context, None]
+
+
+def query_error(error: DomainError) -> GraphQLError:
+    return as_graphql_error(error)

@@ -1,0 +1,32 @@
+"""Expected failures as data in the schema; everything else is masked."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+
+from approval.errors import DomainError, ErrorCode
+
+ErrorCodeEnum = strawberry.enum(ErrorCode, name="ErrorCode")
+
+
+@strawberry.type(description="An expected failure: what went wrong, where, and what to do.")
+class UserError:
+    code: ErrorCodeEnum  # type: ignore[valid-type]
+    message: str
+    field: str | None = None
+
+    @classmethod
+    def of(cls, error: DomainError) -> UserError:
+        return cls(code=error.code, message=error.message, field=error.field)
+
+
+def as_graphql_error(error: DomainError) -> GraphQLError:
+    """A domain error met while answering a query: a GraphQL error with its code."""
+    extensions = {"code": error.code.value, "field": error.field}
+    return GraphQLError(error.message, extensions=extensions)
+
+
+def should_mask(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, DomainError | GraphQLError)

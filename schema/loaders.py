@@ -1,0 +1,105 @@
+"""One DataLoader per relation, built per request: nested fields cost one query per level."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+from tortoise.models import Model
+
+from storage.models import (
+    Department,
+    Enterprise,
+    Material,
+    MaterialType,
+    MaterialVersion,
+    Region,
+    ServiceItem,
+    Stage,
+    StageDefinition,
+    SupplementRequest,
+    Task,
+    User,
+)
+
+M = TypeVar("M", bound=Model)
+
+
+def _by_id(model: type[M]) -> DataLoader[int, M | None]:
+    async def load(ids: Sequence[int]) -> list[M | None]:
+        rows = {row.pk: row for row in await model.filter(id__in=list(ids))}
+        return [rows.get(i) for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+def _grouped(
+    fetch: Callable[[list[int]], Awaitable[list[M]]], key: Callable[[M], int]
+) -> DataLoader[int, list[M]]:
+    async def load(ids: Sequence[int]) -> list[list[M]]:
+        groups: dict[int, list[M]] = defaultdict(list)
+        for row in await fetch(list(ids)):
+            groups[key(row)].append(row)
+        return [groups[i] for i in ids]
+
+    return DataLoader(load_fn=load)
+
+
+async def _current_tasks(keys: Sequence[tuple[int, int]]) -> list[list[Task]]:
+    """Tasks of each (stage id, round): only the stage's current round is shown."""
+    wanted = set(keys)
+    groups: dict[tuple[int, int], list[Task]] = defaultdict(list)
+    rows = await Task.filter(stage_id__in=[s for s, _ in wanted]).order_by("id")
+    for task in rows:
+        key = (task.stage_id, task.round)  # type: ignore[attr-defined]
+        if key in wanted:
+            groups[key].append(task)
+    return [groups[k] for k in keys]
+
+
+@dataclass(frozen=True)
+class Loaders:
+    department: DataLoader[int, Department | None]
+    region: DataLoader[int, Region | None]
+    enterprise: DataLoader[int, Enterprise | None]
+    user: DataLoader[int, User | None]
+    stage_definition: DataLoader[int, StageDefinition | None]
+    service_item: DataLoader[int, ServiceItem | None]
+    material_type: DataLoader[int, MaterialType | None]
+    stages_by_project: DataLoader[int, list[Stage]]
+    tasks_by_stage_round: DataLoader[tuple[int, int], list[Task]]
+    materials_by_project: DataLoader[int, list[Material]]
+    versions_by_material: DataLoader[int, list[MaterialVersion]]
+    supplements_by_task: DataLoader[int, list[SupplementRequest]]
+
+
+def build_loaders() -> Loaders:
+    return Loaders(
+        department=_by_id(Department),
+        region=_by_id(Region),
+        enterprise=_by_id(Enterprise),
+        user=_by_id(User),
+        stage_definition=_by_id(StageDefinition),
+        service_item=_by_id(ServiceItem),
+        material_type=_by_id(MaterialType),
+        stages_by_project=_grouped(
+            lambda ids: Stage.filter(project_id__in=ids).order_by("definition_id"),
+            lambda s: s.project_id,  # type: ignore[attr-defined]
+        ),
+        tasks_by_stage_round=DataLoader(load_fn=_current_tasks),
+        materials_by_project=_grouped(
+            lambda ids: Material.filter(project_id__in=ids).order_by("material_type_id"),
+            lambda m: m.project_id,  # type: ignore[attr-defined]
+        ),
+        versions_by_material=_grouped(
+            lambda ids: MaterialVersion.filter(material_id__in=ids).order_by("version"),
+            lambda v: v.material_id,  # type: ignore[attr-defined]
+        ),
+        supplements_by_task=_grouped(
+            lambda ids: SupplementRequest.filter(task_id__in=ids).order_by("id"),
+            lambda r: r.task_id,  # type: ignore[attr-defined]
+        ),
+    )

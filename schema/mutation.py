@@ -1,0 +1,254 @@
+"""Mutations: each one a thin call to a keyword-only service; failures come back as data."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TypeVar
+
+import strawberry
+from strawberry import relay
+
+from approval import auth, materials, projects, stages, tasks
+from approval.errors import DomainError, invalid
+from schema.context import Info
+from schema.errors import UserError
+from schema.types import (
+    DecisionEnum,
+    MaterialNode,
+    PersonNode,
+    ProjectNode,
+    ProjectTypeEnum,
+    StageNode,
+    TaskNode,
+)
+
+T = TypeVar("T")
+
+
+async def attempt(action: Callable[[], Awaitable[T]]) -> tuple[T | None, list[UserError]]:
+    try:
+        return await action(), []
+    except DomainError as error:
+        return None, [UserError.of(error)]
+
+
+def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
+    if global_id.type_name != type_name or not global_id.node_id.isdigit():
+        raise invalid(f"{field} must be the id of a {type_name}, got one of a "
+                      f"{global_id.type_name}", field=field)
+    return int(global_id.node_id)
+
+
+@strawberry.input(description="一表制申报: 项目申请表")
+class CreateProjectInput:
+    name: str
+    credit_code: str = strawberry.field(description="统一社会信用代码")
+    enterprise_name: str
+    region: str = strawberry.field(description="区域代码")
+    project_type: ProjectTypeEnum  # type: ignore[valid-type]
+    industry_code: str = strawberry.field(description="国民经济行业门类两位代码")
+    land_area: Decimal = strawberry.field(description="用地面积(平方米)")
+    floor_area: Decimal = strawberry.field(description="规划建筑面积(平方米)")
+    investment: Decimal = strawberry.field(description="总投资(万元)")
+    address: str = ""
+    agent: str | None = strawberry.field(default=None, description="代办员用户名")
+    contact_name: str = ""
+    contact_phone: str = ""
+
+
+@strawberry.input(description="容缺承诺")
+class CommitmentInput:
+    material_type: str = strawberry.field(description="材料类型代码")
+    due: date
+    signed_by: str
+
+
+@strawberry.input
+class AcceptStageInput:
+    project_id: relay.GlobalID
+    stage: str = strawberry.field(description="阶段代码")
+    commitments: list[CommitmentInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class SubmitMaterialInput:
+    project_id: relay.GlobalID
+    material_type: str = strawberry.field(description="材料类型代码")
+    file_name: str
+    size_bytes: int | None = None
+    sha256: str | None = None
+    note: str = ""
+
+
+@strawberry.input
+class ReviewMaterialInput:
+    material_id: relay.GlobalID
+    accept: bool
+    reason: str = ""
+
+
+@strawberry.input
+class DecideTaskInput:
+    task_id: relay.GlobalID
+    decision: DecisionEnum  # type: ignore[valid-type]
+    opinion: str = ""
+
+
+@strawberry.input
+class RequestSupplementInput:
+    task_id: relay.GlobalID
+    reason: str
+    material_type: str | None = strawberry.field(default=None, description="材料类型代码")
+
+
+@strawberry.type
+class LoginPayload:
+    token: str | None = None
+    expires_at: datetime | None = None
+    viewer: PersonNode | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ProjectPayload:
+    project: ProjectNode | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class StagePayload:
+    stage: StageNode | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class MaterialPayload:
+    material: MaterialNode | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class TaskPayload:
+    task: TaskNode | None = None
+    stage: StageNode | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="登录, 返回访问令牌")
+    async def login(self, info: Info, username: str, password: str) -> LoginPayload:
+        ctx = info.context
+        result, errors = await attempt(lambda: auth.login(
+            username=username, password=password, now=ctx.now(), ttl=ctx.token_ttl))
+        if result is None:
+            return LoginPayload(errors=errors)
+        token, expires_at, user = result
+        return LoginPayload(token=token, expires_at=expires_at, viewer=PersonNode.from_row(user))
+
+    @strawberry.mutation(description="一表制申报, 生成项目代码")
+    async def create_project(self, info: Info, input: CreateProjectInput) -> ProjectPayload:  # noqa: A002
+        ctx = info.context
+
+        async def run() -> ProjectNode:
+            form = projects.ProjectApplication(
+                name=input.name, credit_code=input.credit_code,
+                enterprise_name=input.enterprise_name, region_code=input.region,
+                project_type=input.project_type, industry_code=input.industry_code,
+                land_area_m2=input.land_area, floor_area_m2=input.floor_area,
+                investment_10k_yuan=input.investment, address=input.address,
+                agent_username=input.agent, contact_name=input.contact_name,
+                contact_phone=input.contact_phone,
+            )
+            row = await projects.create_project(viewer=ctx.require_viewer(), form=form,
+                                                now=ctx.now())
+            return ProjectNode.from_row(row)
+
+        project, errors = await attempt(run)
+        return ProjectPayload(project=project, errors=errors)
+
+    @strawberry.mutation(description="综合窗口受理阶段申请, 分发到各部门并联审批")
+    async def accept_stage_application(self, info: Info, input: AcceptStageInput) -> StagePayload:  # noqa: A002
+        ctx = info.context
+
+        async def run() -> StageNode:
+            row = await stages.accept_stage(
+                viewer=ctx.require_viewer(),
+                project_id=decode_id(input.project_id, "Project", "projectId"),
+                stage_code=input.stage, now=ctx.now(),
+                commitments=[stages.Commitment(material_type_code=c.material_type, due=c.due,
+                                               signed_by=c.signed_by)
+                             for c in input.commitments],
+            )
+            return StageNode.from_row(row)
+
+        stage, errors = await attempt(run)
+        return StagePayload(stage=stage, errors=errors)
+
+    @strawberry.mutation(description="提交材料(一套材料、一次收取)")
+    async def submit_material(self, info: Info, input: SubmitMaterialInput) -> MaterialPayload:  # noqa: A002
+        ctx = info.context
+
+        async def run() -> MaterialNode:
+            row = await materials.submit_material(
+                viewer=ctx.require_viewer(),
+                project_id=decode_id(input.project_id, "Project", "projectId"),
+                material_type_code=input.material_type,
+                file=materials.MaterialFile(file_name=input.file_name,
+                                            size_bytes=input.size_bytes, sha256=input.sha256,
+                                            note=input.note),
+                now=ctx.now(),
+            )
+            return MaterialNode.from_row(row)
+
+        material, errors = await attempt(run)
+        return MaterialPayload(material=material, errors=errors)
+
+    @strawberry.mutation(description="窗口审核材料: 收取或退回")
+    async def review_material(self, info: Info, input: ReviewMaterialInput) -> MaterialPayload:  # noqa: A002
+        ctx = info.context
+
+        async def run() -> MaterialNode:
+            row = await materials.review_material(
+                viewer=ctx.require_viewer(),
+                material_id=decode_id(input.material_id, "Material", "materialId"),
+                accept=input.accept, reason=input.reason, now=ctx.now(),
+            )
+            return MaterialNode.from_row(row)
+
+        material, errors = await attempt(run)
+        return MaterialPayload(material=material, errors=errors)
+
+    @strawberry.mutation(description="部门作出审批决定")
+    async def decide_task(self, info: Info, input: DecideTaskInput) -> TaskPayload:  # noqa: A002
+        ctx = info.context
+
+        async def run() -> TaskPayload:
+            row = await tasks.decide_task(
+                viewer=ctx.require_viewer(),
+                task_id=decode_id(input.task_id, "Task", "taskId"),
+                decision=input.decision, opinion=input.opinion, now=ctx.now(),
+            )
+            stage = await row.stage
+            return TaskPayload(task=TaskNode.from_row(row), stage=StageNode.from_row(stage))
+
+        payload, errors = await attempt(run)
+        return payload or TaskPayload(errors=errors)
+
+    @strawberry.mutation(description="要求补正材料, 任务挂起直至材料补齐")
+    async def request_supplement(self, info: Info, input: RequestSupplementInput) -> TaskPayload:  # noqa: A002
+        ctx = info.context
+
+        async def run() -> TaskPayload:
+            request = await tasks.request_supplement(
+                viewer=ctx.require_viewer(),
+                task_id=decode_id(input.task_id, "Task", "taskId"),
+                reason=input.reason, material_type_code=input.material_type, now=ctx.now(),
+            )
+            task = await request.task
+            return TaskPayload(task=TaskNode.from_row(task))
+
+        payload, errors = await attempt(run)
+        return payload or TaskPayload(errors=errors)

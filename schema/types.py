@@ -1,0 +1,470 @@
+"""The GraphQL types: thin views over stored rows, relations through per-request loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Self
+
+import strawberry
+from strawberry import relay
+from tortoise.expressions import Subquery
+from tortoise.models import Model
+
+from approval.access import Viewer, project_scope
+from approval.labels import label
+from approval.projects import CHINA
+from schema.context import Info
+from storage import enums, models
+
+ProjectTypeEnum = strawberry.enum(enums.ProjectType, name="ProjectType")
+ProjectStatusEnum = strawberry.enum(enums.ProjectStatus, name="ProjectStatus")
+StageStatusEnum = strawberry.enum(enums.StageStatus, name="StageStatus")
+TaskStatusEnum = strawberry.enum(enums.TaskStatus, name="TaskStatus")
+DecisionEnum = strawberry.enum(enums.Decision, name="Decision")
+MaterialStatusEnum = strawberry.enum(enums.MaterialStatus, name="MaterialStatus")
+RoleEnum = strawberry.enum(enums.Role, name="Role")
+RegionKindEnum = strawberry.enum(enums.RegionKind, name="RegionKind")
+DepartmentLevelEnum = strawberry.enum(enums.DepartmentLevel, name="DepartmentLevel")
+
+
+def _ints(node_ids: Iterable[str]) -> list[int]:
+    return [int(i) for i in node_ids if str(i).isdigit()]
+
+
+def _today(info: Info) -> date:
+    return info.context.now().astimezone(CHINA).date()
+
+
+async def _visible_rows(
+    model: type[Model], viewer: Viewer, ids: list[int], project_path: str | None
+) -> dict[int, Any]:
+    query = model.filter(id__in=ids)
+    if project_path is not None:
+        visible = models.Project.filter(project_scope(viewer)).values("id")
+        query = query.filter(**{f"{project_path}__in": Subquery(visible)})
+    return {row.pk: row for row in await query}
+
+
+class _Row(relay.Node):
+    """A node made from one stored row; `resolve_nodes` applies the viewer's scope."""
+
+    _model: ClassVar[type[Model]]
+    _project_path: ClassVar[str | None]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Self | None]:
+        viewer = info.context.query_viewer()
+        ids = list(node_ids)
+        rows = await _visible_rows(cls._model, viewer, _ints(ids), cls._project_path)
+        found = [rows.get(int(i)) if str(i).isdigit() else None for i in ids]
+        return [cls.from_row(row) if row is not None else None for row in found]
+
+
+@strawberry.type(name="Region", description="市、区县、开发区或园区")
+class RegionNode(_Row):
+    _model = models.Region
+    _project_path = None
+    id: relay.NodeID[int]
+    code: str
+    name: str
+    kind: RegionKindEnum  # type: ignore[valid-type]
+    admin_code: str
+    assessments: list[str]
+    parent_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    def kind_label(self) -> str:
+        return label(self.kind)
+
+    @strawberry.field
+    async def parent(self, info: Info) -> RegionNode | None:
+        if self.parent_id is None:
+            return None
+        row = await info.context.loaders.region.load(self.parent_id)
+        return RegionNode.from_row(row) if row else None
+
+    @classmethod
+    def from_row(cls, row: models.Region) -> RegionNode:
+        return cls(id=row.id, code=row.code, name=row.name, kind=row.kind,
+                   admin_code=row.admin_code, assessments=list(row.assessments),
+                   parent_id=row.parent_id)  # type: ignore[attr-defined]
+
+
+@strawberry.type(name="Department", description="审批部门")
+class DepartmentNode(_Row):
+    _model = models.Department
+    _project_path = None
+    id: relay.NodeID[int]
+    code: str
+    name: str
+    short_name: str
+    level: DepartmentLevelEnum  # type: ignore[valid-type]
+    region_id: strawberry.Private[int]
+
+    @strawberry.field
+    async def region(self, info: Info) -> RegionNode:
+        row = await info.context.loaders.region.load(self.region_id)
+        assert row is not None
+        return RegionNode.from_row(row)
+
+    @classmethod
+    def from_row(cls, row: models.Department) -> DepartmentNode:
+        return cls(id=row.id, code=row.code, name=row.name, short_name=row.short_name,
+                   level=row.level, region_id=row.region_id)  # type: ignore[attr-defined]
+
+
+async def _department(info: Info, department_id: int) -> DepartmentNode:
+    row = await info.context.loaders.department.load(department_id)
+    assert row is not None
+    return DepartmentNode.from_row(row)
+
+
+@strawberry.type(name="MaterialType", description="材料类型")
+class MaterialTypeNode(_Row):
+    _model = models.MaterialType
+    _project_path = None
+    id: relay.NodeID[int]
+    code: str
+    name: str
+    description: str
+
+    @classmethod
+    def from_row(cls, row: models.MaterialType) -> MaterialTypeNode:
+        return cls(id=row.id, code=row.code, name=row.name, description=row.description)
+
+
+@strawberry.type(name="ServiceItem", description="审批事项")
+class ServiceItemNode(_Row):
+    _model = models.ServiceItem
+    _project_path = None
+    id: relay.NodeID[int]
+    code: str
+    name: str
+    statutory_days: int
+    promised_days: int
+    site_check: bool
+    department_id: strawberry.Private[int]
+
+    @strawberry.field
+    async def department(self, info: Info) -> DepartmentNode:
+        return await _department(info, self.department_id)
+
+    @classmethod
+    def from_row(cls, row: models.ServiceItem) -> ServiceItemNode:
+        return cls(id=row.id, code=row.code, name=row.name, statutory_days=row.statutory_days,
+                   promised_days=row.promised_days, site_check=row.site_check,
+                   department_id=row.department_id)  # type: ignore[attr-defined]
+
+
+@strawberry.type(name="Enterprise", description="申请企业")
+class EnterpriseNode(_Row):
+    _model = models.Enterprise
+    _project_path = None
+    id: relay.NodeID[int]
+    credit_code: str
+    name: str
+
+    @classmethod
+    def from_row(cls, row: models.Enterprise) -> EnterpriseNode:
+        return cls(id=row.id, credit_code=row.credit_code, name=row.name)
+
+
+@strawberry.type(name="Person", description="系统用户")
+class PersonNode(_Row):
+    _model = models.User
+    _project_path = None
+    id: relay.NodeID[int]
+    username: str
+    display_name: str
+    role: RoleEnum  # type: ignore[valid-type]
+    department_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    def role_label(self) -> str:
+        return label(self.role)
+
+    @strawberry.field
+    async def department(self, info: Info) -> DepartmentNode | None:
+        if self.department_id is None:
+            return None
+        return await _department(info, self.department_id)
+
+    @classmethod
+    def from_row(cls, row: models.User) -> PersonNode:
+        return cls(id=row.id, username=row.username, display_name=row.display_name,
+                   role=row.role, department_id=row.department_id)  # type: ignore[attr-defined]
+
+
+async def _person(info: Info, user_id: int | None) -> PersonNode | None:
+    if user_id is None:
+        return None
+    row = await info.context.loaders.user.load(user_id)
+    return PersonNode.from_row(row) if row else None
+
+
+@strawberry.type(name="MaterialVersion", description="材料版本")
+class MaterialVersionNode:
+    version: int
+    file_name: str
+    size_bytes: int | None
+    sha256: str | None
+    note: str
+    submitted_at: datetime
+
+
+@strawberry.type(name="Material", description="项目材料库中的一种材料")
+class MaterialNode(_Row):
+    _model = models.Material
+    _project_path = "project_id"
+    id: relay.NodeID[int]
+    status: MaterialStatusEnum  # type: ignore[valid-type]
+    version: int
+    rejection_reason: str
+    commitment_due: date | None
+    commitment_signed_by: str
+    updated_at: datetime
+    material_type_id: strawberry.Private[int]
+
+    @strawberry.field
+    def status_label(self) -> str:
+        return label(self.status)
+
+    @strawberry.field
+    async def material_type(self, info: Info) -> MaterialTypeNode:
+        row = await info.context.loaders.material_type.load(self.material_type_id)
+        assert row is not None
+        return MaterialTypeNode.from_row(row)
+
+    @strawberry.field
+    async def versions(self, info: Info) -> list[MaterialVersionNode]:
+        rows = await info.context.loaders.versions_by_material.load(self.id)
+        return [MaterialVersionNode(version=v.version, file_name=v.file_name,
+                                    size_bytes=v.size_bytes, sha256=v.sha256, note=v.note,
+                                    submitted_at=v.submitted_at) for v in rows]
+
+    @classmethod
+    def from_row(cls, row: models.Material) -> MaterialNode:
+        return cls(id=row.id, status=row.status, version=row.current_version,
+                   rejection_reason=row.rejection_reason, commitment_due=row.commitment_due,
+                   commitment_signed_by=row.commitment_signed_by, updated_at=row.updated_at,
+                   material_type_id=row.material_type_id)  # type: ignore[attr-defined]
+
+
+@strawberry.type(name="SupplementRequest", description="补正要求")
+class SupplementRequestNode:
+    reason: str
+    requested_at: datetime
+    resolved_at: datetime | None
+    material_type_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    async def material_type(self, info: Info) -> MaterialTypeNode | None:
+        if self.material_type_id is None:
+            return None
+        row = await info.context.loaders.material_type.load(self.material_type_id)
+        return MaterialTypeNode.from_row(row) if row else None
+
+
+@strawberry.type(name="Task", description="部门审批任务")
+class TaskNode(_Row):
+    _model = models.Task
+    _project_path = "stage__project_id"
+    id: relay.NodeID[int]
+    status: TaskStatusEnum  # type: ignore[valid-type]
+    decision: DecisionEnum | None  # type: ignore[valid-type]
+    opinion: str
+    deadline: date
+    decided_at: datetime | None
+    round: int
+    item_id: strawberry.Private[int]
+    department_id: strawberry.Private[int]
+    decided_by_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    def status_label(self) -> str:
+        return label(self.status)
+
+    @strawberry.field
+    def decision_label(self) -> str | None:
+        return label(self.decision) if self.decision else None
+
+    @strawberry.field(description="未决且已过期限")
+    def overdue(self, info: Info) -> bool:
+        return self.decided_at is None and self.deadline < _today(info)
+
+    @strawberry.field
+    async def item(self, info: Info) -> ServiceItemNode:
+        row = await info.context.loaders.service_item.load(self.item_id)
+        assert row is not None
+        return ServiceItemNode.from_row(row)
+
+    @strawberry.field
+    async def department(self, info: Info) -> DepartmentNode:
+        return await _department(info, self.department_id)
+
+    @strawberry.field
+    async def decided_by(self, info: Info) -> PersonNode | None:
+        return await _person(info, self.decided_by_id)
+
+    @strawberry.field
+    async def supplements(self, info: Info) -> list[SupplementRequestNode]:
+        rows = await info.context.loaders.supplements_by_task.load(self.id)
+        return [SupplementRequestNode(reason=r.reason, requested_at=r.requested_at,
+                                      resolved_at=r.resolved_at,
+                                      material_type_id=r.material_type_id)  # type: ignore[attr-defined]
+                for r in rows]
+
+    @classmethod
+    def from_row(cls, row: models.Task) -> TaskNode:
+        return cls(id=row.id, status=row.status, decision=row.decision, opinion=row.opinion,
+                   deadline=row.deadline, decided_at=row.decided_at, round=row.round,
+                   item_id=row.item_id, department_id=row.department_id,  # type: ignore[attr-defined]
+                   decided_by_id=row.decided_by_id)  # type: ignore[attr-defined]
+
+
+@strawberry.type(name="Stage", description="审批阶段")
+class StageNode(_Row):
+    _model = models.Stage
+    _project_path = "project_id"
+    id: relay.NodeID[int]
+    status: StageStatusEnum  # type: ignore[valid-type]
+    outcome: DecisionEnum | None  # type: ignore[valid-type]
+    round: int
+    accepted_at: datetime | None
+    deadline: date | None
+    completed_at: datetime | None
+    definition_id: strawberry.Private[int]
+
+    async def _definition(self, info: Info) -> models.StageDefinition:
+        row = await info.context.loaders.stage_definition.load(self.definition_id)
+        assert row is not None
+        return row
+
+    @strawberry.field(description="阶段代码, 如 project_approval")
+    async def code(self, info: Info) -> str:
+        return (await self._definition(info)).code
+
+    @strawberry.field(description="阶段名称, 如 立项用地规划许可")
+    async def name(self, info: Info) -> str:
+        return (await self._definition(info)).name
+
+    @strawberry.field
+    async def order(self, info: Info) -> int:
+        return (await self._definition(info)).order
+
+    @strawberry.field
+    async def lead_department(self, info: Info) -> DepartmentNode:
+        definition = await self._definition(info)
+        return await _department(info, definition.lead_department_id)  # type: ignore[attr-defined]
+
+    @strawberry.field
+    def status_label(self) -> str:
+        return label(self.status)
+
+    @strawberry.field
+    def outcome_label(self) -> str | None:
+        return label(self.outcome) if self.outcome else None
+
+    @strawberry.field(description="审批中且已过阶段期限")
+    def overdue(self, info: Info) -> bool:
+        return (
+            self.status is enums.StageStatus.IN_REVIEW
+            and self.deadline is not None
+            and self.deadline < _today(info)
+        )
+
+    @strawberry.field(description="本轮受理的部门任务")
+    async def tasks(self, info: Info) -> list[TaskNode]:
+        rows = await info.context.loaders.tasks_by_stage_round.load((self.id, self.round))
+        return [TaskNode.from_row(r) for r in rows]
+
+    @classmethod
+    def from_row(cls, row: models.Stage) -> StageNode:
+        return cls(id=row.id, status=row.status, outcome=row.outcome, round=row.round,
+                   accepted_at=row.accepted_at, deadline=row.deadline,
+                   completed_at=row.completed_at,
+                   definition_id=row.definition_id)  # type: ignore[attr-defined]
+
+
+@strawberry.type(name="Project", description="建设项目(一号制)")
+class ProjectNode(_Row):
+    _model = models.Project
+    _project_path = "id"
+    id: relay.NodeID[int]
+    code: str
+    name: str
+    project_type: ProjectTypeEnum  # type: ignore[valid-type]
+    industry_code: str
+    land_area: Decimal
+    floor_area: Decimal
+    investment: Decimal = strawberry.field(description="总投资(万元)")
+    address: str
+    status: ProjectStatusEnum  # type: ignore[valid-type]
+    created_at: datetime
+    enterprise_id: strawberry.Private[int]
+    region_id: strawberry.Private[int]
+    agent_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    def project_type_label(self) -> str:
+        return label(self.project_type)
+
+    @strawberry.field
+    def status_label(self) -> str:
+        return label(self.status)
+
+    @strawberry.field
+    async def enterprise(self, info: Info) -> EnterpriseNode:
+        row = await info.context.loaders.enterprise.load(self.enterprise_id)
+        assert row is not None
+        return EnterpriseNode.from_row(row)
+
+    @strawberry.field
+    async def region(self, info: Info) -> RegionNode:
+        row = await info.context.loaders.region.load(self.region_id)
+        assert row is not None
+        return RegionNode.from_row(row)
+
+    @strawberry.field(description="代办员")
+    async def agent(self, info: Info) -> PersonNode | None:
+        return await _person(info, self.agent_id)
+
+    @strawberry.field(description="四个阶段, 按顺序")
+    async def stages(self, info: Info) -> list[StageNode]:
+        rows = await info.context.loaders.stages_by_project.load(self.id)
+        return [StageNode.from_row(r) for r in rows]
+
+    @strawberry.field(description="项目材料库")
+    async def materials(self, info: Info) -> list[MaterialNode]:
+        rows = await info.context.loaders.materials_by_project.load(self.id)
+        return [MaterialNode.from_row(r) for r in rows]
+
+    @classmethod
+    def from_row(cls, row: models.Project) -> ProjectNode:
+        return cls(id=row.id, code=row.code, name=row.name, project_type=row.project_type,
+                   industry_code=row.industry_code, land_area=row.land_area_m2,
+                   floor_area=row.floor_area_m2, investment=row.investment_10k_yuan,
+                   address=row.address, status=row.status, created_at=row.created_at,
+                   enterprise_id=row.enterprise_id,  # type: ignore[attr-defined]
+                   region_id=row.region_id,  # type: ignore[attr-defined]
+                   agent_id=row.agent_id)  # type: ignore[attr-defined]
+
+
+@strawberry.type(name="Viewer", description="当前登录用户")
+class ViewerNode:
+    person: PersonNode
+
+
+NODE_TYPES: dict[str, type[_Row]] = {
+    cls.__name__.removesuffix("Node"): cls
+    for cls in (RegionNode, DepartmentNode, MaterialTypeNode, ServiceItemNode, EnterpriseNode,
+                PersonNode, MaterialNode, TaskNode, StageNode, ProjectNode)
+}

@@ -1,0 +1,108 @@
+"""Settings read from the environment; nothing is read at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite://var/onewindow.sqlite3"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+MAX_TOKEN_TTL_HOURS = 24 * 366
+
+
+class SettingsError(ValueError):
+    """A bad environment variable: names the variable, the value and what is expected."""
+
+    def __init__(self, variable: str, value: str, expected: str) -> None:
+        super().__init__(f"{variable}={value!r} is not valid; expected {expected}")
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+
+
+def _int_in_range(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    expected = f"a whole number from {low} to {high}"
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(name, raw, expected) from None
+    if not low <= value <= high:
+        raise SettingsError(name, raw, expected)
+    return value
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_DATABASE_URL"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return DEFAULT_DATABASE_URL
+    if not raw.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
+        raise SettingsError(
+            name,
+            raw,
+            "a sqlite:// or postgres:// URL, e.g. sqlite://var/onewindow.sqlite3 or "
+            "postgres://user:password@127.0.0.1:5432/onewindow",
+        )
+    return raw
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_LOG_LEVEL"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return "info"
+    if raw.lower() not in LOG_LEVELS:
+        raise SettingsError(name, raw, f"one of {', '.join(LOG_LEVELS)}")
+    return raw.lower()
+
+
+def _host(env: Mapping[str, str]) -> str:
+    raw = env.get("HOST", "").strip()
+    if raw and any(ch.isspace() for ch in raw):
+        raise SettingsError("HOST", raw, "a host name or IP address, e.g. 127.0.0.1 or 0.0.0.0")
+    return raw or "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token_ttl: timedelta = timedelta(hours=12)
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``env`` (the process environment when None); SettingsError if bad."""
+        env = os.environ if env is None else env
+        hours = _int_in_range(env, "ONEWINDOW_TOKEN_TTL_HOURS", 12, 1, MAX_TOKEN_TTL_HOURS)
+        return cls(
+            database_url=_database_url(env),
+            host=_host(env),
+            port=_int_in_range(env, "PORT", 8000, 1, 65535),
+            token_ttl=timedelta(hours=hours),
+            log_level=_log_level(env),
+        )
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a ``sqlite://`` URL (relative to the working directory), else None."""
+    if not database_url.startswith("sqlite://"):
+        return None
+    location = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    if not location or location == ":memory:":
+        return None
+    return Path(location)
+
+
+def ensure_database_folder(database_url: str) -> None:
+    """Create the folder a SQLite file lives in, so the first start needs no manual step."""
+    path = sqlite_path(database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)

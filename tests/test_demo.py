@@ -1,0 +1,136 @@
+"""Demo seeding: every role gets a user, projects stand in many states, the audit trail exists."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from approval.auth import login
+from approval.catalog import load_default_catalog
+from approval.catalog_load import load_catalog
+from approval.codes import validate_credit_code
+from approval.demo import DEMO_PASSWORD, PROJECTS, DemoReport, seed_demo
+from approval.errors import DomainError, ErrorCode
+from approval.projects import CHINA
+from storage import models
+from storage.enums import MaterialStatus, ProjectStatus, Role, StageStatus, TaskStatus
+from tests.conftest import CATALOG_MODELS, clear_tables
+
+NOW = datetime(2026, 6, 15, 9, 30, tzinfo=CHINA)
+
+# The work tables, children before parents.
+WORK_MODELS = (
+    models.AuditEvent,
+    models.AccessToken,
+    models.MaterialVersion,
+    models.SupplementRequest,
+    models.Material,
+    models.Task,
+    models.Stage,
+    models.Project,
+    models.CodeSequence,
+    models.User,
+    models.Enterprise,
+)
+
+
+@pytest.fixture(scope="module")
+async def seeded(database: str) -> AsyncIterator[DemoReport]:
+    """The demo seeded once on a loaded catalog; work tables are emptied before and after."""
+    from approval.calendar import load_package_calendar
+
+    await clear_tables(*WORK_MODELS)
+    await load_catalog(load_default_catalog())
+    await load_package_calendar()
+    lines: list[str] = []
+    report = await seed_demo(now=NOW, progress=lines.append)
+    assert any(line.startswith("project ") for line in lines)
+    yield report
+    await clear_tables(*WORK_MODELS)
+
+
+async def test_every_role_has_a_user_who_can_log_in(seeded: DemoReport) -> None:
+    roles = set(await models.User.all().values_list("role", flat=True))
+    assert roles == set(Role)
+    assert {u.role for u in seeded.users} == set(Role)
+    _, _, user = await login(
+        username="window", password=DEMO_PASSWORD, now=NOW, ttl=timedelta(hours=1)
+    )
+    assert user.role is Role.WINDOW_CLERK
+
+
+async def test_reviewers_cover_every_department_with_items(seeded: DemoReport) -> None:
+    with_items = set(
+        await models.ServiceItem.filter(active=True).values_list("department__code", flat=True)
+    )
+    reviewers = set(
+        await models.User.filter(role=Role.REVIEWER).values_list("department__code", flat=True)
+    )
+    assert with_items <= reviewers
+    assert {"fgw", "zrzy", "zjj", "sthj"} <= {u.username for u in seeded.users}
+
+
+async def test_enterprises_have_valid_credit_codes(seeded: DemoReport) -> None:
+    codes = await models.Enterprise.all().values_list("credit_code", flat=True)
+    assert 3 <= len(codes) == seeded.enterprises <= 4
+    for code in codes:
+        assert validate_credit_code(str(code)) == code
+        assert str(code).startswith("91371400")
+
+
+async def test_projects_stand_in_several_stage_states(seeded: DemoReport) -> None:
+    assert len(seeded.projects) == len(PROJECTS) == await models.Project.all().count()
+    first = await models.Stage.filter(definition__code="project_approval").values_list(
+        "status", flat=True
+    )
+    assert set(first) == set(StageStatus)
+    second = await models.Stage.filter(
+        definition__code="engineering_permit", status=StageStatus.COMPLETED
+    ).count()
+    assert second == 1
+    assert await models.Project.filter(status=ProjectStatus.ACTIVE).count() == len(PROJECTS)
+
+
+async def test_tasks_materials_and_commitments(seeded: DemoReport) -> None:
+    statuses = set(await models.Task.all().values_list("status", flat=True))
+    assert statuses == set(TaskStatus)
+    assert await models.SupplementRequest.all().count() == seeded.supplements == 1
+    committed = await models.Material.filter(status=MaterialStatus.COMMITTED).count()
+    assert committed == seeded.commitments == 1
+    assert await models.MaterialVersion.all().count() == seeded.materials
+    overdue = await models.Task.filter(decided_at__isnull=True, deadline__lt=NOW.date()).count()
+    assert overdue > 0
+
+
+async def test_audit_events_record_the_work(seeded: DemoReport) -> None:
+    actions = set(await models.AuditEvent.all().values_list("action", flat=True))
+    assert {
+        "user.create",
+        "project.create",
+        "material.submit",
+        "material.review",
+        "stage.accept",
+        "task.decide",
+        "task.request_supplement",
+        "stage.complete",
+    } <= actions
+    assert 400 < seeded.audit_events <= await models.AuditEvent.all().count()
+
+
+async def test_seeding_twice_is_refused(seeded: DemoReport) -> None:
+    with pytest.raises(DomainError) as caught:
+        await seed_demo(now=NOW)
+    assert caught.value.code is ErrorCode.CONFLICT
+    assert "--if-empty" in caught.value.message
+
+
+async def test_seeding_without_catalog_says_what_to_run(seeded: DemoReport) -> None:
+    await clear_tables(*WORK_MODELS, *CATALOG_MODELS)
+    try:
+        with pytest.raises(DomainError) as caught:
+            await seed_demo(now=NOW)
+        assert "onewindow load-catalog" in caught.value.message
+    finally:
+        await load_catalog(load_default_catalog())
