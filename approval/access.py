@@ -12,7 +12,6 @@ from storage.enums import Role
 from storage.models import Project, Task
 
 
-
 @dataclass(frozen=True)
 class Viewer:
     user_id: int

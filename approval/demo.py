@@ -478,7 +478,7 @@ async def seed_demo(*, now: datetime, progress: Progress | None = None) -> DemoR
     enterprises_before = await Enterprise.all().count()
     async with in_transaction():
         await seeder.staff()
-        say(f"users: {len(report.users)} created")
+        say(f"staff users: {len(report.users)} created")
         for spec in PROJECTS:
             await seeder.play(spec)
             code, name, scenario = report.projects[-1]

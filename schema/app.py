@@ -66,8 +66,13 @@ class OneWindowGraphQL(GraphQL[Context, None]):
                 viewer = await auth.authenticate(token=token.strip(), now=self.clock())
             except DomainError as error:
                 auth_error = error
-        return Context(viewer=viewer, auth_error=auth_error, loaders=build_loaders(),
-                       token_ttl=self.token_ttl, clock=self.clock)
+        return Context(
+            viewer=viewer,
+            auth_error=auth_error,
+            loaders=build_loaders(),
+            token_ttl=self.token_ttl,
+            clock=self.clock,
+        )
 
 
 def graphql_app(*, token_ttl: timedelta, clock: Callable[[], datetime]) -> OneWindowGraphQL:

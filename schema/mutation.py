@@ -36,8 +36,10 @@ async def attempt(action: Callable[[], Awaitable[T]]) -> tuple[T | None, list[Us
 
 def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
     if global_id.type_name != type_name or not global_id.node_id.isdigit():
-        raise invalid(f"{field} must be the id of a {type_name}, got one of a "
-                      f"{global_id.type_name}", field=field)
+        raise invalid(
+            f"{field} must be the id of a {type_name}, got one of a {global_id.type_name}",
+            field=field,
+        )
     return int(global_id.node_id)
 
 
@@ -141,46 +143,60 @@ class Mutation:
     @strawberry.mutation(description="登录, 返回访问令牌")
     async def login(self, info: Info, username: str, password: str) -> LoginPayload:
         ctx = info.context
-        result, errors = await attempt(lambda: auth.login(
-            username=username, password=password, now=ctx.now(), ttl=ctx.token_ttl))
+        result, errors = await attempt(
+            lambda: auth.login(
+                username=username, password=password, now=ctx.now(), ttl=ctx.token_ttl
+            )
+        )
         if result is None:
             return LoginPayload(errors=errors)
         token, expires_at, user = result
         return LoginPayload(token=token, expires_at=expires_at, viewer=PersonNode.from_row(user))
 
     @strawberry.mutation(description="一表制申报, 生成项目代码")
-    async def create_project(self, info: Info, input: CreateProjectInput) -> ProjectPayload:  # noqa: A002
+    async def create_project(self, info: Info, input: CreateProjectInput) -> ProjectPayload:
         ctx = info.context
 
         async def run() -> ProjectNode:
             form = projects.ProjectApplication(
-                name=input.name, credit_code=input.credit_code,
-                enterprise_name=input.enterprise_name, region_code=input.region,
-                project_type=input.project_type, industry_code=input.industry_code,
-                land_area_m2=input.land_area, floor_area_m2=input.floor_area,
-                investment_10k_yuan=input.investment, address=input.address,
-                agent_username=input.agent, contact_name=input.contact_name,
+                name=input.name,
+                credit_code=input.credit_code,
+                enterprise_name=input.enterprise_name,
+                region_code=input.region,
+                project_type=input.project_type,
+                industry_code=input.industry_code,
+                land_area_m2=input.land_area,
+                floor_area_m2=input.floor_area,
+                investment_10k_yuan=input.investment,
+                address=input.address,
+                agent_username=input.agent,
+                contact_name=input.contact_name,
                 contact_phone=input.contact_phone,
             )
-            row = await projects.create_project(viewer=ctx.require_viewer(), form=form,
-                                                now=ctx.now())
+            row = await projects.create_project(
+                viewer=ctx.require_viewer(), form=form, now=ctx.now()
+            )
             return ProjectNode.from_row(row)
 
         project, errors = await attempt(run)
         return ProjectPayload(project=project, errors=errors)
 
     @strawberry.mutation(description="综合窗口受理阶段申请, 分发到各部门并联审批")
-    async def accept_stage_application(self, info: Info, input: AcceptStageInput) -> StagePayload:  # noqa: A002
+    async def accept_stage_application(self, info: Info, input: AcceptStageInput) -> StagePayload:
         ctx = info.context
 
         async def run() -> StageNode:
             row = await stages.accept_stage(
                 viewer=ctx.require_viewer(),
                 project_id=decode_id(input.project_id, "Project", "projectId"),
-                stage_code=input.stage, now=ctx.now(),
-                commitments=[stages.Commitment(material_type_code=c.material_type, due=c.due,
-                                               signed_by=c.signed_by)
-                             for c in input.commitments],
+                stage_code=input.stage,
+                now=ctx.now(),
+                commitments=[
+                    stages.Commitment(
+                        material_type_code=c.material_type, due=c.due, signed_by=c.signed_by
+                    )
+                    for c in input.commitments
+                ],
             )
             return StageNode.from_row(row)
 
@@ -188,7 +204,7 @@ class Mutation:
         return StagePayload(stage=stage, errors=errors)
 
     @strawberry.mutation(description="提交材料(一套材料、一次收取)")
-    async def submit_material(self, info: Info, input: SubmitMaterialInput) -> MaterialPayload:  # noqa: A002
+    async def submit_material(self, info: Info, input: SubmitMaterialInput) -> MaterialPayload:
         ctx = info.context
 
         async def run() -> MaterialNode:
@@ -196,9 +212,12 @@ class Mutation:
                 viewer=ctx.require_viewer(),
                 project_id=decode_id(input.project_id, "Project", "projectId"),
                 material_type_code=input.material_type,
-                file=materials.MaterialFile(file_name=input.file_name,
-                                            size_bytes=input.size_bytes, sha256=input.sha256,
-                                            note=input.note),
+                file=materials.MaterialFile(
+                    file_name=input.file_name,
+                    size_bytes=input.size_bytes,
+                    sha256=input.sha256,
+                    note=input.note,
+                ),
                 now=ctx.now(),
             )
             return MaterialNode.from_row(row)
@@ -207,14 +226,16 @@ class Mutation:
         return MaterialPayload(material=material, errors=errors)
 
     @strawberry.mutation(description="窗口审核材料: 收取或退回")
-    async def review_material(self, info: Info, input: ReviewMaterialInput) -> MaterialPayload:  # noqa: A002
+    async def review_material(self, info: Info, input: ReviewMaterialInput) -> MaterialPayload:
         ctx = info.context
 
         async def run() -> MaterialNode:
             row = await materials.review_material(
                 viewer=ctx.require_viewer(),
                 material_id=decode_id(input.material_id, "Material", "materialId"),
-                accept=input.accept, reason=input.reason, now=ctx.now(),
+                accept=input.accept,
+                reason=input.reason,
+                now=ctx.now(),
             )
             return MaterialNode.from_row(row)
 
@@ -222,14 +243,16 @@ class Mutation:
         return MaterialPayload(material=material, errors=errors)
 
     @strawberry.mutation(description="部门作出审批决定")
-    async def decide_task(self, info: Info, input: DecideTaskInput) -> TaskPayload:  # noqa: A002
+    async def decide_task(self, info: Info, input: DecideTaskInput) -> TaskPayload:
         ctx = info.context
 
         async def run() -> TaskPayload:
             row = await tasks.decide_task(
                 viewer=ctx.require_viewer(),
                 task_id=decode_id(input.task_id, "Task", "taskId"),
-                decision=input.decision, opinion=input.opinion, now=ctx.now(),
+                decision=input.decision,
+                opinion=input.opinion,
+                now=ctx.now(),
             )
             stage = await row.stage
             return TaskPayload(task=TaskNode.from_row(row), stage=StageNode.from_row(stage))
@@ -238,14 +261,16 @@ class Mutation:
         return payload or TaskPayload(errors=errors)
 
     @strawberry.mutation(description="要求补正材料, 任务挂起直至材料补齐")
-    async def request_supplement(self, info: Info, input: RequestSupplementInput) -> TaskPayload:  # noqa: A002
+    async def request_supplement(self, info: Info, input: RequestSupplementInput) -> TaskPayload:
         ctx = info.context
 
         async def run() -> TaskPayload:
             request = await tasks.request_supplement(
                 viewer=ctx.require_viewer(),
                 task_id=decode_id(input.task_id, "Task", "taskId"),
-                reason=input.reason, material_type_code=input.material_type, now=ctx.now(),
+                reason=input.reason,
+                material_type_code=input.material_type,
+                now=ctx.now(),
             )
             task = await request.task
             return TaskPayload(task=TaskNode.from_row(task))

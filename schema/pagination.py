@@ -26,8 +26,10 @@ def decode_cursor(cursor: str) -> int:
             return int(value)
     except ValueError:
         pass
-    raise invalid(f"cursor {cursor!r} is not one this API gave out; use an endCursor "
-                  "from a previous page", field="after")
+    raise invalid(
+        f"cursor {cursor!r} is not one this API gave out; use an endCursor from a previous page",
+        field="after",
+    )
 
 
 async def page(

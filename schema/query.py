@@ -57,7 +57,7 @@ class TaskFilterInput:
 @strawberry.type
 class Query:
     @strawberry.field(description="按全局 id 查询任意对象")
-    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:  # noqa: A002
+    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
         node_type = NODE_TYPES.get(id.type_name)
         if node_type is None:
             return None
@@ -77,18 +77,23 @@ class Query:
         info: Info,
         first: int = 20,
         after: str | None = None,
-        filter: ProjectFilterInput | None = None,  # noqa: A002
+        filter: ProjectFilterInput | None = None,
     ) -> ProjectConnection:
         viewer = info.context.query_viewer()
         f = filter or ProjectFilterInput()
         where = ProjectFilter(
-            stage_code=f.stage, stage_status=f.stage_status, region_code=f.region,
-            agent_username=f.agent, text=f.text,
+            stage_code=f.stage,
+            stage_status=f.stage_status,
+            region_code=f.region,
+            agent_username=f.agent,
+            text=f.text,
             overdue_on=info.context.now() if f.overdue else None,
         )
         try:
             edges, page_info, total = await page(
-                project_query(viewer=viewer, where=where), first=first, after=after,
+                project_query(viewer=viewer, where=where),
+                first=first,
+                after=after,
                 node=ProjectNode.from_row,
             )
         except DomainError as error:
@@ -107,7 +112,7 @@ class Query:
         info: Info,
         first: int = 20,
         after: str | None = None,
-        filter: TaskFilterInput | None = None,  # noqa: A002
+        filter: TaskFilterInput | None = None,
     ) -> TaskConnection:
         viewer = info.context.query_viewer()
         f = filter or TaskFilterInput()

@@ -93,9 +93,15 @@ class RegionNode(_Row):
 
     @classmethod
     def from_row(cls, row: models.Region) -> RegionNode:
-        return cls(id=row.id, code=row.code, name=row.name, kind=row.kind,
-                   admin_code=row.admin_code, assessments=list(row.assessments),
-                   parent_id=row.parent_id)  # type: ignore[attr-defined]
+        return cls(
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            kind=row.kind,
+            admin_code=row.admin_code,
+            assessments=list(row.assessments),
+            parent_id=row.parent_id,
+        )  # type: ignore[attr-defined]
 
 
 @strawberry.type(name="Department", description="审批部门")
@@ -117,8 +123,14 @@ class DepartmentNode(_Row):
 
     @classmethod
     def from_row(cls, row: models.Department) -> DepartmentNode:
-        return cls(id=row.id, code=row.code, name=row.name, short_name=row.short_name,
-                   level=row.level, region_id=row.region_id)  # type: ignore[attr-defined]
+        return cls(
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            short_name=row.short_name,
+            level=row.level,
+            region_id=row.region_id,
+        )  # type: ignore[attr-defined]
 
 
 async def _department(info: Info, department_id: int) -> DepartmentNode:
@@ -159,9 +171,15 @@ class ServiceItemNode(_Row):
 
     @classmethod
     def from_row(cls, row: models.ServiceItem) -> ServiceItemNode:
-        return cls(id=row.id, code=row.code, name=row.name, statutory_days=row.statutory_days,
-                   promised_days=row.promised_days, site_check=row.site_check,
-                   department_id=row.department_id)  # type: ignore[attr-defined]
+        return cls(
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            statutory_days=row.statutory_days,
+            promised_days=row.promised_days,
+            site_check=row.site_check,
+            department_id=row.department_id,
+        )  # type: ignore[attr-defined]
 
 
 @strawberry.type(name="Enterprise", description="申请企业")
@@ -199,8 +217,13 @@ class PersonNode(_Row):
 
     @classmethod
     def from_row(cls, row: models.User) -> PersonNode:
-        return cls(id=row.id, username=row.username, display_name=row.display_name,
-                   role=row.role, department_id=row.department_id)  # type: ignore[attr-defined]
+        return cls(
+            id=row.id,
+            username=row.username,
+            display_name=row.display_name,
+            role=row.role,
+            department_id=row.department_id,
+        )  # type: ignore[attr-defined]
 
 
 async def _person(info: Info, user_id: int | None) -> PersonNode | None:
@@ -246,16 +269,30 @@ class MaterialNode(_Row):
     @strawberry.field
     async def versions(self, info: Info) -> list[MaterialVersionNode]:
         rows = await info.context.loaders.versions_by_material.load(self.id)
-        return [MaterialVersionNode(version=v.version, file_name=v.file_name,
-                                    size_bytes=v.size_bytes, sha256=v.sha256, note=v.note,
-                                    submitted_at=v.submitted_at) for v in rows]
+        return [
+            MaterialVersionNode(
+                version=v.version,
+                file_name=v.file_name,
+                size_bytes=v.size_bytes,
+                sha256=v.sha256,
+                note=v.note,
+                submitted_at=v.submitted_at,
+            )
+            for v in rows
+        ]
 
     @classmethod
     def from_row(cls, row: models.Material) -> MaterialNode:
-        return cls(id=row.id, status=row.status, version=row.current_version,
-                   rejection_reason=row.rejection_reason, commitment_due=row.commitment_due,
-                   commitment_signed_by=row.commitment_signed_by, updated_at=row.updated_at,
-                   material_type_id=row.material_type_id)  # type: ignore[attr-defined]
+        return cls(
+            id=row.id,
+            status=row.status,
+            version=row.current_version,
+            rejection_reason=row.rejection_reason,
+            commitment_due=row.commitment_due,
+            commitment_signed_by=row.commitment_signed_by,
+            updated_at=row.updated_at,
+            material_type_id=row.material_type_id,
+        )  # type: ignore[attr-defined]
 
 
 @strawberry.type(name="SupplementRequest", description="补正要求")
@@ -317,17 +354,30 @@ class TaskNode(_Row):
     @strawberry.field
     async def supplements(self, info: Info) -> list[SupplementRequestNode]:
         rows = await info.context.loaders.supplements_by_task.load(self.id)
-        return [SupplementRequestNode(reason=r.reason, requested_at=r.requested_at,
-                                      resolved_at=r.resolved_at,
-                                      material_type_id=r.material_type_id)  # type: ignore[attr-defined]
-                for r in rows]
+        return [
+            SupplementRequestNode(
+                reason=r.reason,
+                requested_at=r.requested_at,
+                resolved_at=r.resolved_at,
+                material_type_id=r.material_type_id,
+            )  # type: ignore[attr-defined]
+            for r in rows
+        ]
 
     @classmethod
     def from_row(cls, row: models.Task) -> TaskNode:
-        return cls(id=row.id, status=row.status, decision=row.decision, opinion=row.opinion,
-                   deadline=row.deadline, decided_at=row.decided_at, round=row.round,
-                   item_id=row.item_id, department_id=row.department_id,  # type: ignore[attr-defined]
-                   decided_by_id=row.decided_by_id)  # type: ignore[attr-defined]
+        return cls(
+            id=row.id,
+            status=row.status,
+            decision=row.decision,
+            opinion=row.opinion,
+            deadline=row.deadline,
+            decided_at=row.decided_at,
+            round=row.round,
+            item_id=row.item_id,
+            department_id=row.department_id,  # type: ignore[attr-defined]
+            decided_by_id=row.decided_by_id,
+        )  # type: ignore[attr-defined]
 
 
 @strawberry.type(name="Stage", description="审批阶段")
@@ -388,10 +438,16 @@ class StageNode(_Row):
 
     @classmethod
     def from_row(cls, row: models.Stage) -> StageNode:
-        return cls(id=row.id, status=row.status, outcome=row.outcome, round=row.round,
-                   accepted_at=row.accepted_at, deadline=row.deadline,
-                   completed_at=row.completed_at,
-                   definition_id=row.definition_id)  # type: ignore[attr-defined]
+        return cls(
+            id=row.id,
+            status=row.status,
+            outcome=row.outcome,
+            round=row.round,
+            accepted_at=row.accepted_at,
+            deadline=row.deadline,
+            completed_at=row.completed_at,
+            definition_id=row.definition_id,
+        )  # type: ignore[attr-defined]
 
 
 @strawberry.type(name="Project", description="建设项目(一号制)")
@@ -449,13 +505,22 @@ class ProjectNode(_Row):
 
     @classmethod
     def from_row(cls, row: models.Project) -> ProjectNode:
-        return cls(id=row.id, code=row.code, name=row.name, project_type=row.project_type,
-                   industry_code=row.industry_code, land_area=row.land_area_m2,
-                   floor_area=row.floor_area_m2, investment=row.investment_10k_yuan,
-                   address=row.address, status=row.status, created_at=row.created_at,
-                   enterprise_id=row.enterprise_id,  # type: ignore[attr-defined]
-                   region_id=row.region_id,  # type: ignore[attr-defined]
-                   agent_id=row.agent_id)  # type: ignore[attr-defined]
+        return cls(
+            id=row.id,
+            code=row.code,
+            name=row.name,
+            project_type=row.project_type,
+            industry_code=row.industry_code,
+            land_area=row.land_area_m2,
+            floor_area=row.floor_area_m2,
+            investment=row.investment_10k_yuan,
+            address=row.address,
+            status=row.status,
+            created_at=row.created_at,
+            enterprise_id=row.enterprise_id,  # type: ignore[attr-defined]
+            region_id=row.region_id,  # type: ignore[attr-defined]
+            agent_id=row.agent_id,
+        )  # type: ignore[attr-defined]
 
 
 @strawberry.type(name="Viewer", description="当前登录用户")
@@ -465,6 +530,16 @@ class ViewerNode:
 
 NODE_TYPES: dict[str, type[_Row]] = {
     cls.__name__.removesuffix("Node"): cls
-    for cls in (RegionNode, DepartmentNode, MaterialTypeNode, ServiceItemNode, EnterpriseNode,
-                PersonNode, MaterialNode, TaskNode, StageNode, ProjectNode)
+    for cls in (
+        RegionNode,
+        DepartmentNode,
+        MaterialTypeNode,
+        ServiceItemNode,
+        EnterpriseNode,
+        PersonNode,
+        MaterialNode,
+        TaskNode,
+        StageNode,
+        ProjectNode,
+    )
 }

@@ -190,7 +190,7 @@ async def gql(catalog: None, clock: Clock) -> AsyncIterator[GraphQLClient]:
             role=role,
             department_code=department,
         )
-        tokens[name], _ = await issue_token(user=user, now=clock(), ttl=timedelta(hours=8))
+        tokens[name], _ = await issue_token(user=user, now=clock(), ttl=timedelta(days=400))
     app = Starlette(
         routes=[Route("/graphql", graphql_app(token_ttl=timedelta(hours=8), clock=clock))]
     )

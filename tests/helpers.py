@@ -80,8 +80,14 @@ async def stage_needs(project_id: str, stage_code: str) -> tuple[list[str], list
 async def submit(gql: Any, project_id: str, material_type: str, *, as_: str = "clerk") -> None:
     body = await gql(
         SUBMIT,
-        {"input": {"projectId": project_id, "materialType": material_type,
-                   "fileName": f"{material_type}.pdf", "sizeBytes": 1024}},
+        {
+            "input": {
+                "projectId": project_id,
+                "materialType": material_type,
+                "fileName": f"{material_type}.pdf",
+                "sizeBytes": 1024,
+            }
+        },
         as_=as_,
     )
     assert body["data"]["submitMaterial"]["errors"] == [], body
@@ -94,7 +100,8 @@ async def ready_stage(gql: Any, project_id: str, stage_code: str) -> None:
 
 
 async def accept(gql: Any, project_id: str, stage_code: str, **extra: Any) -> dict[str, Any]:
-    body = await gql(ACCEPT, {"input": {"projectId": project_id, "stage": stage_code, **extra}},
-                     as_="clerk")
+    body = await gql(
+        ACCEPT, {"input": {"projectId": project_id, "stage": stage_code, **extra}}, as_="clerk"
+    )
     payload: dict[str, Any] = body["data"]["acceptStageApplication"]
     return payload

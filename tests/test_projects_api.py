@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import CREATE, create_project, db_id, project_input
-
+from approval.auth import issue_token
 from approval.codes import credit_code_with_check
-from storage.models import AuditEvent, Enterprise, Project, Stage
+from storage.models import AuditEvent, Enterprise, Project, Stage, User
+from tests.helpers import CREATE, create_project, db_id, project_input
 
 
 async def test_create_project_makes_code_stages_and_audit(gql):
     project = await create_project(gql)
     assert re.fullmatch(r"2026-371402-84-01-000001", project["code"])
     assert [s["code"] for s in project["stages"]] == [
-        "project_approval", "engineering_permit", "construction_permit", "completion_acceptance",
+        "project_approval",
+        "engineering_permit",
+        "construction_permit",
+        "completion_acceptance",
     ]
     assert {s["status"] for s in project["stages"]} == {"NOT_STARTED"}
     second = await create_project(gql, name="第二个项目")
@@ -111,10 +114,13 @@ async def test_no_token_expired_token_and_garbage_token(gql, clock):
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     body = await gql("query { viewer { username roleLabel } }", as_="clerk")
     assert body["data"]["viewer"] == {"username": "clerk", "roleLabel": "综合受理窗口"}
-    clock.now += timedelta(hours=9)  # tokens last 8 hours in the tests
-    body = await gql("query { viewer { username } }", as_="clerk")
+    clerk = await User.get(username="clerk")
+    short, _ = await issue_token(user=clerk, now=clock(), ttl=timedelta(hours=1))
+    assert "errors" not in await gql("query { viewer { username } }", token=short)
+    clock.now += timedelta(hours=1, seconds=1)
+    body = await gql("query { viewer { username } }", token=short)
     assert body["errors"][0]["extensions"]["code"] == "TOKEN_EXPIRED"
-    body = await gql(CREATE, {"input": project_input()}, as_="clerk")
+    body = await gql(CREATE, {"input": project_input()}, token=short)
     assert body["data"]["createProject"]["errors"][0]["code"] == "TOKEN_EXPIRED"
     assert await Project.all().count() == 0
     body = await gql("query { viewer { username } }", token="not-a-token")
@@ -133,8 +139,10 @@ async def test_login_gives_a_working_token_and_wrong_password_a_typed_error(gql)
 
 
 async def test_query_limits_and_masked_errors(gql):
-    deep = "query { projects { edges { node { stages { tasks { item { department { region " \
-           "{ parent { parent { parent { parent { code } } } } } } } } } } } } }"
+    deep = (
+        "query { projects { edges { node { stages { tasks { item { department { region "
+        "{ parent { parent { parent { parent { code } } } } } } } } } } } } }"
+    )
     body = await gql(deep, as_="supervisor")
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
     aliases = "query { " + " ".join(f"a{i}: viewer {{ username }}" for i in range(20)) + " }"
@@ -143,9 +151,11 @@ async def test_query_limits_and_masked_errors(gql):
 
 
 async def test_catalog_queries_have_chinese_names(gql):
-    body = await gql("query { departments { code name } serviceItems(stage: \"completion_acceptance\")"
-                     " { name siteCheck department { shortName } } regions { code kindLabel } }",
-                     as_="clerk")
+    body = await gql(
+        'query { departments { code name } serviceItems(stage: "completion_acceptance")'
+        " { name siteCheck department { shortName } } regions { code kindLabel } }",
+        as_="clerk",
+    )
     data = body["data"]
     assert len(data["departments"]) >= 12
     assert any(i["siteCheck"] for i in data["serviceItems"])
