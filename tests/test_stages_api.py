@@ -61,7 +61,7 @@ async def test_missing_core_material_refuses_and_changes_nothing(gql):
 
 
 async def test_acceptance_fans_out_to_every_department_with_working_day_deadlines(gql, clock):
-    project, stage = await accepted_stage(gql, clock)
+    _, stage = await accepted_stage(gql, clock)
     assert stage["status"] == "IN_REVIEW" and stage["round"] == 1
     tasks = await Task.all().prefetch_related("item")
     items = await ServiceItem.filter(stage__code="project_approval", active=True)

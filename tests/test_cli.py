@@ -1,0 +1,167 @@
+"""The ``onewindow`` command, run in subprocesses against a temporary database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from approval.auth import authenticate
+from approval.catalog import default_catalog_path
+from storage.enums import Role
+from storage.models import User
+
+TIMEOUT = 180
+
+
+def onewindow(
+    *args: str, database_url: str, cwd: Path, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "ONEWINDOW_DATABASE_URL": database_url, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str]) -> str:
+    """Exit status 2, one `error:` line on stderr, no traceback; returns that line."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "; " in lines[0]
+    return lines[0]
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    tables = ("app_user", "enterprise", "project", "stage", "task", "material", "audit_event")
+    with sqlite3.connect(path) as connection:
+        return {t: connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> tuple[str, Path]:
+    path = tmp_path / "data" / "onewindow.sqlite3"  # the folder does not exist yet
+    return f"sqlite://{path}", path
+
+
+def test_setup_twice_creates_nothing_new(sqlite_url: tuple[str, Path], tmp_path: Path) -> None:
+    url, path = sqlite_url
+    first = onewindow("setup", database_url=url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "applied models.0001_initial" in first.stdout
+    assert "projects: 12" in first.stdout
+    assert "seed-demo: done" in first.stdout
+    counts = row_counts(path)
+    assert counts["project"] == 12
+    assert counts["audit_event"] > 0
+
+    second = onewindow("setup", database_url=url, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "nothing to apply" in second.stdout
+    assert "catalog unchanged" in second.stdout
+    assert "seed-demo: skipped" in second.stdout
+    assert row_counts(path) == counts
+
+    again = onewindow("seed-demo", "--if-empty", database_url=url, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "skipped" in again.stdout
+    assert row_counts(path) == counts
+
+    forced = onewindow("seed-demo", database_url=url, cwd=tmp_path)
+    assert "--if-empty" in assert_clean_failure(forced)
+    assert row_counts(path) == counts
+
+
+async def test_create_user_prints_a_working_token(database: str, tmp_path: Path) -> None:
+    username = f"cli-{uuid.uuid4().hex[:8]}"
+    result = onewindow(
+        "create-user",
+        "--username",
+        username,
+        "--role",
+        "supervisor",
+        "--display-name",
+        "张强",
+        "--password-stdin",
+        database_url=database,
+        cwd=tmp_path,
+        stdin="a-long-password\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "password:" not in result.stdout  # given on stdin, so never printed
+    fields = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    expires = datetime.fromisoformat(fields["expires"])
+    try:
+        viewer = await authenticate(token=fields["token"], now=datetime.now(UTC))
+        assert viewer.username == username
+        assert viewer.role is Role.SUPERVISOR
+        assert expires > datetime.now(UTC)
+    finally:
+        await User.filter(username=username).delete()
+
+
+def test_create_user_generates_a_password_when_none_is_given(
+    sqlite_url: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, _ = sqlite_url
+    assert onewindow("migrate", database_url=url, cwd=tmp_path).returncode == 0
+    result = onewindow(
+        "create-user", "--username", "zhang", "--role", "agent", database_url=url, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "password: " in result.stdout
+    assert "token: " in result.stdout
+    duplicate = onewindow(
+        "create-user", "--username", "zhang", "--role", "agent", database_url=url, cwd=tmp_path
+    )
+    assert "already exists" in assert_clean_failure(duplicate)
+
+
+def test_bad_holiday_file_names_its_line(sqlite_url: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = sqlite_url
+    assert onewindow("migrate", database_url=url, cwd=tmp_path).returncode == 0
+    holidays = tmp_path / "2027.csv"
+    holidays.write_text("year,2027\n2027-01-01,holiday,元旦\n2027-13-01,holiday,春节\n")
+    result = onewindow("load-holidays", str(holidays), database_url=url, cwd=tmp_path)
+    assert "line 3" in assert_clean_failure(result)
+
+    holidays.write_text("year,2027\n2027-01-01,holiday,元旦\n")
+    good = onewindow("load-holidays", str(holidays), database_url=url, cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert "2027" in good.stdout
+
+    missing = onewindow("load-holidays", str(tmp_path / "none.csv"), database_url=url, cwd=tmp_path)
+    assert "does not exist" in assert_clean_failure(missing)
+
+
+def test_broken_catalog_names_its_line(sqlite_url: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = sqlite_url
+    lines = default_catalog_path().read_text(encoding="utf-8").splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if "time_limit_days:" in line)
+    lines[number - 1] = lines[number - 1].replace("time_limit_days: 20", "time_limit_days: -3")
+    broken = tmp_path / "catalog.yaml"
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = onewindow("load-catalog", "--file", str(broken), database_url=url, cwd=tmp_path)
+    assert f"line {number}" in assert_clean_failure(result)
+
+
+def test_unreachable_database_and_bad_settings_are_one_line(tmp_path: Path) -> None:
+    down = onewindow("migrate", database_url="postgres://postgres@127.0.0.1:1/x", cwd=tmp_path)
+    assert "cannot reach the database" in assert_clean_failure(down)
+    bad_port = onewindow("migrate", database_url="sqlite://:memory:", cwd=tmp_path, PORT="x")
+    assert "PORT" in assert_clean_failure(bad_port)
