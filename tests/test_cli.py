@@ -15,7 +15,7 @@ import pytest
 from approval.auth import authenticate
 from approval.catalog import default_catalog_path
 from storage.enums import Role
-from storage.models import User
+from storage.models import AuditEvent, User
 
 TIMEOUT = 180
 
@@ -112,7 +112,9 @@ async def test_create_user_prints_a_working_token(database: str, tmp_path: Path)
         assert viewer.role is Role.SUPERVISOR
         assert expires > datetime.now(UTC)
     finally:
-        await User.filter(username=username).delete()
+        user = await User.get(username=username)
+        await AuditEvent.filter(entity_type="user", entity_id=user.id).delete()
+        await user.delete()
 
 
 def test_create_user_generates_a_password_when_none_is_given(
