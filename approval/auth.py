@@ -128,14 +128,14 @@ async def authenticate(*, token: str, now: datetime) -> Viewer:
 
 async def viewer_of(user: User) -> Viewer:
     region_ids: frozenset[int] | None = None
-    if user.region_id is not None:  # type: ignore[attr-defined]
-        region_ids = await _region_subtree(user.region_id)  # type: ignore[attr-defined]
+    if user.region_id is not None:
+        region_ids = await _region_subtree(user.region_id)
     return Viewer(
         user_id=user.id,
         username=user.username,
         role=Role(user.role),
-        department_id=user.department_id,  # type: ignore[attr-defined]
-        enterprise_id=user.enterprise_id,  # type: ignore[attr-defined]
+        department_id=user.department_id,
+        enterprise_id=user.enterprise_id,
         region_ids=region_ids,
     )
 

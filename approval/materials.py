@@ -117,7 +117,7 @@ async def review_material(
     material = await Material.get_or_none(id=material_id)
     if material is None:
         raise not_found("material", material_id, field="materialId")
-    await visible_project(viewer, material.project_id)  # type: ignore[attr-defined]
+    await visible_project(viewer, material.project_id)
     if material.status is not MaterialStatus.SUBMITTED:
         raise DomainError(
             ErrorCode.INVALID_STATE,
@@ -136,7 +136,7 @@ async def review_material(
         action="material.review",
         entity_type="material",
         entity_id=material.id,
-        project_id=material.project_id,  # type: ignore[attr-defined]
+        project_id=material.project_id,
         before=before,
         after={"status": material.status.value, "reason": material.rejection_reason},
     )

@@ -61,10 +61,10 @@ def exempt_by_regional_assessment(item: ServiceItem, project: Project, region: R
 
 
 async def stage_readiness(*, project: Project, stage: Stage) -> Readiness:
-    region = await Region.get(id=project.region_id)  # type: ignore[attr-defined]
+    region = await Region.get(id=project.region_id)
     items = [
         item
-        for item in await ServiceItem.filter(stage_id=stage.definition_id, active=True)  # type: ignore[attr-defined]
+        for item in await ServiceItem.filter(stage_id=stage.definition_id, active=True)
         if project.project_type.value in item.project_types
         and not exempt_by_regional_assessment(item, project, region)
     ]
@@ -76,10 +76,7 @@ async def stage_readiness(*, project: Project, stage: Stage) -> Readiness:
     for link in links:
         types[link.material_type.id] = link.material_type
         core[link.material_type.id] = core.get(link.material_type.id, False) or link.core
-    held = {
-        m.material_type_id: m.status  # type: ignore[attr-defined]
-        for m in await Material.filter(project_id=project.id)
-    }
+    held = {m.material_type_id: m.status for m in await Material.filter(project_id=project.id)}
     readiness = Readiness(items=items)
     for type_id, material_type in sorted(types.items()):
         status = held.get(type_id)
@@ -199,7 +196,7 @@ async def accept_stage(
                 Task(
                     stage_id=locked.id,
                     item_id=item.id,
-                    department_id=item.department_id,  # type: ignore[attr-defined]
+                    department_id=item.department_id,
                     round=locked.round,
                     deadline=deadlines[item.id],
                 )

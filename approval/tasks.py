@@ -31,7 +31,7 @@ async def _own_task(viewer: Viewer, task_id: int) -> Task:
     task = await Task.get_or_none(id=task_id).select_related("department", "stage__project")
     if task is None:
         raise not_found("task", task_id, field="taskId")
-    if task.department_id != viewer.department_id:  # type: ignore[attr-defined]
+    if task.department_id != viewer.department_id:
         raise DomainError(
             ErrorCode.WRONG_DEPARTMENT,
             f"task {task_id} belongs to {task.department.name}, not to your department; "
@@ -52,7 +52,7 @@ async def decide_task(
     async with in_transaction():
         # Lock the stage first: decisions on one stage queue up here, so the fan-in below
         # always sees every other committed decision.
-        stage = await Stage.select_for_update().get(id=task.stage_id)  # type: ignore[attr-defined]
+        stage = await Stage.select_for_update().get(id=task.stage_id)
         current = await Task.get(id=task.id)
         if current.status not in OPEN or stage.status is not StageStatus.IN_REVIEW:
             raise DomainError(
@@ -100,13 +100,13 @@ async def _close_stage_if_done(*, stage: Stage, now: datetime, actor_id: int) ->
         action="stage.complete",
         entity_type="stage",
         entity_id=stage.id,
-        project_id=stage.project_id,  # type: ignore[attr-defined]
+        project_id=stage.project_id,
         before={"status": StageStatus.IN_REVIEW.value},
         after={"status": stage.status.value, "outcome": outcome.value},
     )
     definition = await stage.definition
     if definition.order == 4 and outcome in (Decision.APPROVED, Decision.APPROVED_WITH_CONDITIONS):
-        project_id = stage.project_id  # type: ignore[attr-defined]
+        project_id = stage.project_id
         await Project.filter(id=project_id).update(status=ProjectStatus.COMPLETED)
         await audit.record(
             actor_id=actor_id,

@@ -54,7 +54,7 @@ async def _current_tasks(keys: Sequence[tuple[int, int]]) -> list[list[Task]]:
     groups: dict[tuple[int, int], list[Task]] = defaultdict(list)
     rows = await Task.filter(stage_id__in=[s for s, _ in wanted]).order_by("id")
     for task in rows:
-        key = (task.stage_id, task.round)  # type: ignore[attr-defined]
+        key = (task.stage_id, task.round)
         if key in wanted:
             groups[key].append(task)
     return [groups[k] for k in keys]
@@ -87,19 +87,19 @@ def build_loaders() -> Loaders:
         material_type=_by_id(MaterialType),
         stages_by_project=_grouped(
             lambda ids: Stage.filter(project_id__in=ids).order_by("definition_id"),
-            lambda s: s.project_id,  # type: ignore[attr-defined]
+            lambda s: s.project_id,
         ),
         tasks_by_stage_round=DataLoader(load_fn=_current_tasks),
         materials_by_project=_grouped(
             lambda ids: Material.filter(project_id__in=ids).order_by("material_type_id"),
-            lambda m: m.project_id,  # type: ignore[attr-defined]
+            lambda m: m.project_id,
         ),
         versions_by_material=_grouped(
             lambda ids: MaterialVersion.filter(material_id__in=ids).order_by("version"),
-            lambda v: v.material_id,  # type: ignore[attr-defined]
+            lambda v: v.material_id,
         ),
         supplements_by_task=_grouped(
             lambda ids: SupplementRequest.filter(task_id__in=ids).order_by("id"),
-            lambda r: r.task_id,  # type: ignore[attr-defined]
+            lambda r: r.task_id,
         ),
     )

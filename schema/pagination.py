@@ -11,7 +11,7 @@ from tortoise.queryset import QuerySet
 
 from approval.errors import invalid
 
-T = TypeVar("T")
+T = TypeVar("T", bound=relay.Node)
 MAX_PAGE = 100
 
 

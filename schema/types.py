@@ -101,7 +101,7 @@ class RegionNode(_Row):
             admin_code=row.admin_code,
             assessments=list(row.assessments),
             parent_id=row.parent_id,
-        )  # type: ignore[attr-defined]
+        )
 
 
 @strawberry.type(name="Department", description="审批部门")
@@ -130,7 +130,7 @@ class DepartmentNode(_Row):
             short_name=row.short_name,
             level=row.level,
             region_id=row.region_id,
-        )  # type: ignore[attr-defined]
+        )
 
 
 async def _department(info: Info, department_id: int) -> DepartmentNode:
@@ -179,7 +179,7 @@ class ServiceItemNode(_Row):
             promised_days=row.promised_days,
             site_check=row.site_check,
             department_id=row.department_id,
-        )  # type: ignore[attr-defined]
+        )
 
 
 @strawberry.type(name="Enterprise", description="申请企业")
@@ -223,7 +223,7 @@ class PersonNode(_Row):
             display_name=row.display_name,
             role=row.role,
             department_id=row.department_id,
-        )  # type: ignore[attr-defined]
+        )
 
 
 async def _person(info: Info, user_id: int | None) -> PersonNode | None:
@@ -292,7 +292,7 @@ class MaterialNode(_Row):
             commitment_signed_by=row.commitment_signed_by,
             updated_at=row.updated_at,
             material_type_id=row.material_type_id,
-        )  # type: ignore[attr-defined]
+        )
 
 
 @strawberry.type(name="SupplementRequest", description="补正要求")
@@ -360,7 +360,7 @@ class TaskNode(_Row):
                 requested_at=r.requested_at,
                 resolved_at=r.resolved_at,
                 material_type_id=r.material_type_id,
-            )  # type: ignore[attr-defined]
+            )
             for r in rows
         ]
 
@@ -375,9 +375,9 @@ class TaskNode(_Row):
             decided_at=row.decided_at,
             round=row.round,
             item_id=row.item_id,
-            department_id=row.department_id,  # type: ignore[attr-defined]
+            department_id=row.department_id,
             decided_by_id=row.decided_by_id,
-        )  # type: ignore[attr-defined]
+        )
 
 
 @strawberry.type(name="Stage", description="审批阶段")
@@ -413,7 +413,7 @@ class StageNode(_Row):
     @strawberry.field
     async def lead_department(self, info: Info) -> DepartmentNode:
         definition = await self._definition(info)
-        return await _department(info, definition.lead_department_id)  # type: ignore[attr-defined]
+        return await _department(info, definition.lead_department_id)
 
     @strawberry.field
     def status_label(self) -> str:
@@ -447,7 +447,7 @@ class StageNode(_Row):
             deadline=row.deadline,
             completed_at=row.completed_at,
             definition_id=row.definition_id,
-        )  # type: ignore[attr-defined]
+        )
 
 
 @strawberry.type(name="Project", description="建设项目(一号制)")
@@ -517,10 +517,10 @@ class ProjectNode(_Row):
             address=row.address,
             status=row.status,
             created_at=row.created_at,
-            enterprise_id=row.enterprise_id,  # type: ignore[attr-defined]
-            region_id=row.region_id,  # type: ignore[attr-defined]
+            enterprise_id=row.enterprise_id,
+            region_id=row.region_id,
             agent_id=row.agent_id,
-        )  # type: ignore[attr-defined]
+        )
 
 
 @strawberry.type(name="Viewer", description="当前登录用户")

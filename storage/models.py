@@ -36,6 +36,7 @@ class Region(Model):
     parent: fields.ForeignKeyNullableRelation[Region] = fields.ForeignKeyField(
         "models.Region", related_name="children", null=True, on_delete=fields.RESTRICT
     )
+    parent_id: int | None
     assessments: fields.JSONField[list[str]] = fields.JSONField(
         default=list
     )  # 区域评估 covering projects in a park
@@ -55,6 +56,7 @@ class Department(Model):
     region: fields.ForeignKeyRelation[Region] = fields.ForeignKeyField(
         "models.Region", related_name="departments", on_delete=fields.RESTRICT
     )
+    region_id: int
 
     class Meta:
         table = "department"
@@ -69,6 +71,7 @@ class StageDefinition(Model):
     lead_department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
         "models.Department", related_name="led_stages", on_delete=fields.RESTRICT
     )
+    lead_department_id: int
 
     class Meta:
         table = "stage_definition"
@@ -93,9 +96,11 @@ class ServiceItem(Model):
     stage: fields.ForeignKeyRelation[StageDefinition] = fields.ForeignKeyField(
         "models.StageDefinition", related_name="items", on_delete=fields.RESTRICT
     )
+    stage_id: int
     department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
         "models.Department", related_name="items", on_delete=fields.RESTRICT
     )
+    department_id: int
     statutory_days = fields.IntField()
     promised_days = fields.IntField()
     site_check = fields.BooleanField(default=False)
@@ -111,9 +116,11 @@ class ItemMaterial(Model):
     item: fields.ForeignKeyRelation[ServiceItem] = fields.ForeignKeyField(
         "models.ServiceItem", related_name="materials", on_delete=fields.CASCADE
     )
+    item_id: int
     material_type: fields.ForeignKeyRelation[MaterialType] = fields.ForeignKeyField(
         "models.MaterialType", related_name="item_links", on_delete=fields.RESTRICT
     )
+    material_type_id: int
     core = fields.BooleanField()
 
     class Meta:
@@ -128,6 +135,7 @@ class ChecklistTemplate(Model):
     department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
         "models.Department", related_name="checklists", on_delete=fields.RESTRICT
     )
+    department_id: int
     checks: fields.JSONField[list[dict[str, Any]]] = (
         fields.JSONField()
     )  # [{code, label, measured, unit}]
@@ -179,12 +187,15 @@ class User(Model):
     department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
         "models.Department", related_name="users", null=True, on_delete=fields.RESTRICT
     )
+    department_id: int | None
     region: fields.ForeignKeyNullableRelation[Region] = fields.ForeignKeyField(
         "models.Region", related_name="users", null=True, on_delete=fields.RESTRICT
     )
+    region_id: int | None
     enterprise: fields.ForeignKeyNullableRelation[Enterprise] = fields.ForeignKeyField(
         "models.Enterprise", related_name="users", null=True, on_delete=fields.RESTRICT
     )
+    enterprise_id: int | None
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -198,6 +209,7 @@ class AccessToken(Model):
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="tokens", on_delete=fields.CASCADE
     )
+    user_id: int
     created_at = fields.DatetimeField(auto_now_add=True)
     expires_at = fields.DatetimeField()
     revoked = fields.BooleanField(default=False)
@@ -229,9 +241,11 @@ class Project(Model):
     enterprise: fields.ForeignKeyRelation[Enterprise] = fields.ForeignKeyField(
         "models.Enterprise", related_name="projects", on_delete=fields.RESTRICT
     )
+    enterprise_id: int
     region: fields.ForeignKeyRelation[Region] = fields.ForeignKeyField(
         "models.Region", related_name="projects", on_delete=fields.RESTRICT
     )
+    region_id: int
     project_type = fields.CharEnumField(ProjectType, max_length=20)
     industry_code = fields.CharField(max_length=2)
     land_area_m2 = fields.DecimalField(max_digits=14, decimal_places=2)
@@ -241,10 +255,12 @@ class Project(Model):
     agent: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="agent_projects", null=True, on_delete=fields.RESTRICT
     )
+    agent_id: int | None
     status = fields.CharEnumField(ProjectStatus, max_length=20, default=ProjectStatus.ACTIVE)
     created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="created_projects", null=True, on_delete=fields.RESTRICT
     )
+    created_by_id: int | None
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -257,15 +273,18 @@ class Stage(Model):
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="stages", on_delete=fields.CASCADE
     )
+    project_id: int
     definition: fields.ForeignKeyRelation[StageDefinition] = fields.ForeignKeyField(
         "models.StageDefinition", related_name="stages", on_delete=fields.RESTRICT
     )
+    definition_id: int
     status = fields.CharEnumField(StageStatus, max_length=20, default=StageStatus.NOT_STARTED)
     outcome = fields.CharEnumField(Decision, max_length=30, null=True)
     accepted_at = fields.DatetimeField(null=True)
     accepted_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="accepted_stages", null=True, on_delete=fields.RESTRICT
     )
+    accepted_by_id: int | None
     deadline = fields.DateField(null=True)
     completed_at = fields.DatetimeField(null=True)
     round = fields.IntField(default=0)  # how many times the window accepted this stage
@@ -282,12 +301,15 @@ class Task(Model):
     stage: fields.ForeignKeyRelation[Stage] = fields.ForeignKeyField(
         "models.Stage", related_name="tasks", on_delete=fields.CASCADE
     )
+    stage_id: int
     item: fields.ForeignKeyRelation[ServiceItem] = fields.ForeignKeyField(
         "models.ServiceItem", related_name="tasks", on_delete=fields.RESTRICT
     )
+    item_id: int
     department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
         "models.Department", related_name="tasks", on_delete=fields.RESTRICT
     )
+    department_id: int
     status = fields.CharEnumField(TaskStatus, max_length=30, default=TaskStatus.PENDING)
     decision = fields.CharEnumField(Decision, max_length=30, null=True)
     opinion = fields.TextField(default="")
@@ -297,6 +319,7 @@ class Task(Model):
     decided_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="decided_tasks", null=True, on_delete=fields.RESTRICT
     )
+    decided_by_id: int | None
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -311,13 +334,16 @@ class SupplementRequest(Model):
     task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
         "models.Task", related_name="supplements", on_delete=fields.CASCADE
     )
+    task_id: int
     material_type: fields.ForeignKeyNullableRelation[MaterialType] = fields.ForeignKeyField(
         "models.MaterialType", related_name="supplements", null=True, on_delete=fields.RESTRICT
     )
+    material_type_id: int | None
     reason = fields.TextField()
     requested_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="supplement_requests", null=True, on_delete=fields.RESTRICT
     )
+    requested_by_id: int | None
     requested_at = fields.DatetimeField(auto_now_add=True)
     resolved_at = fields.DatetimeField(null=True)
 
@@ -332,9 +358,11 @@ class Material(Model):
     project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="materials", on_delete=fields.CASCADE
     )
+    project_id: int
     material_type: fields.ForeignKeyRelation[MaterialType] = fields.ForeignKeyField(
         "models.MaterialType", related_name="materials", on_delete=fields.RESTRICT
     )
+    material_type_id: int
     status = fields.CharEnumField(MaterialStatus, max_length=20)
     current_version = fields.IntField(default=0)
     rejection_reason = fields.TextField(default="")
@@ -352,6 +380,7 @@ class MaterialVersion(Model):
     material: fields.ForeignKeyRelation[Material] = fields.ForeignKeyField(
         "models.Material", related_name="versions", on_delete=fields.CASCADE
     )
+    material_id: int
     version = fields.IntField()
     file_name = fields.CharField(max_length=255)
     size_bytes = fields.BigIntField(null=True)
@@ -360,6 +389,7 @@ class MaterialVersion(Model):
     submitted_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="material_versions", null=True, on_delete=fields.RESTRICT
     )
+    submitted_by_id: int | None
     submitted_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -373,12 +403,14 @@ class AuditEvent(Model):
     actor: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="audit_events", null=True, on_delete=fields.SET_NULL
     )
+    actor_id: int | None
     action = fields.CharField(max_length=64)
     entity_type = fields.CharField(max_length=32)
     entity_id = fields.IntField()
     project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
         "models.Project", related_name="audit_events", null=True, on_delete=fields.SET_NULL
     )
+    project_id: int | None
     before: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
     after: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
 
