@@ -42,6 +42,7 @@ from tortoise.transactions import in_transaction
 
 from approval.access import Viewer
 from approval.auth import create_user, viewer_of
+from approval.calendar import calendar_years
 from approval.codes import credit_code_with_check
 from approval.errors import DomainError, ErrorCode
 from approval.materials import MaterialFile, review_material, submit_material
@@ -391,7 +392,7 @@ class _Seeder:
 
     async def supplement(self, task: Task, at: datetime) -> None:
         link = (
-            await ItemMaterial.filter(item_id=task.item_id, core=True)  # type: ignore[attr-defined]
+            await ItemMaterial.filter(item_id=task.item_id, core=True)
             .exclude(material_type__code="project_application_form")
             .select_related("material_type")
             .order_by("id")
@@ -464,6 +465,26 @@ async def _check_ready() -> None:
         )
 
 
+async def demo_date(now: datetime) -> datetime:
+    """``now``, or an earlier day whose deadlines (up to ~2 months ahead) the calendar knows.
+
+    Deadlines are never guessed beyond the official calendar, so near a year end whose next
+    year is not loaded yet the demo is dated back into the known calendar instead.
+    """
+    known = {year for year, _ in await calendar_years()}
+    if not known:
+        return now
+    local = now.astimezone(CHINA)
+    ahead = (local + timedelta(days=70)).year
+    if local.year in known and ahead in known:
+        return now
+    earlier = [year for year in known if year <= local.year]
+    if not earlier:
+        return now
+    latest = datetime(max(earlier), 10, 15, 10, 0, tzinfo=CHINA)
+    return min(now, latest.astimezone(now.tzinfo))
+
+
 async def seed_demo(*, now: datetime, progress: Progress | None = None) -> DemoReport:
     """Create the demo users, enterprises and projects as of ``now`` (all-or-nothing)."""
 
@@ -473,7 +494,14 @@ async def seed_demo(*, now: datetime, progress: Progress | None = None) -> DemoR
 
     await _check_ready()
     report = DemoReport()
-    seeder = _Seeder(now=now, report=report)
+    as_of = await demo_date(now)
+    if as_of != now:
+        say(
+            f"the holiday calendar ends before the demo's deadlines would: the demo is dated "
+            f"{as_of.date()}; load the next year with `onewindow load-holidays FILE` to date "
+            "it today"
+        )
+    seeder = _Seeder(now=as_of, report=report)
     events_before = await AuditEvent.all().count()
     enterprises_before = await Enterprise.all().count()
     async with in_transaction():

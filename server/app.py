@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 from tortoise import Tortoise
 
+from schema.app import graphql_app
 from server.settings import Settings, ensure_database_folder
 from storage.db import close_database, open_database
 
@@ -48,22 +50,8 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/graphql", status_code=307)
 
 
-async def graphql_missing(request: Request) -> Response:
-    return JSONResponse(
-        {"error": "the GraphQL schema (schema.app) is not installed in this build"},
-        status_code=503,
-    )
-
-
 def graphql_routes(settings: Settings, clock: Clock) -> list[BaseRoute]:
     """``/graphql`` for HTTP (GraphiQL on GET) and websockets, served by ``schema.app``."""
-    try:
-        from schema.app import graphql_app
-    except ModuleNotFoundError as error:
-        if error.name != "schema.app":
-            raise
-        log.warning("schema.app is missing: /graphql answers 503")
-        return [Route("/graphql", graphql_missing, methods=["GET", "POST"])]
     app: ASGIApp = graphql_app(token_ttl=settings.token_ttl, clock=clock)
     return [Route("/graphql", app), WebSocketRoute("/graphql", app)]
 
@@ -72,12 +60,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
     """The whole HTTP face; the database opens when the server starts and closes at its end."""
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         ensure_database_folder(settings.database_url)
         await open_database(settings.database_url)
         log.info("database opened")
         try:
-            yield
+            yield {}
         finally:
             await close_database()
             log.info("database closed")

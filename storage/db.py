@@ -37,7 +37,9 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 async def open_database(database_url: str) -> None:
-    await Tortoise.init(config=tortoise_config(database_url))
+    # The global fallback lets every task (uvicorn serves the lifespan and the requests in
+    # different tasks) see the connections opened here, as Tortoise's own RegisterTortoise does.
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
 
 
 async def close_database() -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from approval.auth import authenticate
@@ -59,9 +62,21 @@ def sqlite_url(tmp_path: Path) -> tuple[str, Path]:
     return f"sqlite://{path}", path
 
 
-def test_setup_twice_creates_nothing_new(sqlite_url: tuple[str, Path], tmp_path: Path) -> None:
-    url, path = sqlite_url
-    first = onewindow("setup", database_url=url, cwd=tmp_path)
+@pytest.fixture(scope="module")
+def set_up(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[str, Path, subprocess.CompletedProcess[str]]:
+    """A SQLite database after one `onewindow setup`: the URL, the file, the run."""
+    folder = tmp_path_factory.mktemp("setup")
+    path = folder / "var" / "onewindow.sqlite3"
+    url = f"sqlite://{path}"
+    return url, path, onewindow("setup", database_url=url, cwd=folder)
+
+
+def test_setup_twice_creates_nothing_new(
+    set_up: tuple[str, Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    url, path, first = set_up
     assert first.returncode == 0, first.stderr
     assert "applied models.0001_initial" in first.stdout
     assert "projects: 12" in first.stdout
@@ -85,6 +100,56 @@ def test_setup_twice_creates_nothing_new(sqlite_url: tuple[str, Path], tmp_path:
     forced = onewindow("seed-demo", database_url=url, cwd=tmp_path)
     assert "--if-empty" in assert_clean_failure(forced)
     assert row_counts(path) == counts
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_healthy(base: str, server: subprocess.Popen[str]) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "the server exited before answering"
+        try:
+            return httpx.get(f"{base}/healthz", timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("the server did not answer /healthz within 30 s")
+
+
+def test_serve_answers_health_redirect_and_graphql(
+    set_up: tuple[str, Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    url, _, first = set_up
+    assert first.returncode == 0, first.stderr
+    port = free_port()
+    environment = {**os.environ, "ONEWINDOW_DATABASE_URL": url, "PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve"],
+        env=environment,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        health = wait_until_healthy(base, server)
+        assert health.status_code == 200
+        assert health.json() == {"status": "ok", "database": "ok"}
+        home = httpx.get(f"{base}/", timeout=5)
+        assert home.is_redirect
+        assert home.headers["location"] == "/graphql"
+        ide = httpx.get(f"{base}/graphql", headers={"accept": "text/html"}, timeout=5)
+        assert ide.status_code == 200
+        assert "graphiql" in ide.text.lower()
+        answer = httpx.post(f"{base}/graphql", json={"query": "{ __typename }"}, timeout=5)
+        assert answer.json() == {"data": {"__typename": "Query"}}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 async def test_create_user_prints_a_working_token(database: str, tmp_path: Path) -> None:

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.helpers import accept, create_project, ready_stage
-
 from storage.models import Material, MaterialVersion, Project, Stage, Task
+from tests.helpers import accept, create_project, ready_stage
 
 NESTED = """
 query($first: Int!) {
@@ -86,6 +85,7 @@ async def test_statement_count_is_the_same_for_10_and_100_projects(gql):
     assert (await accept(gql, project["id"], "project_approval"))["errors"] == []
     await _copy_projects(project["code"], 109)
     counts = {}
+    seen: dict[int, list[str]] = {}
     for first in (10, 100):
         with count_sql() as statements:
             body = await gql(NESTED, {"first": first}, as_="supervisor")
@@ -96,6 +96,10 @@ async def test_statement_count_is_the_same_for_10_and_100_projects(gql):
         assert all(len(e["node"]["stages"][0]["tasks"]) >= 6 for e in edges)
         assert all(len(e["node"]["materials"]) >= 5 for e in edges)
         counts[first] = len(statements)
-    assert counts[10] == counts[100], counts
+        seen[first] = [s.split(" WHERE")[0][:90] for s in statements]
+    assert counts[10] == counts[100], (
+        counts,
+        "\n".join(f"{a} | {b}" for a, b in zip(seen[10], seen[100] + [""], strict=False)),
+    )
     print(f"SQL statements per nested page: {counts}")
     assert counts[100] <= 20, counts

@@ -1,0 +1,64 @@
+# OneWindow: `make run` serves the demo, `make test` checks everything.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := run
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+PG_TEST_URL := postgres://postgres@127.0.0.1:5432/onewindow_test
+PG_PROBE := import asyncio, asyncpg; asyncio.run(asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=3))
+
+.PHONY: run test venv lint sdl
+
+venv: $(STAMP)
+
+# Re-install only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml
+	@if [ ! -x $(BIN)/python ]; then \
+	  if [ -z "$(PYTHON)" ]; then \
+	    echo "error: no python3.11 or python3 on PATH; install Python 3.11" >&2; exit 1; \
+	  fi; \
+	  version=$$("$(PYTHON)" -c 'import sys; print("%d.%d" % sys.version_info[:2])' || true); \
+	  if [ "$$version" != "3.11" ]; then \
+	    echo "error: $(PYTHON) is Python $${version:-unknown}, OneWindow needs 3.11;" \
+	         "install python3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; \
+	  fi; \
+	  echo "creating $(VENV) with $(PYTHON)"; \
+	  "$(PYTHON)" -m venv $(VENV); \
+	fi
+	@version=$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	if [ "$$version" != "3.11" ]; then \
+	  echo "error: $(VENV) holds Python $$version, OneWindow needs 3.11; remove $(VENV) and run make again" >&2; \
+	  exit 1; \
+	fi
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: venv
+	$(BIN)/onewindow setup
+	exec $(BIN)/onewindow serve
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+sdl: venv
+	$(BIN)/python -c 'from schema.app import SDL_PATH, export_sdl; SDL_PATH.write_text(export_sdl(), encoding="utf-8"); print("wrote", SDL_PATH)'
+
+test: lint
+	$(BIN)/pytest
+	@if { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; } \
+	    || $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \
+	  echo "PostgreSQL answers on 127.0.0.1:5432: running the tests against $(PG_TEST_URL)"; \
+	  ONEWINDOW_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest; \
+	elif [ "$${REQUIRE_POSTGRES:-0}" = 1 ]; then \
+	  echo "error: REQUIRE_POSTGRES=1 but no PostgreSQL answers on 127.0.0.1:5432;" \
+	       "start it (e.g. .ci/run does) or unset REQUIRE_POSTGRES" >&2; \
+	  exit 1; \
+	else \
+	  echo "PostgreSQL leg skipped: no server answers on 127.0.0.1:5432" \
+	       "(set REQUIRE_POSTGRES=1 to make this an error)"; \
+	fi

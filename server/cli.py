@@ -1,0 +1,319 @@
+"""The ``onewindow`` command: database set-up, catalog and holidays, demo data, users, server.
+
+Every command prints what it does, line by line, and a summary. An expected failure prints
+one line ``error: <what was wrong>; <what to do>`` to stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from approval.catalog import CatalogError, load_default_catalog, parse_catalog
+from approval.errors import DomainError
+from server.settings import Settings, SettingsError, ensure_database_folder
+from storage.enums import Role
+
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """An expected failure, told to the user in one line."""
+
+    def __init__(self, what: str, todo: str | None = None) -> None:
+        line = " ".join(what.split())
+        if todo:
+            line = f"{line.rstrip('.;')}; {todo}"
+        super().__init__(line)
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, fit for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"{what} {path} does not exist", "check the path") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{what} {path} is not UTF-8 text", "save it as UTF-8") from None
+    except OSError as error:
+        raise CliError(f"cannot read {what} {path}: {error.strerror}", "check the path") from None
+
+
+# --- the database ------------------------------------------------------------------------
+
+
+def _unreachable(settings: Settings, error: BaseException) -> CliError:
+    reason = str(error) or type(error).__name__
+    return CliError(
+        f"cannot reach the database {redacted(settings.database_url)} ({reason})",
+        "check ONEWINDOW_DATABASE_URL and that the database server is running",
+    )
+
+
+@asynccontextmanager
+async def connected(settings: Settings) -> AsyncIterator[None]:
+    """The database opened and answering; always closed at the end."""
+    from tortoise import Tortoise
+
+    from storage.db import close_database, open_database
+
+    try:
+        ensure_database_folder(settings.database_url)
+    except OSError as error:
+        raise _unreachable(settings, error) from None
+    try:
+        try:
+            await open_database(settings.database_url)
+            await Tortoise.get_connection("default").execute_query("SELECT 1")
+        except Exception as error:  # whatever the driver raises, the database is not there
+            raise _unreachable(settings, error) from None
+        yield
+    finally:
+        await close_database()
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+async def run_migrate(settings: Settings) -> None:
+    from storage.db import close_database, migrate
+
+    async with connected(settings):
+        pass  # a clear error when the database is not there, before migrating
+    applied: list[str] = []
+
+    def progress(event: str, app: str, name: str) -> None:
+        if event == "apply_start":
+            say(f"applying {app}.{name} ...")
+        elif event == "apply_done":
+            applied.append(name)
+            say(f"applied {app}.{name}")
+
+    try:
+        await migrate(settings.database_url, progress=progress)
+    finally:
+        await close_database()
+    if applied:
+        say(f"migrate: {len(applied)} migration(s) applied")
+    else:
+        say("migrate: the database is up to date, nothing to apply")
+
+
+async def run_load_catalog(settings: Settings, file: str | None) -> None:
+    from approval.calendar import load_package_calendar
+    from approval.catalog_load import load_catalog
+
+    if file is None:
+        catalog = load_default_catalog()
+        say("catalog: the shipped catalog")
+    else:
+        catalog = parse_catalog(read_text(file, "catalog file"), source=file)
+        say(f"catalog: {file}")
+    async with connected(settings):
+        report = await load_catalog(catalog, progress=lambda line: say(f"  {line}"))
+        years = await load_package_calendar()
+    say(f"holiday calendar: {years} year(s) from the chinese-calendar package")
+    say(report.summary())
+    say("load-catalog: " + ("catalog updated" if report.changed else "catalog unchanged"))
+
+
+async def run_load_holidays(settings: Settings, file: str) -> None:
+    from approval.calendar import load_holiday_year
+
+    text = read_text(file, "holiday file")
+    async with connected(settings):
+        try:
+            year = await load_holiday_year(text)
+        except ValueError as error:
+            raise CliError(str(error), "fix the file and run the command again") from None
+    say(f"load-holidays: the holiday calendar of {year} is loaded from {file}")
+
+
+async def _seed_demo(if_empty: bool) -> None:
+    from approval.demo import seed_demo
+    from storage.models import Project
+
+    if if_empty:
+        count = await Project.all().count()
+        if count:
+            say(f"seed-demo: skipped, the database already holds {count} project(s)")
+            return
+    report = await seed_demo(now=now(), progress=say)
+    say(f"users (password {report.password!r}):")
+    for user in report.users:
+        where = user.department or user.region or ""
+        say(f"  {user.username:<12} {user.role.value:<13} {where}".rstrip())
+    say(report.summary())
+    say("seed-demo: done")
+
+
+async def run_seed_demo(settings: Settings, if_empty: bool) -> None:
+    async with connected(settings):
+        await _seed_demo(if_empty)
+
+
+async def run_setup(settings: Settings) -> None:
+    say("== migrate")
+    await run_migrate(settings)
+    say("== load-catalog")
+    await run_load_catalog(settings, None)
+    say("== seed-demo --if-empty")
+    async with connected(settings):
+        await _seed_demo(True)
+    say("setup: done")
+
+
+def _password(from_stdin: bool) -> tuple[str, bool]:
+    """The password, and whether it was generated."""
+    if from_stdin:
+        return sys.stdin.read().rstrip("\r\n"), False
+    return secrets.token_urlsafe(12), True
+
+
+async def run_create_user(settings: Settings, args: argparse.Namespace) -> None:
+    from approval.auth import create_user, issue_token
+    from storage.models import Enterprise
+
+    password, generated = _password(args.password_stdin)
+    async with connected(settings):
+        enterprise_id = None
+        if args.enterprise is not None:
+            enterprise = await Enterprise.get_or_none(credit_code=args.enterprise.strip().upper())
+            if enterprise is None:
+                raise CliError(
+                    f"no enterprise has the credit code {args.enterprise}",
+                    "give the code of an enterprise that has applied",
+                )
+            enterprise_id = enterprise.id
+        user = await create_user(
+            username=args.username,
+            password=password,
+            display_name=args.display_name or args.username,
+            role=Role(args.role),
+            department_code=args.department,
+            region_code=args.region,
+            enterprise_id=enterprise_id,
+        )
+        token, expires_at = await issue_token(user=user, now=now(), ttl=settings.token_ttl)
+    say(f"created user {user.username} ({user.role.value})")
+    if generated:
+        say(f"password: {password}  (generated; shown only this once)")
+    say(f"token: {token}")
+    say(f"expires: {expires_at.isoformat()}")
+
+
+def run_serve(settings: Settings) -> None:
+    import uvicorn
+
+    from server.app import create_app
+
+    async def check() -> None:
+        async with connected(settings):
+            pass
+
+    asyncio.run(check())
+    say(f"serving on http://{settings.host}:{settings.port}/graphql")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
+    )
+
+
+# --- parsing and dispatch ----------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onewindow",
+        description="OneWindow (一窗通办) backend. Settings come from the environment: "
+        "ONEWINDOW_DATABASE_URL, HOST, PORT, ONEWINDOW_TOKEN_TTL_HOURS, ONEWINDOW_LOG_LEVEL.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("migrate", help="apply the database migrations not yet applied")
+    catalog = commands.add_parser(
+        "load-catalog", help="load the approval catalog and the package holiday calendar"
+    )
+    catalog.add_argument("--file", help="a catalog YAML file (default: the shipped one)")
+    holidays = commands.add_parser(
+        "load-holidays", help="load one year's holidays from an administrator's file"
+    )
+    holidays.add_argument("file", metavar="FILE")
+    seed = commands.add_parser("seed-demo", help="create demo users, enterprises and projects")
+    seed.add_argument("--if-empty", action="store_true", help="do nothing when any project exists")
+    user = commands.add_parser("create-user", help="create a user and print a bearer token")
+    user.add_argument("--username", required=True)
+    user.add_argument("--role", required=True, choices=[r.value for r in Role])
+    user.add_argument("--department", metavar="CODE", help="department code (reviewers)")
+    user.add_argument("--region", metavar="CODE", help="region code limiting what they see")
+    user.add_argument("--enterprise", metavar="CREDIT_CODE", help="enterprise (applicants)")
+    user.add_argument("--display-name", metavar="NAME")
+    user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    commands.add_parser("serve", help="run the HTTP server (GraphQL at /graphql)")
+    commands.add_parser("setup", help="migrate, load-catalog and seed-demo --if-empty")
+    return parser
+
+
+def _command(
+    args: argparse.Namespace, settings: Settings
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    handlers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+        "migrate": lambda: run_migrate(settings),
+        "load-catalog": lambda: run_load_catalog(settings, args.file),
+        "load-holidays": lambda: run_load_holidays(settings, args.file),
+        "seed-demo": lambda: run_seed_demo(settings, args.if_empty),
+        "create-user": lambda: run_create_user(settings, args),
+        "setup": lambda: run_setup(settings),
+    }
+    return handlers[args.command]
+
+
+def _fail(message: str) -> int:
+    print(f"error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    return EXIT_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "serve":
+            run_serve(settings)
+        else:
+            asyncio.run(_command(args, settings)())
+    except SettingsError as error:
+        return _fail(f"{error}; set {error.variable} to a valid value or unset it")
+    except (CliError, CatalogError) as error:
+        return _fail(str(error))
+    except DomainError as error:
+        todo = "" if ";" in error.message else "; check the input and try again"
+        return _fail(error.message + todo)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
