@@ -12,6 +12,7 @@ from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
 from storage.models import (
+    AuditEvent,
     Department,
     Enterprise,
     Material,
@@ -94,6 +95,7 @@ class Loaders:
     materials_by_project: DataLoader[int, list[Material]]
     versions_by_material: DataLoader[int, list[MaterialVersion]]
     supplements_by_task: DataLoader[int, list[SupplementRequest]]
+    audit_by_project: DataLoader[int, list[AuditEvent]]
 
 
 def build_loaders() -> Loaders:
@@ -121,5 +123,9 @@ def build_loaders() -> Loaders:
         supplements_by_task=_grouped(
             lambda ids: SupplementRequest.filter(task_id__in=ids).order_by("id"),
             lambda r: r.task_id,
+        ),
+        audit_by_project=_grouped(
+            lambda ids: AuditEvent.filter(project_id__in=ids).order_by("id"),
+            lambda e: e.project_id or 0,
         ),
     )

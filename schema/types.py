@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Self
 
 import strawberry
 from strawberry import relay
+from strawberry.scalars import JSON
 from tortoise.expressions import Subquery
 from tortoise.models import Model
 
@@ -450,6 +451,20 @@ class StageNode(_Row):
         )
 
 
+@strawberry.type(name="AuditEvent", description="审计记录: 谁、何时、做了什么、前后状态")
+class AuditEventNode:
+    action: str
+    at: datetime
+    entity_type: str
+    before: dict[str, Any] | None = strawberry.field(graphql_type=JSON | None)
+    after: dict[str, Any] | None = strawberry.field(graphql_type=JSON | None)
+    actor_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    async def actor(self, info: Info) -> PersonNode | None:
+        return await _person(info, self.actor_id)
+
+
 @strawberry.type(name="Project", description="建设项目(一号制)")
 class ProjectNode(_Row):
     _model = models.Project
@@ -502,6 +517,21 @@ class ProjectNode(_Row):
     async def materials(self, info: Info) -> list[MaterialNode]:
         rows = await info.context.loaders.materials_by_project.load(self.id)
         return [MaterialNode.from_row(r) for r in rows]
+
+    @strawberry.field(description="审计记录, 按时间顺序")
+    async def audit_trail(self, info: Info) -> list[AuditEventNode]:
+        rows = await info.context.loaders.audit_by_project.load(self.id)
+        return [
+            AuditEventNode(
+                action=e.action,
+                at=e.at,
+                entity_type=e.entity_type,
+                before=e.before,
+                after=e.after,
+                actor_id=e.actor_id,
+            )
+            for e in rows
+        ]
 
     @classmethod
     def from_row(cls, row: models.Project) -> ProjectNode:

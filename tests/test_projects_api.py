@@ -160,3 +160,26 @@ async def test_catalog_queries_have_chinese_names(gql):
     assert len(data["departments"]) >= 12
     assert any(i["siteCheck"] for i in data["serviceItems"])
     assert {"code": "371400", "kindLabel": "市"} in data["regions"]
+
+
+async def test_audit_trail_shows_who_did_what_before_and_after(gql):
+    project = await create_project(gql)
+    query = """query($code: String!) { project(code: $code) {
+      auditTrail { action actor { username } before after } } }"""
+    body = await gql(query, {"code": project["code"]}, as_="supervisor")
+    [event] = body["data"]["project"]["auditTrail"]
+    assert event["action"] == "project.create"
+    assert event["actor"] == {"username": "clerk"}
+    assert event["after"]["code"] == project["code"] and event["before"] is None
+
+
+async def test_unexpected_errors_are_masked(gql, monkeypatch):
+    import schema.query
+
+    def broken(**_kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(schema.query, "project_query", broken)
+    body = await gql("query { projects(first: 1) { totalCount } }", as_="supervisor")
+    assert body["errors"][0]["message"] == "Unexpected error."
+    assert "secret" not in str(body)
