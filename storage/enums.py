@@ -32,6 +32,7 @@ class ProjectStatus(StrEnum):
 class StageStatus(StrEnum):
     NOT_STARTED = "not_started"
     IN_REVIEW = "in_review"
+    SUSPENDED = "suspended"  # 中止: a 容缺 commitment passed its due date
     COMPLETED = "completed"
 
 
@@ -69,3 +70,44 @@ class Role(StrEnum):
 class DayKind(StrEnum):
     HOLIDAY = "holiday"
     WORKDAY = "workday"
+
+
+class InspectionKind(StrEnum):
+    SITE_CHECK = "site_check"  # 现场踏勘
+    JOINT_ACCEPTANCE = "joint_acceptance"  # 联合验收
+
+
+class InspectionStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in_progress"
+    PASSED = "passed"
+    RECTIFICATION_REQUIRED = "rectification_required"
+    CANCELLED = "cancelled"
+
+
+class CheckOutcome(StrEnum):
+    PASS = "pass"  # 合格
+    FAIL = "fail"  # 不合格
+    NOT_APPLICABLE = "not_applicable"  # 不适用
+    RECTIFY = "rectify"  # 需整改
+
+
+class Conclusion(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+
+
+class WarningLevel(StrEnum):
+    YELLOW = "yellow"  # near the deadline
+    RED = "red"  # overdue
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last retry
+
+
+class MeetingStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    HELD = "held"

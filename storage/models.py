@@ -12,16 +12,23 @@ from tortoise import fields
 from tortoise.models import Model
 
 from storage.enums import (
+    CheckOutcome,
+    Conclusion,
     DayKind,
     Decision,
     DepartmentLevel,
+    InspectionKind,
+    InspectionStatus,
     MaterialStatus,
+    MeetingStatus,
+    NotificationStatus,
     ProjectStatus,
     ProjectType,
     RegionKind,
     Role,
     StageStatus,
     TaskStatus,
+    WarningLevel,
 )
 
 # --- catalog ---------------------------------------------------------------------------------
@@ -106,6 +113,8 @@ class ServiceItem(Model):
     site_check = fields.BooleanField(default=False)
     project_types: fields.JSONField[list[str]] = fields.JSONField(default=list)
     regional_assessment = fields.CharField(max_length=20, null=True)
+    # 超时默认: undecided at the deadline counts as approved, unless the law excludes the item.
+    default_approval = fields.BooleanField(default=True)
     active = fields.BooleanField(default=True)
 
     class Meta:
@@ -314,7 +323,11 @@ class Task(Model):
     decision = fields.CharEnumField(Decision, max_length=30, null=True)
     opinion = fields.TextField(default="")
     round = fields.IntField()
-    deadline = fields.DateField()
+    deadline = fields.DateField()  # moves later by the working days the clock was stopped
+    paused_at = fields.DatetimeField(null=True)  # the clock is stopped (行政许可法 Art. 45)
+    default_approved = fields.BooleanField(default=False)  # 超时默认, by the system
+    formal_opinion_due = fields.DateField(null=True)  # the late department still owes it
+    formal_opinion_at = fields.DatetimeField(null=True)
     decided_at = fields.DatetimeField(null=True)
     decided_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="decided_tasks", null=True, on_delete=fields.RESTRICT
@@ -417,3 +430,326 @@ class AuditEvent(Model):
     class Meta:
         table = "audit_event"
         ordering = ("id",)
+
+
+# --- electronic supervision (电子监察) --------------------------------------------------------
+
+
+class TaskPause(Model):
+    """A stopped clock: expert review, hearing, testing or a supplement request."""
+
+    id = fields.IntField(primary_key=True)
+    task: fields.ForeignKeyRelation[Task] = fields.ForeignKeyField(
+        "models.Task", related_name="pauses", on_delete=fields.CASCADE
+    )
+    task_id: int
+    reason = fields.CharField(max_length=32)  # expert_review | hearing | testing | supplement
+    note = fields.TextField(default="")
+    started_at = fields.DatetimeField()
+    ended_at = fields.DatetimeField(null=True)
+    working_days = fields.IntField(default=0)  # counted when the clock restarts
+
+    class Meta:
+        table = "task_pause"
+
+
+class Lease(Model):
+    """Which server process runs a periodic job now. The holder renews it before it expires."""
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    holder = fields.CharField(max_length=128)
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "lease"
+
+
+class SupervisionEvent(Model):
+    """A warning, an overdue flag or a system action. ``key`` makes each fire exactly once."""
+
+    id = fields.BigIntField(primary_key=True)
+    key = fields.CharField(max_length=128, unique=True)  # e.g. "task:12:red"
+    kind = fields.CharField(max_length=40)
+    level = fields.CharEnumField(WarningLevel, max_length=10, null=True)
+    entity_type = fields.CharField(max_length=32)
+    entity_id = fields.IntField()
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="supervision_events", null=True, on_delete=fields.CASCADE
+    )
+    project_id: int | None
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department",
+        related_name="supervision_events",
+        null=True,
+        on_delete=fields.RESTRICT,
+    )
+    department_id: int | None
+    message = fields.TextField()
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "supervision_event"
+
+
+class Notification(Model):
+    """The outbox: one templated message per event and recipient, delivered with retries."""
+
+    id = fields.BigIntField(primary_key=True)
+    key = fields.CharField(max_length=160, unique=True)  # event key + recipient: exactly once
+    moment = fields.CharField(max_length=32)  # received | midway | ready | rate | overdue ...
+    recipient = fields.CharField(max_length=64)  # phone number or department code
+    text = fields.TextField()
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="notifications", null=True, on_delete=fields.CASCADE
+    )
+    project_id: int | None
+    status = fields.CharEnumField(
+        NotificationStatus, max_length=10, default=NotificationStatus.PENDING
+    )
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    last_error = fields.TextField(default="")
+    sent_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "notification"
+
+
+class Rating(Model):
+    """好差评: the applicant rates a completed stage from 1 to 5."""
+
+    id = fields.IntField(primary_key=True)
+    stage: fields.ForeignKeyRelation[Stage] = fields.ForeignKeyField(
+        "models.Stage", related_name="ratings", on_delete=fields.CASCADE
+    )
+    stage_id: int
+    code = fields.CharField(max_length=16, unique=True)  # the rating code sent by SMS
+    score = fields.SmallIntField(null=True)
+    comment = fields.TextField(default="")
+    rated_at = fields.DatetimeField(null=True)
+    follow_up_due = fields.DateField(null=True)  # a bad rating opens a follow-up
+    follow_up_done_at = fields.DatetimeField(null=True)
+    follow_up_note = fields.TextField(default="")
+
+    class Meta:
+        table = "rating"
+
+
+class ReviewMeeting(Model):
+    """联审联办: one joint review meeting accepts a stage with every department at the table."""
+
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="meetings", on_delete=fields.CASCADE
+    )
+    project_id: int
+    stage: fields.ForeignKeyNullableRelation[Stage] = fields.ForeignKeyField(
+        "models.Stage", related_name="meetings", null=True, on_delete=fields.CASCADE
+    )
+    stage_id: int | None
+    scheduled_for = fields.DatetimeField()
+    place = fields.CharField(max_length=128, default="")
+    status = fields.CharEnumField(MeetingStatus, max_length=10, default=MeetingStatus.SCHEDULED)
+    held_at = fields.DatetimeField(null=True)
+    created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="meetings", null=True, on_delete=fields.RESTRICT
+    )
+    created_by_id: int | None
+
+    class Meta:
+        table = "review_meeting"
+
+
+class MeetingInvitation(Model):
+    id = fields.IntField(primary_key=True)
+    meeting: fields.ForeignKeyRelation[ReviewMeeting] = fields.ForeignKeyField(
+        "models.ReviewMeeting", related_name="invitations", on_delete=fields.CASCADE
+    )
+    meeting_id: int
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="invitations", on_delete=fields.RESTRICT
+    )
+    department_id: int
+    attended = fields.BooleanField(null=True)
+    agrees = fields.BooleanField(null=True)
+    opinion = fields.TextField(default="")
+    promised_days = fields.IntField(null=True)
+    absent_default = fields.BooleanField(default=False)  # 缺席默认: recorded as agreeing
+    recorded_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "meeting_invitation"
+        unique_together = (("meeting", "department"),)
+
+
+# --- field work: inspections and the CRDT update log -----------------------------------------
+
+
+class Inspection(Model):
+    """A site check (现场踏勘) or one round of joint acceptance (联合验收)."""
+
+    id = fields.IntField(primary_key=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="inspections", on_delete=fields.CASCADE
+    )
+    project_id: int
+    stage: fields.ForeignKeyNullableRelation[Stage] = fields.ForeignKeyField(
+        "models.Stage", related_name="inspections", null=True, on_delete=fields.CASCADE
+    )
+    stage_id: int | None
+    kind = fields.CharEnumField(InspectionKind, max_length=20)
+    round = fields.IntField(default=1)
+    previous: fields.ForeignKeyNullableRelation[Inspection] = fields.ForeignKeyField(
+        "models.Inspection", related_name="next_rounds", null=True, on_delete=fields.SET_NULL
+    )
+    previous_id: int | None
+    status = fields.CharEnumField(
+        InspectionStatus, max_length=30, default=InspectionStatus.SCHEDULED
+    )
+    requested_at = fields.DatetimeField()
+    due = fields.DateField()
+    scheduled_for = fields.DateField(null=True)
+    closed_at = fields.DatetimeField(null=True)
+    created_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="inspections_created", null=True, on_delete=fields.RESTRICT
+    )
+    created_by_id: int | None
+
+    class Meta:
+        table = "inspection"
+
+
+class InspectionDepartment(Model):
+    """One participating department, its checklist and its conclusion."""
+
+    id = fields.IntField(primary_key=True)
+    inspection: fields.ForeignKeyRelation[Inspection] = fields.ForeignKeyField(
+        "models.Inspection", related_name="departments", on_delete=fields.CASCADE
+    )
+    inspection_id: int
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="inspections", on_delete=fields.RESTRICT
+    )
+    department_id: int
+    checklist: fields.ForeignKeyNullableRelation[ChecklistTemplate] = fields.ForeignKeyField(
+        "models.ChecklistTemplate", related_name="uses", null=True, on_delete=fields.RESTRICT
+    )
+    checklist_id: int | None
+    conclusion = fields.CharEnumField(Conclusion, max_length=10, null=True)
+    conclusion_note = fields.TextField(default="")
+    signed_by = fields.CharField(max_length=64, default="")
+    signed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "inspection_department"
+        unique_together = (("inspection", "department"),)
+
+
+class InspectionAssignment(Model):
+    id = fields.IntField(primary_key=True)
+    inspection: fields.ForeignKeyRelation[Inspection] = fields.ForeignKeyField(
+        "models.Inspection", related_name="assignments", on_delete=fields.CASCADE
+    )
+    inspection_id: int
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="assignments", on_delete=fields.RESTRICT
+    )
+    user_id: int
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="assignments", on_delete=fields.RESTRICT
+    )
+    department_id: int
+
+    class Meta:
+        table = "inspection_assignment"
+        unique_together = (("inspection", "user"),)
+
+
+class CheckResult(Model):
+    """Materialised from the inspection document: GraphQL reads these rows."""
+
+    id = fields.IntField(primary_key=True)
+    inspection: fields.ForeignKeyRelation[Inspection] = fields.ForeignKeyField(
+        "models.Inspection", related_name="check_results", on_delete=fields.CASCADE
+    )
+    inspection_id: int
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="check_results", on_delete=fields.RESTRICT
+    )
+    department_id: int
+    check_code = fields.CharField(max_length=64)
+    outcome = fields.CharEnumField(CheckOutcome, max_length=20, null=True)
+    note = fields.TextField(default="")
+    measured: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    photo_ids: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    recorded_by = fields.CharField(max_length=64, default="")
+    recorded_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "check_result"
+        unique_together = (("inspection", "department", "check_code"),)
+
+
+class Rectification(Model):
+    """An item to put right before re-inspection, keyed by the UUID the field gave it."""
+
+    id = fields.IntField(primary_key=True)
+    uuid = fields.CharField(max_length=36, unique=True)
+    inspection: fields.ForeignKeyRelation[Inspection] = fields.ForeignKeyField(
+        "models.Inspection", related_name="rectifications", on_delete=fields.CASCADE
+    )
+    inspection_id: int
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="rectifications", null=True, on_delete=fields.RESTRICT
+    )
+    department_id: int | None
+    description = fields.TextField()
+    due = fields.DateField(null=True)
+    done = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "rectification"
+
+
+class AgencyEntry(Model):
+    """An agent's visit, call or to-do, materialised from the agency document."""
+
+    id = fields.IntField(primary_key=True)
+    uuid = fields.CharField(max_length=36, unique=True)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="agency_entries", on_delete=fields.CASCADE
+    )
+    project_id: int
+    kind = fields.CharField(max_length=16)  # visit | call | todo
+    text = fields.TextField(default="")
+    at = fields.DatetimeField(null=True)
+    due = fields.DateField(null=True)
+    done = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "agency_entry"
+
+
+class DocumentUpdate(Model):
+    """The durable CRDT update log: every accepted update, in arrival order, per document."""
+
+    id = fields.BigIntField(primary_key=True)
+    doc = fields.CharField(max_length=128, db_index=True)
+    data = fields.BinaryField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "document_update"
+
+
+class DocumentSnapshot(Model):
+    """A compacted state of a document covering every update up to ``upto_id``."""
+
+    doc = fields.CharField(max_length=128, primary_key=True)
+    data = fields.BinaryField()
+    upto_id = fields.BigIntField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "document_snapshot"
