@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import strawberry
+from strawberry.tools import merge_types
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -26,6 +27,10 @@ from schema.loaders import build_loaders
 from schema.mutation import Mutation
 from schema.query import Query
 
+# Each room of the API adds its own root fields here (one module per concept).
+EXTRA_QUERIES: tuple[type, ...] = ()
+EXTRA_MUTATIONS: tuple[type, ...] = ()
+
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 MAX_DEPTH = 10
 MAX_TOKENS = 2000
@@ -34,8 +39,8 @@ MAX_ALIASES = 15
 
 def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
-        query=Query,
-        mutation=Mutation,
+        query=merge_types("Query", (Query, *EXTRA_QUERIES)),
+        mutation=merge_types("Mutation", (Mutation, *EXTRA_MUTATIONS)),
         extensions=[
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
