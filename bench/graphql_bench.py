@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import logging
 import math
@@ -65,6 +66,8 @@ PASSWORD = "bench-password"
 FIRST_STAGE = "project_approval"
 SQL_VERBS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
 SERVER_START_TIMEOUT = 30.0
+DEFAULT_BUDGET = 90.0  # seconds of measured requests, both endpoints together
+MIN_REQUESTS = 50
 SCRIPT = Path(__file__).resolve()
 
 QUERY = """
@@ -142,7 +145,7 @@ async def plain_projects(request: Request) -> JSONResponse:
         .order_by("id")
     )
     for task in tasks:
-        stage_id: int = task.stage_id  # type: ignore[attr-defined]
+        stage_id: int = task.stage_id
         if task.round == rounds[stage_id]:  # only the stage's current round, as GraphQL shows
             tasks_by_stage[stage_id].append(
                 {
@@ -154,7 +157,7 @@ async def plain_projects(request: Request) -> JSONResponse:
             )
     stages_by_project: dict[int, list[dict[str, Any]]] = {i: [] for i in project_ids}
     for stage in stages:
-        stages_by_project[stage.project_id].append(  # type: ignore[attr-defined]
+        stages_by_project[stage.project_id].append(
             {
                 "code": stage.definition.code,
                 "name": stage.definition.name,
@@ -170,7 +173,7 @@ async def plain_projects(request: Request) -> JSONResponse:
         .order_by("material_type_id")
     )
     for material in materials:
-        materials_by_project[material.project_id].append(  # type: ignore[attr-defined]
+        materials_by_project[material.project_id].append(
             {"status": material.status.name, "materialType": {"name": material.material_type.name}}
         )
     edges = [
@@ -295,7 +298,7 @@ async def seed(*, count: int, say: Callable[[str], None]) -> Seeded:
             role=Role.WINDOW_CLERK,
         )
     )
-    regions = sorted(await Region.all().values_list("code", flat=True))
+    regions = sorted([str(code) for code in await Region.all().values_list("code", flat=True)])
     say(f"seeding {count} projects (catalog and calendar loaded, {len(regions)} regions)")
     for index in range(count):
         project = await create_project(viewer=clerk, form=_application(index, regions), now=NOW)
@@ -479,16 +482,19 @@ def free_port() -> int:
         return port
 
 
-async def serve(database_url: str, port: int) -> None:
+async def serve(database_url: str, port: int, gc_threshold: int | None) -> None:
     """The server subprocess: the bench app under uvicorn until terminated.
 
-    The database is opened here, before uvicorn starts, and not in a Starlette lifespan:
-    Tortoise keeps its connections in a context variable, and uvicorn runs the lifespan in
-    a task of its own whose context the request tasks do not inherit.
+    The database is opened here, before uvicorn starts, so every request task inherits
+    Tortoise's context (a context variable) whatever its global fallback does.
     """
     import uvicorn
 
     await open_database(database_url)
+    if gc_threshold is not None:  # what-if: a server tuned for many short-lived objects
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(gc_threshold, 20, 100)
     try:
         config = uvicorn.Config(
             build_app(),
@@ -516,7 +522,9 @@ class Server:
 
 
 @asynccontextmanager
-async def server(database_url: str, log_dir: Path) -> AsyncIterator[Server]:
+async def server(
+    database_url: str, log_dir: Path, gc_threshold: int | None
+) -> AsyncIterator[Server]:
     """The bench app under uvicorn in a subprocess; its errors are added to any BenchError."""
     port = free_port()
     served = Server(base_url=f"http://127.0.0.1:{port}", log_path=log_dir / "server.log")
@@ -528,6 +536,7 @@ async def server(database_url: str, log_dir: Path) -> AsyncIterator[Server]:
             str(port),
             "--database-url",
             database_url,
+            *(["--gc-threshold", str(gc_threshold)] if gc_threshold is not None else []),
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -613,8 +622,32 @@ async def batch(
         into.elapsed += time.perf_counter() - started
 
 
+def planned_requests(requested: int, warm: dict[str, Measured], budget: float) -> int:
+    """As many requests as asked, or fewer (the same for both) if the warm-up says they would
+    take longer than ``budget`` seconds; never fewer than MIN_REQUESTS."""
+    if budget <= 0 or any(not m.latencies for m in warm.values()):
+        return requested
+    seconds_per_pair = sum(m.elapsed / len(m.latencies) for m in warm.values())
+    if requested * seconds_per_pair <= budget:
+        return requested
+    fitted = max(min(requested, MIN_REQUESTS), int(budget / seconds_per_pair))
+    print(
+        f"  warm-up: graphql {warm['graphql'].rps:.1f} req/s, plain {warm['plain'].rps:.1f}; "
+        f"{requested} requests each would take ~{requested * seconds_per_pair:.0f}s, so "
+        f"measuring {fitted} each to stay within --budget {budget:.0f}s"
+    )
+    return fitted
+
+
 async def drive(
-    base_url: str, token: str, *, requests: int, concurrency: int, rounds: int, warmup: int
+    base_url: str,
+    token: str,
+    *,
+    requests: int,
+    concurrency: int,
+    rounds: int,
+    warmup: int,
+    budget: float,
 ) -> dict[str, Measured]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     results = {name: Measured() for name in ENDPOINTS}
@@ -624,8 +657,11 @@ async def drive(
             decoded("plain", await send_plain(client, token)),
         )
         print(f"same data over HTTP: {verified}")
+        warm = {name: Measured() for name in ENDPOINTS}
         for name in ENDPOINTS:
-            await batch(client, name, token, warmup, concurrency)
+            await batch(client, name, token, warmup, concurrency, into=warm[name])
+        requests = planned_requests(requests, warm, budget)
+        rounds = min(rounds, requests)
         per_round = [requests // rounds + (i < requests % rounds) for i in range(rounds)]
         for i, n in enumerate(per_round):
             order = list(ENDPOINTS) if i % 2 == 0 else list(reversed(ENDPOINTS))
@@ -675,6 +711,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds (6)")
     parser.add_argument("--warmup", type=int, default=16, help="warm-up requests each (16)")
     parser.add_argument(
+        "--budget",
+        type=float,
+        default=DEFAULT_BUDGET,
+        metavar="SECONDS",
+        help=f"measure fewer requests (equal for both) if the warm-up says --requests would "
+        f"take longer than this ({DEFAULT_BUDGET:.0f}; 0: no limit)",
+    )
+    parser.add_argument(
         "--database-url",
         help="default: a fresh SQLite file in a temporary directory; a postgres:// URL names "
         "a database that is DROPPED and created afresh",
@@ -686,13 +730,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="also cProfile N in-process GraphQL requests and print the top costs",
     )
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        metavar="N",
+        help="what-if: the server process runs gc.freeze() and gc.set_threshold(N, 20, 100) "
+        "before serving (default: Python's own, 700)",
+    )
     parser.add_argument("--serve-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("projects", "requests", "concurrency", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    if args.warmup < 0 or args.profile < 0:
-        parser.error("--warmup and --profile cannot be negative")
+    if args.gc_threshold is not None and args.gc_threshold < 1:
+        parser.error("--gc-threshold must be at least 1")
+    if args.warmup < 0 or args.profile < 0 or args.budget < 0:
+        parser.error("--warmup, --profile and --budget cannot be negative")
     if args.rounds > args.requests:
         parser.error("--rounds cannot exceed --requests")
     if args.database_url and not args.database_url.startswith(
@@ -722,10 +775,11 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
         profile = await profile_graphql(seeded.token, args.profile) if args.profile else None
     finally:
         await close_database()
-    async with server(url, workdir) as served:
+    async with server(url, workdir, args.gc_threshold) as served:
         print(
             f"uvicorn on {served.base_url}: {args.requests} requests each at concurrency "
             f"{args.concurrency}, {args.rounds} alternating rounds, {args.warmup} warm-up"
+            + (f", server gc threshold {args.gc_threshold}" if args.gc_threshold else "")
         )
         results = await drive(
             served.base_url,
@@ -734,6 +788,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
             concurrency=args.concurrency,
             rounds=args.rounds,
             warmup=args.warmup,
+            budget=args.budget,
         )
     report(results, statements, args.concurrency)
     if profile is not None:
@@ -744,7 +799,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_port is not None:
-        asyncio.run(serve(args.database_url, args.serve_port))
+        asyncio.run(serve(args.database_url, args.serve_port, args.gc_threshold))
         return 0
     with tempfile.TemporaryDirectory(prefix="onewindow-bench-") as workdir:
         try:

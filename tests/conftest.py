@@ -101,6 +101,21 @@ async def clean_catalog(database: str) -> AsyncIterator[None]:
 # --- the work: users, projects and the GraphQL client ------------------------------------------
 
 WORK_MODELS = (
+    models.DocumentSnapshot,
+    models.DocumentUpdate,
+    models.AgencyEntry,
+    models.Rectification,
+    models.CheckResult,
+    models.InspectionAssignment,
+    models.InspectionDepartment,
+    models.Inspection,
+    models.MeetingInvitation,
+    models.ReviewMeeting,
+    models.Rating,
+    models.Notification,
+    models.SupervisionEvent,
+    models.Lease,
+    models.TaskPause,
     models.AuditEvent,
     models.SupplementRequest,
     models.MaterialVersion,

@@ -85,7 +85,7 @@ async def test_projects_stand_in_several_stage_states(seeded: DemoReport) -> Non
     first = await models.Stage.filter(definition__code="project_approval").values_list(
         "status", flat=True
     )
-    assert set(first) == set(StageStatus)
+    assert set(first) == {StageStatus.NOT_STARTED, StageStatus.IN_REVIEW, StageStatus.COMPLETED}
     second = await models.Stage.filter(
         definition__code="engineering_permit", status=StageStatus.COMPLETED
     ).count()
