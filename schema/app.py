@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import strawberry
-from strawberry.tools import merge_types
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -18,9 +17,11 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     QueryDepthLimiter,
 )
+from strawberry.tools import merge_types
 
 from approval import auth
 from approval.errors import DomainError
+from schema.catalog_cache import CatalogCache
 from schema.context import Context
 from schema.errors import should_mask
 from schema.loaders import build_loaders
@@ -59,6 +60,7 @@ class OneWindowGraphQL(GraphQL[Context, None]):
         super().__init__(build_schema(), graphql_ide="graphiql")
         self.token_ttl = token_ttl
         self.clock = clock
+        self.catalog = CatalogCache()
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer, auth_error = None, None
@@ -75,6 +77,7 @@ class OneWindowGraphQL(GraphQL[Context, None]):
             viewer=viewer,
             auth_error=auth_error,
             loaders=build_loaders(),
+            catalog=await self.catalog.current(),
             token_ttl=self.token_ttl,
             clock=self.clock,
         )

@@ -11,6 +11,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from approval.access import Viewer
 from approval.errors import DomainError, ErrorCode
+from schema.catalog_cache import CatalogSnapshot
 from schema.errors import as_graphql_error
 from schema.loaders import Loaders
 
@@ -26,6 +27,7 @@ class Context:
     viewer: Viewer | None
     auth_error: DomainError | None
     loaders: Loaders
+    catalog: CatalogSnapshot
     token_ttl: timedelta
     clock: Callable[[], datetime]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -13,15 +12,10 @@ from tortoise.models import Model
 
 from storage.models import (
     AuditEvent,
-    Department,
     Enterprise,
     Material,
-    MaterialType,
     MaterialVersion,
-    Region,
-    ServiceItem,
     Stage,
-    StageDefinition,
     SupplementRequest,
     Task,
     User,
@@ -33,25 +27,6 @@ M = TypeVar("M", bound=Model)
 def _by_id(model: type[M]) -> DataLoader[int, M | None]:
     async def load(ids: Sequence[int]) -> list[M | None]:
         rows = {row.pk: row for row in await model.filter(id__in=list(ids))}
-        return [rows.get(i) for i in ids]
-
-    return DataLoader(load_fn=load)
-
-
-def _whole_table(model: type[M]) -> DataLoader[int, M | None]:
-    """For small catalog tables read at several depths of one query: every batch awaits the
-    same single read of the whole table, so the statement count never depends on how the
-    resolvers' batches happen to fall."""
-    table: asyncio.Task[dict[int, M]] | None = None
-
-    async def read() -> dict[int, M]:
-        return {row.pk: row for row in await model.all()}
-
-    async def load(ids: Sequence[int]) -> list[M | None]:
-        nonlocal table
-        if table is None:
-            table = asyncio.ensure_future(read())
-        rows = await table
         return [rows.get(i) for i in ids]
 
     return DataLoader(load_fn=load)
@@ -83,13 +58,8 @@ async def _current_tasks(keys: Sequence[tuple[int, int]]) -> list[list[Task]]:
 
 @dataclass(frozen=True)
 class Loaders:
-    department: DataLoader[int, Department | None]
-    region: DataLoader[int, Region | None]
     enterprise: DataLoader[int, Enterprise | None]
     user: DataLoader[int, User | None]
-    stage_definition: DataLoader[int, StageDefinition | None]
-    service_item: DataLoader[int, ServiceItem | None]
-    material_type: DataLoader[int, MaterialType | None]
     stages_by_project: DataLoader[int, list[Stage]]
     tasks_by_stage_round: DataLoader[tuple[int, int], list[Task]]
     materials_by_project: DataLoader[int, list[Material]]
@@ -100,13 +70,8 @@ class Loaders:
 
 def build_loaders() -> Loaders:
     return Loaders(
-        department=_whole_table(Department),
-        region=_whole_table(Region),
         enterprise=_by_id(Enterprise),
         user=_by_id(User),
-        stage_definition=_whole_table(StageDefinition),
-        service_item=_whole_table(ServiceItem),
-        material_type=_whole_table(MaterialType),
         stages_by_project=_grouped(
             lambda ids: Stage.filter(project_id__in=ids).order_by("definition_id"),
             lambda s: s.project_id,

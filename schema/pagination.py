@@ -38,10 +38,9 @@ async def page(
     first: int,
     after: str | None,
     node: Callable[[Any], T],
-) -> tuple[list[relay.Edge[T]], relay.PageInfo, int]:
+) -> tuple[list[relay.Edge[T]], relay.PageInfo]:
     if not 1 <= first <= MAX_PAGE:
         raise invalid(f"first must be between 1 and {MAX_PAGE}, got {first}", field="first")
-    total = await query.count()
     window = query.order_by("-id")
     if after is not None:
         window = window.filter(id__lt=decode_cursor(after))
@@ -53,4 +52,4 @@ async def page(
         start_cursor=edges[0].cursor if edges else None,
         end_cursor=edges[-1].cursor if edges else None,
     )
-    return edges, info, total
+    return edges, info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import relay
 from tortoise.expressions import Subquery
+from tortoise.queryset import QuerySet
 
 from approval.access import project_scope
 from approval.errors import DomainError
@@ -29,12 +30,20 @@ from storage.enums import Role
 
 @strawberry.type
 class ProjectConnection(relay.Connection[ProjectNode]):
-    total_count: int
+    matching: strawberry.Private[QuerySet[models.Project]]
+
+    @strawberry.field(description="符合条件的项目总数")
+    async def total_count(self) -> int:
+        return await self.matching.count()
 
 
 @strawberry.type
 class TaskConnection(relay.Connection[TaskNode]):
-    total_count: int
+    matching: strawberry.Private[QuerySet[models.Task]]
+
+    @strawberry.field(description="符合条件的任务总数")
+    async def total_count(self) -> int:
+        return await self.matching.count()
 
 
 @strawberry.input(description="项目筛选条件")
@@ -89,16 +98,14 @@ class Query:
             text=f.text,
             overdue_on=info.context.now() if f.overdue else None,
         )
+        matching = project_query(viewer=viewer, where=where)
         try:
-            edges, page_info, total = await page(
-                project_query(viewer=viewer, where=where),
-                first=first,
-                after=after,
-                node=ProjectNode.from_row,
+            edges, page_info = await page(
+                matching, first=first, after=after, node=ProjectNode.from_row
             )
         except DomainError as error:
             raise query_error(error) from None
-        return ProjectConnection(edges=edges, page_info=page_info, total_count=total)
+        return ProjectConnection(edges=edges, page_info=page_info, matching=matching)
 
     @strawberry.field(description="按项目代码查询")
     async def project(self, info: Info, code: str) -> ProjectNode | None:
@@ -128,12 +135,10 @@ class Query:
             today = info.context.now().astimezone(CHINA).date()
             query = query.filter(decided_at__isnull=True, deadline__lt=today)
         try:
-            edges, page_info, total = await page(
-                query, first=first, after=after, node=TaskNode.from_row
-            )
+            edges, page_info = await page(query, first=first, after=after, node=TaskNode.from_row)
         except DomainError as error:
             raise query_error(error) from None
-        return TaskConnection(edges=edges, page_info=page_info, total_count=total)
+        return TaskConnection(edges=edges, page_info=page_info, matching=query)
 
     @strawberry.field(description="区域")
     async def regions(self, info: Info) -> list[RegionNode]:

@@ -86,11 +86,10 @@ class RegionNode(_Row):
         return label(self.kind)
 
     @strawberry.field
-    async def parent(self, info: Info) -> RegionNode | None:
+    def parent(self, info: Info) -> RegionNode | None:
         if self.parent_id is None:
             return None
-        row = await info.context.loaders.region.load(self.parent_id)
-        return RegionNode.from_row(row) if row else None
+        return RegionNode.from_row(info.context.catalog.regions[self.parent_id])
 
     @classmethod
     def from_row(cls, row: models.Region) -> RegionNode:
@@ -117,10 +116,8 @@ class DepartmentNode(_Row):
     region_id: strawberry.Private[int]
 
     @strawberry.field
-    async def region(self, info: Info) -> RegionNode:
-        row = await info.context.loaders.region.load(self.region_id)
-        assert row is not None
-        return RegionNode.from_row(row)
+    def region(self, info: Info) -> RegionNode:
+        return RegionNode.from_row(info.context.catalog.regions[self.region_id])
 
     @classmethod
     def from_row(cls, row: models.Department) -> DepartmentNode:
@@ -134,10 +131,12 @@ class DepartmentNode(_Row):
         )
 
 
-async def _department(info: Info, department_id: int) -> DepartmentNode:
-    row = await info.context.loaders.department.load(department_id)
-    assert row is not None
-    return DepartmentNode.from_row(row)
+def _department(info: Info, department_id: int) -> DepartmentNode:
+    return DepartmentNode.from_row(info.context.catalog.departments[department_id])
+
+
+def _material_type(info: Info, material_type_id: int) -> MaterialTypeNode:
+    return MaterialTypeNode.from_row(info.context.catalog.material_types[material_type_id])
 
 
 @strawberry.type(name="MaterialType", description="材料类型")
@@ -167,8 +166,8 @@ class ServiceItemNode(_Row):
     department_id: strawberry.Private[int]
 
     @strawberry.field
-    async def department(self, info: Info) -> DepartmentNode:
-        return await _department(info, self.department_id)
+    def department(self, info: Info) -> DepartmentNode:
+        return _department(info, self.department_id)
 
     @classmethod
     def from_row(cls, row: models.ServiceItem) -> ServiceItemNode:
@@ -211,10 +210,10 @@ class PersonNode(_Row):
         return label(self.role)
 
     @strawberry.field
-    async def department(self, info: Info) -> DepartmentNode | None:
+    def department(self, info: Info) -> DepartmentNode | None:
         if self.department_id is None:
             return None
-        return await _department(info, self.department_id)
+        return _department(info, self.department_id)
 
     @classmethod
     def from_row(cls, row: models.User) -> PersonNode:
@@ -262,10 +261,8 @@ class MaterialNode(_Row):
         return label(self.status)
 
     @strawberry.field
-    async def material_type(self, info: Info) -> MaterialTypeNode:
-        row = await info.context.loaders.material_type.load(self.material_type_id)
-        assert row is not None
-        return MaterialTypeNode.from_row(row)
+    def material_type(self, info: Info) -> MaterialTypeNode:
+        return _material_type(info, self.material_type_id)
 
     @strawberry.field
     async def versions(self, info: Info) -> list[MaterialVersionNode]:
@@ -304,11 +301,10 @@ class SupplementRequestNode:
     material_type_id: strawberry.Private[int | None]
 
     @strawberry.field
-    async def material_type(self, info: Info) -> MaterialTypeNode | None:
+    def material_type(self, info: Info) -> MaterialTypeNode | None:
         if self.material_type_id is None:
             return None
-        row = await info.context.loaders.material_type.load(self.material_type_id)
-        return MaterialTypeNode.from_row(row) if row else None
+        return _material_type(info, self.material_type_id)
 
 
 @strawberry.type(name="Task", description="部门审批任务")
@@ -339,14 +335,12 @@ class TaskNode(_Row):
         return self.decided_at is None and self.deadline < _today(info)
 
     @strawberry.field
-    async def item(self, info: Info) -> ServiceItemNode:
-        row = await info.context.loaders.service_item.load(self.item_id)
-        assert row is not None
-        return ServiceItemNode.from_row(row)
+    def item(self, info: Info) -> ServiceItemNode:
+        return ServiceItemNode.from_row(info.context.catalog.service_items[self.item_id])
 
     @strawberry.field
-    async def department(self, info: Info) -> DepartmentNode:
-        return await _department(info, self.department_id)
+    def department(self, info: Info) -> DepartmentNode:
+        return _department(info, self.department_id)
 
     @strawberry.field
     async def decided_by(self, info: Info) -> PersonNode | None:
@@ -394,27 +388,24 @@ class StageNode(_Row):
     completed_at: datetime | None
     definition_id: strawberry.Private[int]
 
-    async def _definition(self, info: Info) -> models.StageDefinition:
-        row = await info.context.loaders.stage_definition.load(self.definition_id)
-        assert row is not None
-        return row
+    def _definition(self, info: Info) -> models.StageDefinition:
+        return info.context.catalog.stage_definitions[self.definition_id]
 
     @strawberry.field(description="阶段代码, 如 project_approval")
-    async def code(self, info: Info) -> str:
-        return (await self._definition(info)).code
+    def code(self, info: Info) -> str:
+        return self._definition(info).code
 
     @strawberry.field(description="阶段名称, 如 立项用地规划许可")
-    async def name(self, info: Info) -> str:
-        return (await self._definition(info)).name
+    def name(self, info: Info) -> str:
+        return self._definition(info).name
 
     @strawberry.field
-    async def order(self, info: Info) -> int:
-        return (await self._definition(info)).order
+    def order(self, info: Info) -> int:
+        return self._definition(info).order
 
     @strawberry.field
-    async def lead_department(self, info: Info) -> DepartmentNode:
-        definition = await self._definition(info)
-        return await _department(info, definition.lead_department_id)
+    def lead_department(self, info: Info) -> DepartmentNode:
+        return _department(info, self._definition(info).lead_department_id)
 
     @strawberry.field
     def status_label(self) -> str:
@@ -499,10 +490,8 @@ class ProjectNode(_Row):
         return EnterpriseNode.from_row(row)
 
     @strawberry.field
-    async def region(self, info: Info) -> RegionNode:
-        row = await info.context.loaders.region.load(self.region_id)
-        assert row is not None
-        return RegionNode.from_row(row)
+    def region(self, info: Info) -> RegionNode:
+        return RegionNode.from_row(info.context.catalog.regions[self.region_id])
 
     @strawberry.field(description="代办员")
     async def agent(self, info: Info) -> PersonNode | None:

@@ -84,6 +84,8 @@ async def test_statement_count_is_the_same_for_10_and_100_projects(gql):
     await ready_stage(gql, project["id"], "project_approval")
     assert (await accept(gql, project["id"], "project_approval"))["errors"] == []
     await _copy_projects(project["code"], 109)
+    # The first request reads the catalog snapshot the API keeps in memory; measure after it.
+    await gql("query { viewer { username } }", as_="supervisor")
     counts = {}
     seen: dict[int, list[str]] = {}
     for first in (10, 100):
@@ -102,4 +104,4 @@ async def test_statement_count_is_the_same_for_10_and_100_projects(gql):
         "\n".join(f"{a} | {b}" for a, b in zip(seen[10], seen[100] + [""], strict=False)),
     )
     print(f"SQL statements per nested page: {counts}")
-    assert counts[100] <= 20, counts
+    assert counts[100] <= 12, counts
