@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import gc
 import io
 import logging
 import math
@@ -54,6 +53,8 @@ from approval.materials import MaterialFile, submit_material
 from approval.projects import CHINA, ProjectApplication, create_project
 from approval.stages import accept_stage, stage_readiness
 from schema.app import graphql_app
+from server.app import tune_gc
+from server.settings import Settings
 from storage.db import close_database, migrate, open_database
 from storage.enums import ProjectType, Role
 from storage.models import Material, Project, Region, Stage, Task
@@ -482,7 +483,7 @@ def free_port() -> int:
         return port
 
 
-async def serve(database_url: str, port: int, gc_threshold: int | None) -> None:
+async def serve(database_url: str, port: int, gc_threshold: int) -> None:
     """The server subprocess: the bench app under uvicorn until terminated.
 
     The database is opened here, before uvicorn starts, so every request task inherits
@@ -491,10 +492,7 @@ async def serve(database_url: str, port: int, gc_threshold: int | None) -> None:
     import uvicorn
 
     await open_database(database_url)
-    if gc_threshold is not None:  # what-if: a server tuned for many short-lived objects
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(gc_threshold, 20, 100)
+    tune_gc(gc_threshold)  # as `onewindow serve` does
     try:
         config = uvicorn.Config(
             build_app(),
@@ -522,9 +520,7 @@ class Server:
 
 
 @asynccontextmanager
-async def server(
-    database_url: str, log_dir: Path, gc_threshold: int | None
-) -> AsyncIterator[Server]:
+async def server(database_url: str, log_dir: Path, gc_threshold: int) -> AsyncIterator[Server]:
     """The bench app under uvicorn in a subprocess; its errors are added to any BenchError."""
     port = free_port()
     served = Server(base_url=f"http://127.0.0.1:{port}", log_path=log_dir / "server.log")
@@ -536,7 +532,7 @@ async def server(
             str(port),
             "--database-url",
             database_url,
-            *(["--gc-threshold", str(gc_threshold)] if gc_threshold is not None else []),
+            *["--gc-threshold", str(gc_threshold)],
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -733,17 +729,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--gc-threshold",
         type=int,
+        default=Settings().gc_threshold,
         metavar="N",
-        help="what-if: the server process runs gc.freeze() and gc.set_threshold(N, 20, 100) "
-        "before serving (default: Python's own, 700)",
+        help="the server process runs server.app.tune_gc(N) before serving, as `onewindow "
+        "serve` does with ONEWINDOW_GC_THRESHOLD (default %(default)s; 0 = Python's defaults)",
     )
     parser.add_argument("--serve-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("projects", "requests", "concurrency", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    if args.gc_threshold is not None and args.gc_threshold < 1:
-        parser.error("--gc-threshold must be at least 1")
+    if args.gc_threshold < 0:
+        parser.error("--gc-threshold cannot be negative")
     if args.warmup < 0 or args.profile < 0 or args.budget < 0:
         parser.error("--warmup, --profile and --budget cannot be negative")
     if args.rounds > args.requests:

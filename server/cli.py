@@ -229,7 +229,7 @@ async def run_create_user(settings: Settings, args: argparse.Namespace) -> None:
 def run_serve(settings: Settings) -> None:
     import uvicorn
 
-    from server.app import create_app
+    from server.app import create_app, tune_gc
 
     async def check() -> None:
         async with connected(settings):
@@ -237,9 +237,9 @@ def run_serve(settings: Settings) -> None:
 
     asyncio.run(check())
     say(f"serving on http://{settings.host}:{settings.port}/graphql")
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
-    )
+    app = create_app(settings)
+    tune_gc(settings.gc_threshold)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
 # --- parsing and dispatch ----------------------------------------------------------------

@@ -76,6 +76,7 @@ class Settings:
     port: int = 8000
     token_ttl: timedelta = timedelta(hours=12)
     log_level: str = "info"
+    gc_threshold: int = 50_000  # 0 keeps Python's default collector settings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +89,7 @@ class Settings:
             port=_int_in_range(env, "PORT", 8000, 1, 65535),
             token_ttl=timedelta(hours=hours),
             log_level=_log_level(env),
+            gc_threshold=_int_in_range(env, "ONEWINDOW_GC_THRESHOLD", 50_000, 0, 10_000_000),
         )
 
 
