@@ -108,6 +108,8 @@ class ItemSpec:
     materials: tuple[ItemMaterialSpec, ...]
     project_types: tuple[str, ...] = PROJECT_TYPES
     regional_assessment: str | None = None
+    # 超时默认: undecided at the deadline counts as approved; false where the law excludes it.
+    default_approval: bool = True
     line: int | None = field(default=None, compare=False)
 
 
@@ -616,7 +618,7 @@ class _Parser:
                     "site_check",
                     "materials",
                 ),
-                ("project_types", "regional_assessment"),
+                ("project_types", "regional_assessment", "default_approval"),
             )
             statutory = self.integer(m, "statutory_days", what)
             promised = self.integer(m, "promised_days", what)
@@ -664,6 +666,11 @@ class _Parser:
                     materials=self.item_materials(m, what, material_types),
                     project_types=project_types,
                     regional_assessment=assessment,
+                    default_approval=(
+                        self.boolean(m, "default_approval", what)
+                        if "default_approval" in m
+                        else True
+                    ),
                     line=m.line,
                 )
             )

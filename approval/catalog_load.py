@@ -252,6 +252,7 @@ async def _load_items(
                 "site_check": i.site_check,
                 "project_types": list(i.project_types),
                 "regional_assessment": i.regional_assessment,
+                "default_approval": i.default_approval,
                 "active": True,
             },
         )

@@ -20,6 +20,7 @@ LABELS: dict[tuple[type, object], str] = {
     (ProjectStatus, ProjectStatus.COMPLETED): "已办结",
     (StageStatus, StageStatus.NOT_STARTED): "未受理",
     (StageStatus, StageStatus.IN_REVIEW): "审批中",
+    (StageStatus, StageStatus.SUSPENDED): "已中止",
     (StageStatus, StageStatus.COMPLETED): "已办结",
     (TaskStatus, TaskStatus.PENDING): "待审查",
     (TaskStatus, TaskStatus.SUPPLEMENT_REQUESTED): "待补正",

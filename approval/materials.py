@@ -9,9 +9,25 @@ from tortoise.transactions import in_transaction
 
 from approval import audit
 from approval.access import Viewer, require_role, visible_project
+from approval.calendar import working_calendar
 from approval.errors import DomainError, ErrorCode, invalid, not_found
-from storage.enums import MaterialStatus, Role, TaskStatus
-from storage.models import Material, MaterialType, MaterialVersion, SupplementRequest, Task
+from approval.tasks import (
+    STAGE_SUSPENDED,
+    PauseReason,
+    calendar_error,
+    local_day,
+    restart_clocks,
+)
+from approval.workdays import CalendarUnknownError, WorkingCalendar
+from storage.enums import MaterialStatus, Role, StageStatus, TaskStatus
+from storage.models import (
+    Material,
+    MaterialType,
+    MaterialVersion,
+    Stage,
+    SupplementRequest,
+    Task,
+)
 
 SHA256_HEX = frozenset("0123456789abcdef")
 
@@ -57,6 +73,7 @@ async def submit_material(
             f"material type {material_type_code!r} is not in the catalog", field="materialType"
         )
     file = _check_file(file)
+    calendar = await _calendar_if_needed(project_id=project.id, material_type_id=material_type.id)
     async with in_transaction():
         material, _ = await Material.get_or_create(
             project_id=project.id,
@@ -88,9 +105,34 @@ async def submit_material(
         await SupplementRequest.filter(
             id__in=await open_requests.values_list("id", flat=True)
         ).update(resolved_at=now)
-        await Task.filter(id__in=list(task_ids), status=TaskStatus.SUPPLEMENT_REQUESTED).update(
-            status=TaskStatus.PENDING
+        # The same lock order as approval.tasks: the stages first (by id), then their tasks.
+        suspended = await Stage.filter(project_id=project.id, status=StageStatus.SUSPENDED)
+        answered_stages = await Task.filter(id__in=list(task_ids)).values_list(
+            "stage_id", flat=True
         )
+        stage_ids = {int(i) for i in answered_stages} | {s.id for s in suspended}  # type: ignore[call-overload]
+        for stage_id in sorted(stage_ids):
+            await Stage.select_for_update().get(id=stage_id)
+        answered = await Task.select_for_update().filter(
+            id__in=list(task_ids), status=TaskStatus.SUPPLEMENT_REQUESTED
+        )
+        for task in answered:
+            task.status = TaskStatus.PENDING
+            await task.save(update_fields=["status"])
+        try:
+            restarted = await restart_clocks(
+                tasks=answered,
+                reasons=(PauseReason.SUPPLEMENT.value,),
+                now=now,
+                calendar=calendar,
+                actor_id=viewer.user_id,
+                project_id=project.id,
+            )
+            resumed_stages = await _resume_suspended_stages(
+                project_id=project.id, now=now, calendar=calendar, actor_id=viewer.user_id
+            )
+        except CalendarUnknownError as exc:  # nothing is stored: the transaction rolls back
+            raise calendar_error(exc, field="materialType") from None
         await audit.record(
             actor_id=viewer.user_id,
             action="material.submit",
@@ -103,10 +145,67 @@ async def submit_material(
                 "version": material.current_version,
                 "fileName": file.file_name,
                 "sha256": file.sha256,
-                "resumedTasks": sorted(task_ids),
+                "resumedTasks": sorted(t.id for t in answered),
+                "restartedClocks": sorted(restarted),
+                "resumedStages": resumed_stages,
             },
         )
     return material
+
+
+async def _calendar_if_needed(*, project_id: int, material_type_id: int) -> WorkingCalendar:
+    """The stored calendar, read only when a stopped clock may restart."""
+    waiting = await SupplementRequest.filter(
+        material_type_id=material_type_id,
+        resolved_at__isnull=True,
+        task__stage__project_id=project_id,
+        task__paused_at__isnull=False,
+    ).exists()
+    suspended = await Stage.filter(project_id=project_id, status=StageStatus.SUSPENDED).exists()
+    if not (waiting or suspended):
+        return WorkingCalendar(known_years=(), holidays=(), workdays=())
+    return await working_calendar()
+
+
+async def _resume_suspended_stages(
+    *, project_id: int, now: datetime, calendar: WorkingCalendar, actor_id: int
+) -> list[int]:
+    """A stage suspended (中止) for an overdue 容缺 commitment goes back to review once no
+    commitment of the project is overdue; the clocks the suspension stopped restart."""
+    today = local_day(now)
+    if await Material.filter(
+        project_id=project_id, status=MaterialStatus.COMMITTED, commitment_due__lt=today
+    ).exists():
+        return []
+    resumed: list[int] = []
+    for stage in await Stage.filter(project_id=project_id, status=StageStatus.SUSPENDED):
+        updated = await Stage.filter(id=stage.id, status=StageStatus.SUSPENDED).update(
+            status=StageStatus.IN_REVIEW
+        )
+        if not updated:
+            continue
+        stopped = await Task.select_for_update().filter(
+            stage_id=stage.id, round=stage.round, paused_at__isnull=False
+        )
+        restarted = await restart_clocks(
+            tasks=list(stopped),
+            reasons=(STAGE_SUSPENDED,),
+            now=now,
+            calendar=calendar,
+            actor_id=actor_id,
+            project_id=project_id,
+        )
+        await audit.record(
+            actor_id=actor_id,
+            action="stage.resume",
+            entity_type="stage",
+            entity_id=stage.id,
+            project_id=project_id,
+            before={"status": StageStatus.SUSPENDED.value},
+            after={"status": StageStatus.IN_REVIEW.value, "restartedClocks": sorted(restarted)},
+        )
+        resumed.append(stage.id)
+    return resumed
 
 
 async def review_material(

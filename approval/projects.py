@@ -207,6 +207,8 @@ def project_query(*, viewer: Viewer, where: ProjectFilter) -> QuerySet[Project]:
         query = query.filter(id__in=Subquery(stage_q.values("project_id")))
     if where.overdue_on is not None:
         today = where.overdue_on.astimezone(CHINA).date()
-        late = Task.filter(decided_at__isnull=True, deadline__lt=today).values("stage__project_id")
+        late = Task.filter(
+            decided_at__isnull=True, paused_at__isnull=True, deadline__lt=today
+        ).values("stage__project_id")
         query = query.filter(id__in=Subquery(late))
     return query

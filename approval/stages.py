@@ -139,10 +139,14 @@ async def accept_stage(
                 f"stage; {code!r} is not one",
                 field="commitments",
             )
-        if not today < commitment.due <= stage_deadline:
+        latest, needed_by = await _commitment_limit(
+            readiness.items, missing_non_core[code], deadlines, stage_deadline
+        )
+        if not today < commitment.due <= latest:
             raise invalid(
                 f"the commitment for {code!r} is due {commitment.due}; it must fall "
-                f"after today and no later than the stage deadline {stage_deadline}",
+                f"after today and no later than the stage deadline and the deadline of every "
+                f"item that needs it: {latest} ({needed_by}); promise an earlier date",
                 field="commitments",
             )
         if not commitment.signed_by.strip():
@@ -219,6 +223,26 @@ async def accept_stage(
             },
         )
     return locked
+
+
+async def _commitment_limit(
+    items: list[ServiceItem],
+    material_type: MaterialType,
+    deadlines: dict[int, date],
+    stage_deadline: date,
+) -> tuple[date, str]:
+    """The latest due date a 容缺 commitment may promise: the earliest deadline of the items
+    that need the material (and never after the stage deadline), with what sets it."""
+    needing = set(
+        await ItemMaterial.filter(
+            item_id__in=[i.id for i in items], material_type_id=material_type.id
+        ).values_list("item_id", flat=True)
+    )
+    latest, needed_by = stage_deadline, "the stage deadline"
+    for item in items:
+        if item.id in needing and deadlines[item.id] < latest:
+            latest, needed_by = deadlines[item.id], f"the deadline of {item.name}"
+    return latest, needed_by
 
 
 def _check_can_accept(stage: Stage, stages: dict[str, Stage]) -> None:

@@ -18,19 +18,37 @@ from strawberry.extensions import (
     QueryDepthLimiter,
 )
 from strawberry.tools import merge_types
+from strawberry.types.unset import UNSET, UnsetType
 
 from approval import auth
+from approval.bus import EventBus
 from approval.errors import DomainError
+from approval.fieldwork import DocumentEditor
 from schema.catalog_cache import CatalogCache
 from schema.context import Context
 from schema.errors import should_mask
+from schema.inspections import InspectionMutation, InspectionQuery
 from schema.loaders import build_loaders
 from schema.mutation import Mutation
+from schema.notifications import NotificationMutation, NotificationQuery
+from schema.oversight import OversightMutation, OversightQuery, OversightSubscription
 from schema.query import Query
+from schema.supervision import SupervisionMutation, SupervisionQuery
 
 # Each room of the API adds its own root fields here (one module per concept).
-EXTRA_QUERIES: tuple[type, ...] = ()
-EXTRA_MUTATIONS: tuple[type, ...] = ()
+EXTRA_QUERIES: tuple[type, ...] = (
+    OversightQuery,
+    NotificationQuery,
+    SupervisionQuery,
+    InspectionQuery,
+)
+EXTRA_MUTATIONS: tuple[type, ...] = (
+    OversightMutation,
+    NotificationMutation,
+    SupervisionMutation,
+    InspectionMutation,
+)
+SUBSCRIPTIONS: tuple[type, ...] = (OversightSubscription,)
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 MAX_DEPTH = 10
@@ -42,6 +60,7 @@ def build_schema() -> strawberry.Schema:
     return strawberry.Schema(
         query=merge_types("Query", (Query, *EXTRA_QUERIES)),
         mutation=merge_types("Mutation", (Mutation, *EXTRA_MUTATIONS)),
+        subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         extensions=[
             lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
@@ -56,10 +75,19 @@ def export_sdl() -> str:
 
 
 class OneWindowGraphQL(GraphQL[Context, None]):
-    def __init__(self, *, token_ttl: timedelta, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        *,
+        token_ttl: timedelta,
+        clock: Callable[[], datetime],
+        bus: EventBus | None = None,
+        documents: DocumentEditor | None = None,
+    ) -> None:
         super().__init__(build_schema(), graphql_ide="graphiql")
         self.token_ttl = token_ttl
         self.clock = clock
+        self.bus = bus
+        self.documents = documents
         self.catalog = CatalogCache()
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
@@ -80,8 +108,33 @@ class OneWindowGraphQL(GraphQL[Context, None]):
             catalog=await self.catalog.current(),
             token_ttl=self.token_ttl,
             clock=self.clock,
+            bus=self.bus,
+            documents=self.documents,
         )
 
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """graphql-transport-ws: the bearer token comes in the connection_init payload,
+        ``{"Authorization": "Bearer <token>"}`` (browsers cannot set websocket headers)."""
+        params = context.connection_params or {}
+        header = params.get("Authorization", params.get("authorization"))
+        if context.viewer is None and header is not None:
+            scheme, _, token = str(header).partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                context.auth_error = auth.malformed_header()
+            else:
+                try:
+                    context.viewer = await auth.authenticate(token=token.strip(), now=self.clock())
+                    context.auth_error = None
+                except DomainError as error:
+                    context.auth_error = error
+        return UNSET
 
-def graphql_app(*, token_ttl: timedelta, clock: Callable[[], datetime]) -> OneWindowGraphQL:
-    return OneWindowGraphQL(token_ttl=token_ttl, clock=clock)
+
+def graphql_app(
+    *,
+    token_ttl: timedelta,
+    clock: Callable[[], datetime],
+    bus: EventBus | None = None,
+    documents: DocumentEditor | None = None,
+) -> OneWindowGraphQL:
+    return OneWindowGraphQL(token_ttl=token_ttl, clock=clock, bus=bus, documents=documents)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.types import Info as StrawberryInfo
 
 from approval.access import Viewer
+from approval.bus import EventBus
 from approval.errors import DomainError, ErrorCode
+from approval.fieldwork import DocumentEditor
 from schema.catalog_cache import CatalogSnapshot
 from schema.errors import as_graphql_error
 from schema.loaders import Loaders
@@ -30,6 +33,12 @@ class Context:
     catalog: CatalogSnapshot
     token_ttl: timedelta
     clock: Callable[[], datetime]
+    # The live supervision events (subscriptions); None where the app was built without one.
+    bus: EventBus | None = None
+    # graphql-transport-ws: the connection_init payload (strawberry sets it on connect).
+    connection_params: dict[str, Any] | None = None
+    # Applies GraphQL changes to field documents (the sync server); None where sync is off.
+    documents: DocumentEditor | None = None
 
     def require_viewer(self) -> Viewer:
         """The viewer, or the DomainError that says why there is none (for mutations)."""

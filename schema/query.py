@@ -133,7 +133,9 @@ class Query:
             query = query.filter(status=f.status)
         if f.overdue:
             today = info.context.now().astimezone(CHINA).date()
-            query = query.filter(decided_at__isnull=True, deadline__lt=today)
+            query = query.filter(
+                decided_at__isnull=True, paused_at__isnull=True, deadline__lt=today
+            )
         try:
             edges, page_info = await page(query, first=first, after=after, node=TaskNode.from_row)
         except DomainError as error:

@@ -318,6 +318,11 @@ class TaskNode(_Row):
     deadline: date
     decided_at: datetime | None
     round: int
+    paused: bool = strawberry.field(description="计时已中止(专家评审、听证、检验检测、补正等)")
+    default_approved: bool = strawberry.field(description="超时默认通过")
+    formal_opinion_due: date | None = strawberry.field(
+        description="超时默认通过后, 部门补交正式意见的期限"
+    )
     item_id: strawberry.Private[int]
     department_id: strawberry.Private[int]
     decided_by_id: strawberry.Private[int | None]
@@ -330,9 +335,9 @@ class TaskNode(_Row):
     def decision_label(self) -> str | None:
         return label(self.decision) if self.decision else None
 
-    @strawberry.field(description="未决且已过期限")
+    @strawberry.field(description="未决且已过期限(计时中止期间不算)")
     def overdue(self, info: Info) -> bool:
-        return self.decided_at is None and self.deadline < _today(info)
+        return self.decided_at is None and not self.paused and self.deadline < _today(info)
 
     @strawberry.field
     def item(self, info: Info) -> ServiceItemNode:
@@ -369,6 +374,9 @@ class TaskNode(_Row):
             deadline=row.deadline,
             decided_at=row.decided_at,
             round=row.round,
+            paused=row.paused_at is not None,
+            default_approved=row.default_approved,
+            formal_opinion_due=row.formal_opinion_due,
             item_id=row.item_id,
             department_id=row.department_id,
             decided_by_id=row.decided_by_id,

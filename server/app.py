@@ -16,9 +16,23 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 from tortoise import Tortoise
 
+from approval.bus import EventBus
 from schema.app import graphql_app
+from server.notifier import running_notifier
+from server.pages import page_routes
+from server.scheduler import OnEvents, running_supervisor
 from server.settings import Settings, ensure_database_folder
+from server.sync_endpoint import (
+    STATE_KEY,
+    AccessFor,
+    PolicyFor,
+    no_access,
+    no_documents,
+    running_sync_server,
+    sync_route,
+)
 from storage.db import close_database, open_database
+from storage.models import SupervisionEvent
 
 log = logging.getLogger("onewindow.server")
 
@@ -62,14 +76,42 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/graphql", status_code=307)
 
 
-def graphql_routes(settings: Settings, clock: Clock) -> list[BaseRoute]:
-    """``/graphql`` for HTTP (GraphiQL on GET) and websockets, served by ``schema.app``."""
-    app: ASGIApp = graphql_app(token_ttl=settings.token_ttl, clock=clock)
+def graphql_routes(
+    settings: Settings, clock: Clock, bus: EventBus | None = None
+) -> list[BaseRoute]:
+    """``/graphql`` for HTTP (GraphiQL on GET) and websockets (graphql-transport-ws
+    subscriptions fed by ``bus``), served by ``schema.app``."""
+    app: ASGIApp = graphql_app(token_ttl=settings.token_ttl, clock=clock, bus=bus)
     return [Route("/graphql", app), WebSocketRoute("/graphql", app)]
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
-    """The whole HTTP face; the database opens when the server starts and closes at its end."""
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    on_supervision_events: OnEvents | None = None,
+    policy_for: PolicyFor | None = None,
+    access_for: AccessFor | None = None,
+) -> Starlette:
+    """The whole HTTP face; the database opens when the server starts and closes at its end.
+
+    Meanwhile the 电子监察 loop runs (``settings.supervise_seconds``; 0 turns it off) and hands
+    the events it fires to ``on_supervision_events``.
+
+    The event bus of this app (``app.state.bus``) pushes those events to GraphQL subscribers
+    (``supervisionEvents``); it is made here because the routes need it, and closed with the
+    lifespan (every subscription ends).
+
+    ``/sync/{doc}`` serves the CRDT documents: ``policy_for`` names each document's policy
+    (None: unknown document) and ``access_for`` each viewer's rights on it (None: refused).
+    Without them no document is served.
+    """
+    bus = EventBus()
+
+    async def publish(events: list[SupervisionEvent]) -> None:
+        bus.publish(events)
+        if on_supervision_events is not None:
+            await on_supervision_events(events)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -77,14 +119,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
         await open_database(settings.database_url)
         log.info("database opened")
         try:
-            yield {}
+            async with (
+                running_notifier(settings, clock or utc_now),
+                running_supervisor(settings, clock or utc_now, publish),
+                running_sync_server(settings, policy_for or no_documents) as sync_server,
+            ):
+                yield {STATE_KEY: sync_server}
         finally:
+            bus.close()
             await close_database()
             log.info("database closed")
 
     routes: list[BaseRoute] = [
         Route("/", home, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        *graphql_routes(settings, clock or utc_now),
+        *graphql_routes(settings, clock or utc_now, bus),
+        *page_routes(clock=clock or utc_now),
+        sync_route(access_for=access_for or no_access, clock=clock or utc_now),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.bus = bus
+    return app

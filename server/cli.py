@@ -226,6 +226,32 @@ async def run_create_user(settings: Settings, args: argparse.Namespace) -> None:
     say(f"expires: {expires_at.isoformat()}")
 
 
+async def run_export_ledger(settings: Settings, out: str, month: str | None) -> None:
+    """台账: every project, stage and task to an Excel file, as a supervisor sees them."""
+    from approval.access import Viewer
+    from approval.reports import ledger_rows, ledger_xlsx
+
+    target = Path(out)
+    if target.suffix.lower() != ".xlsx":
+        raise CliError(f"{out} does not end in .xlsx", "name the output file e.g. ledger.xlsx")
+    if not target.parent.is_dir():
+        raise CliError(f"the folder {target.parent} does not exist", "create it or pick another")
+    # The command line acts for the center's management office, over the whole city.
+    viewer = Viewer(user_id=0, username="onewindow-cli", role=Role.SUPERVISOR)
+    say(f"ledger: {'month ' + month if month else 'all months'}")
+    async with connected(settings):
+        rows = await ledger_rows(
+            viewer=viewer, now=now(), month=month, progress=lambda line: say(f"  {line}")
+        )
+    say(f"writing {target} ...")
+    data = ledger_xlsx(rows)
+    try:
+        await asyncio.to_thread(target.write_bytes, data)
+    except OSError as error:
+        raise CliError(f"cannot write {target}: {error.strerror}", "check the path") from None
+    say(f"export-ledger: {len(rows)} row(s) written to {target} ({len(data)} bytes)")
+
+
 def run_serve(settings: Settings) -> None:
     import uvicorn
 
@@ -273,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     commands.add_parser("serve", help="run the HTTP server (GraphQL at /graphql)")
     commands.add_parser("setup", help="migrate, load-catalog and seed-demo --if-empty")
+    ledger = commands.add_parser(
+        "export-ledger", help="write the ledger (台账) of projects, stages and tasks to Excel"
+    )
+    ledger.add_argument("out", metavar="OUT.xlsx")
+    ledger.add_argument("--month", metavar="YYYY-MM", help="only stages active in that month")
     return parser
 
 
@@ -286,6 +317,7 @@ def _command(
         "seed-demo": lambda: run_seed_demo(settings, args.if_empty),
         "create-user": lambda: run_create_user(settings, args),
         "setup": lambda: run_setup(settings),
+        "export-ledger": lambda: run_export_ledger(settings, args.out, args.month),
     }
     return handlers[args.command]
 

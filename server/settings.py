@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -69,6 +69,16 @@ def _host(env: Mapping[str, str]) -> str:
     return raw or "127.0.0.1"
 
 
+def _gateway_url(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_SMS_GATEWAY_URL"
+    raw = env.get(name, "").strip()
+    if raw and (not raw.startswith(("http://", "https://")) or any(c.isspace() for c in raw)):
+        raise SettingsError(
+            name, raw, "an http:// or https:// URL, e.g. https://sms.example.cn/send (empty: log)"
+        )
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -76,7 +86,15 @@ class Settings:
     port: int = 8000
     token_ttl: timedelta = timedelta(hours=12)
     log_level: str = "info"
+    supervise_seconds: int = 60  # 电子监察 scan interval; 0 turns the supervisor off
+    warn_working_days: int = 1  # yellow warning this many working days before a deadline
+    sms_gateway_url: str = ""  # empty: messages go to the log
+    sms_gateway_key: str = field(default="", repr=False)
+    notify_seconds: int = 30  # 0: no notifier loop
     gc_threshold: int = 50_000  # 0 keeps Python's default collector settings
+    sync_max_update_bytes: int = 1 << 20  # one CRDT update from a client, at most
+    sync_idle_seconds: int = 60  # a document without connections unloads after this
+    sync_materialise_ms: int = 300  # rows follow the document this long after the last edit
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,7 +107,17 @@ class Settings:
             port=_int_in_range(env, "PORT", 8000, 1, 65535),
             token_ttl=timedelta(hours=hours),
             log_level=_log_level(env),
+            supervise_seconds=_int_in_range(env, "ONEWINDOW_SUPERVISE_SECONDS", 60, 0, 86400),
+            warn_working_days=_int_in_range(env, "ONEWINDOW_WARN_WORKING_DAYS", 1, 0, 30),
+            sms_gateway_url=_gateway_url(env),
+            sms_gateway_key=env.get("ONEWINDOW_SMS_GATEWAY_KEY", "").strip(),
+            notify_seconds=_int_in_range(env, "ONEWINDOW_NOTIFY_SECONDS", 30, 0, 86400),
             gc_threshold=_int_in_range(env, "ONEWINDOW_GC_THRESHOLD", 50_000, 0, 10_000_000),
+            sync_max_update_bytes=_int_in_range(
+                env, "ONEWINDOW_SYNC_MAX_UPDATE_BYTES", 1 << 20, 1024, 64 << 20
+            ),
+            sync_idle_seconds=_int_in_range(env, "ONEWINDOW_SYNC_IDLE_SECONDS", 60, 1, 86400),
+            sync_materialise_ms=_int_in_range(env, "ONEWINDOW_SYNC_MATERIALISE_MS", 300, 0, 10_000),
         )
 
 

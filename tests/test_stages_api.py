@@ -83,7 +83,7 @@ async def test_commitment_lets_non_core_material_wait(gql, clock):
         await submit(gql, project["id"], code)
     payload = await accept(gql, project["id"], "project_approval")
     assert payload["errors"][0]["field"] == "commitments"
-    due = (clock().date() + timedelta(days=10)).isoformat()
+    due = (clock().date() + timedelta(days=5)).isoformat()  # before every item deadline
     commitments = [{"materialType": c, "due": due, "signedBy": "张建国"} for c in non_core]
     bad = [{"materialType": core[0], "due": due, "signedBy": "张建国"}]
     payload = await accept(gql, project["id"], "project_approval", commitments=bad)

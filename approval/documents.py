@@ -1,0 +1,544 @@
+"""The CRDT documents of field work: their layouts, their validation, and reading them back.
+
+Pure: pycrdt and the shared vocabulary only, no IO. Two kinds of document:
+
+``inspection/{id}``
+    root Map ``departments``, one section per participating department, keyed by its code::
+
+        departments/{department}/checks/{check code}      Map: result, note, by, at,
+                                                               measured (Map name -> number),
+                                                               photos (Array of photo ids)
+        departments/{department}/rectifications/{uuid}    Map: description, due, done
+        departments/{department}/conclusion               Map: result, note, signed_by, signed_at
+
+``agency/{project id}``
+    root Map ``entries`` keyed by UUID, each a Map: kind (visit/call/todo), text, at, due, done.
+
+Every container of a layout (sections, ``checks``, each check with its ``measured`` and
+``photos``, ``rectifications``, ``conclusion``) is created once, by the server, with the fixed
+client id :data:`LAYOUT_CLIENT_ID`, in a fixed order: :func:`initial_update` gives the same
+bytes whenever it is called with the same layout. Clients only set scalar values in these
+containers and add UUID-keyed maps, so two offline tablets never create competing containers.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, TypeVar
+
+from pycrdt import Array, Doc, Map, Snapshot
+
+from storage.enums import CheckOutcome, Conclusion, Role
+
+LAYOUT_CLIENT_ID = 1
+"""The client id of the server's layout update; no tablet ever writes with it."""
+
+INSPECTION_ROOT = "departments"
+AGENCY_ROOT = "entries"
+
+CHECK_KEYS = ("result", "note", "measured", "photos", "by", "at")
+SECTION_KEYS = ("checks", "rectifications", "conclusion")
+RECTIFICATION_KEYS = ("description", "due", "done")
+CONCLUSION_KEYS = ("result", "note", "signed_by", "signed_at")
+ENTRY_KEYS = ("kind", "text", "at", "due", "done")
+ENTRY_KINDS = ("visit", "call", "todo")
+
+CHECK_RESULT_LABELS: dict[CheckOutcome, str] = {
+    CheckOutcome.PASS: "合格",
+    CheckOutcome.FAIL: "不合格",
+    CheckOutcome.NOT_APPLICABLE: "不适用",
+    CheckOutcome.RECTIFY: "需整改",
+}
+CONCLUSION_LABELS: dict[Conclusion, str] = {Conclusion.PASS: "合格", Conclusion.FAIL: "不合格"}
+ENTRY_KIND_LABELS = {"visit": "走访", "call": "电话", "todo": "待办"}
+
+MAX_TEXT = 4000
+MAX_NAME = 64
+MAX_PHOTOS = 100
+_PHOTO_ID = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+
+DocKind = Literal["inspection", "agency"]
+E = TypeVar("E", CheckOutcome, Conclusion)
+
+
+class LayoutError(ValueError):
+    """A document state breaks its layout or the writer's rights; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --- names -------------------------------------------------------------------------------------
+
+
+def inspection_doc_name(inspection_id: int) -> str:
+    return f"inspection/{inspection_id}"
+
+
+def agency_doc_name(project_id: int) -> str:
+    return f"agency/{project_id}"
+
+
+def parse_doc_name(doc_name: str) -> tuple[DocKind, int]:
+    """``("inspection", 12)`` for ``"inspection/12"``; LayoutError for any other name."""
+    kind, _, number = doc_name.partition("/")
+    if kind in ("inspection", "agency") and number.isdigit() and not number.startswith("0"):
+        return ("inspection" if kind == "inspection" else "agency"), int(number)
+    raise LayoutError(
+        f"{doc_name!r} is not a field document name; use 'inspection/<id>' or 'agency/<project id>'"
+    )
+
+
+# --- layouts -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InspectionLayout:
+    """The departments of one inspection and the check codes of each."""
+
+    departments: Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True)
+class AgencyLayout:
+    """An agency document: only the root map of entries, which needs no container."""
+
+
+def initial_update(layout: InspectionLayout | AgencyLayout) -> bytes:
+    """The update that creates every container of the layout, identical on every call."""
+    doc: Doc[Any] = Doc(client_id=LAYOUT_CLIENT_ID)
+    if isinstance(layout, InspectionLayout):
+        root = doc.get(INSPECTION_ROOT, type=Map)
+        with doc.transaction():
+            for department in sorted(layout.departments):
+                checks = {
+                    code: Map({"measured": Map(), "photos": Array()})
+                    for code in sorted(set(layout.departments[department]))
+                }
+                root[department] = Map(
+                    {
+                        "checks": Map(checks),
+                        "rectifications": Map(),
+                        "conclusion": Map(),
+                    }
+                )
+    else:
+        doc.get(AGENCY_ROOT, type=Map)
+    return doc.get_update()
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckState:
+    code: str
+    result: CheckOutcome | None = None
+    note: str = ""
+    measured: dict[str, float] = field(default_factory=dict)
+    photos: tuple[str, ...] = ()
+    by: str = ""
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RectificationState:
+    uuid: str
+    description: str = ""
+    due: date | None = None
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class ConclusionState:
+    result: Conclusion | None = None
+    note: str = ""
+    signed_by: str = ""
+    signed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SectionState:
+    department_code: str
+    checks: dict[str, CheckState]
+    rectifications: dict[str, RectificationState]
+    conclusion: ConclusionState
+
+
+@dataclass(frozen=True)
+class AgencyEntryState:
+    uuid: str
+    kind: str
+    text: str = ""
+    at: datetime | None = None
+    due: date | None = None
+    done: bool = False
+
+
+def read_inspection(doc: Doc) -> dict[str, SectionState]:
+    """The inspection document as plain data, keyed by department code (validates as it reads)."""
+    root = doc.get(INSPECTION_ROOT, type=Map)
+    return {
+        code: _section(code, _map(root.get(code), f"{INSPECTION_ROOT}/{code}"))
+        for code in _keys(root)
+    }
+
+
+def read_agency(doc: Doc) -> dict[str, AgencyEntryState]:
+    root = doc.get(AGENCY_ROOT, type=Map)
+    return {key: _entry(key, root.get(key)) for key in _keys(root)}
+
+
+def _section(code: str, section: Map[Any]) -> SectionState:
+    path = f"{INSPECTION_ROOT}/{code}"
+    _only_keys(section, SECTION_KEYS, path)
+    checks = _map(section.get("checks"), f"{path}/checks")
+    rectifications = _map(section.get("rectifications"), f"{path}/rectifications")
+    conclusion = _map(section.get("conclusion"), f"{path}/conclusion")
+    return SectionState(
+        department_code=code,
+        checks={k: _check(k, checks.get(k), f"{path}/checks/{k}") for k in _keys(checks)},
+        rectifications={
+            k: _rectification(k, rectifications.get(k), f"{path}/rectifications/{k}")
+            for k in _keys(rectifications)
+        },
+        conclusion=_conclusion(conclusion, f"{path}/conclusion"),
+    )
+
+
+def _check(code: str, value: object, path: str) -> CheckState:
+    check = _map(value, path)
+    _only_keys(check, CHECK_KEYS, path)
+    measured = _map(check.get("measured"), f"{path}/measured")
+    photos = check.get("photos")
+    if not isinstance(photos, Array):
+        raise LayoutError(f"{path}/photos must be the list created with the check; it is missing")
+    result = _optional_text(check, "result", path)
+    return CheckState(
+        code=code,
+        result=_enum(CheckOutcome, result, f"{path}/result", CHECK_RESULT_LABELS),
+        note=_optional_text(check, "note", path) or "",
+        measured={
+            name: _number(measured.get(name), f"{path}/measured/{name}", name)
+            for name in _keys(measured)
+        },
+        photos=tuple(_photo(p, f"{path}/photos[{i}]") for i, p in enumerate(photos)),
+        by=_optional_text(check, "by", path, max_len=MAX_NAME) or "",
+        at=_datetime(_optional_text(check, "at", path), f"{path}/at"),
+    )
+
+
+def _rectification(key: str, value: object, path: str) -> RectificationState:
+    _uuid(key, path)
+    item = _map(value, path)
+    _only_keys(item, RECTIFICATION_KEYS, path)
+    return RectificationState(
+        uuid=key,
+        description=_optional_text(item, "description", path) or "",
+        due=_date(_optional_text(item, "due", path), f"{path}/due"),
+        done=_optional_bool(item, "done", path),
+    )
+
+
+def _conclusion(item: Map[Any], path: str) -> ConclusionState:
+    _only_keys(item, CONCLUSION_KEYS, path)
+    result = _optional_text(item, "result", path)
+    return ConclusionState(
+        result=_enum(Conclusion, result, f"{path}/result", CONCLUSION_LABELS),
+        note=_optional_text(item, "note", path) or "",
+        signed_by=_optional_text(item, "signed_by", path, max_len=MAX_NAME) or "",
+        signed_at=_datetime(_optional_text(item, "signed_at", path), f"{path}/signed_at"),
+    )
+
+
+def _entry(key: str, value: object) -> AgencyEntryState:
+    path = f"{AGENCY_ROOT}/{key}"
+    _uuid(key, path)
+    item = _map(value, path)
+    _only_keys(item, ENTRY_KEYS, path)
+    kind = _optional_text(item, "kind", path)
+    if kind not in ENTRY_KINDS:
+        allowed = ", ".join(f"{k} ({ENTRY_KIND_LABELS[k]})" for k in ENTRY_KINDS)
+        raise LayoutError(f"{path}/kind is {kind!r}; it must be one of {allowed}")
+    return AgencyEntryState(
+        uuid=key,
+        kind=kind,
+        text=_optional_text(item, "text", path) or "",
+        at=_datetime(_optional_text(item, "at", path), f"{path}/at"),
+        due=_date(_optional_text(item, "due", path), f"{path}/due"),
+        done=_optional_bool(item, "done", path),
+    )
+
+
+# --- value checks ------------------------------------------------------------------------------
+
+
+def _keys(item: Map[Any]) -> list[str]:
+    return sorted(item.keys())
+
+
+def _map(value: object, path: str) -> Map[Any]:
+    if not isinstance(value, Map):
+        got = "nothing" if value is None else type(value).__name__
+        raise LayoutError(f"{path} must be a map (Y.Map); found {got}")
+    return value
+
+
+def _only_keys(item: Map[Any], allowed: tuple[str, ...], path: str) -> None:
+    unknown = sorted(set(item.keys()) - set(allowed))
+    if unknown:
+        raise LayoutError(
+            f"{path} has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+
+
+def _optional_text(item: Map[Any], key: str, path: str, *, max_len: int = MAX_TEXT) -> str | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise LayoutError(
+            f"{path}/{key} must be a string; found {type(value).__name__} {_short(value)}"
+        )
+    if len(value) > max_len:
+        raise LayoutError(f"{path}/{key} has {len(value)} characters; at most {max_len} are kept")
+    return value
+
+
+def _optional_bool(item: Map[Any], key: str, path: str) -> bool:
+    value = item.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise LayoutError(
+            f"{path}/{key} must be true or false; found {type(value).__name__} {_short(value)}"
+        )
+    return value
+
+
+def _number(value: object, path: str, name: str) -> float:
+    if not name.strip() or len(name) > MAX_NAME:
+        raise LayoutError(f"{path}: a measurement needs a name of 1 to {MAX_NAME} characters")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LayoutError(f"{path} must be a number; found {type(value).__name__} {_short(value)}")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise LayoutError(f"{path} must be a finite number; found {value}")
+    return float(value)
+
+
+def _photo(value: object, path: str) -> str:
+    if not isinstance(value, str) or not _PHOTO_ID.match(value):
+        raise LayoutError(
+            f"{path} must be a photo id (letters, digits, '-', '_', '.', ':', '/'); "
+            f"found {_short(value)}"
+        )
+    return value
+
+
+def _enum(enum: type[E], value: str | None, path: str, labels: Mapping[E, str]) -> E | None:
+    if value is None:
+        return None
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(f"{m.value} ({labels[m]})" for m in enum)
+        raise LayoutError(f"{path} is {value!r}; it must be one of {allowed}") from None
+
+
+def _datetime(value: str | None, path: str) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise LayoutError(
+            f"{path} is {value!r}; it must be an ISO date and time, e.g. 2026-03-02T09:30:00+08:00"
+        ) from None
+
+
+def _date(value: str | None, path: str) -> date | None:
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise LayoutError(f"{path} is {value!r}; it must be an ISO date, e.g. 2026-03-20") from None
+
+
+def _uuid(key: str, path: str) -> None:
+    try:
+        parsed = uuid.UUID(key)
+    except ValueError:
+        raise LayoutError(f"{path}: the key {key!r} must be a UUID made by the client") from None
+    if str(parsed) != key:
+        raise LayoutError(f"{path}: write the UUID in its canonical form {str(parsed)!r}")
+
+
+def _short(value: object) -> str:
+    text = repr(value if not isinstance(value, Map | Array) else value.to_py())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def _var_uints(data: bytes) -> Iterable[int]:
+    value, shift = 0, 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+        else:
+            yield value
+            value, shift = 0, 0
+
+
+def _history(doc: Doc) -> tuple[dict[int, set[tuple[int, int]]], dict[int, int]]:
+    """The delete set (client -> (clock, length) ranges) and state vector of a document."""
+    numbers = iter(_var_uints(Snapshot.from_doc(doc).encode()))
+    deleted: dict[int, set[tuple[int, int]]] = {}
+    for _ in range(next(numbers)):
+        client, count = next(numbers), next(numbers)
+        deleted[client] = {(next(numbers), next(numbers)) for _ in range(count)}
+    state: dict[int, int] = {}
+    for _ in range(next(numbers)):
+        client = next(numbers)
+        state[client] = next(numbers)
+    return deleted, state
+
+
+def _check_history(before: Doc, after: Doc, doc_kind: str, writable: bool, role: str) -> bool:
+    """Whether anything changed; refuses a read-only writer and any touch of the layout."""
+    deleted_before, state_before = _history(before)
+    deleted_after, state_after = _history(after)
+    changed = deleted_before != deleted_after or state_before != state_after
+    if changed and not writable:
+        raise LayoutError(
+            f"this {doc_kind} document is read-only for you (role {role}); your change was not kept"
+        )
+    if state_after.get(LAYOUT_CLIENT_ID, 0) != state_before.get(LAYOUT_CLIENT_ID, 0):
+        raise LayoutError(
+            f"client id {LAYOUT_CLIENT_ID} belongs to the server's layout; "
+            "a device must write with its own random client id"
+        )
+    if deleted_after.get(LAYOUT_CLIENT_ID, set()) != deleted_before.get(LAYOUT_CLIENT_ID, set()):
+        raise LayoutError(
+            "the update removes or replaces a container of the document's layout "
+            "(a section, 'checks', a check, 'measured', 'photos', 'rectifications' or "
+            "'conclusion'); containers are created once by the server and never removed: "
+            "set values inside them instead"
+        )
+    return changed
+
+
+def _unknown_roots(after: Doc, allowed: str) -> None:
+    unknown = sorted(set(after.keys()) - {allowed})
+    if unknown:
+        raise LayoutError(
+            f"unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+            f"this document has only {allowed!r}"
+        )
+
+
+def validate_inspection(
+    before: Doc, after: Doc, *, department_code: str | None, role: str, writable: bool
+) -> None:
+    """Raise LayoutError unless ``after`` is an acceptable successor of ``before`` written by an
+    inspector of ``department_code`` (only their own section changes)."""
+    changed = _check_history(before, after, "inspection", writable, role)
+    if not changed:
+        return
+    if role != Role.INSPECTOR.value or department_code is None:
+        raise LayoutError(
+            f"role {role} may not write inspection documents; only an assigned inspector may"
+        )
+    _unknown_roots(after, INSPECTION_ROOT)
+    old_root = before.get(INSPECTION_ROOT, type=Map)
+    new_root = after.get(INSPECTION_ROOT, type=Map)
+    old_codes, new_codes = set(old_root.keys()), set(new_root.keys())
+    if new_codes - old_codes:
+        added = ", ".join(sorted(new_codes - old_codes))
+        raise LayoutError(
+            f"{INSPECTION_ROOT}/{added}: no such department takes part in this inspection; "
+            "sections are created by the server"
+        )
+    if old_codes - new_codes:
+        removed = ", ".join(sorted(old_codes - new_codes))
+        raise LayoutError(f"{INSPECTION_ROOT}/{removed}: a department section cannot be removed")
+    if department_code not in new_codes:
+        raise LayoutError(
+            f"department {department_code} has no section in this inspection; you may not write it"
+        )
+    for code in sorted(new_codes - {department_code}):
+        if _map(old_root.get(code), code).to_py() != _map(new_root.get(code), code).to_py():
+            raise LayoutError(
+                f"{INSPECTION_ROOT}/{code} belongs to department {code}; an inspector of "
+                f"{department_code} may write only {INSPECTION_ROOT}/{department_code}"
+            )
+    path = f"{INSPECTION_ROOT}/{department_code}"
+    old_section = _map(old_root.get(department_code), path)
+    new_section = _map(new_root.get(department_code), path)
+    old_checks = set(_map(old_section.get("checks"), f"{path}/checks").keys())
+    new_checks = set(_map(new_section.get("checks"), f"{path}/checks").keys())
+    if new_checks != old_checks:
+        extra, missing = sorted(new_checks - old_checks), sorted(old_checks - new_checks)
+        what = f"unknown check(s) {extra}" if extra else f"removed check(s) {missing}"
+        raise LayoutError(f"{path}/checks: {what}; the checks come from the department's checklist")
+    old = _section(department_code, old_section)
+    new = _section(department_code, new_section)
+    if old.conclusion.result is not None and new.conclusion != old.conclusion:
+        raise LayoutError(
+            f"{path}/conclusion was signed by {old.conclusion.signed_by or 'someone'} as "
+            f"{old.conclusion.result.value}; a signed conclusion cannot be changed"
+        )
+    for key, photos in ((k, c.photos) for k, c in new.checks.items()):
+        if len(photos) > MAX_PHOTOS:
+            raise LayoutError(
+                f"{path}/checks/{key}/photos holds {len(photos)}; at most {MAX_PHOTOS}"
+            )
+
+
+def validate_agency(before: Doc, after: Doc, *, role: str, writable: bool) -> None:
+    """Raise LayoutError unless ``after`` is an acceptable agency document written by its agent."""
+    changed = _check_history(before, after, "agency", writable, role)
+    if not changed:
+        return
+    if role != Role.AGENT.value:
+        raise LayoutError(
+            f"role {role} may not write agency documents; only the project's agent may"
+        )
+    _unknown_roots(after, AGENCY_ROOT)
+    read_agency(after)
+
+
+# --- changes -----------------------------------------------------------------------------------
+
+
+def check_container(doc: Doc, department_code: str, check_code: str) -> Map[Any]:
+    """The check's map, created by the layout; LayoutError if the layout has no such check."""
+    root = doc.get(INSPECTION_ROOT, type=Map)
+    section = root.get(department_code)
+    if not isinstance(section, Map):
+        raise LayoutError(f"{INSPECTION_ROOT}/{department_code}: no such section in this document")
+    checks = _map(section.get("checks"), f"{INSPECTION_ROOT}/{department_code}/checks")
+    check = checks.get(check_code)
+    if not isinstance(check, Map):
+        raise LayoutError(
+            f"{INSPECTION_ROOT}/{department_code}/checks/{check_code}: no such check in the "
+            "department's checklist"
+        )
+    return check
+
+
+def conclusion_container(doc: Doc, department_code: str) -> Map[Any]:
+    root = doc.get(INSPECTION_ROOT, type=Map)
+    section = root.get(department_code)
+    if not isinstance(section, Map):
+        raise LayoutError(f"{INSPECTION_ROOT}/{department_code}: no such section in this document")
+    return _map(section.get("conclusion"), f"{INSPECTION_ROOT}/{department_code}/conclusion")

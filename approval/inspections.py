@@ -1,0 +1,712 @@
+"""Field inspections: site checks (现场踏勘) and joint acceptance (联合验收) rounds.
+
+The window (or the center) schedules an inspection for some departments; each department's
+section of the inspection document holds its checklist, taken from the catalog when the
+inspection is scheduled and frozen as :class:`~storage.models.CheckResult` rows. Assigned
+inspectors record on tablets (the CRDT document, :mod:`approval.fieldwork`) and sign a
+conclusion per department. When every department of a round has concluded, the round passes
+(all pass) or requires rectification (any fail); a passed joint acceptance approves the
+stage-4 tasks of its departments through the fan-in of :mod:`approval.tasks`, and a round that
+requires rectification is followed by :func:`schedule_reinspection` for the departments that
+failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from tortoise.transactions import in_transaction
+
+from approval import audit
+from approval.access import Viewer, project_scope, require_role, visible_project
+from approval.calendar import working_calendar
+from approval.documents import InspectionLayout, LayoutError, parse_doc_name
+from approval.errors import DomainError, ErrorCode, invalid, not_found
+from approval.projects import CHINA
+from approval.tasks import approve_after_inspection
+from approval.workdays import CalendarUnknownError, WorkingCalendar
+from storage.enums import Conclusion, InspectionKind, InspectionStatus, Role, StageStatus
+from storage.models import (
+    ChecklistTemplate,
+    CheckResult,
+    Department,
+    Inspection,
+    InspectionAssignment,
+    InspectionDepartment,
+    Project,
+    Stage,
+    Task,
+    User,
+)
+
+SITE_CHECK_DAYS = 3  # 现场踏勘: finished within 3 working days of the request
+ACCEPTANCE_STAGE = "completion_acceptance"
+OPEN_STATUSES = (InspectionStatus.SCHEDULED, InspectionStatus.IN_PROGRESS)
+SCHEDULERS = (Role.WINDOW_CLERK, Role.SUPERVISOR)
+
+KIND_LABELS = {
+    InspectionKind.SITE_CHECK: "现场踏勘",
+    InspectionKind.JOINT_ACCEPTANCE: "联合验收",
+}
+STATUS_LABELS = {
+    InspectionStatus.SCHEDULED: "已安排",
+    InspectionStatus.IN_PROGRESS: "进行中",
+    InspectionStatus.PASSED: "合格",
+    InspectionStatus.RECTIFICATION_REQUIRED: "需整改复验",
+    InspectionStatus.CANCELLED: "已取消",
+}
+
+
+@dataclass(frozen=True)
+class FieldRights:
+    """One person's rights on one field document (the server adapts it to the sync room)."""
+
+    user_id: int
+    username: str
+    role: str
+    department_code: str | None
+    writable: bool
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _today(now: datetime) -> date:
+    return now.astimezone(CHINA).date()
+
+
+async def _calendar(*days: date) -> WorkingCalendar:
+    """The stored calendar of the years of ``days``; an unknown year raises when it is used."""
+    return await working_calendar(years=sorted({d.year for d in days}))
+
+
+def _working_days_after(calendar: WorkingCalendar, start: date, days: int, field: str) -> date:
+    try:
+        return calendar.add_working_days(start, days)
+    except CalendarUnknownError as exc:
+        raise DomainError(ErrorCode.CALENDAR_UNKNOWN, str(exc), field=field) from None
+
+
+async def _scheduled_day(scheduled_for: date, now: datetime) -> date:
+    today = _today(now)
+    if scheduled_for < today:
+        raise invalid(
+            f"the inspection is scheduled for {scheduled_for}, which is before today {today}",
+            field="scheduledFor",
+        )
+    calendar = await _calendar(scheduled_for)
+    try:
+        working = calendar.is_working_day(scheduled_for)
+    except CalendarUnknownError as exc:
+        raise DomainError(ErrorCode.CALENDAR_UNKNOWN, str(exc), field="scheduledFor") from None
+    if not working:
+        raise invalid(
+            f"{scheduled_for} is not a working day (weekend or statutory holiday); "
+            "choose a working day",
+            field="scheduledFor",
+        )
+    return scheduled_for
+
+
+async def _departments(codes: Sequence[str]) -> list[Department]:
+    wanted = [c.strip() for c in codes]
+    if not wanted:
+        raise invalid("name at least one participating department", field="departments")
+    duplicates = sorted({c for c in wanted if wanted.count(c) > 1})
+    if duplicates:
+        raise invalid(f"department(s) named twice: {', '.join(duplicates)}", field="departments")
+    found = {d.code: d for d in await Department.filter(code__in=wanted)}
+    unknown = [c for c in wanted if c not in found]
+    if unknown:
+        raise invalid(
+            f"department(s) not in the catalog: {', '.join(unknown)}", field="departments"
+        )
+    return [found[c] for c in wanted]
+
+
+async def _checklists(departments: list[Department]) -> dict[int, list[ChecklistTemplate]]:
+    """Each department's checklist templates from the catalog, by template code."""
+    templates = await ChecklistTemplate.filter(
+        department_id__in=[d.id for d in departments]
+    ).order_by("code")
+    found: dict[int, list[ChecklistTemplate]] = {d.id: [] for d in departments}
+    for template in templates:
+        found[template.department_id].append(template)
+    return found
+
+
+def _check_codes(templates: list[ChecklistTemplate]) -> list[str]:
+    """The checks of a department: every check of its templates, each code once."""
+    codes: list[str] = []
+    for template in templates:
+        for check in template.checks:
+            code = str(check["code"])
+            if code not in codes:
+                codes.append(code)
+    return codes
+
+
+async def _create_round(
+    *,
+    viewer: Viewer,
+    project: Project,
+    stage: Stage | None,
+    kind: InspectionKind,
+    departments: list[Department],
+    due: date,
+    scheduled_for: date | None,
+    now: datetime,
+    previous: Inspection | None = None,
+) -> Inspection:
+    """Inside a transaction: the inspection, its departments and their frozen checklists."""
+    templates = await _checklists(departments)
+    inspection = await Inspection.create(
+        project_id=project.id,
+        stage_id=stage.id if stage else None,
+        kind=kind,
+        round=previous.round + 1 if previous else 1,
+        previous_id=previous.id if previous else None,
+        requested_at=now,
+        due=due,
+        scheduled_for=scheduled_for,
+        created_by_id=viewer.user_id,
+    )
+    for department in departments:
+        own = templates[department.id]
+        await InspectionDepartment.create(
+            inspection_id=inspection.id,
+            department_id=department.id,
+            checklist_id=own[0].id if own else None,
+        )
+        codes = _check_codes(own)
+        if codes:
+            await CheckResult.bulk_create(
+                [
+                    CheckResult(
+                        inspection_id=inspection.id, department_id=department.id, check_code=c
+                    )
+                    for c in codes
+                ]
+            )
+    await audit.record(
+        actor_id=viewer.user_id,
+        action="inspection.reinspect" if previous else "inspection.schedule",
+        entity_type="inspection",
+        entity_id=inspection.id,
+        project_id=project.id,
+        before={"previous": previous.id} if previous else None,
+        after={
+            "kind": kind.value,
+            "round": inspection.round,
+            "departments": [d.code for d in departments],
+            "due": due.isoformat(),
+            "scheduledFor": scheduled_for.isoformat() if scheduled_for else None,
+        },
+    )
+    return inspection
+
+
+async def _acceptance_stage(project: Project) -> Stage:
+    stage = await Stage.get(project_id=project.id, definition__code=ACCEPTANCE_STAGE)
+    if stage.status is not StageStatus.IN_REVIEW:
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            "联合验收 is organised for the completion acceptance (竣工验收) stage while it is in "
+            f"review; it is {stage.status.value}: the window accepts the application first",
+            field="projectId",
+        )
+    return stage
+
+
+async def _require_stage_tasks(stage: Stage, departments: list[Department]) -> None:
+    with_tasks = set(
+        await Task.filter(stage_id=stage.id, round=stage.round).values_list(
+            "department_id", flat=True
+        )
+    )
+    missing = [d for d in departments if d.id not in with_tasks]
+    if missing:
+        names = "、".join(f"{d.name}({d.code})" for d in missing)
+        raise invalid(
+            f"{names} have no task in this completion acceptance; only departments that "
+            "approve an item of the stage take part in the joint acceptance",
+            field="departments",
+        )
+
+
+async def _visible_inspection(viewer: Viewer, inspection_id: int) -> Inspection:
+    """The inspection if its project is in the viewer's scope or the viewer is assigned to it."""
+    inspection = await Inspection.get_or_none(id=inspection_id)
+    if inspection is not None:
+        if await Project.filter(project_scope(viewer), id=inspection.project_id).exists():
+            return inspection
+        if await InspectionAssignment.exists(inspection_id=inspection.id, user_id=viewer.user_id):
+            return inspection
+    raise not_found("inspection", inspection_id, field="inspectionId")
+
+
+async def visible_inspection(*, viewer: Viewer, inspection_id: int) -> Inspection:
+    """The inspection, or NOT_FOUND when it is outside the viewer's scope and assignments."""
+    return await _visible_inspection(viewer, inspection_id)
+
+
+async def project_inspections(*, viewer: Viewer, project_id: int) -> list[Inspection]:
+    """Every inspection of a visible project, oldest first."""
+    project = await visible_project(viewer, project_id)
+    return await Inspection.filter(project_id=project.id).order_by("id")
+
+
+async def assigned_inspections(*, viewer: Viewer, open_only: bool = False) -> list[Inspection]:
+    """The inspections the viewer is assigned to, soonest due first."""
+    query = Inspection.filter(assignments__user_id=viewer.user_id)
+    if open_only:
+        query = query.filter(status__in=list(OPEN_STATUSES))
+    return await query.order_by("due", "id").distinct()
+
+
+def _require_open(inspection: Inspection) -> None:
+    if inspection.status not in OPEN_STATUSES:
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            f"inspection {inspection.id} is {STATUS_LABELS[inspection.status]} "
+            f"({inspection.status.value}); it is closed",
+            field="inspectionId",
+        )
+
+
+# --- scheduling --------------------------------------------------------------------------------
+
+
+async def schedule_site_check(
+    *, viewer: Viewer, project_id: int, department_codes: Sequence[str], now: datetime
+) -> Inspection:
+    """现场踏勘: the departments check the site within 3 working days of the request."""
+    require_role(viewer, Role.WINDOW_CLERK, Role.SUPERVISOR, Role.REVIEWER)
+    project = await visible_project(viewer, project_id)
+    departments = await _departments(department_codes)
+    if viewer.role is Role.REVIEWER and any(d.id != viewer.department_id for d in departments):
+        raise DomainError(
+            ErrorCode.WRONG_DEPARTMENT,
+            "a reviewer requests a site check for their own department only; the window "
+            "organises one with several departments",
+            field="departments",
+        )
+    today = _today(now)
+    calendar = await _calendar(today)
+    due = _working_days_after(calendar, today, SITE_CHECK_DAYS, "projectId")
+    stage = (
+        await Stage.filter(project_id=project.id, status=StageStatus.IN_REVIEW)
+        .order_by("definition__order")
+        .first()
+    )
+    async with in_transaction():
+        return await _create_round(
+            viewer=viewer,
+            project=project,
+            stage=stage,
+            kind=InspectionKind.SITE_CHECK,
+            departments=departments,
+            due=due,
+            scheduled_for=None,
+            now=now,
+        )
+
+
+async def schedule_joint_acceptance(
+    *,
+    viewer: Viewer,
+    project_id: int,
+    department_codes: Sequence[str],
+    scheduled_for: date,
+    now: datetime,
+) -> Inspection:
+    """联合验收: the departments of the completion acceptance inspect the site together."""
+    require_role(viewer, *SCHEDULERS)
+    project = await visible_project(viewer, project_id)
+    stage = await _acceptance_stage(project)
+    departments = await _departments(department_codes)
+    await _require_stage_tasks(stage, departments)
+    day = await _scheduled_day(scheduled_for, now)
+    async with in_transaction():
+        await Stage.select_for_update().get(id=stage.id)
+        latest = (
+            await Inspection.filter(stage_id=stage.id, kind=InspectionKind.JOINT_ACCEPTANCE)
+            .order_by("-id")
+            .first()
+        )
+        if latest is not None and latest.requested_at >= (stage.accepted_at or latest.requested_at):
+            if latest.status in OPEN_STATUSES:
+                raise DomainError(
+                    ErrorCode.CONFLICT,
+                    f"joint acceptance {latest.id} of this stage is still open; "
+                    "assign inspectors to it instead of scheduling another",
+                    field="projectId",
+                )
+            if latest.status is InspectionStatus.RECTIFICATION_REQUIRED:
+                raise DomainError(
+                    ErrorCode.INVALID_STATE,
+                    f"joint acceptance {latest.id} requires rectification; schedule its "
+                    "re-inspection for the departments that failed",
+                    field="projectId",
+                )
+            if latest.status is InspectionStatus.PASSED:
+                raise DomainError(
+                    ErrorCode.INVALID_STATE,
+                    f"joint acceptance {latest.id} of this stage already passed",
+                    field="projectId",
+                )
+        return await _create_round(
+            viewer=viewer,
+            project=project,
+            stage=stage,
+            kind=InspectionKind.JOINT_ACCEPTANCE,
+            departments=departments,
+            due=day,
+            scheduled_for=day,
+            now=now,
+        )
+
+
+async def schedule_reinspection(
+    *, viewer: Viewer, inspection_id: int, scheduled_for: date | None, now: datetime
+) -> Inspection:
+    """复验: the next round, for the departments that failed the previous one."""
+    require_role(viewer, *SCHEDULERS)
+    previous = await _visible_inspection(viewer, inspection_id)
+    if previous.status is not InspectionStatus.RECTIFICATION_REQUIRED:
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            f"inspection {previous.id} is {STATUS_LABELS[previous.status]}; only a round that "
+            "requires rectification is re-inspected",
+            field="inspectionId",
+        )
+    project = await Project.get(id=previous.project_id)
+    stage = await Stage.get(id=previous.stage_id) if previous.stage_id else None
+    if previous.kind is InspectionKind.JOINT_ACCEPTANCE:
+        if stage is None or stage.status is not StageStatus.IN_REVIEW:
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                "the completion acceptance stage is no longer in review; nothing to re-inspect",
+                field="inspectionId",
+            )
+        if scheduled_for is None:
+            raise invalid("a joint acceptance re-inspection needs a date", field="scheduledFor")
+        due = scheduled_for = await _scheduled_day(scheduled_for, now)
+    else:
+        today = _today(now)
+        calendar = await _calendar(today)
+        due = _working_days_after(calendar, today, SITE_CHECK_DAYS, "inspectionId")
+    failed = (
+        await InspectionDepartment.filter(inspection_id=previous.id, conclusion=Conclusion.FAIL)
+        .select_related("department")
+        .order_by("id")
+    )
+    departments = [row.department for row in failed]
+    async with in_transaction():
+        locked = await Inspection.select_for_update().get(id=previous.id)
+        if await Inspection.exists(previous_id=locked.id):
+            raise DomainError(
+                ErrorCode.CONFLICT,
+                f"the re-inspection of inspection {locked.id} is already scheduled",
+                field="inspectionId",
+            )
+        inspection = await _create_round(
+            viewer=viewer,
+            project=project,
+            stage=stage,
+            kind=previous.kind,
+            departments=departments,
+            due=due,
+            scheduled_for=scheduled_for,
+            now=now,
+            previous=locked,
+        )
+        kept = await InspectionAssignment.filter(
+            inspection_id=locked.id, department_id__in=[d.id for d in departments]
+        )
+        if kept:
+            await InspectionAssignment.bulk_create(
+                [
+                    InspectionAssignment(
+                        inspection_id=inspection.id,
+                        user_id=a.user_id,
+                        department_id=a.department_id,
+                    )
+                    for a in kept
+                ]
+            )
+    return inspection
+
+
+async def assign_inspectors(
+    *, viewer: Viewer, inspection_id: int, usernames: Sequence[str], now: datetime
+) -> Inspection:
+    """Assign inspectors of the participating departments; assigning someone twice is harmless."""
+    require_role(viewer, *SCHEDULERS)
+    inspection = await _visible_inspection(viewer, inspection_id)
+    _require_open(inspection)
+    names = sorted({u.strip() for u in usernames if u.strip()})
+    if not names:
+        raise invalid("name at least one inspector", field="usernames")
+    users = {u.username: u for u in await User.filter(username__in=names, active=True)}
+    unknown = [n for n in names if n not in users]
+    if unknown:
+        raise invalid(f"no active user named {', '.join(unknown)}", field="usernames")
+    participating = set(
+        await InspectionDepartment.filter(inspection_id=inspection.id).values_list(
+            "department_id", flat=True
+        )
+    )
+    for name in names:
+        user = users[name]
+        if user.role is not Role.INSPECTOR:
+            raise DomainError(
+                ErrorCode.FORBIDDEN,
+                f"{name} is not a site inspector (踏勘/验收人员); only inspectors are assigned",
+                field="usernames",
+            )
+        if user.department_id not in participating:
+            raise DomainError(
+                ErrorCode.WRONG_DEPARTMENT,
+                f"{name}'s department does not take part in inspection {inspection.id}",
+                field="usernames",
+            )
+    async with in_transaction():
+        assigned = set(
+            await InspectionAssignment.filter(inspection_id=inspection.id).values_list(
+                "user_id", flat=True
+            )
+        )
+        new = [users[n] for n in names if users[n].id not in assigned]
+        for user in new:
+            assert user.department_id is not None
+            await InspectionAssignment.create(
+                inspection_id=inspection.id, user_id=user.id, department_id=user.department_id
+            )
+        if new:
+            await audit.record(
+                actor_id=viewer.user_id,
+                action="inspection.assign",
+                entity_type="inspection",
+                entity_id=inspection.id,
+                project_id=inspection.project_id,
+                after={"inspectors": [u.username for u in new]},
+            )
+    return inspection
+
+
+# --- conclusions and the round -----------------------------------------------------------------
+
+
+async def file_conclusion(
+    *,
+    viewer: Viewer,
+    inspection_id: int,
+    result: Conclusion,
+    note: str,
+    now: datetime,
+) -> Inspection:
+    """An assigned inspector signs their department's conclusion of this round."""
+    require_role(viewer, Role.INSPECTOR)
+    inspection = await _visible_inspection(viewer, inspection_id)
+    assignment = await InspectionAssignment.get_or_none(
+        inspection_id=inspection.id, user_id=viewer.user_id
+    )
+    if assignment is None:
+        raise DomainError(
+            ErrorCode.FORBIDDEN,
+            f"you are not assigned to inspection {inspection.id}; only its inspectors conclude",
+            field="inspectionId",
+        )
+    if result is Conclusion.FAIL and not note.strip():
+        raise invalid(
+            "a failing conclusion needs a note saying what must be put right", field="note"
+        )
+    return await record_conclusion(
+        inspection_id=inspection.id,
+        department_id=assignment.department_id,
+        result=result,
+        note=note.strip(),
+        signed_by=viewer.username,
+        signed_at=now,
+        actor_id=viewer.user_id,
+        now=now,
+    )
+
+
+async def record_conclusion(
+    *,
+    inspection_id: int,
+    department_id: int,
+    result: Conclusion,
+    note: str,
+    signed_by: str,
+    signed_at: datetime,
+    actor_id: int | None,
+    now: datetime,
+) -> Inspection:
+    """Record one department's conclusion and close the round when it was the last one.
+
+    The one path for conclusions filed through GraphQL and signed in the document. A signed
+    conclusion is final: a second one for the same department raises ALREADY_DECIDED.
+    """
+    async with in_transaction():
+        inspection = await Inspection.select_for_update().get(id=inspection_id)
+        _require_open(inspection)
+        row = await InspectionDepartment.select_for_update().get(
+            inspection_id=inspection.id, department_id=department_id
+        )
+        if row.conclusion is not None:
+            raise DomainError(
+                ErrorCode.ALREADY_DECIDED,
+                f"the conclusion of this department was already signed by {row.signed_by} "
+                f"({row.conclusion.value}); a signed conclusion cannot be changed",
+                field="inspectionId",
+            )
+        row.conclusion = result
+        row.conclusion_note = note
+        row.signed_by = signed_by
+        row.signed_at = signed_at
+        await row.save()
+        await audit.record(
+            actor_id=actor_id,
+            action="inspection.conclude",
+            entity_type="inspection",
+            entity_id=inspection.id,
+            project_id=inspection.project_id,
+            after={
+                "departmentId": department_id,
+                "conclusion": result.value,
+                "note": note,
+                "signedBy": signed_by,
+            },
+        )
+        await _close_round_if_done(inspection=inspection, actor_id=actor_id, now=now)
+    return inspection
+
+
+async def _chain_department_ids(inspection: Inspection) -> list[int]:
+    """The departments of this round and of every earlier round of the same inspection."""
+    ids: set[int] = set()
+    current: Inspection | None = inspection
+    while current is not None:
+        ids |= {
+            r.department_id for r in await InspectionDepartment.filter(inspection_id=current.id)
+        }
+        current = (
+            await Inspection.get_or_none(id=current.previous_id) if current.previous_id else None
+        )
+    return sorted(ids)
+
+
+async def _close_round_if_done(
+    *, inspection: Inspection, actor_id: int | None, now: datetime
+) -> None:
+    conclusions = [
+        r.conclusion for r in await InspectionDepartment.filter(inspection_id=inspection.id)
+    ]
+    if any(c is None for c in conclusions):
+        if inspection.status is InspectionStatus.SCHEDULED:
+            inspection.status = InspectionStatus.IN_PROGRESS
+            await inspection.save(update_fields=["status"])
+        return
+    passed = all(c is Conclusion.PASS for c in conclusions)
+    before = inspection.status.value
+    inspection.status = (
+        InspectionStatus.PASSED if passed else InspectionStatus.RECTIFICATION_REQUIRED
+    )
+    inspection.closed_at = now
+    await inspection.save(update_fields=["status", "closed_at"])
+    await audit.record(
+        actor_id=actor_id,
+        action="inspection.pass" if passed else "inspection.rectification_required",
+        entity_type="inspection",
+        entity_id=inspection.id,
+        project_id=inspection.project_id,
+        before={"status": before},
+        after={"status": inspection.status.value, "round": inspection.round},
+    )
+    if passed and inspection.kind is InspectionKind.JOINT_ACCEPTANCE and inspection.stage_id:
+        try:
+            await approve_after_inspection(
+                stage_id=inspection.stage_id,
+                department_ids=await _chain_department_ids(inspection),
+                inspection_id=inspection.id,
+                opinion=f"联合验收合格(第{inspection.round}轮)",
+                actor_id=actor_id,
+                now=now,
+            )
+        except CalendarUnknownError as exc:
+            raise DomainError(ErrorCode.CALENDAR_UNKNOWN, str(exc), field="inspectionId") from None
+
+
+async def mark_in_progress(inspection_id: int) -> None:
+    """The first recorded check moves a scheduled inspection to in progress."""
+    await Inspection.filter(id=inspection_id, status=InspectionStatus.SCHEDULED).update(
+        status=InspectionStatus.IN_PROGRESS
+    )
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+
+async def inspection_layout(inspection_id: int) -> InspectionLayout:
+    """The frozen layout of an inspection document: departments and their check codes."""
+    departments = await InspectionDepartment.filter(inspection_id=inspection_id).select_related(
+        "department"
+    )
+    if not departments:
+        raise not_found("inspection", inspection_id, field="inspectionId")
+    codes = {row.department_id: row.department.code for row in departments}
+    checks: dict[str, list[str]] = {code: [] for code in codes.values()}
+    for department_id, check_code in await CheckResult.filter(
+        inspection_id=inspection_id
+    ).values_list("department_id", "check_code"):
+        checks[codes[int(department_id)]].append(str(check_code))
+    return InspectionLayout(departments={k: sorted(v) for k, v in checks.items()})
+
+
+async def document_access(viewer: Viewer, doc_name: str) -> FieldRights | None:
+    """Who may open a field document: an inspection for its assigned inspectors (writable while
+    it is open) and supervisors (read-only); an agency document for the project's agent
+    (writable) and supervisors (read-only). None for everyone else and for unknown names."""
+    try:
+        kind, key = parse_doc_name(doc_name)
+    except LayoutError:
+        return None
+
+    def rights(department_code: str | None, writable: bool) -> FieldRights:
+        return FieldRights(
+            user_id=viewer.user_id,
+            username=viewer.username,
+            role=viewer.role.value,
+            department_code=department_code,
+            writable=writable,
+        )
+
+    if kind == "inspection":
+        inspection = await Inspection.get_or_none(id=key)
+        if inspection is None:
+            return None
+        if viewer.role is Role.INSPECTOR:
+            assignment = await InspectionAssignment.get_or_none(
+                inspection_id=inspection.id, user_id=viewer.user_id
+            ).select_related("department")
+            if assignment is None:
+                return None
+            return rights(assignment.department.code, inspection.status in OPEN_STATUSES)
+        project_id = inspection.project_id
+    else:
+        project = await Project.get_or_none(id=key)
+        if project is None:
+            return None
+        if viewer.role is Role.AGENT:
+            return rights(None, True) if project.agent_id == viewer.user_id else None
+        project_id = project.id
+    if viewer.role is Role.SUPERVISOR and (
+        await Project.filter(project_scope(viewer), id=project_id).exists()
+    ):
+        return rights(None, False)
+    return None

@@ -1,0 +1,419 @@
+"""The SMS outbox (短信平台): events become templated Chinese messages, each exactly once.
+
+Nothing else calls this module: :func:`collect` reads what already happened (the audit trail,
+the stages in review, the electronic supervision events) and writes one
+:class:`~storage.models.Notification` row per event and recipient. The row's unique ``key``
+is the guarantee that a message exists once, however often and however many processes
+collect; delivery (:mod:`approval.delivery`) then sends each row with retries.
+
+The four moments of the applicant (DOMAIN.md), to the enterprise's contact phone:
+
+- 办件确认 ``received``: a stage was accepted (audit ``stage.accept``), key ``received:{event}``;
+- 中途提醒 ``midway``: the stage is still in review on the working day that marks half of its
+  time limit (the 10th of 20), key ``midway:{stage}:{round}``;
+- 领件通知 ``ready``: the stage completed (audit ``stage.complete``), key ``ready:{event}``;
+- 办结评议 ``rate``: with the same completion a :class:`~storage.models.Rating` row with a short
+  code is made and sent, key ``rate:{event}``; the code is the applicant's credential to rate.
+
+And to the staff, from :class:`~storage.models.SupervisionEvent` rows (电子监察): a warning
+goes to the department concerned, an overdue flag (red) also to every supervisor whose region
+covers the project, key ``supervision:{event}:{recipient}``. Departments are addressed by
+their code and supervisors as ``user:{username}``: the SMS gateway holds the center's address
+book. An applicant without a contact phone still gets a row, marked failed with the reason,
+so supervisors see who could not be told.
+
+Progress: each pass starts after the newest event already turned into a message (read back
+from the keys) and looks again at the last :data:`LOOKBACK` events before it, in case a
+transaction committed out of id order; the unique keys make every re-check harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from approval.calendar import working_calendar
+from approval.labels import label
+from approval.projects import CHINA
+from approval.workdays import CalendarUnknownError
+from storage.enums import Decision, NotificationStatus, Role, StageStatus, WarningLevel
+from storage.models import (
+    AuditEvent,
+    Notification,
+    Project,
+    Rating,
+    Region,
+    Stage,
+    SupervisionEvent,
+    User,
+)
+
+log = logging.getLogger("onewindow.notifications")
+
+RECEIVED = "received"
+MIDWAY = "midway"
+READY = "ready"
+RATE = "rate"
+WARNING = "warning"
+OVERDUE = "overdue"
+SUPERVISION = "supervision"
+
+SIGNATURE = "【德州市政务服务中心】"
+
+# Every text people receive, in one place. Placeholders: {project} {code} {stage}
+# {deadline} {outcome} {rating_code} for the applicant; {subject} {message} for the staff.
+TEMPLATES: dict[str, str] = {
+    RECEIVED: SIGNATURE + "您的项目“{project}”({code}) {stage}阶段申请已受理, "
+    "承诺办结时限 {deadline}。",
+    MIDWAY: SIGNATURE + "您的项目“{project}”({code}) {stage}阶段正在审批, 承诺时限已过半, "
+    "承诺办结时限 {deadline}。如需补充材料请及时联系代办员。",
+    READY: SIGNATURE + "您的项目“{project}”({code}) {stage}阶段已办结(结果: {outcome}), "
+    "请携带有效证件到中心综合窗口领取办件结果。",
+    RATE: SIGNATURE + "您的项目“{project}”({code}) {stage}阶段已办结, 请对本次服务作出评价"
+    "(1-5分, 5分为非常满意), 评价码 {rating_code}。",
+    WARNING: SIGNATURE + "电子监察预警: {subject}{message}",
+    OVERDUE: SIGNATURE + "电子监察超期督办: {subject}{message}",
+    SUPERVISION: SIGNATURE + "电子监察通知: {subject}{message}",
+}
+
+MOMENT_LABELS: dict[str, str] = {
+    RECEIVED: "办件确认",
+    MIDWAY: "中途提醒",
+    READY: "领件通知",
+    RATE: "办结评议",
+    WARNING: "超期预警",
+    OVERDUE: "超期督办",
+    SUPERVISION: "电子监察",
+}
+
+AUDIT_ACTIONS = ("stage.accept", "stage.complete")
+AUDIT_MOMENTS = (RECEIVED, READY)  # the first key of each audit event (rate goes with ready)
+SUPERVISION_MOMENTS = (WARNING, OVERDUE, SUPERVISION)
+LEVEL_MOMENTS: dict[WarningLevel | None, str] = {
+    WarningLevel.YELLOW: WARNING,
+    WarningLevel.RED: OVERDUE,
+    None: SUPERVISION,
+}
+LOOKBACK = 200
+BATCH = 200
+
+NO_PHONE = (
+    "the enterprise has no contact phone, so no SMS can be sent; "
+    "record the contact phone on the project's enterprise"
+)
+NO_RECIPIENT = "the event names no department and no supervisor covers its region"
+
+RATING_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read out by phone
+RATING_CODE_LENGTH = 6
+
+
+def render(moment: str, **values: object) -> str:
+    """The text of ``moment`` with its placeholders filled."""
+    return TEMPLATES[moment].format_map(values)
+
+
+def chinese_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def new_rating_code() -> str:
+    return "".join(secrets.choice(RATING_CODE_ALPHABET) for _ in range(RATING_CODE_LENGTH))
+
+
+def midway_day(*, accepted: date, time_limit_days: int, calendar: Any) -> date:
+    """The working day on which half of the time limit has passed (the 10th of 20)."""
+    result: date = calendar.add_working_days(accepted, (time_limit_days + 1) // 2)
+    return result
+
+
+async def collect(*, now: datetime, batch: int = BATCH) -> int:
+    """Turn every event not yet turned into messages into outbox rows; returns rows made."""
+    created = await _collect_audit(now=now, batch=batch)
+    created += await _collect_midway(now=now)
+    created += await _collect_supervision(now=now, batch=batch)
+    if created:
+        log.info("notifications collected: %d new", created)
+    return created
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+async def _mark(moments: Sequence[str]) -> int:
+    """The source event id of the newest row of ``moments`` (keys read ``moment:id[:...]``)."""
+    keys = (
+        await Notification.filter(moment__in=moments)
+        .order_by("-id")
+        .limit(1)
+        .values_list("key", flat=True)
+    )
+    for key in keys:
+        parts = str(key).split(":")
+        if len(parts) >= 2 and parts[1].isdigit():
+            return int(parts[1])
+    return 0
+
+
+async def _existing(keys: Iterable[str]) -> set[str]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
+    found = await Notification.filter(key__in=wanted).values_list("key", flat=True)
+    return {str(k) for k in found}
+
+
+def _row(
+    *, key: str, moment: str, recipient: str, text: str, project_id: int | None, now: datetime
+) -> Notification:
+    """An outbox row; without a recipient it is failed at once, saying why."""
+    failed = not recipient
+    return Notification(
+        key=key,
+        moment=moment,
+        recipient=recipient,
+        text=text,
+        project_id=project_id,
+        status=NotificationStatus.FAILED if failed else NotificationStatus.PENDING,
+        last_error=(NO_PHONE if moment in (RECEIVED, MIDWAY, READY, RATE) else NO_RECIPIENT)
+        if failed
+        else "",
+        next_attempt_at=now,
+        created_at=now,
+    )
+
+
+async def _insert(row: Notification) -> int:
+    """Insert one row; 0 when another pass made it first (its key exists)."""
+    try:
+        await row.save()
+    except IntegrityError:
+        return 0
+    return 1
+
+
+def _stage_values(stage: Stage) -> dict[str, str]:
+    project = stage.project
+    return {"project": project.name, "code": project.code, "stage": stage.definition.name}
+
+
+# --- the applicant's moments from the audit trail --------------------------------------------
+
+
+def _audit_key(event: AuditEvent) -> str:
+    return f"{RECEIVED if event.action == 'stage.accept' else READY}:{event.id}"
+
+
+async def _collect_audit(*, now: datetime, batch: int) -> int:
+    created = 0
+    mark = await _mark(AUDIT_MOMENTS)
+    relevant = AuditEvent.filter(action__in=AUDIT_ACTIONS, entity_type="stage")
+    events = list(await relevant.filter(id__lte=mark).order_by("-id").limit(LOOKBACK))
+    while True:
+        fresh = list(await relevant.filter(id__gt=mark).order_by("id").limit(batch))
+        events = sorted(events + fresh, key=lambda e: e.id)
+        done = await _existing(_audit_key(e) for e in events)
+        todo = [e for e in events if _audit_key(e) not in done]
+        stages = {
+            s.id: s
+            for s in await Stage.filter(id__in=sorted({e.entity_id for e in todo}))
+            .select_related("definition", "project__enterprise")
+            .all()
+        }
+        for event in todo:
+            stage = stages.get(event.entity_id)
+            if stage is None:
+                continue  # the project was deleted meanwhile: nobody to tell
+            if event.action == "stage.accept":
+                created += await _received(event, stage, now)
+            else:
+                created += await _completed(event, stage, now)
+        if len(fresh) < batch:
+            return created
+        mark, events = fresh[-1].id, []
+
+
+async def _received(event: AuditEvent, stage: Stage, now: datetime) -> int:
+    after = event.after or {}
+    deadline = stage.deadline
+    if isinstance(after.get("deadline"), str):
+        deadline = date.fromisoformat(after["deadline"])
+    text = render(
+        RECEIVED,
+        **_stage_values(stage),
+        deadline=chinese_date(deadline) if deadline else "以窗口告知为准",
+    )
+    row = _row(
+        key=f"{RECEIVED}:{event.id}",
+        moment=RECEIVED,
+        recipient=stage.project.enterprise.contact_phone.strip(),
+        text=text,
+        project_id=stage.project_id,
+        now=now,
+    )
+    return await _insert(row)
+
+
+async def _completed(event: AuditEvent, stage: Stage, now: datetime) -> int:
+    """领件通知 and 办结评议 with a new rating code, all three rows in one transaction."""
+    after = event.after or {}
+    try:
+        outcome = label(Decision(after.get("outcome") or stage.outcome))
+    except ValueError:
+        outcome = "已办结"
+    phone = stage.project.enterprise.contact_phone.strip()
+    values = _stage_values(stage)
+    for _ in range(5):
+        code = new_rating_code()
+        if await Rating.exists(code=code):
+            continue
+        try:
+            async with in_transaction():
+                await Rating.create(stage_id=stage.id, code=code)
+                for moment, text in (
+                    (READY, render(READY, **values, outcome=outcome)),
+                    (RATE, render(RATE, **values, rating_code=code)),
+                ):
+                    await _row(
+                        key=f"{moment}:{event.id}",
+                        moment=moment,
+                        recipient=phone,
+                        text=text,
+                        project_id=stage.project_id,
+                        now=now,
+                    ).save()
+        except IntegrityError:
+            if await Notification.exists(key=f"{READY}:{event.id}"):
+                return 0  # another pass made them first
+            continue  # the rating code was taken meanwhile: draw another
+        return 2
+    raise RuntimeError("could not draw a free rating code in 5 tries")
+
+
+# --- 中途提醒 ----------------------------------------------------------------------------------
+
+
+async def _collect_midway(*, now: datetime) -> int:
+    today = now.astimezone(CHINA).date()
+    stages = (
+        await Stage.filter(
+            status=StageStatus.IN_REVIEW,
+            accepted_at__not_isnull=True,
+            accepted_at__lte=now,
+            deadline__not_isnull=True,
+            deadline__gte=today,
+        )
+        .select_related("definition", "project__enterprise")
+        .all()
+    )
+    done = await _existing(f"{MIDWAY}:{s.id}:{s.round}" for s in stages)
+    todo = [s for s in stages if f"{MIDWAY}:{s.id}:{s.round}" not in done]
+    if not todo:
+        return 0
+    accepted = {s.id: s.accepted_at.astimezone(CHINA).date() for s in todo if s.accepted_at}
+    calendar = await working_calendar(years=sorted({d.year for d in accepted.values()}))
+    created = 0
+    for stage in todo:
+        limit = stage.definition.time_limit_days
+        if limit < 2 or stage.deadline is None:
+            continue
+        try:
+            due = midway_day(accepted=accepted[stage.id], time_limit_days=limit, calendar=calendar)
+        except CalendarUnknownError as error:
+            log.warning("midway reminder of stage %d skipped: %s", stage.id, error)
+            continue
+        if due > today:
+            continue
+        row = _row(
+            key=f"{MIDWAY}:{stage.id}:{stage.round}",
+            moment=MIDWAY,
+            recipient=stage.project.enterprise.contact_phone.strip(),
+            text=render(MIDWAY, **_stage_values(stage), deadline=chinese_date(stage.deadline)),
+            project_id=stage.project_id,
+            now=now,
+        )
+        created += await _insert(row)
+    return created
+
+
+# --- electronic supervision to departments and supervisors -----------------------------------
+
+
+def _covers(
+    user_region: int | None, project: Project | None, parents: dict[int, int | None]
+) -> bool:
+    """A supervisor sees the whole city (no region) or a region at or above the project's."""
+    if user_region is None:
+        return True
+    region: int | None = project.region_id if project is not None else None
+    while region is not None:
+        if region == user_region:
+            return True
+        region = parents.get(region)
+    return False
+
+
+def _user_address(user: User) -> str:
+    address = f"user:{user.username}"
+    return address if len(address) <= 64 else f"user#{user.id}"
+
+
+async def _collect_supervision(*, now: datetime, batch: int) -> int:
+    created = 0
+    mark = await _mark(SUPERVISION_MOMENTS)
+    events = list(
+        await SupervisionEvent.filter(id__lte=mark)
+        .order_by("-id")
+        .limit(LOOKBACK)
+        .select_related("project", "department")
+    )
+    supervisors = await User.filter(role=Role.SUPERVISOR, active=True).order_by("username")
+    parents: dict[int, int | None] = dict(await Region.all().values_list("id", "parent_id"))
+    while True:
+        fresh = list(
+            await SupervisionEvent.filter(id__gt=mark)
+            .order_by("id")
+            .limit(batch)
+            .select_related("project", "department")
+        )
+        events = sorted(events + fresh, key=lambda e: e.id)
+        planned: list[tuple[SupervisionEvent, str, list[str]]] = []
+        for event in events:
+            moment = LEVEL_MOMENTS.get(event.level, SUPERVISION)
+            recipients = [event.department.code] if event.department is not None else []
+            if event.level is WarningLevel.RED or not recipients:
+                recipients += [
+                    _user_address(u)
+                    for u in supervisors
+                    if _covers(u.region_id, event.project if event.project_id else None, parents)
+                ]
+            planned.append((event, moment, recipients or [""]))
+        done = await _existing(
+            f"supervision:{e.id}:{r or '-'}" for e, _, recipients in planned for r in recipients
+        )
+        for event, moment, recipients in planned:
+            project = event.project if event.project_id else None
+            subject = f"项目“{project.name}”({project.code}) " if project is not None else ""
+            text = render(moment, subject=subject, message=event.message)
+            for recipient in recipients:
+                key = f"supervision:{event.id}:{recipient or '-'}"
+                if key in done:
+                    continue
+                created += await _insert(
+                    _row(
+                        key=key,
+                        moment=moment,
+                        recipient=recipient,
+                        text=text,
+                        project_id=event.project_id,
+                        now=now,
+                    )
+                )
+        if len(fresh) < batch:
+            return created
+        mark, events = fresh[-1].id, []

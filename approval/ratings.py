@@ -1,0 +1,171 @@
+"""好差评: the applicant rates a completed stage with the code the SMS gave, 1 to 5.
+
+The code is the credential: no login is needed to rate. A bad rating (2 or less) opens a
+follow-up (回访整改) that the center's supervisors close within 15 working days.
+Also here: what supervisors may list of the outbox and the ratings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tortoise.expressions import Q, Subquery
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from approval import audit
+from approval.access import Viewer, project_scope, require_role
+from approval.calendar import working_calendar
+from approval.errors import DomainError, ErrorCode, invalid, not_found
+from approval.projects import CHINA
+from approval.workdays import CalendarUnknownError
+from storage.enums import NotificationStatus, Role, StageStatus
+from storage.models import Notification, Project, Rating, Stage
+
+MIN_SCORE = 1
+MAX_SCORE = 5
+BAD_SCORE = 2  # this or less opens a follow-up
+FOLLOW_UP_WORKING_DAYS = 15
+MAX_COMMENT = 1000
+MAX_NOTE = 2000
+
+
+async def rate_service(*, code: str, score: int, comment: str, now: datetime) -> Rating:
+    """Record the applicant's rating of the completed stage the code was sent for."""
+    if not MIN_SCORE <= score <= MAX_SCORE:
+        raise invalid(
+            f"score must be a whole number from {MIN_SCORE} (very dissatisfied) to "
+            f"{MAX_SCORE} (very satisfied), got {score}",
+            field="score",
+        )
+    comment = comment.strip()
+    if len(comment) > MAX_COMMENT:
+        raise invalid(
+            f"the comment has {len(comment)} characters; shorten it to {MAX_COMMENT}",
+            field="comment",
+        )
+    normalized = "".join(code.split()).upper()
+    if not normalized:
+        raise invalid("give the rating code from the SMS", field="code")
+    rating = await Rating.get_or_none(code=normalized)
+    if rating is None:
+        raise DomainError(
+            ErrorCode.NOT_FOUND,
+            f"rating code {normalized!r} is unknown; check the code in the SMS",
+            field="code",
+        )
+    stage = await Stage.get(id=rating.stage_id).select_related("definition")
+    if stage.status is not StageStatus.COMPLETED:
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            f"the service is not completed: stage {stage.definition.code} is "
+            f"{stage.status.value}; rate it once it is completed",
+            field="code",
+        )
+    follow_up_due = None
+    today = now.astimezone(CHINA).date()
+    if score <= BAD_SCORE:
+        try:
+            calendar = await working_calendar(years=[today.year])
+            follow_up_due = calendar.add_working_days(today, FOLLOW_UP_WORKING_DAYS)
+        except CalendarUnknownError as error:
+            raise DomainError(ErrorCode.CALENDAR_UNKNOWN, str(error), field="score") from None
+    async with in_transaction():
+        locked = await Rating.select_for_update().get(id=rating.id)
+        if locked.rated_at is not None:
+            raise DomainError(
+                ErrorCode.ALREADY_RATED,
+                "this service was already rated with this code and a rating cannot be "
+                "changed; contact the service center if something is wrong",
+                field="code",
+            )
+        locked.score = score
+        locked.comment = comment
+        locked.rated_at = now
+        locked.follow_up_due = follow_up_due
+        await locked.save(update_fields=["score", "comment", "rated_at", "follow_up_due"])
+        await audit.record(
+            actor_id=None,
+            action="rating.submit",
+            entity_type="rating",
+            entity_id=locked.id,
+            project_id=stage.project_id,
+            after={
+                "score": score,
+                "stage": stage.definition.code,
+                "followUpDue": follow_up_due.isoformat() if follow_up_due else None,
+            },
+        )
+    return locked
+
+
+async def close_follow_up(*, viewer: Viewer, rating_id: int, note: str, now: datetime) -> Rating:
+    """A supervisor records how a bad rating was followed up, and closes it."""
+    require_role(viewer, Role.SUPERVISOR)
+    note = note.strip()
+    if not note:
+        raise invalid("say how the rating was followed up (回访及整改情况)", field="note")
+    if len(note) > MAX_NOTE:
+        raise invalid(
+            f"the note has {len(note)} characters; shorten it to {MAX_NOTE}", field="note"
+        )
+    rating = await rating_query(viewer).filter(id=rating_id).first()
+    if rating is None:
+        raise not_found("rating", rating_id, field="ratingId")
+    if rating.follow_up_due is None:
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            f"rating {rating_id} has no follow-up: only a rating of {BAD_SCORE} or less opens one",
+            field="ratingId",
+        )
+    stage = await Stage.get(id=rating.stage_id)
+    async with in_transaction():
+        locked = await Rating.select_for_update().get(id=rating.id)
+        if locked.follow_up_done_at is not None:
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                f"the follow-up of rating {rating_id} was already closed; nothing to do",
+                field="ratingId",
+            )
+        locked.follow_up_done_at = now
+        locked.follow_up_note = note
+        await locked.save(update_fields=["follow_up_done_at", "follow_up_note"])
+        await audit.record(
+            actor_id=viewer.user_id,
+            action="rating.close_follow_up",
+            entity_type="rating",
+            entity_id=locked.id,
+            project_id=stage.project_id,
+            before={"followUpDue": rating.follow_up_due.isoformat(), "followUpOpen": True},
+            after={"followUpOpen": False, "note": note},
+        )
+    return locked
+
+
+def _visible_projects(viewer: Viewer) -> Subquery:
+    return Subquery(Project.filter(project_scope(viewer)).values("id"))
+
+
+def rating_query(viewer: Viewer) -> QuerySet[Rating]:
+    """The ratings a supervisor may see: those of projects in the supervisor's region."""
+    require_role(viewer, Role.SUPERVISOR)
+    return Rating.filter(stage__project_id__in=_visible_projects(viewer))
+
+
+def notification_query(
+    viewer: Viewer,
+    *,
+    status: NotificationStatus | None = None,
+    project_code: str | None = None,
+) -> QuerySet[Notification]:
+    """The outbox as a supervisor may see it; messages of no project only city-wide."""
+    require_role(viewer, Role.SUPERVISOR)
+    scope = Q(project_id__in=_visible_projects(viewer))
+    if viewer.region_ids is None:
+        scope |= Q(project_id__isnull=True)
+    query = Notification.filter(scope)
+    if status is not None:
+        query = query.filter(status=status)
+    if project_code:
+        query = query.filter(project__code=project_code.strip())
+    return query

@@ -1,0 +1,436 @@
+"""电子监察 (electronic supervision): warnings before deadlines, flags after, 超时默认.
+
+:func:`supervise` scans every open task, every stage in review and every 容缺 commitment:
+
+- YELLOW (黄色预警) when the deadline is at most ``warn_working_days`` working days away;
+- RED (红色预警) once the deadline has passed (a deadline day itself is still in time);
+- 超时默认: a task undecided after its deadline whose item allows it is approved by the system
+  (:func:`approval.tasks.default_approve`); items the law excludes stay with the department
+  and get a RED flag; the late department owes a formal opinion within one working day, and
+  a missing one is flagged RED;
+- a commitment past its due date suspends (中止) the stages that need the material.
+
+Each event has a unique ``key`` (``task:12:yellow``, ``stage:3:red``,
+``commitment:7:2026-03-05:red`` …); it is inserted once, and a unique violation means another
+scan fired it already. System actions (default approvals, suspensions) are conditional
+updates under the stage lock. So two supervisors running at once fire and act exactly once,
+whatever lease they think they hold.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from approval import audit
+from approval.calendar import working_calendar
+from approval.errors import DomainError
+from approval.tasks import (
+    OPEN,
+    STAGE_SUSPENDED,
+    default_approve,
+    local_day,
+    stop_clocks,
+)
+from approval.workdays import CalendarUnknownError, WorkingCalendar
+from storage.enums import MaterialStatus, StageStatus, WarningLevel
+from storage.models import (
+    ItemMaterial,
+    Material,
+    Stage,
+    SupervisionEvent,
+    Task,
+)
+
+log = logging.getLogger("onewindow.supervision")
+
+KIND_TASK = "task"  # a department task near or past its deadline
+KIND_STAGE = "stage"  # a stage near or past its deadline
+KIND_COMMITMENT = "commitment"  # a 容缺 commitment near or past its due date
+KIND_FORMAL_OPINION = "formal_opinion"  # the formal opinion after 超时默认 is overdue
+KIND_DEFAULT_APPROVAL = "default_approval"  # the system approved a late task (超时默认)
+KIND_CALENDAR = "calendar"  # a deadline needs a year whose holidays are not loaded
+KINDS = (
+    KIND_TASK,
+    KIND_STAGE,
+    KIND_COMMITMENT,
+    KIND_FORMAL_OPINION,
+    KIND_DEFAULT_APPROVAL,
+    KIND_CALENDAR,
+)
+LEVEL_TAGS = {WarningLevel.YELLOW: "【黄色预警】", WarningLevel.RED: "【红色预警】"}
+
+
+@dataclass(frozen=True)
+class SupervisionSettings:
+    warn_working_days: int = 1  # YELLOW when the deadline is at most this many working days away
+
+    def __post_init__(self) -> None:
+        if self.warn_working_days < 0:
+            raise ValueError(f"warn_working_days must be 0 or more, got {self.warn_working_days}")
+
+
+@dataclass
+class _Candidate:
+    key: str
+    kind: str
+    level: WarningLevel | None
+    entity_type: str
+    entity_id: int
+    project_id: int | None
+    department_id: int | None
+    message: str
+
+
+@dataclass
+class _Scan:
+    now: datetime
+    settings: SupervisionSettings
+    calendar: WorkingCalendar
+    fired: list[SupervisionEvent] = field(default_factory=list)
+
+    @property
+    def today(self) -> date:
+        return local_day(self.now)
+
+    @property
+    def horizon(self) -> date:
+        """No deadline after this day can be within the warning window (holidays included)."""
+        return self.today + timedelta(days=7 * self.settings.warn_working_days + 14)
+
+    def level_of(self, deadline: date) -> WarningLevel | None:
+        """RED after the deadline, YELLOW within the warning window; may raise
+        CalendarUnknownError."""
+        if deadline < self.today:
+            return WarningLevel.RED
+        if self.calendar.working_days_between(self.today, deadline) <= (
+            self.settings.warn_working_days
+        ):
+            return WarningLevel.YELLOW
+        return None
+
+    async def fire(self, candidates: list[_Candidate]) -> None:
+        """Insert each event not fired yet; a unique violation means someone else fired it."""
+        if not candidates:
+            return
+        keys = [c.key for c in candidates]
+        stored = await SupervisionEvent.filter(key__in=keys).values_list("key", flat=True)
+        known = {str(key) for key in stored}
+        for c in candidates:
+            if c.key in known:
+                continue
+            known.add(c.key)
+            try:
+                async with in_transaction():
+                    event = await SupervisionEvent.create(
+                        key=c.key,
+                        kind=c.kind,
+                        level=c.level,
+                        entity_type=c.entity_type,
+                        entity_id=c.entity_id,
+                        project_id=c.project_id,
+                        department_id=c.department_id,
+                        message=c.message,
+                        at=self.now,
+                    )
+            except IntegrityError:
+                continue
+            self.fired.append(event)
+
+    async def calendar_unknown(self, year: int) -> None:
+        await self.fire(
+            [
+                _Candidate(
+                    key=f"calendar:{year}:red",
+                    kind=KIND_CALENDAR,
+                    level=WarningLevel.RED,
+                    entity_type="calendar",
+                    entity_id=year,
+                    project_id=None,
+                    department_id=None,
+                    message=(
+                        f"【红色预警】{year} 年法定节假日安排尚未载入, 期限在 {year} 年的工作日"
+                        "无法计算, 相关预警与超时默认暂停; 请管理员执行 onewindow load-holidays "
+                        "载入该年节假日"
+                    ),
+                )
+            ]
+        )
+
+    # --- 超时默认 ----------------------------------------------------------------------------
+
+    async def default_approvals(self) -> None:
+        due_ids = await Task.filter(
+            status__in=OPEN,
+            paused_at__isnull=True,
+            deadline__lt=self.today,
+            stage__status=StageStatus.IN_REVIEW,
+            item__default_approval=True,
+        ).values_list("id", flat=True)
+        if not due_ids:
+            return
+        try:  # the formal opinion is due one working day later: that day must be countable
+            self.calendar.add_working_days(self.today, 1)
+        except CalendarUnknownError as exc:
+            await self.calendar_unknown(exc.year)
+            return
+        for task_id in sorted(int(i) for i in due_ids):  # type: ignore[call-overload]
+            try:
+                task = await default_approve(task_id=task_id, now=self.now)
+            except DomainError as error:
+                log.warning("default approval of task %s failed: %s", task_id, error.message)
+                continue
+            if task is None:  # another supervisor did it, or it is no longer due
+                continue
+            task = await Task.get(id=task.id).select_related("item", "department", "stage__project")
+            project = task.stage.project
+            await self.fire(
+                [
+                    _Candidate(
+                        key=f"task:{task.id}:default_approved",
+                        kind=KIND_DEFAULT_APPROVAL,
+                        level=None,
+                        entity_type="task",
+                        entity_id=task.id,
+                        project_id=project.id,
+                        department_id=task.department_id,
+                        message=(
+                            f"【超时默认】{project.name} 的 {task.item.name} "
+                            f"({task.department.short_name}) 于 {task.deadline} 到期未作决定, "
+                            f"已按超时默认通过; 部门须于 {task.formal_opinion_due} 前补交正式意见"
+                        ),
+                    )
+                ]
+            )
+
+    # --- warnings ----------------------------------------------------------------------------
+
+    async def tasks(self) -> None:
+        rows = await Task.filter(
+            status__in=OPEN,
+            paused_at__isnull=True,
+            stage__status=StageStatus.IN_REVIEW,
+            deadline__lte=self.horizon,
+        ).select_related("item", "department", "stage__project")
+        candidates: list[_Candidate] = []
+        for task in rows:
+            if task.round != task.stage.round:
+                continue
+            try:
+                level = self.level_of(task.deadline)
+            except CalendarUnknownError as exc:
+                await self.calendar_unknown(exc.year)
+                continue
+            if level is None:
+                continue
+            project = task.stage.project
+            what = f"{project.name} 的 {task.item.name} ({task.department.short_name})"
+            if level is WarningLevel.YELLOW:
+                message = f"{LEVEL_TAGS[level]}{what} 将于 {task.deadline} 到期"
+            else:
+                message = f"{LEVEL_TAGS[level]}{what} 已于 {task.deadline} 到期, 仍未作出决定"
+                if not task.item.default_approval:
+                    message += "; 该事项依法不适用超时默认, 须部门立即作出决定"
+            candidates.append(
+                _Candidate(
+                    key=f"task:{task.id}:{level.value}",
+                    kind=KIND_TASK,
+                    level=level,
+                    entity_type="task",
+                    entity_id=task.id,
+                    project_id=project.id,
+                    department_id=task.department_id,
+                    message=message,
+                )
+            )
+        await self.fire(candidates)
+
+    async def formal_opinions(self) -> None:
+        rows = await Task.filter(
+            default_approved=True,
+            formal_opinion_at__isnull=True,
+            formal_opinion_due__lt=self.today,
+        ).select_related("item", "department", "stage__project")
+        await self.fire(
+            [
+                _Candidate(
+                    key=f"formal_opinion:{task.id}:red",
+                    kind=KIND_FORMAL_OPINION,
+                    level=WarningLevel.RED,
+                    entity_type="task",
+                    entity_id=task.id,
+                    project_id=task.stage.project.id,
+                    department_id=task.department_id,
+                    message=(
+                        f"【红色预警】{task.stage.project.name} 的 {task.item.name} "
+                        f"({task.department.short_name}) 已超时默认通过, 正式意见应于 "
+                        f"{task.formal_opinion_due} 前补交, 至今未交"
+                    ),
+                )
+                for task in rows
+            ]
+        )
+
+    async def stages(self) -> None:
+        rows = await Stage.filter(
+            status=StageStatus.IN_REVIEW, deadline__isnull=False, deadline__lte=self.horizon
+        ).select_related("definition", "project")
+        candidates: list[_Candidate] = []
+        for stage in rows:
+            assert stage.deadline is not None
+            try:
+                level = self.level_of(stage.deadline)
+            except CalendarUnknownError as exc:
+                await self.calendar_unknown(exc.year)
+                continue
+            if level is None:
+                continue
+            what = f"{stage.project.name} 的 {stage.definition.name} 阶段"
+            state = "将于 {} 到期" if level is WarningLevel.YELLOW else "已于 {} 到期, 仍未办结"
+            candidates.append(
+                _Candidate(
+                    key=f"stage:{stage.id}:{stage.round}:{level.value}"
+                    if stage.round > 1
+                    else f"stage:{stage.id}:{level.value}",
+                    kind=KIND_STAGE,
+                    level=level,
+                    entity_type="stage",
+                    entity_id=stage.id,
+                    project_id=stage.project_id,
+                    department_id=stage.definition.lead_department_id,
+                    message=f"{LEVEL_TAGS[level]}{what} {state.format(stage.deadline)}",
+                )
+            )
+        await self.fire(candidates)
+
+    # --- 容缺 commitments --------------------------------------------------------------------
+
+    async def commitments(self) -> None:
+        rows = await Material.filter(
+            status=MaterialStatus.COMMITTED,
+            commitment_due__isnull=False,
+            commitment_due__lte=self.horizon,
+        ).select_related("material_type", "project")
+        candidates: list[_Candidate] = []
+        for material in rows:
+            due = material.commitment_due
+            assert due is not None
+            try:
+                level = self.level_of(due)
+            except CalendarUnknownError as exc:
+                await self.calendar_unknown(exc.year)
+                continue
+            if level is None:
+                continue
+            stages = await _stages_needing(material)
+            if level is WarningLevel.RED:
+                for stage in stages:
+                    if stage.status is StageStatus.IN_REVIEW:
+                        await _suspend(stage_id=stage.id, material_id=material.id, now=self.now)
+                stages = [await Stage.get(id=s.id).select_related("definition") for s in stages]
+            what = (
+                f"{material.project.name} 的容缺材料 {material.material_type.name}"
+                f"(承诺人 {material.commitment_signed_by})"
+            )
+            if level is WarningLevel.YELLOW:
+                message = f"{LEVEL_TAGS[level]}{what} 承诺于 {due} 前补交"
+            else:
+                message = f"{LEVEL_TAGS[level]}{what} 承诺于 {due} 前补交, 逾期未交"
+                suspended = [s.definition.name for s in stages if s.status is StageStatus.SUSPENDED]
+                if suspended:
+                    message += f", {'、'.join(suspended)} 阶段已中止, 材料补齐后恢复"
+            candidates.append(
+                _Candidate(
+                    key=f"commitment:{material.id}:{due.isoformat()}:{level.value}",
+                    kind=KIND_COMMITMENT,
+                    level=level,
+                    entity_type="material",
+                    entity_id=material.id,
+                    project_id=material.project_id,
+                    department_id=stages[0].definition.lead_department_id if stages else None,
+                    message=message,
+                )
+            )
+        await self.fire(candidates)
+
+
+async def _stages_needing(material: Material) -> list[Stage]:
+    """The project's stages in review (or suspended) whose current tasks need the material."""
+    stages = await Stage.filter(
+        project_id=material.project_id,
+        status__in=(StageStatus.IN_REVIEW, StageStatus.SUSPENDED),
+    ).select_related("definition")
+    needing: list[Stage] = []
+    for stage in stages:
+        items = await Task.filter(stage_id=stage.id, round=stage.round).values_list(
+            "item_id", flat=True
+        )
+        if await ItemMaterial.filter(
+            item_id__in=list(items), material_type_id=material.material_type_id
+        ).exists():
+            needing.append(stage)
+    return needing
+
+
+async def _suspend(*, stage_id: int, material_id: int, now: datetime) -> bool:
+    """中止: the stage waits for an overdue 容缺 material; its running clocks stop.
+
+    Conditional and under the locks (material, then stage, as submit_material takes them),
+    so it happens once, and never after the material arrived. True when this call did it.
+    """
+    today = local_day(now)
+    async with in_transaction():
+        material = await Material.select_for_update().get(id=material_id)
+        if (
+            material.status is not MaterialStatus.COMMITTED
+            or material.commitment_due is None
+            or material.commitment_due >= today
+        ):
+            return False
+        stage = await Stage.select_for_update().get(id=stage_id)
+        if stage.status is not StageStatus.IN_REVIEW:
+            return False
+        stage.status = StageStatus.SUSPENDED
+        await stage.save(update_fields=["status"])
+        open_tasks = await Task.select_for_update().filter(
+            stage_id=stage.id, round=stage.round, status__in=OPEN
+        )
+        material_type = await material.material_type
+        stopped = await stop_clocks(
+            tasks=list(open_tasks),
+            reason=STAGE_SUSPENDED,
+            note=f"容缺材料 {material_type.name} 逾期未交, 阶段中止",
+            now=now,
+            actor_id=None,
+            project_id=stage.project_id,
+        )
+        await audit.record(
+            actor_id=None,
+            action="stage.suspend",
+            entity_type="stage",
+            entity_id=stage.id,
+            project_id=stage.project_id,
+            before={"status": StageStatus.IN_REVIEW.value},
+            after={
+                "status": StageStatus.SUSPENDED.value,
+                "materialType": material_type.code,
+                "commitmentDue": material.commitment_due.isoformat(),
+                "stoppedClocks": sorted(stopped),
+            },
+        )
+    return True
+
+
+async def supervise(*, now: datetime, settings: SupervisionSettings) -> list[SupervisionEvent]:
+    """One scan of everything with a deadline; returns the events this scan fired."""
+    scan = _Scan(now=now, settings=settings, calendar=await working_calendar())
+    await scan.default_approvals()
+    await scan.tasks()
+    await scan.formal_opinions()
+    await scan.stages()
+    await scan.commitments()
+    return scan.fired

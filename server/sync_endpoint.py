@@ -1,0 +1,151 @@
+"""``/sync/{doc}``: the y-websocket endpoint of the CRDT documents.
+
+Authentication happens at the upgrade, with the same bearer tokens as GraphQL: the
+``Authorization: Bearer <token>`` header, or ``?token=<token>`` for browsers (which cannot set
+headers on a websocket). Authorization is per document, by an injected ``access_for``. A refused
+connection is accepted and then closed with a code and a reason, so that browsers see why:
+
+| code | meaning |
+| --- | --- |
+| 4401 | no token, or an unknown, revoked or expired one: log in again |
+| 4403 | this user may not open this document |
+| 4404 | no such document on this server |
+| 1002 | a frame that is not a y-websocket message |
+
+``?ack=1`` asks for the OneWindow acknowledgements and errors (see ``sync.protocol``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from approval.access import Viewer
+from approval.auth import authenticate
+from approval.errors import DomainError
+from server.settings import Settings
+from sync.policy import Access, DocumentPolicy
+from sync.server import SyncServer, close_reason
+from sync.store import UpdateStore
+
+log = logging.getLogger("onewindow.server.sync")
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_UNKNOWN_DOCUMENT = 4404
+
+STATE_KEY = "sync_server"
+
+AccessFor = Callable[[Viewer, str], Awaitable[Access | None]]
+PolicyFor = Callable[[str], DocumentPolicy | None]
+
+
+def no_documents(doc_name: str) -> DocumentPolicy | None:
+    """The default registry until the domain registers its documents: none is known."""
+    return None
+
+
+async def no_access(viewer: Viewer, doc_name: str) -> Access | None:
+    """The default rule until the domain's exists: nobody may open any document."""
+    return None
+
+
+@asynccontextmanager
+async def running_sync_server(
+    settings: Settings, policy_for: PolicyFor
+) -> AsyncIterator[SyncServer]:
+    """A SyncServer for the lifespan; closed (rooms flushed) when the lifespan ends."""
+    server = SyncServer(
+        store=UpdateStore(),
+        policy_for=policy_for,
+        max_update_bytes=settings.sync_max_update_bytes,
+        idle_seconds=settings.sync_idle_seconds,
+        materialise_delay=settings.sync_materialise_ms / 1000,
+    )
+    try:
+        yield server
+    finally:
+        await server.close()
+        log.info("sync server closed")
+
+
+class WebSocketChannel:
+    """A Starlette websocket as a ``sync.server.Channel``."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def receive(self) -> bytes | str | None:
+        try:
+            message = await self.websocket.receive()
+        except (WebSocketDisconnect, RuntimeError):
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        data = message.get("bytes")
+        if data is not None:
+            return bytes(data)
+        text = message.get("text")
+        return str(text) if text is not None else None
+
+    async def send(self, data: bytes) -> None:
+        await self.websocket.send_bytes(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.websocket.application_state != WebSocketState.DISCONNECTED:
+            await self.websocket.close(code, close_reason(reason))
+
+
+def bearer_token(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    token = websocket.query_params.get("token", "").strip()
+    return token or None
+
+
+def sync_route(*, access_for: AccessFor, clock: Callable[[], datetime]) -> WebSocketRoute:
+    async def endpoint(websocket: WebSocket) -> None:
+        doc_name = str(websocket.path_params["doc"])
+        await websocket.accept()
+
+        async def refuse(code: int, reason: str) -> None:
+            log.info("sync connection to %s refused (%d): %s", doc_name, code, reason)
+            await websocket.close(code, close_reason(reason))
+
+        server: SyncServer | None = getattr(websocket.state, STATE_KEY, None)
+        if server is None:
+            await websocket.close(1011, "the sync server is not running")
+            return
+        token = bearer_token(websocket)
+        if token is None:
+            await refuse(
+                CLOSE_UNAUTHENTICATED,
+                "no bearer token: send 'Authorization: Bearer <token>' or ?token=<token>",
+            )
+            return
+        try:
+            viewer = await authenticate(token=token, now=clock())
+        except DomainError as error:
+            await refuse(CLOSE_UNAUTHENTICATED, error.message)
+            return
+        access = await access_for(viewer, doc_name)
+        if access is None:
+            await refuse(
+                CLOSE_FORBIDDEN,
+                f"{viewer.username} may not open {doc_name}; ask for an assignment",
+            )
+            return
+        if not server.knows(doc_name):
+            await refuse(CLOSE_UNKNOWN_DOCUMENT, f"there is no document {doc_name!r} here")
+            return
+        acks = websocket.query_params.get("ack", "") == "1"
+        await server.serve(doc_name, WebSocketChannel(websocket), access=access, acks=acks)
+
+    return WebSocketRoute("/sync/{doc:path}", endpoint)

@@ -1,0 +1,306 @@
+"""One document being edited: its Doc, its connections, its presence states, its projection.
+
+Every update, from a connection or from the server itself (``edit``), takes the same path under
+the room's lock: size and rights, a scratch copy with the update applied, the policy's
+``validate``, the commit to the log, then the room's Doc, the other connections and the
+acknowledgement. Debounced materialisation follows the commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pycrdt import Doc
+
+from sync import protocol
+from sync.policy import Access, DocumentPolicy, UpdateRefused
+from sync.store import DocState, UpdateStore
+
+log = logging.getLogger("onewindow.sync.room")
+
+EMPTY_UPDATE = b"\x00\x00"
+
+
+class Refused(UpdateRefused):
+    """An update that was not kept: ``code`` for programs, ``reason`` for people."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class Peer(Protocol):
+    """A connection as the room sees it; ``send`` queues and never waits."""
+
+    access: Access
+
+    def send(self, message: bytes) -> None: ...
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    max_update_bytes: int = 1 << 20
+    materialise_delay: float = 0.3  # seconds after the last commit
+    materialise_max_wait: float = 1.0  # at most this long after the first unprojected commit
+    materialise_retry: float = 5.0  # after a failed materialisation
+
+
+class Room:
+    def __init__(
+        self, name: str, *, policy: DocumentPolicy, store: UpdateStore, settings: RoomSettings
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.store = store
+        self.settings = settings
+        self.doc: Doc = Doc()
+        self.pending: list[bytes] = []  # stored updates whose predecessors have not arrived
+        self.peers: set[Peer] = set()
+        self.presence: dict[int, protocol.AwarenessEntry] = {}
+        self.presence_of: dict[Peer, set[int]] = {}
+        self.lock = asyncio.Lock()
+        self.users = 0  # connections and edits holding the room open
+        self.closing = False
+        self.closed = asyncio.Event()
+        self._dirty = False
+        self._first_dirty = 0.0
+        self._last_commit = 0.0
+        self._wake = asyncio.Event()
+        self._projector: asyncio.Task[None] | None = None
+        self._projecting: asyncio.Task[bool] | None = None
+
+    # --- life ------------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Apply the stored log; seed it with the policy's initial update when empty."""
+        updates = await self.store.load(self.name)
+        if not updates:
+            initial = self.policy.initial_update(self.name)
+            if initial:
+                await self.store.append(self.name, initial)
+                updates = [initial]
+        for update in updates:
+            self.doc.apply_update(update)
+        held = DocState.of(self.doc)
+        self.pending = [update for update in updates if not held.covers(update)]
+        self._projector = asyncio.create_task(self._project_loop(), name=f"project {self.name}")
+        log.info(
+            "room %s loaded: %d stored updates, %d pending",
+            self.name,
+            len(updates),
+            len(self.pending),
+        )
+
+    async def close(self) -> None:
+        """Stop the projector and run a last materialisation if commits are unprojected."""
+        if self._projector is not None:
+            self._projector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._projector
+        if self._projecting is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._projecting
+        if self._dirty:
+            await self._materialise()
+
+    # --- peers -----------------------------------------------------------------------------
+
+    def join(self, peer: Peer) -> None:
+        self.peers.add(peer)
+        self.presence_of[peer] = set()
+        peer.send(protocol.sync_step1(self.doc.get_state()))
+        if self.presence:
+            peer.send(protocol.awareness(list(self.presence.values())))
+
+    def leave(self, peer: Peer) -> None:
+        self.peers.discard(peer)
+        gone = [
+            protocol.AwarenessEntry(client_id, self.presence[client_id].clock + 1, "null")
+            for client_id in self.presence_of.pop(peer, set())
+            if client_id in self.presence
+        ]
+        for entry in gone:
+            del self.presence[entry.client_id]
+        if gone:
+            self._broadcast(protocol.awareness(gone), exclude=None)
+
+    def _broadcast(self, message: bytes, *, exclude: Peer | None) -> None:
+        for peer in list(self.peers):
+            if peer is not exclude:
+                peer.send(message)
+
+    def step2_for(self, state_vector: bytes) -> list[bytes]:
+        """The messages that give a peer with ``state_vector`` what it lacks: a sync step 2
+        from the Doc, then the pending updates (``get_update`` leaves them out)."""
+        try:
+            update = self.doc.get_update(state_vector)
+        except Exception as error:  # pycrdt raises plain exceptions on bad input
+            raise Refused(
+                "bad_state_vector",
+                f"the sync step 1 does not carry a valid state vector ({error}); send "
+                "the state vector of your document",
+            ) from None
+        return [protocol.sync_step2(update)] + [protocol.sync_update(u) for u in self.pending]
+
+    def presence_update(self, peer: Peer, entries: list[protocol.AwarenessEntry]) -> None:
+        changed = []
+        owned = self.presence_of.setdefault(peer, set())
+        for entry in entries:
+            current = self.presence.get(entry.client_id)
+            newer = current is None or entry.clock > current.clock
+            leaving = entry.state == "null"
+            if not newer and not (leaving and current is not None and entry.clock == current.clock):
+                continue
+            if leaving:
+                self.presence.pop(entry.client_id, None)
+                owned.discard(entry.client_id)
+            else:
+                self.presence[entry.client_id] = entry
+                owned.add(entry.client_id)
+            changed.append(entry)
+        if changed:
+            self._broadcast(protocol.awareness(changed), exclude=peer)
+
+    def presence_all(self) -> bytes:
+        return protocol.awareness(list(self.presence.values()))
+
+    # --- updates ---------------------------------------------------------------------------
+
+    def _copy(self) -> Doc:
+        copy: Doc = Doc()
+        copy.apply_update(self.doc.get_update())
+        for update in self.pending:
+            copy.apply_update(update)
+        return copy
+
+    async def receive(self, update: bytes, *, access: Access, origin: Peer | None) -> bool:
+        """Validate, commit, apply and broadcast one update; False when it changed nothing.
+
+        Raises ``Refused`` when the update is not kept (nothing of it is stored or sent).
+        """
+        async with self.lock:
+            return await self._receive(update, access=access, origin=origin)
+
+    async def edit(self, change: Callable[[Doc], None], *, access: Access) -> bool:
+        """The server's own change, made on a copy and then taken through ``receive``."""
+        async with self.lock:
+            copy = self._copy()
+            made: list[bytes] = []
+            subscription = copy.observe(lambda event: made.append(event.update))
+            try:
+                with copy.transaction():
+                    change(copy)
+            finally:
+                copy.unobserve(subscription)
+            if not made:
+                return False
+            update = made[0] if len(made) == 1 else copy.get_update(self.doc.get_state())
+            return await self._receive(update, access=access, origin=None)
+
+    async def _receive(self, update: bytes, *, access: Access, origin: Peer | None) -> bool:
+        update = bytes(update)
+        if update == EMPTY_UPDATE:
+            return False
+        if len(update) > self.settings.max_update_bytes:
+            raise Refused(
+                "too_large",
+                f"the update is {len(update)} bytes; this server accepts at most "
+                f"{self.settings.max_update_bytes} bytes per update: sync more often so that "
+                "changes travel in smaller pieces",
+            )
+        if DocState.of(self.doc).covers(update):
+            return False  # already held: nothing to store, the sender may count it as kept
+        if not access.writable:
+            raise Refused(
+                "read_only",
+                f"{access.username} may read {self.name} but not change it; the update "
+                "was not kept",
+            )
+        before = self._copy()
+        after = self._copy()
+        try:
+            after.apply_update(update)
+        except Exception as error:  # pycrdt raises plain exceptions on a bad update
+            raise Refused(
+                "malformed_update",
+                f"the update could not be read ({error}); it was not kept: send updates "
+                "produced by a Yjs or pycrdt document",
+            ) from None
+        try:
+            self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
+        except UpdateRefused as refusal:
+            raise Refused("invalid", str(refusal) or "the document policy refused it") from None
+        except Exception:
+            log.exception("the policy of %s failed while validating an update", self.name)
+            raise Refused(
+                "internal_error",
+                "the server could not check this update and did not keep it; try again "
+                "later, and tell the administrator if it keeps happening",
+            ) from None
+        try:
+            await self.store.append(self.name, update)
+        except Exception:
+            log.exception("could not store an update of %s", self.name)
+            raise Refused(
+                "storage_unavailable",
+                "the update could not be stored and was not kept; keep it and send it "
+                "again when the server is back",
+            ) from None
+        self.doc.apply_update(update)
+        self.pending.append(update)
+        held = DocState.of(self.doc)
+        self.pending = [pending for pending in self.pending if not held.covers(pending)]
+        self._broadcast(protocol.sync_update(update), exclude=origin)
+        self._mark_dirty()
+        return True
+
+    # --- materialisation -------------------------------------------------------------------
+
+    def _mark_dirty(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if not self._dirty:
+            self._first_dirty = now
+        self._dirty = True
+        self._last_commit = now
+        self._wake.set()
+
+    async def _project_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            while True:
+                due = min(
+                    self._last_commit + self.settings.materialise_delay,
+                    self._first_dirty + self.settings.materialise_max_wait,
+                )
+                wait = due - loop.time()
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            self._wake.clear()
+            self._projecting = asyncio.create_task(self._materialise())
+            ok = await asyncio.shield(self._projecting)
+            self._projecting = None
+            if not ok:
+                await asyncio.sleep(self.settings.materialise_retry)
+                self._wake.set()
+
+    async def _materialise(self) -> bool:
+        self._dirty = False
+        copy: Doc = Doc()
+        copy.apply_update(self.doc.get_update())
+        try:
+            await self.policy.materialise(doc_name=self.name, doc=copy)
+        except Exception:
+            log.exception("materialising %s failed; it will be tried again", self.name)
+            if not self._dirty:
+                self._dirty = True
+                self._first_dirty = self._last_commit = asyncio.get_running_loop().time()
+            return False
+        return True

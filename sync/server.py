@@ -1,0 +1,401 @@
+"""The room registry and the per-connection protocol loop.
+
+``SyncServer.serve`` speaks y-websocket over any ``Channel`` (the Starlette endpoint adapts a
+websocket to it). Rooms load on demand, stay while someone uses them and unload after
+``idle_seconds`` without users, flushing their materialisation and compacting a long log. A
+failure in one room (loading, policy, storage) is told to that room's clients and logged; other
+rooms are not touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pycrdt import Doc
+
+from sync import protocol
+from sync.policy import Access, DocumentPolicy
+from sync.room import Refused, Room, RoomSettings
+from sync.store import MAX_DOC_NAME_LENGTH, UpdateStore
+
+log = logging.getLogger("onewindow.sync.server")
+
+# Websocket close codes (4000-4999 are the application's).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN = 1013
+CLOSE_UNKNOWN_DOCUMENT = 4404
+
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close frame's payload is at most 125 bytes
+
+PolicyFor = Callable[[str], DocumentPolicy | None]
+
+
+def close_reason(text: str) -> str:
+    """``text`` cut to what a close frame can carry, without splitting a UTF-8 character."""
+    raw = text.encode("utf-8")
+    if len(raw) <= MAX_CLOSE_REASON_BYTES:
+        return text
+    return raw[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", errors="ignore") + "..."
+
+
+class Channel(Protocol):
+    """One client connection: binary (or, wrongly, text) frames in order."""
+
+    async def receive(self) -> bytes | str | None:
+        """The next frame; None once the connection is closed."""
+        ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class UnknownDocument(LookupError):
+    """No policy is registered for this document name."""
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client in one room: an outgoing queue drained by its own writer task."""
+
+    channel: Channel
+    access: Access
+    acks: bool
+    queue_size: int = 10_000
+    updates_received: int = 0
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    _queue: asyncio.Queue[bytes | tuple[int, str]] = field(init=False)
+    _writer: asyncio.Task[None] | None = None
+    _closing: bool = False
+
+    def __post_init__(self) -> None:
+        self._queue = asyncio.Queue(maxsize=self.queue_size)
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write(), name="sync writer")
+
+    def send(self, message: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning(
+                "%s does not read fast enough; closing its connection", self.access.username
+            )
+            self.close(CLOSE_TRY_AGAIN, "you fell too far behind; reconnect to sync again")
+
+    def close(self, code: int, reason: str) -> None:
+        """Send what is queued, then close; later sends are dropped."""
+        if self._closing:
+            return
+        self._closing = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait((code, reason))
+        if self._queue.full():  # no room for the close: drop the backlog
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait((code, reason))
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, tuple):
+                    await self.channel.close(item[0], close_reason(item[1]))
+                    return
+                await self.channel.send(item)
+        except Exception as error:  # the peer went away while we wrote
+            log.debug("writing to %s failed: %s", self.access.username, error)
+        finally:
+            self._closing = True
+            self.closed.set()
+
+    async def finish(self, grace: float) -> None:
+        self.close(CLOSE_NORMAL, "bye")
+        if self._writer is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._writer), grace)
+        except TimeoutError:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    def refuse(self, number: int, code: str, reason: str) -> None:
+        if self.acks:
+            self.send(protocol.error(number, code, reason))
+        else:
+            self.send(protocol.permission_denied(reason))
+
+
+class SyncServer:
+    def __init__(
+        self,
+        *,
+        store: UpdateStore,
+        policy_for: PolicyFor,
+        max_update_bytes: int = 1 << 20,
+        idle_seconds: float = 30.0,
+        materialise_delay: float = 0.3,
+        materialise_max_wait: float = 1.0,
+        compact_after: int = 1000,
+        close_timeout: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.policy_for = policy_for
+        self.idle_seconds = idle_seconds
+        self.compact_after = compact_after
+        self.close_timeout = close_timeout
+        self.room_settings = RoomSettings(
+            max_update_bytes=max_update_bytes,
+            materialise_delay=materialise_delay,
+            materialise_max_wait=max(materialise_max_wait, materialise_delay),
+        )
+        self.rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Task[Room]] = {}
+        self._idle: dict[str, asyncio.TimerHandle] = {}
+        self._unloading: set[asyncio.Task[None]] = set()
+        self._connections: set[Connection] = set()
+        self._closed = False
+
+    # --- documents -------------------------------------------------------------------------
+
+    def policy(self, doc_name: str) -> DocumentPolicy:
+        """The policy of ``doc_name``; UnknownDocument when none is registered."""
+        if not doc_name or len(doc_name) > MAX_DOC_NAME_LENGTH:
+            raise UnknownDocument(
+                f"document name {doc_name[:40]!r} is empty or longer than "
+                f"{MAX_DOC_NAME_LENGTH} characters; use the name the API gave you"
+            )
+        try:
+            policy = self.policy_for(doc_name)
+        except Exception as error:
+            log.exception("policy_for(%r) failed", doc_name)
+            raise UnknownDocument(f"no policy for document {doc_name!r}: {error}") from None
+        if policy is None:
+            raise UnknownDocument(
+                f"there is no document {doc_name!r} on this server; use a document name the "
+                "API gave you (e.g. an inspection's document)"
+            )
+        return policy
+
+    def knows(self, doc_name: str) -> bool:
+        try:
+            self.policy(doc_name)
+        except UnknownDocument:
+            return False
+        return True
+
+    async def _acquire(self, doc_name: str) -> Room:
+        if self._closed:
+            raise RuntimeError("the sync server is shutting down; reconnect later")
+        while True:
+            room = self.rooms.get(doc_name)
+            if room is not None and room.closing:
+                await room.closed.wait()
+                continue
+            if room is not None:
+                room.users += 1
+                timer = self._idle.pop(doc_name, None)
+                if timer is not None:
+                    timer.cancel()
+                return room
+            loading = self._loading.get(doc_name)
+            if loading is None:
+                loading = asyncio.create_task(self._load(doc_name), name=f"load {doc_name}")
+                self._loading[doc_name] = loading
+            await asyncio.shield(loading)  # raises if loading failed, for every waiter
+
+    async def _load(self, doc_name: str) -> Room:
+        try:
+            room = Room(
+                doc_name,
+                policy=self.policy(doc_name),
+                store=self.store,
+                settings=self.room_settings,
+            )
+            await room.load()
+            self.rooms[doc_name] = room
+            return room
+        finally:
+            self._loading.pop(doc_name, None)
+
+    def _release(self, room: Room) -> None:
+        room.users -= 1
+        if room.users > 0 or room.closing or self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        self._idle[room.name] = loop.call_later(self.idle_seconds, self._unload_soon, room)
+
+    def _unload_soon(self, room: Room) -> None:
+        self._idle.pop(room.name, None)
+        if room.users > 0 or room.closing:
+            return
+        task = asyncio.create_task(self._unload(room), name=f"unload {room.name}")
+        self._unloading.add(task)
+        task.add_done_callback(self._unloading.discard)
+
+    async def _unload(self, room: Room) -> None:
+        room.closing = True
+        try:
+            async with room.lock:  # an update in flight finishes first
+                await room.close()
+            if self.compact_after and await self.store.row_count(room.name) > self.compact_after:
+                await self.store.compact(room.name)
+        except Exception:
+            log.exception("closing room %s failed", room.name)
+        finally:
+            self.rooms.pop(room.name, None)
+            room.closed.set()
+            log.info("room %s unloaded", room.name)
+
+    # --- the server's own changes ----------------------------------------------------------
+
+    async def edit(self, doc_name: str, change: Callable[[Doc], None], *, access: Access) -> None:
+        """Change a document as a client would: validated, logged, applied and broadcast.
+
+        Raises ``Refused`` (an ``UpdateRefused``) when the change is not kept and
+        ``UnknownDocument`` for a name without a policy.
+        """
+        room = await self._acquire(doc_name)
+        try:
+            await room.edit(change, access=access)
+        finally:
+            self._release(room)
+
+    # --- connections -----------------------------------------------------------------------
+
+    async def serve(self, doc_name: str, channel: Channel, *, access: Access, acks: bool) -> None:
+        """Speak y-websocket with one client until it leaves; closes the channel at the end."""
+        connection = Connection(channel=channel, access=access, acks=acks)
+        connection.start()
+        try:
+            room = await self._acquire(doc_name)
+        except UnknownDocument as error:
+            connection.close(CLOSE_UNKNOWN_DOCUMENT, str(error))
+            await connection.finish(self.close_timeout)
+            return
+        except Exception as error:
+            log.exception("could not open room %s", doc_name)
+            connection.close(
+                CLOSE_INTERNAL_ERROR,
+                f"document {doc_name} could not be opened ({type(error).__name__}); "
+                "try again later",
+            )
+            await connection.finish(self.close_timeout)
+            return
+        self._connections.add(connection)
+        try:
+            room.join(connection)
+            await self._read(room, connection)
+        except Exception:
+            log.exception("connection of %s to %s failed", access.username, doc_name)
+            connection.close(CLOSE_INTERNAL_ERROR, "the server failed; reconnect to sync again")
+        finally:
+            self._connections.discard(connection)
+            room.leave(connection)
+            self._release(room)
+            await connection.finish(self.close_timeout)
+
+    async def _read(self, room: Room, connection: Connection) -> None:
+        closed = asyncio.create_task(connection.closed.wait())
+        try:
+            while not connection.closed.is_set():
+                receiving = asyncio.create_task(connection.channel.receive())
+                done, _ = await asyncio.wait(
+                    {receiving, closed}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if receiving not in done:
+                    receiving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await receiving
+                    return
+                frame = receiving.result()
+                if frame is None:
+                    return
+                if not await self._handle(room, connection, frame):
+                    return
+        finally:
+            closed.cancel()
+
+    async def _handle(self, room: Room, connection: Connection, frame: bytes | str) -> bool:
+        """Handle one frame; False when the connection must end."""
+        if isinstance(frame, str):
+            reason = "text frames are not y-websocket messages; send binary frames"
+            connection.refuse(0, "protocol_error", reason)
+            connection.close(CLOSE_UNSUPPORTED_DATA, reason)
+            return False
+        try:
+            message = protocol.decode(frame)
+        except protocol.ProtocolError as error:
+            connection.refuse(0, "protocol_error", str(error))
+            connection.close(CLOSE_PROTOCOL_ERROR, str(error))
+            return False
+        if isinstance(message, protocol.SyncMessage):
+            if message.kind == protocol.SyncType.STEP1:
+                try:
+                    for reply in room.step2_for(message.payload):
+                        connection.send(reply)
+                except Refused as refusal:
+                    connection.refuse(0, refusal.code, refusal.reason)
+                return True
+            connection.updates_received += 1
+            number = connection.updates_received
+            try:
+                await room.receive(message.payload, access=connection.access, origin=connection)
+            except Refused as refusal:
+                log.info(
+                    "refused update #%d of %s on %s: %s",
+                    number,
+                    connection.access.username,
+                    room.name,
+                    refusal.reason,
+                )
+                connection.refuse(number, refusal.code, refusal.reason)
+                return True
+            if connection.acks:
+                connection.send(protocol.ack(number))
+        elif isinstance(message, protocol.AwarenessMessage):
+            room.presence_update(connection, message.entries)
+        elif isinstance(message, protocol.QueryAwarenessMessage):
+            connection.send(room.presence_all())
+        else:
+            connection.refuse(
+                0,
+                "unexpected_message",
+                f"{type(message).__name__} is sent by the server, not by clients; ignored",
+            )
+        return True
+
+    # --- shutdown --------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close every connection, flush every room's materialisation, unload every room."""
+        self._closed = True
+        for connection in list(self._connections):
+            connection.close(CLOSE_GOING_AWAY, "the server is shutting down; reconnect later")
+        for timer in self._idle.values():
+            timer.cancel()
+        self._idle.clear()
+        for loading in list(self._loading.values()):
+            with contextlib.suppress(Exception):
+                await loading
+        waiting = [c.closed.wait() for c in list(self._connections)]
+        if waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*waiting), self.close_timeout)
+        if self._unloading:
+            await asyncio.gather(*self._unloading, return_exceptions=True)
+        for room in list(self.rooms.values()):
+            if not room.closing:
+                await self._unload(room)
