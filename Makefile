@@ -10,7 +10,12 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev
 PG_TEST_URL := postgres://postgres@127.0.0.1:5432/onewindow_test
 PG_PROBE := import asyncio, asyncpg; asyncio.run(asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=3))
 
-.PHONY: run test venv lint sdl
+.PHONY: run test venv lint sdl node-deps bench-node-deps
+
+NPM_CI := npm ci --no-audit --no-fund
+NEED_NPM = @command -v node >/dev/null && command -v npm >/dev/null || { \
+	  echo "error: node and npm are not on PATH; $(1) needs Node.js 18+ (20 on CI) with npm:" \
+	       "install them (e.g. apt-get install nodejs npm) and run make again" >&2; exit 1; }
 
 venv: $(STAMP)
 
@@ -45,10 +50,26 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The Yjs interop test's packages (tests/node/package-lock.json), again only when it changes.
+node-deps: tests/node/node_modules/.installed
+
+tests/node/node_modules/.installed: tests/node/package.json tests/node/package-lock.json
+	$(call NEED_NPM,the Yjs interop test (tests/test_yjs_interop.py))
+	$(NPM_CI) --omit=optional --prefix tests/node
+	touch $@
+
+# The reference server of bench/sync_bench.py (y-websocket's own server, with y-leveldb).
+bench-node-deps: bench/node/node_modules/.installed
+
+bench/node/node_modules/.installed: bench/node/package.json bench/node/package-lock.json
+	$(call NEED_NPM,bench/sync_bench.py)
+	$(NPM_CI) --prefix bench/node
+	touch $@
+
 sdl: venv
 	$(BIN)/python -c 'from schema.app import SDL_PATH, export_sdl; SDL_PATH.write_text(export_sdl(), encoding="utf-8"); print("wrote", SDL_PATH)'
 
-test: lint
+test: lint node-deps
 	$(BIN)/pytest
 	@if { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; } \
 	    || $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \

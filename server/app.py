@@ -17,7 +17,9 @@ from starlette.types import ASGIApp
 from tortoise import Tortoise
 
 from approval.bus import EventBus
+from approval.fieldwork import DocumentEditor
 from schema.app import graphql_app
+from server.fieldsync import FieldSync
 from server.notifier import running_notifier
 from server.pages import page_routes
 from server.scheduler import OnEvents, running_supervisor
@@ -26,8 +28,6 @@ from server.sync_endpoint import (
     STATE_KEY,
     AccessFor,
     PolicyFor,
-    no_access,
-    no_documents,
     running_sync_server,
     sync_route,
 )
@@ -77,11 +77,17 @@ async def home(request: Request) -> Response:
 
 
 def graphql_routes(
-    settings: Settings, clock: Clock, bus: EventBus | None = None
+    settings: Settings,
+    clock: Clock,
+    bus: EventBus | None = None,
+    documents: DocumentEditor | None = None,
 ) -> list[BaseRoute]:
     """``/graphql`` for HTTP (GraphiQL on GET) and websockets (graphql-transport-ws
-    subscriptions fed by ``bus``), served by ``schema.app``."""
-    app: ASGIApp = graphql_app(token_ttl=settings.token_ttl, clock=clock, bus=bus)
+    subscriptions fed by ``bus``), served by ``schema.app``; mutations of what the field
+    records change field documents through ``documents``."""
+    app: ASGIApp = graphql_app(
+        token_ttl=settings.token_ttl, clock=clock, bus=bus, documents=documents
+    )
     return [Route("/graphql", app), WebSocketRoute("/graphql", app)]
 
 
@@ -104,9 +110,13 @@ def create_app(
 
     ``/sync/{doc}`` serves the CRDT documents: ``policy_for`` names each document's policy
     (None: unknown document) and ``access_for`` each viewer's rights on it (None: refused).
-    Without them no document is served.
+    By default they are the field documents' (``server.fieldsync``): ``inspection/{id}`` for
+    its assigned inspectors and ``agency/{project id}`` for the project's agent, read-only for
+    supervisors. GraphQL's ``recordCheck`` and ``fileConclusion`` edit those documents through
+    the same sync server.
     """
     bus = EventBus()
+    field_sync = FieldSync(clock=clock or utc_now)
 
     async def publish(events: list[SupervisionEvent]) -> None:
         bus.publish(events)
@@ -122,7 +132,8 @@ def create_app(
             async with (
                 running_notifier(settings, clock or utc_now),
                 running_supervisor(settings, clock or utc_now, publish),
-                running_sync_server(settings, policy_for or no_documents) as sync_server,
+                running_sync_server(settings, policy_for or field_sync.policy_for) as sync_server,
+                field_sync.editor.attached(sync_server),
             ):
                 yield {STATE_KEY: sync_server}
         finally:
@@ -133,9 +144,9 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/", home, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        *graphql_routes(settings, clock or utc_now, bus),
+        *graphql_routes(settings, clock or utc_now, bus, field_sync.editor),
         *page_routes(clock=clock or utc_now),
-        sync_route(access_for=access_for or no_access, clock=clock or utc_now),
+        sync_route(access_for=access_for or field_sync.access_for, clock=clock or utc_now),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.bus = bus

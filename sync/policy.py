@@ -2,7 +2,8 @@
 
 The sync room knows pycrdt and the y-websocket protocol, not the domain: the server gives it,
 per connection, an ``Access`` (who, and whether they may write) and, per document, a
-``DocumentPolicy`` that validates updates and turns the merged document into rows.
+``DocumentPolicy`` that validates updates and turns the merged document into rows (and may,
+as a ``PreparedPolicy``, read what it needs before a room opens).
 """
 
 from __future__ import annotations
@@ -43,3 +44,11 @@ class DocumentPolicy(Protocol):
     async def materialise(self, *, doc_name: str, doc: Doc) -> None:
         """Write the rows GraphQL reads from the merged document; idempotent."""
         ...
+
+
+class PreparedPolicy(DocumentPolicy, Protocol):
+    """A policy that must read something (e.g. a layout from the database) before a room of
+    ``doc_name`` opens: the room awaits ``prepare`` each time it loads, before it asks for
+    ``initial_update``. Optional: a policy without ``prepare`` is used as it is."""
+
+    async def prepare(self, doc_name: str) -> None: ...

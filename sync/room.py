@@ -78,7 +78,13 @@ class Room:
     # --- life ------------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Apply the stored log; seed it with the policy's initial update when empty."""
+        """Apply the stored log; seed it with the policy's initial update when empty.
+
+        A policy with an ``async prepare(doc_name)`` (see ``sync.policy``) has it awaited
+        first, so that it can read what its synchronous methods need."""
+        prepare = getattr(self.policy, "prepare", None)
+        if prepare is not None:
+            await prepare(self.name)
         updates = await self.store.load(self.name)
         if not updates:
             initial = self.policy.initial_update(self.name)

@@ -63,6 +63,10 @@ class UnknownDocument(LookupError):
     """No policy is registered for this document name."""
 
 
+class ServerClosing(RuntimeError):
+    """The server is shutting down: no room opens, no connection joins one."""
+
+
 @dataclass(eq=False)
 class Connection:
     """One client in one room: an outgoing queue drained by its own writer task."""
@@ -197,9 +201,11 @@ class SyncServer:
         return True
 
     async def _acquire(self, doc_name: str) -> Room:
-        if self._closed:
-            raise RuntimeError("the sync server is shutting down; reconnect later")
         while True:
+            # Checked again after every wait: a connection still opening its room when
+            # ``close`` began must not join a room that ``close`` unloads.
+            if self._closed:
+                raise ServerClosing("the sync server is shutting down; reconnect later")
             room = self.rooms.get(doc_name)
             if room is not None and room.closing:
                 await room.closed.wait()
@@ -283,6 +289,10 @@ class SyncServer:
             room = await self._acquire(doc_name)
         except UnknownDocument as error:
             connection.close(CLOSE_UNKNOWN_DOCUMENT, str(error))
+            await connection.finish(self.close_timeout)
+            return
+        except ServerClosing as error:
+            connection.close(CLOSE_GOING_AWAY, str(error))
             await connection.finish(self.close_timeout)
             return
         except Exception as error:

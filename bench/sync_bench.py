@@ -1,0 +1,671 @@
+"""What the CRDT sync costs: ``bench/sync_bench.py``.
+
+N simulated tablets (pycrdt documents, asyncio, at most ``--concurrency`` syncing at once) come
+back online, each with ``--updates`` offline updates to its own document (one document per
+tablet; ``--docs K`` spreads the tablets over K shared documents instead), and sync them over
+real websockets to:
+
+1. **ours**: ``server.app.create_app`` under uvicorn in a subprocess, over a fresh SQLite file,
+   with a plain map policy (no validation rule, no materialisation work). Durability is on:
+   every update is committed to the log before it is acknowledged; the tablets ask for the
+   acks (``?ack=1``) and a tablet is done when every one of its update messages is acked.
+2. **node**: y-websocket's own server (``bench/node``: ``y-websocket/bin/server.cjs``) in a
+   subprocess, with its LevelDB persistence (y-leveldb, ``YPERSISTENCE``; written after the
+   update is applied, never acknowledged) or none (``--node-persistence none``). It has no
+   acks: a tablet sends a sync step 1 after its updates and is done when the answering sync
+   step 2 arrives (the server handles a connection's messages in order).
+3. **raw**: the same updates applied in-process to fresh pycrdt Docs: the ceiling.
+
+A tablet's session, the same for both servers: open the websocket, send its sync step 1,
+then its updates one message each, in order; answer the server's sync step 1 with a sync step
+2 (everything is already there by then: no new content). Afterwards one observer per document
+checks that the server holds exactly the tablets' content (and, for ours, that the log has
+one row per update).
+
+Prints committed (applied) updates/s, the time until every tablet is done, p50/p95 per-tablet
+sync time, the server's peak RSS (VmHWM from /proc), and the ratios ours/raw and ours/node.
+``--profile`` runs our server under cProfile and prints its top costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import logging
+import os
+import pstats
+import shutil
+import signal
+import socket
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from pycrdt import Doc, Map, Text
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from approval.access import Viewer  # noqa: E402
+from approval.auth import create_user, issue_token  # noqa: E402
+from storage.db import close_database, migrate, open_database  # noqa: E402
+from storage.enums import Role  # noqa: E402
+from sync import protocol  # noqa: E402
+from sync.policy import Access, DocumentPolicy  # noqa: E402
+
+SCRIPT = Path(__file__).resolve()
+NODE_DIR = SCRIPT.parent / "node"
+NODE_SERVER = NODE_DIR / "node_modules" / "y-websocket" / "bin" / "server.cjs"
+SERVER_START_TIMEOUT = 30.0
+TABLET_TIMEOUT = 120.0  # one tablet's whole session
+DOC_PREFIX = "bench/"
+TEXT_EVERY = 10  # every 10th offline update appends to the text "notes", the others set a key
+VERIFY_ATTEMPTS = 4  # fresh observer connections per document before a mismatch is an error
+KEYS = 200  # the map keys the updates cycle through (later updates overwrite earlier ones)
+
+
+class BenchError(Exception):
+    """The bench cannot go on; the message says what went wrong and what to do."""
+
+
+# --- the workload -----------------------------------------------------------------------------
+
+
+@dataclass
+class Tablet:
+    index: int
+    doc_name: str
+    doc: Doc
+    updates: list[bytes]
+
+
+def make_tablets(tablets: int, updates: int, docs: int, run: str) -> list[Tablet]:
+    """Each tablet's offline edits: ``updates`` transactions, recorded one update each."""
+    made = []
+    for index in range(tablets):
+        doc: Doc = Doc(client_id=1_000_000 + index)
+        recorded: list[bytes] = []
+        doc.observe(lambda event, into=recorded: into.append(event.update))
+        checks = doc.get("m", type=Map)
+        notes = doc.get("notes", type=Text)
+        for number in range(updates):
+            with doc.transaction():
+                if number % TEXT_EVERY == TEXT_EVERY - 1:
+                    notes += f"平板{index}第{number}条：消防通道畅通。"
+                else:
+                    checks[f"t{index}-item-{number % KEYS}"] = f"检查项{number}：合格，灭火器有效"
+        assert len(recorded) == updates
+        doc_index = index if docs <= 0 else index % docs
+        made.append(Tablet(index, f"{DOC_PREFIX}{run}/{doc_index}", doc, recorded))
+    return made
+
+
+def expected_content(tablets: Sequence[Tablet]) -> dict[str, Any]:
+    """Per document, its content once every tablet's updates are in."""
+    merged: dict[str, Doc] = {}
+    for tablet in tablets:
+        doc = merged.setdefault(tablet.doc_name, Doc())
+        doc.apply_update(tablet.doc.get_update())
+    return {name: content(doc) for name, doc in merged.items()}
+
+
+def content(doc: Doc) -> Any:
+    return (doc.get("m", type=Map).to_py() or {}, str(doc.get("notes", type=Text)))
+
+
+def raw_apply_rate(tablets: Sequence[Tablet]) -> tuple[int, float]:
+    """Every update applied in order to fresh in-process Docs: (updates, seconds)."""
+    docs: dict[str, Doc] = {}
+    count = 0
+    started = time.perf_counter()
+    for tablet in tablets:
+        doc = docs.setdefault(tablet.doc_name, Doc())
+        for update in tablet.updates:
+            doc.apply_update(update)
+            count += 1
+    return count, time.perf_counter() - started
+
+
+# --- one tablet's session ---------------------------------------------------------------------
+
+
+async def tablet_session(url: str, tablet: Tablet, *, acks: bool) -> float:
+    """Sync ``tablet`` over one websocket; the seconds it took. Raises BenchError on failure."""
+    started = time.perf_counter()
+    async with connect(url, open_timeout=30, max_size=None, compression=None) as ws:
+        await ws.send(protocol.sync_step1(tablet.doc.get_state()))
+        for update in tablet.updates:
+            await ws.send(protocol.sync_update(update))
+        sent = len(tablet.updates)
+        if not acks:  # y-websocket: the answer to this comes after every update is applied
+            await ws.send(protocol.sync_step1(tablet.doc.get_state()))
+        await _until_done(ws, tablet, acks=acks, sent=sent)
+    return time.perf_counter() - started
+
+
+async def _until_done(ws: ClientConnection, tablet: Tablet, *, acks: bool, sent: int) -> None:
+    acked: set[int] = set()
+    step2s = 0
+    try:
+        async for frame in ws:
+            if isinstance(frame, str):
+                raise BenchError(f"tablet {tablet.index} got a text frame: {frame[:200]!r}")
+            message = protocol.decode(frame)
+            if isinstance(message, protocol.SyncMessage):
+                if message.kind == protocol.SyncType.STEP1:
+                    sent += 1
+                    await ws.send(protocol.sync_step2(tablet.doc.get_update(message.payload)))
+                elif message.kind == protocol.SyncType.STEP2:
+                    step2s += 1
+            elif isinstance(message, protocol.AckMessage):
+                acked.add(message.number)
+            elif isinstance(message, protocol.ErrorMessage):
+                raise BenchError(
+                    f"the server refused update #{message.number} of tablet {tablet.index} "
+                    f"({message.code}): {message.reason}"
+                )
+            elif isinstance(message, protocol.PermissionDeniedMessage):
+                raise BenchError(f"tablet {tablet.index} was denied: {message.reason}")
+            if acks and len(acked) >= sent and sent > len(tablet.updates):
+                return  # every update and the step-2 answer are committed
+            if not acks and step2s >= 2:
+                return  # the answer to the step 1 sent after the updates
+    except ConnectionClosed as closed:
+        raise BenchError(
+            f"the server closed tablet {tablet.index}'s connection ({closed.rcvd}) before it "
+            "was done"
+        ) from None
+    raise BenchError(f"the server closed tablet {tablet.index}'s connection before it was done")
+
+
+async def observe(url: str, expected: Any, wait: float = 3.0) -> Any:
+    """A fresh client's view of a document: sync step 1 with nothing, then the step 2 and any
+    update that follows, until it equals ``expected`` or ``wait`` seconds pass. (y-websocket's
+    server answers a document it reloads from LevelDB before the load finishes, then sends
+    the loaded state as an update.)"""
+    doc: Doc = Doc()
+    async with connect(url, open_timeout=30, max_size=None) as ws:
+        await ws.send(protocol.sync_step1(doc.get_state()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                async for frame in ws:
+                    if not isinstance(frame, bytes):
+                        continue
+                    message = protocol.decode(frame)
+                    if isinstance(message, protocol.SyncMessage) and message.kind in (
+                        protocol.SyncType.STEP2,
+                        protocol.SyncType.UPDATE,
+                    ):
+                        doc.apply_update(message.payload)
+                        if content(doc) == expected:
+                            break
+    return content(doc)
+
+
+@dataclass
+class RunResult:
+    name: str
+    updates: int
+    seconds: float  # first connection to the last tablet done
+    sessions: list[float]
+    peak_rss_kib: int | None
+    cpu_seconds: float | None  # the server process's user + system time up to "all done"
+    verified: str
+
+    @property
+    def rate(self) -> float:
+        return self.updates / self.seconds
+
+    def percentile(self, p: int) -> float:
+        ordered = sorted(self.sessions)
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def drive(
+    name: str,
+    tablets: Sequence[Tablet],
+    url_for: Callable[[str], str],
+    *,
+    acks: bool,
+    concurrency: int,
+    pid: int,
+    expected: dict[str, Any],
+    rows: Callable[[], int] | None = None,
+) -> RunResult:
+    gate = asyncio.Semaphore(concurrency)
+    sessions: list[float] = []
+
+    async def one(tablet: Tablet) -> None:
+        async with gate:
+            try:
+                async with asyncio.timeout(TABLET_TIMEOUT):
+                    sessions.append(
+                        await tablet_session(url_for(tablet.doc_name), tablet, acks=acks)
+                    )
+            except TimeoutError:
+                raise BenchError(
+                    f"{name}: tablet {tablet.index} did not finish within {TABLET_TIMEOUT:.0f}s; "
+                    "scale down with --tablets/--updates or raise --concurrency"
+                ) from None
+            except OSError as error:
+                raise BenchError(
+                    f"{name}: tablet {tablet.index} could not connect: {error}"
+                ) from None
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(tablet) for tablet in tablets))
+    seconds = time.perf_counter() - started
+    peak = peak_rss_kib(pid)
+    cpu = cpu_seconds(pid)
+    views = await asyncio.gather(*(observe(url_for(doc), expected[doc]) for doc in expected))
+    wrong = {doc: view for doc, view in zip(expected, views, strict=True) if view != expected[doc]}
+    retried = len(wrong)
+    for _ in range(VERIFY_ATTEMPTS - 1):
+        if not wrong:
+            break
+        # y-websocket + y-leveldb: a document reopened while the last session's LevelDB load is
+        # still queued can come up empty; a later fresh connection sees the stored content.
+        await asyncio.sleep(1.0)
+        views = await asyncio.gather(*(observe(url_for(doc), expected[doc]) for doc in wrong))
+        wrong = {doc: view for doc, view in zip(wrong, views, strict=True) if view != expected[doc]}
+    for doc, view in wrong.items():
+        raise BenchError(
+            f"{name}: document {doc} did not converge after {VERIFY_ATTEMPTS} fresh connections: "
+            f"the server holds {len(view[0])} keys and {len(view[1])} characters of notes, the "
+            f"tablets {len(expected[doc][0])} keys and {len(expected[doc][1])} characters"
+        )
+    verified = f"{len(expected)} documents equal to the tablets'"
+    if retried:
+        verified += f" ({retried} only on a later connection: first view empty or partial)"
+    total = sum(len(t.updates) for t in tablets)
+    if rows is not None:
+        stored = rows()
+        if stored != total:
+            raise BenchError(
+                f"{name}: the log holds {stored} rows, expected one per update ({total})"
+            )
+        verified += f", {stored} log rows"
+    return RunResult(name, total, seconds, sessions, peak, cpu, verified)
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    """The peak resident set (VmHWM) of a process, from /proc; None where there is no /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used, from /proc; None where there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- our server -------------------------------------------------------------------------------
+
+
+class PlainMapPolicy:
+    """Any ``bench/`` document: no initial update, every update valid, nothing to project."""
+
+    def initial_update(self, doc_name: str) -> bytes | None:
+        return None
+
+    def validate(self, *, doc_name: str, before: Doc, after: Doc, access: Access) -> None:
+        return None
+
+    async def materialise(self, *, doc_name: str, doc: Doc) -> None:
+        return None
+
+
+def policy_for(doc_name: str) -> DocumentPolicy | None:
+    return PlainMapPolicy() if doc_name.startswith(DOC_PREFIX) else None
+
+
+async def access_for(viewer: Viewer, doc_name: str) -> Access | None:
+    return Access(
+        user_id=viewer.user_id,
+        username=viewer.username,
+        role="inspector",
+        department_code=None,
+        writable=True,
+    )
+
+
+def serve(database_url: str, port: int, profile_to: str | None) -> None:
+    """The server subprocess: create_app under uvicorn as `onewindow serve` runs it."""
+    import uvicorn
+
+    from server.app import create_app, tune_gc
+    from server.settings import Settings
+
+    settings = Settings(
+        database_url=database_url,
+        port=port,
+        supervise_seconds=0,
+        notify_seconds=0,
+        log_level="warning",
+    )
+    app = create_app(settings, policy_for=policy_for, access_for=access_for)
+    tune_gc(settings.gc_threshold)
+    profiler = cProfile.Profile() if profile_to else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        if profiler is not None and profile_to:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Process:
+    process: asyncio.subprocess.Process
+    log_path: Path
+    port: int
+    stopped: list[str] = field(default_factory=list)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:] or "(empty)"
+        except OSError as error:
+            return f"(cannot read {self.log_path}: {error})"
+
+
+@asynccontextmanager
+async def subprocess(
+    name: str, argv: list[str], log_path: Path, port: int, **env: str
+) -> AsyncIterator[Process]:
+    """``argv`` in a subprocess until it listens on ``port``; terminated at the end."""
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
+    served = Process(process, log_path, port)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if process.returncode is not None:
+                raise BenchError(
+                    f"{name} exited with code {process.returncode} before listening; "
+                    f"its log:\n{served.log_tail()}"
+                )
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise BenchError(
+                        f"{name} did not listen on 127.0.0.1:{port} within "
+                        f"{SERVER_START_TIMEOUT:.0f}s; its log:\n{served.log_tail()}"
+                    ) from None
+                await asyncio.sleep(0.1)
+        try:
+            yield served
+        except BenchError as error:
+            raise BenchError(f"{error}\n{name}'s log ends:\n{served.log_tail()}") from None
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)  # uvicorn shuts down (and cProfile dumps)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=20)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def prepare_database(database_url: str) -> str:
+    """Migrate a fresh database and give a bench user a token."""
+    await migrate(database_url)
+    await open_database(database_url)
+    try:
+        user = await create_user(
+            username=f"bench-{uuid.uuid4().hex[:8]}",
+            password="bench-password",
+            display_name="平板压测",
+            role=Role.AGENT,
+        )
+        token, _ = await issue_token(user=user, now=datetime.now(UTC), ttl=timedelta(hours=2))
+        return token
+    finally:
+        await close_database()
+
+
+def count_rows(sqlite_file: Path, prefix: str) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True)) as db:
+        row = db.execute(
+            "SELECT COUNT(*) FROM document_update WHERE doc LIKE ?", (prefix + "%",)
+        ).fetchone()
+        return int(row[0])
+
+
+async def run_ours(
+    tablets: Sequence[Tablet], expected: dict[str, Any], args: argparse.Namespace, workdir: Path
+) -> RunResult:
+    sqlite_file = workdir / "sync-bench.sqlite3"
+    database_url = f"sqlite://{sqlite_file}"
+    token = await prepare_database(database_url)
+    port = free_port()
+    argv = [sys.executable, str(SCRIPT), "--serve-port", str(port), "--database-url", database_url]
+    profile_file = workdir / "server.prof"
+    if args.profile:
+        argv += ["--profile-to", str(profile_file)]
+    query = urlencode({"token": token, "ack": "1"})
+    prefix = tablets[0].doc_name.rsplit("/", 1)[0]
+    async with subprocess("our server (uvicorn)", argv, workdir / "ours.log", port) as served:
+        result = await drive(
+            "ours",
+            tablets,
+            lambda doc: f"ws://127.0.0.1:{port}/sync/{doc}?{query}",
+            acks=True,
+            concurrency=args.concurrency,
+            pid=served.process.pid,
+            expected=expected,
+            rows=lambda: count_rows(sqlite_file, prefix),
+        )
+    if args.profile:
+        print_profile(profile_file, args.profile)
+    return result
+
+
+def print_profile(path: Path, top: int) -> None:
+    if not path.exists():
+        print(f"(no profile: the server did not write {path})")
+        return
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        stats = pstats.Stats(str(path), stream=out)
+        stats.strip_dirs().sort_stats(order).print_stats(top)
+        print(f"\ncProfile of our server, top {top} by {order}:")
+        print(out.getvalue().split("\n", 6)[-1].rstrip())
+
+
+# --- the Node reference -----------------------------------------------------------------------
+
+
+async def run_node(
+    tablets: Sequence[Tablet], expected: dict[str, Any], args: argparse.Namespace, workdir: Path
+) -> RunResult:
+    node = shutil.which("node")
+    if node is None:
+        raise BenchError(
+            "node is not on PATH: install Node.js 18+ to compare with the reference server, "
+            "or pass --skip-node"
+        )
+    if not NODE_SERVER.is_file():
+        raise BenchError(
+            f"{NODE_SERVER.relative_to(ROOT)} is missing: run `make bench-node-deps` (npm ci "
+            "--prefix bench/node), or pass --skip-node"
+        )
+    env = {"HOST": "127.0.0.1", "PORT": "0"}
+    if args.node_persistence == "leveldb":
+        env["YPERSISTENCE"] = str(workdir / "node-leveldb")
+    port = free_port()
+    env["PORT"] = str(port)
+    async with subprocess(
+        "the y-websocket server (node)", [node, str(NODE_SERVER)], workdir / "node.log", port, **env
+    ) as served:
+        return await drive(
+            "node",
+            tablets,
+            lambda doc: f"ws://127.0.0.1:{port}/{doc}",
+            acks=False,
+            concurrency=args.concurrency,
+            pid=served.process.pid,
+            expected=expected,
+        )
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def report(results: list[RunResult], raw: tuple[int, float]) -> None:
+    print(
+        f"\n{'server':<6} {'updates':>8} {'updates/s':>10} {'all done s':>10} "
+        f"{'p50 tablet s':>12} {'p95 tablet s':>12} {'peak RSS MiB':>12} {'server CPU s':>12}"
+    )
+    for r in results:
+        rss = f"{r.peak_rss_kib / 1024:.1f}" if r.peak_rss_kib is not None else "n/a"
+        cpu = f"{r.cpu_seconds:.1f}" if r.cpu_seconds is not None else "n/a"
+        print(
+            f"{r.name:<6} {r.updates:>8} {r.rate:>10.0f} {r.seconds:>10.2f} "
+            f"{r.percentile(50):>12.2f} {r.percentile(95):>12.2f} {rss:>12} {cpu:>12}"
+        )
+    raw_rate = raw[0] / raw[1]
+    print(f"{'raw':<6} {raw[0]:>8} {raw_rate:>10.0f} {raw[1]:>10.2f}   (in-process pycrdt apply)")
+    for r in results:
+        print(f"verified {r.name}: {r.verified}")
+    ours = next((r for r in results if r.name == "ours"), None)
+    node = next((r for r in results if r.name == "node"), None)
+    if ours is not None:
+        print(f"\nours/raw  = {ours.rate / raw_rate:.3f}  (share of the in-process apply rate)")
+        if node is not None:
+            met = "met" if ours.rate >= node.rate else "NOT met"
+            print(
+                f"ours/node = {ours.rate / node.rate:.2f}  (target >= 1.0 with durability on: "
+                f"{met})"
+            )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Tablets syncing offline CRDT updates: our server vs y-websocket's vs raw.",
+    )
+    parser.add_argument("--tablets", type=int, default=100, help="simulated tablets (100)")
+    parser.add_argument("--updates", type=int, default=500, help="offline updates each (500)")
+    parser.add_argument(
+        "--docs",
+        type=int,
+        default=0,
+        help="shared documents the tablets are spread over (0: one document per tablet)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=25, help="tablets syncing at the same time (25)"
+    )
+    parser.add_argument(
+        "--node-persistence",
+        choices=("leveldb", "none"),
+        default="leveldb",
+        help="the reference server's persistence (leveldb: y-leveldb in a temp dir)",
+    )
+    parser.add_argument("--skip-node", action="store_true", help="no Node reference run")
+    parser.add_argument("--skip-ours", action="store_true", help="no run against our server")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run our server under cProfile and print its top N functions",
+    )
+    parser.add_argument("--serve-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-to", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ("tablets", "updates", "concurrency"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.docs < 0:
+        parser.error("--docs must be 0 (one per tablet) or more")
+    return args
+
+
+async def bench(args: argparse.Namespace, workdir: Path) -> None:
+    started = time.perf_counter()
+    run = uuid.uuid4().hex[:8]
+    tablets = make_tablets(args.tablets, args.updates, args.docs, run)
+    expected = expected_content(tablets)
+    docs = len(expected)
+    size = sum(len(u) for t in tablets for u in t.updates)
+    print(
+        f"{args.tablets} tablets x {args.updates} offline updates = "
+        f"{args.tablets * args.updates} updates ({size / 1024:.0f} KiB) on {docs} documents, "
+        f"{args.concurrency} tablets syncing at once, {os.cpu_count()} CPUs"
+    )
+    raw = raw_apply_rate(tablets)
+    results = []
+    if not args.skip_ours:
+        print("ours: create_app under uvicorn, fresh SQLite file, acks after commit ...")
+        results.append(await run_ours(tablets, expected, args, workdir))
+    if not args.skip_node:
+        print(f"node: y-websocket server.cjs, persistence {args.node_persistence} ...")
+        results.append(await run_node(tablets, expected, args, workdir))
+    report(results, raw)
+    print(f"\ntotal time {time.perf_counter() - started:.0f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_port is not None:
+        if not args.database_url:
+            print("--serve-port needs --database-url", file=sys.stderr)
+            return 2
+        serve(args.database_url, args.serve_port, args.profile_to)
+        return 0
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="onewindow-sync-bench-") as workdir:
+        try:
+            asyncio.run(bench(args, Path(workdir)))
+        except BenchError as error:
+            print(f"bench failed: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("bench interrupted", file=sys.stderr)
+            return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The field documents end to end: the real app under uvicorn, pycrdt tablets, GraphQL.
+
+``server.app.create_app`` serves ``/sync/inspection/{id}`` and ``/graphql`` together: a check
+recorded on a tablet becomes a row GraphQL reads, a check recorded through GraphQL reaches the
+tablet, rights are enforced per department, and conclusions signed in the document close
+stage 4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from pycrdt import Doc, Map
+from strawberry.relay import GlobalID
+
+from approval.access import Viewer
+from approval.auth import issue_token
+from approval.documents import inspection_doc_name
+from approval.inspections import assign_inspectors, schedule_joint_acceptance
+from server.app import create_app
+from server.settings import Settings
+from storage.db import open_database
+from storage.enums import CheckOutcome, InspectionStatus, ProjectStatus, StageStatus
+from storage.models import CheckResult, DocumentUpdate, Inspection, Project, Stage, User
+from tests.conftest import Clock, GraphQLClient
+from tests.fieldwork_support import at_acceptance, clerk, inspector, stage_departments
+from tests.helpers import db_id
+from tests.sync_support import TIMEOUT, SyncClient, serving
+
+INSPECTION = """
+query($id: ID!) {
+  inspection(id: $id) {
+    status
+    departments { department { code } conclusion checks { code outcome note recordedBy } }
+  }
+}"""
+
+RECORD = """
+mutation($input: RecordCheckInput!) {
+  recordCheck(input: $input) {
+    inspection { departments { department { code } checks { code outcome note } } }
+    errors { code field message }
+  }
+}"""
+
+
+@dataclass
+class Field:
+    base: str  # ws://127.0.0.1:port
+    http: httpx.AsyncClient
+    inspection: Inspection
+    stage: Stage
+    project_id: int
+    viewers: dict[str, Viewer]  # department code -> assigned inspector
+    tokens: dict[str, str]  # username -> bearer token
+    clients: list[SyncClient]
+
+    @property
+    def doc_name(self) -> str:
+        return inspection_doc_name(self.inspection.id)
+
+    @property
+    def gid(self) -> str:
+        return str(GlobalID("Inspection", str(self.inspection.id)))
+
+    async def tablet(self, username: str, doc: Doc | None = None) -> SyncClient:
+        client = await SyncClient.open(
+            self.base, self.doc_name, token=self.tokens[username], doc=doc
+        )
+        self.clients.append(client)
+        return client
+
+    async def synced(self, username: str) -> SyncClient:
+        client = await self.tablet(username)
+        await client.until(client.synced.is_set, f"the first sync of {username}")
+        return client
+
+    async def graphql(self, query: str, variables: dict[str, Any], username: str) -> Any:
+        response = await self.http.post(
+            "/graphql",
+            json={"query": query, "variables": variables},
+            headers={"Authorization": f"Bearer {self.tokens[username]}"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def checks(self, username: str) -> dict[tuple[str, str], dict[str, Any]]:
+        body = await self.graphql(INSPECTION, {"id": self.gid}, username)
+        assert "errors" not in body, body
+        return {
+            (section["department"]["code"], check["code"]): check
+            for section in body["data"]["inspection"]["departments"]
+            for check in section["checks"]
+        }
+
+
+async def token(username: str, clock: Clock) -> str:
+    value, _ = await issue_token(
+        user=await User.get(username=username), now=clock(), ttl=timedelta(days=1)
+    )
+    return value
+
+
+@pytest.fixture
+async def field(gql: GraphQLClient, clock: Clock, database: str) -> AsyncIterator[Field]:
+    """A joint acceptance of every stage-4 department with one assigned inspector each, and
+    the whole app served by uvicorn over the test database."""
+    project, stage = await at_acceptance(gql, clock)
+    codes = await stage_departments(stage)
+    inspection = await schedule_joint_acceptance(
+        viewer=await clerk(),
+        project_id=db_id(project["id"]),
+        department_codes=codes,
+        scheduled_for=date(2026, 3, 4),
+        now=clock(),
+    )
+    viewers = {code: await inspector(code) for code in codes}
+    await assign_inspectors(
+        viewer=await clerk(),
+        inspection_id=inspection.id,
+        usernames=[v.username for v in viewers.values()],
+        now=clock(),
+    )
+    outsider = await inspector("zjj", 2)  # of a participating department, but not assigned
+    tokens = {
+        name: await token(name, clock)
+        for name in [*(v.username for v in viewers.values()), outsider.username, "supervisor"]
+    }
+    settings = Settings(
+        database_url=database, supervise_seconds=0, notify_seconds=0, log_level="warning"
+    )
+    app = create_app(settings, clock=clock)
+    clients: list[SyncClient] = []
+    try:
+        async with serving(app) as base:
+            http_base = base.replace("ws://", "http://", 1)
+            async with httpx.AsyncClient(base_url=http_base, timeout=TIMEOUT) as http:
+                yield Field(
+                    base=base,
+                    http=http,
+                    inspection=inspection,
+                    stage=stage,
+                    project_id=db_id(project["id"]),
+                    viewers=viewers,
+                    tokens=tokens,
+                    clients=clients,
+                )
+                for client in clients:
+                    await client.close()
+    finally:
+        # The app's lifespan closes the database it opened: the session's must answer again.
+        await open_database(database)
+
+
+def section(doc: Doc, code: str) -> Map[Any]:
+    found = doc.get("departments", type=Map)[code]
+    assert isinstance(found, Map)
+    return found
+
+
+def record(code: str, check: str, result: str, note: str, by: str) -> Callable[[Doc], None]:
+    def edit(doc: Doc) -> None:
+        item = section(doc, code)["checks"][check]
+        item["result"] = result
+        item["note"] = note
+        item["by"] = by
+        item["at"] = "2026-03-04T10:30:00+08:00"
+
+    return edit
+
+
+def acked(client: SyncClient, number: int) -> Callable[[], bool]:
+    return lambda: number in client.acks
+
+
+async def eventually(condition: Callable[[], Any], what: str, within: float) -> Any:
+    """Poll an async ``condition`` until it returns something truthy, at most ``within`` s."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {within} s")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_tablet_check_becomes_a_row_graphql_reads_within_a_second(field: Field) -> None:
+    zjj = field.viewers["zjj"]
+    tablet = await field.synced(zjj.username)
+    assert sorted(tablet.doc.get("departments", type=Map).keys()) == sorted(field.viewers)
+    number = await tablet.change(record("zjj", "fire-lane", "pass", "消防车道畅通", zjj.username))
+    await tablet.until(lambda: number in tablet.acks, "the acknowledgement")
+    assert tablet.errors == []
+
+    async def shown() -> bool:
+        check = (await field.checks("supervisor"))[("zjj", "fire-lane")]
+        return bool(check["outcome"] == "PASS" and check["note"] == "消防车道畅通")
+
+    await eventually(shown, "the check in GraphQL", within=1.0)
+    row = await CheckResult.get(inspection_id=field.inspection.id, check_code="fire-lane")
+    assert row.recorded_by == zjj.username
+    assert (await Inspection.get(id=field.inspection.id)).status is InspectionStatus.IN_PROGRESS
+
+
+async def test_a_graphql_check_reaches_the_connected_tablet(field: Field) -> None:
+    zjj = field.viewers["zjj"]
+    tablet = await field.synced(zjj.username)
+    body = await field.graphql(
+        RECORD,
+        {
+            "input": {
+                "inspectionId": field.gid,
+                "check": "alarm",
+                "result": "RECTIFY",
+                "note": "火灾报警控制器故障",
+            }
+        },
+        zjj.username,
+    )
+    payload = body["data"]["recordCheck"]
+    assert payload["errors"] == [], payload
+    [mine] = [s for s in payload["inspection"]["departments"] if s["department"]["code"] == "zjj"]
+    alarm = next(c for c in mine["checks"] if c["code"] == "alarm")
+    assert alarm == {"code": "alarm", "outcome": "RECTIFY", "note": "火灾报警控制器故障"}
+
+    def arrived() -> bool:
+        return section(tablet.doc, "zjj")["checks"]["alarm"].get("result") == "rectify"
+
+    await tablet.until(arrived, "the GraphQL check in the tablet's document")
+    in_doc = section(tablet.doc, "zjj")["checks"]["alarm"]
+    assert in_doc["note"] == "火灾报警控制器故障" and in_doc["by"] == zjj.username
+    row = await CheckResult.get(inspection_id=field.inspection.id, check_code="alarm")
+    assert row.outcome is CheckOutcome.RECTIFY
+
+
+async def test_another_department_is_refused_with_a_reason(field: Field) -> None:
+    other_code = next(code for code in field.viewers if code != "zjj")
+    other = field.viewers[other_code]
+    tablet = await field.synced(other.username)
+    kept = await DocumentUpdate.filter(doc=field.doc_name).count()
+    number = await tablet.change(record("zjj", "alarm", "fail", "越权", other.username))
+    await tablet.until(lambda: bool(tablet.errors), "the refusal")
+    [refusal] = tablet.errors
+    assert refusal.number == number and refusal.code == "invalid"
+    assert f"an inspector of {other_code} may write only departments/{other_code}" in (
+        refusal.reason
+    )
+    assert await DocumentUpdate.filter(doc=field.doc_name).count() == kept
+    observer = await field.synced(field.viewers["zjj"].username)
+    assert "result" not in section(observer.doc, "zjj")["checks"]["alarm"]
+    row = await CheckResult.get(inspection_id=field.inspection.id, check_code="alarm")
+    assert row.outcome is None
+
+
+async def test_a_supervisor_reads_but_may_not_write(field: Field) -> None:
+    zjj = field.viewers["zjj"]
+    writer = await field.synced(zjj.username)
+    number = await writer.change(record("zjj", "fire-lane", "fail", "占用", zjj.username))
+    await writer.until(lambda: number in writer.acks, "the acknowledgement")
+    boss = await field.synced("supervisor")
+    assert section(boss.doc, "zjj")["checks"]["fire-lane"]["result"] == "fail"
+    number = await boss.change(record("zjj", "fire-lane", "pass", "改判", "supervisor"))
+    await boss.until(lambda: bool(boss.errors), "the refusal")
+    [refusal] = boss.errors
+    assert refusal.number == number and refusal.code == "read_only"
+    assert "may read" in refusal.reason and "not change it" in refusal.reason
+
+
+async def test_an_inspector_not_assigned_is_closed_with_4403(field: Field) -> None:
+    outsider = await field.tablet("验收员2-zjj")
+    code, reason = await outsider.until_closed()
+    assert code == 4403 and "may not open" in reason
+
+
+async def test_conclusions_signed_in_the_document_complete_stage_four(field: Field) -> None:
+    tablets = {code: await field.synced(v.username) for code, v in field.viewers.items()}
+    for code, tablet in tablets.items():
+        viewer = field.viewers[code]
+
+        def sign(doc: Doc, code: str = code, username: str = viewer.username) -> None:
+            conclusion = section(doc, code)["conclusion"]
+            conclusion["result"] = "pass"
+            conclusion["note"] = "现场验收合格"
+            conclusion["signed_by"] = username
+            conclusion["signed_at"] = "2026-03-04T16:00:00+08:00"
+
+        number = await tablet.change(sign)
+        await tablet.until(acked(tablet, number), f"the signature of {code}")
+
+    async def completed() -> bool:
+        stage = await Stage.get(id=field.stage.id)
+        return stage.status is StageStatus.COMPLETED
+
+    await eventually(completed, "stage 4 completing", within=TIMEOUT)
+    inspection = await Inspection.get(id=field.inspection.id)
+    assert inspection.status is InspectionStatus.PASSED
+    assert (await Project.get(id=field.project_id)).status is ProjectStatus.COMPLETED
+    body = await field.graphql(INSPECTION, {"id": field.gid}, "supervisor")
+    assert body["data"]["inspection"]["status"] == "PASSED"
+    conclusions = {d["conclusion"] for d in body["data"]["inspection"]["departments"]}
+    assert conclusions == {"PASS"}
+    # Closed: a tablet may still read it, but nothing more is written.
+    late = await field.synced(field.viewers["zjj"].username)
+    number = await late.change(record("zjj", "alarm", "pass", "补录", "x"))
+    await late.until(lambda: bool(late.errors), "the refusal")
+    assert late.errors[0].number == number and late.errors[0].code == "read_only"
