@@ -156,7 +156,7 @@ async def test_acknowledged_updates_survive_sigkill(tmp_path: Path) -> None:
         await fresh.close()
 
 
-async def test_the_default_app_serves_no_document(tmp_path: Path) -> None:
+async def test_the_default_app_refuses_documents_it_does_not_know(tmp_path: Path) -> None:
     url = await process_database(tmp_path)
     token = secrets.token_urlsafe(16)
     async with server_process(url, token, tmp_path / "server.log", mode="default") as (base, _):
