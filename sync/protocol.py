@@ -65,7 +65,12 @@ class ProtocolError(ValueError):
 # --- encoding ----------------------------------------------------------------------------
 
 
+_SMALL = [bytes((value,)) for value in range(0x80)]  # one byte each: the common case
+
+
 def var_uint(value: int) -> bytes:
+    if 0 <= value < 0x80:
+        return _SMALL[value]
     if value < 0:
         raise ValueError(f"cannot encode {value}: variable-length numbers are unsigned")
     out = bytearray()
@@ -93,8 +98,12 @@ def sync_step2(update: bytes) -> bytes:
     return var_uint(MessageType.SYNC) + var_uint(SyncType.STEP2) + var_bytes(update)
 
 
+_SYNC_UPDATE = bytes((MessageType.SYNC, SyncType.UPDATE))
+_ACK = bytes((MessageType.ONEWINDOW, ExtensionType.ACK))
+
+
 def sync_update(update: bytes) -> bytes:
-    return var_uint(MessageType.SYNC) + var_uint(SyncType.UPDATE) + var_bytes(update)
+    return _SYNC_UPDATE + var_uint(len(update)) + update
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,7 @@ def permission_denied(reason: str) -> bytes:
 
 
 def ack(number: int) -> bytes:
-    return var_uint(MessageType.ONEWINDOW) + var_uint(ExtensionType.ACK) + var_uint(number)
+    return _ACK + var_uint(number)
 
 
 def error(number: int, code: str, reason: str) -> bytes:

@@ -1,9 +1,19 @@
 """One document being edited: its Doc, its connections, its presence states, its projection.
 
 Every update, from a connection or from the server itself (``edit``), takes the same path under
-the room's lock: size and rights, a scratch copy with the update applied, the policy's
+the room's lock: size and rights, the update applied to a scratch copy, the policy's
 ``validate``, the commit to the log, then the room's Doc, the other connections and the
 acknowledgement. Debounced materialisation follows the commits.
+
+The updates a connection has already sent go through together (``receive_many``): each is
+checked on its own, in order, against the document with the earlier accepted ones; the accepted
+ones are committed in one transaction, and only then applied, broadcast and acknowledged.
+
+The scratch copies are kept between updates instead of being rebuilt from the whole document
+each time: ``_before`` holds the room's document (pending updates included) plus the updates
+accepted so far in the running batch, ``_after`` the same plus the update being checked. An
+accepted update is applied to each once; after a refusal, a failed commit or a policy that
+changed them, they are rebuilt from the room's document.
 """
 
 from __future__ import annotations
@@ -19,7 +29,8 @@ from pycrdt import Doc
 
 from sync import protocol
 from sync.policy import Access, DocumentPolicy, UpdateRefused
-from sync.store import DocState, UpdateStore
+from sync.protocol import decode_state_vector
+from sync.store import DocState, UpdateStore, integrated, outside
 
 log = logging.getLogger("onewindow.sync.room")
 
@@ -74,6 +85,10 @@ class Room:
         self._wake = asyncio.Event()
         self._projector: asyncio.Task[None] | None = None
         self._projecting: asyncio.Task[bool] | None = None
+        self._before: Doc | None = None  # see the module's docstring
+        self._after: Doc | None = None
+        self._before_state: DocState | None = None  # DocState.of(_before), until it changes
+        self._batch: list[bytes] = []  # accepted, not yet committed (under the lock)
 
     # --- life ------------------------------------------------------------------------------
 
@@ -179,11 +194,18 @@ class Room:
     # --- updates ---------------------------------------------------------------------------
 
     def _copy(self) -> Doc:
+        """The room's document rebuilt, pending updates and the running batch included."""
         copy: Doc = Doc()
         copy.apply_update(self.doc.get_update())
         for update in self.pending:
             copy.apply_update(update)
+        for update in self._batch:
+            copy.apply_update(update)
         return copy
+
+    def _forget_copies(self) -> None:
+        self._before = self._after = None
+        self._before_state = None
 
     async def receive(self, update: bytes, *, access: Access, origin: Peer | None) -> bool:
         """Validate, commit, apply and broadcast one update; False when it changed nothing.
@@ -191,7 +213,22 @@ class Room:
         Raises ``Refused`` when the update is not kept (nothing of it is stored or sent).
         """
         async with self.lock:
-            return await self._receive(update, access=access, origin=origin)
+            (result,) = await self._receive_many([update], access=access, origin=origin)
+        if isinstance(result, Refused):
+            raise result
+        return result
+
+    async def receive_many(
+        self, updates: list[bytes], *, access: Access, origin: Peer | None
+    ) -> list[bool | Refused]:
+        """``receive`` for several updates of one sender, in order, committed together.
+
+        One result per update: True (committed), False (changed nothing) or the ``Refused``
+        saying why it was not kept. A refused update does not stop the others; when the commit
+        fails, every update that would have been stored is refused (``storage_unavailable``).
+        When this returns, every True is committed, applied and broadcast."""
+        async with self.lock:
+            return await self._receive_many(updates, access=access, origin=origin)
 
     async def edit(self, change: Callable[[Doc], None], *, access: Access) -> bool:
         """The server's own change, made on a copy and then taken through ``receive``."""
@@ -207,10 +244,81 @@ class Room:
             if not made:
                 return False
             update = made[0] if len(made) == 1 else copy.get_update(self.doc.get_state())
-            return await self._receive(update, access=access, origin=None)
+            (result,) = await self._receive_many([update], access=access, origin=None)
+        if isinstance(result, Refused):
+            raise result
+        return result
 
-    async def _receive(self, update: bytes, *, access: Access, origin: Peer | None) -> bool:
-        update = bytes(update)
+    async def _receive_many(
+        self, updates: list[bytes], *, access: Access, origin: Peer | None
+    ) -> list[bool | Refused]:
+        results: list[bool | Refused] = []
+        self._batch = []
+        try:
+            for update in updates:
+                try:
+                    results.append(self._check(bytes(update), access=access))
+                except Refused as refusal:
+                    results.append(refusal)
+            batch = self._batch
+            if not batch:
+                return results
+            try:
+                await self.store.append_many(self.name, batch)
+            except Exception:
+                log.exception("could not store %d updates of %s", len(batch), self.name)
+                self._forget_copies()
+                failed = Refused(
+                    "storage_unavailable",
+                    "the update could not be stored and was not kept; keep it and send it "
+                    "again when the server is back",
+                )
+                return [failed if result is True else result for result in results]
+        except BaseException:
+            self._forget_copies()  # they may hold updates that were not committed
+            raise
+        finally:
+            self._batch = []
+        for update in batch:
+            self.doc.apply_update(update)
+        state_vector = self.doc.get_state()
+        clocks = decode_state_vector(state_vector)
+        self.pending.extend(
+            update for update in batch if not integrated(update, state_vector, clocks)
+        )
+        if self.pending:
+            held = DocState.of(self.doc)
+            self.pending = [pending for pending in self.pending if not held.covers(pending)]
+        for update in batch:
+            self._broadcast(protocol.sync_update(update), exclude=origin)
+        self._mark_dirty()
+        return results
+
+    def _copies(self) -> tuple[Doc, Doc]:
+        if self._before is None:
+            self._before = self._copy()
+            self._before_state = None
+        if self._after is None:
+            self._after = self._copy()
+        return self._before, self._after
+
+    def _held(self, before: Doc, update: bytes) -> bool:
+        """True when ``before`` already holds all of ``update``; O(update) unless the update
+        has no new structs but deletes something (then the delete set of ``before``)."""
+        try:
+            count, ranges = outside(update, before.get_state())
+        except Exception:  # unreadable: applying it says why
+            return False
+        if count:
+            return False
+        if not ranges:
+            return True
+        if self._before_state is None:
+            self._before_state = DocState.of(before)
+        return self._before_state.covers(update)
+
+    def _check(self, update: bytes, *, access: Access) -> bool:
+        """Check one update against the copies; on success add it to ``_batch``."""
         if update == EMPTY_UPDATE:
             return False
         if len(update) > self.settings.max_update_bytes:
@@ -220,7 +328,8 @@ class Room:
                 f"{self.settings.max_update_bytes} bytes per update: sync more often so that "
                 "changes travel in smaller pieces",
             )
-        if DocState.of(self.doc).covers(update):
+        before, after = self._copies()
+        if self._held(before, update):
             return False  # already held: nothing to store, the sender may count it as kept
         if not access.writable:
             raise Refused(
@@ -228,42 +337,44 @@ class Room:
                 f"{access.username} may read {self.name} but not change it; the update "
                 "was not kept",
             )
-        before = self._copy()
-        after = self._copy()
         try:
             after.apply_update(update)
         except Exception as error:  # pycrdt raises plain exceptions on a bad update
+            self._after = None
             raise Refused(
                 "malformed_update",
                 f"the update could not be read ({error}); it was not kept: send updates "
                 "produced by a Yjs or pycrdt document",
             ) from None
+        changed: list[bool] = []
+
+        def note(_: object) -> None:
+            changed.append(True)
+
+        watches = [(doc, doc.observe(note)) for doc in (before, after)]
         try:
             self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
         except UpdateRefused as refusal:
+            self._after = None
             raise Refused("invalid", str(refusal) or "the document policy refused it") from None
         except Exception:
             log.exception("the policy of %s failed while validating an update", self.name)
+            self._after = None
             raise Refused(
                 "internal_error",
                 "the server could not check this update and did not keep it; try again "
                 "later, and tell the administrator if it keeps happening",
             ) from None
-        try:
-            await self.store.append(self.name, update)
-        except Exception:
-            log.exception("could not store an update of %s", self.name)
-            raise Refused(
-                "storage_unavailable",
-                "the update could not be stored and was not kept; keep it and send it "
-                "again when the server is back",
-            ) from None
-        self.doc.apply_update(update)
-        self.pending.append(update)
-        held = DocState.of(self.doc)
-        self.pending = [pending for pending in self.pending if not held.covers(pending)]
-        self._broadcast(protocol.sync_update(update), exclude=origin)
-        self._mark_dirty()
+        finally:
+            for doc, subscription in watches:
+                doc.unobserve(subscription)
+            if changed:
+                log.warning("the policy of %s changed the documents it validated", self.name)
+                self._forget_copies()
+        self._batch.append(update)
+        if self._before is not None:
+            self._before.apply_update(update)
+            self._before_state = None
         return True
 
     # --- materialisation -------------------------------------------------------------------

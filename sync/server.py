@@ -34,6 +34,12 @@ CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN = 1013
 CLOSE_UNKNOWN_DOCUMENT = 4404
 
+# Frames read ahead of the one being handled, and how many (and how many bytes of) updates of
+# one connection are committed together at most.
+READ_AHEAD = 512
+MAX_BATCH_UPDATES = 512
+MAX_BATCH_BYTES = 4 << 20
+
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close frame's payload is at most 125 bytes
 
 PolicyFor = Callable[[str], DocumentPolicy | None]
@@ -318,28 +324,105 @@ class SyncServer:
             await connection.finish(self.close_timeout)
 
     async def _read(self, room: Room, connection: Connection) -> None:
-        closed = asyncio.create_task(connection.closed.wait())
+        """Frames are read ahead by one task; whatever has arrived is handled together, so
+        that the updates among it are committed in one transaction (``_handle_frames``)."""
+        inbox: asyncio.Queue[bytes | str | Exception | None] = asyncio.Queue(READ_AHEAD)
+
+        async def pump() -> None:
+            try:
+                while True:
+                    frame = await connection.channel.receive()
+                    await inbox.put(frame)
+                    if frame is None:
+                        return
+            except Exception as error:
+                await inbox.put(error)
+
+        async def stop_when_closed() -> None:
+            await connection.closed.wait()
+            with contextlib.suppress(asyncio.QueueFull):
+                inbox.put_nowait(None)  # wakes the loop below; when full it is not waiting
+
+        tasks = [
+            asyncio.create_task(pump(), name="sync reader"),
+            asyncio.create_task(stop_when_closed(), name="sync reader stop"),
+        ]
         try:
             while not connection.closed.is_set():
-                receiving = asyncio.create_task(connection.channel.receive())
-                done, _ = await asyncio.wait(
-                    {receiving, closed}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if receiving not in done:
-                    receiving.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await receiving
-                    return
-                frame = receiving.result()
-                if frame is None:
-                    return
-                if not await self._handle(room, connection, frame):
+                frames = [await inbox.get()]
+                while len(frames) < MAX_BATCH_UPDATES and not inbox.empty():
+                    frames.append(inbox.get_nowait())
+                if not await self._handle_frames(room, connection, frames):
                     return
         finally:
-            closed.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
-    async def _handle(self, room: Room, connection: Connection, frame: bytes | str) -> bool:
-        """Handle one frame; False when the connection must end."""
+    async def _handle_frames(
+        self, room: Room, connection: Connection, frames: list[bytes | str | Exception | None]
+    ) -> bool:
+        """Handle frames in order; False when the connection must end.
+
+        Consecutive update messages are committed together; any other message is handled only
+        after the updates before it are committed (a sync step 1 is answered with them)."""
+        batch: list[tuple[int, bytes]] = []
+        size = 0
+        for frame in frames:
+            if frame is None or connection.closed.is_set():
+                await self._commit(room, connection, batch)
+                return False
+            if isinstance(frame, Exception):
+                await self._commit(room, connection, batch)
+                raise frame
+            message: protocol.Message | None = None
+            if isinstance(frame, bytes):
+                with contextlib.suppress(protocol.ProtocolError):
+                    message = protocol.decode(frame)
+            if (
+                isinstance(message, protocol.SyncMessage)
+                and message.kind != protocol.SyncType.STEP1
+            ):
+                connection.updates_received += 1
+                batch.append((connection.updates_received, message.payload))
+                size += len(message.payload)
+                if size >= MAX_BATCH_BYTES:
+                    await self._commit(room, connection, batch)
+                    batch, size = [], 0
+                continue
+            await self._commit(room, connection, batch)
+            batch, size = [], 0
+            if not self._handle(room, connection, frame):
+                return False
+        await self._commit(room, connection, batch)
+        return True
+
+    async def _commit(
+        self, room: Room, connection: Connection, batch: list[tuple[int, bytes]]
+    ) -> None:
+        """Take a connection's updates through the room; ack each kept one once committed."""
+        if not batch:
+            return
+        results = await room.receive_many(
+            [payload for _, payload in batch], access=connection.access, origin=connection
+        )
+        for (number, _), result in zip(batch, results, strict=True):
+            if isinstance(result, Refused):
+                log.info(
+                    "refused update #%d of %s on %s: %s",
+                    number,
+                    connection.access.username,
+                    room.name,
+                    result.reason,
+                )
+                connection.refuse(number, result.code, result.reason)
+            elif connection.acks:
+                connection.send(protocol.ack(number))
+
+    def _handle(self, room: Room, connection: Connection, frame: bytes | str) -> bool:
+        """Handle one frame that is not an update; False when the connection must end."""
         if isinstance(frame, str):
             reason = "text frames are not y-websocket messages; send binary frames"
             connection.refuse(0, "protocol_error", reason)
@@ -352,29 +435,11 @@ class SyncServer:
             connection.close(CLOSE_PROTOCOL_ERROR, str(error))
             return False
         if isinstance(message, protocol.SyncMessage):
-            if message.kind == protocol.SyncType.STEP1:
-                try:
-                    for reply in room.step2_for(message.payload):
-                        connection.send(reply)
-                except Refused as refusal:
-                    connection.refuse(0, refusal.code, refusal.reason)
-                return True
-            connection.updates_received += 1
-            number = connection.updates_received
             try:
-                await room.receive(message.payload, access=connection.access, origin=connection)
+                for reply in room.step2_for(message.payload):
+                    connection.send(reply)
             except Refused as refusal:
-                log.info(
-                    "refused update #%d of %s on %s: %s",
-                    number,
-                    connection.access.username,
-                    room.name,
-                    refusal.reason,
-                )
-                connection.refuse(number, refusal.code, refusal.reason)
-                return True
-            if connection.acks:
-                connection.send(protocol.ack(number))
+                connection.refuse(0, refusal.code, refusal.reason)
         elif isinstance(message, protocol.AwarenessMessage):
             room.presence_update(connection, message.entries)
         elif isinstance(message, protocol.QueryAwarenessMessage):

@@ -52,6 +52,34 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def outside(update: bytes, state_vector: bytes) -> tuple[int, list[tuple[int, int, int]]]:
+    """How many clients have structs in ``update`` past ``state_vector`` and, when none has,
+    the update's delete ranges (client, clock, length). O(update); raises
+    ``ProtocolError``, ``ValueError`` or ``RuntimeError`` on an unreadable update."""
+    reader = Reader(get_update(update, state_vector), "update")
+    count = reader.var_uint("struct client count")
+    if count != 0:
+        return count, []
+    return 0, decode_delete_set(reader)
+
+
+def integrated(update: bytes, state_vector: bytes, clocks: dict[int, int] | None = None) -> bool:
+    """True when a document with ``state_vector``, to which ``update`` was applied, holds all
+    of it: every struct lies below the state vector and every range it deletes lies below it
+    too (those items are there, so the deletion was applied). False for an update left
+    pending, or one that cannot be read. Costs O(update), not O(document); ``clocks`` is the
+    state vector decoded, when the caller has it."""
+    try:
+        count, ranges = outside(update, state_vector)
+        if count:
+            return False
+        if clocks is None:
+            clocks = decode_state_vector(state_vector)
+    except (ProtocolError, ValueError, RuntimeError):
+        return False
+    return all(clock + length <= clocks.get(client, 0) for client, clock, length in ranges)
+
+
 @dataclass(frozen=True)
 class DocState:
     """What a document holds: its state vector and its delete set."""
@@ -112,6 +140,20 @@ class UpdateStore:
         """Commit one update; returns its log id. Raises if the database refuses it."""
         row = await DocumentUpdate.create(doc=doc, data=bytes(update))
         return int(row.id)
+
+    async def append_many(self, doc: str, updates: list[bytes]) -> None:
+        """Commit ``updates`` in one transaction, in this order: all of them or none.
+
+        Raises if the database refuses them."""
+        if not updates:
+            return
+        if len(updates) == 1:
+            await self.append(doc, updates[0])
+            return
+        async with in_transaction():
+            await DocumentUpdate.bulk_create(
+                [DocumentUpdate(doc=doc, data=bytes(update)) for update in updates]
+            )
 
     async def load(self, doc: str) -> list[bytes]:
         """The snapshot (if any), then every row kept, in arrival order."""
