@@ -174,6 +174,8 @@ async def _until_done(ws: ClientConnection, tablet: Tablet, *, acks: bool, sent:
                     step2s += 1
             elif isinstance(message, protocol.AckMessage):
                 acked.add(message.number)
+            elif isinstance(message, protocol.AckUpToMessage):
+                acked.update(range(len(acked) + 1, message.number + 1))
             elif isinstance(message, protocol.ErrorMessage):
                 raise BenchError(
                     f"the server refused update #{message.number} of tablet {tablet.index} "

@@ -14,6 +14,7 @@ bytes) followed by the bytes; text is UTF-8.
 | 3 ``QUERY_AWARENESS`` | ask for every presence state | nothing |
 | 100 ``ONEWINDOW`` | ack (0) | the number of the acknowledged update message |
 |                   | error (1) | the refused update's number (0: not an update), code, reason |
+|                   | ack up to (2) | the number N: every update message up to N is answered |
 
 The OneWindow extension (type 100) is sent only to connections that asked for it with
 ``?ack=1``: plain Yjs clients never see it. "The number of an update message" counts the sync
@@ -21,6 +22,15 @@ step 2 and update messages that one connection sent, from 1: the server handles 
 frames in order, so the client knows which of its updates is meant. An ack means the update is
 committed to the durable log. Connections without ``?ack=1`` are told a refusal through the
 standard ``AUTH`` permission-denied message, which Yjs clients log.
+
+This server acknowledges cumulatively: after committing a group of one connection's updates
+it sends the errors of the group's refused updates, then one "ack up to N" with the group's
+last number. It means: every update message numbered N or less that was not refused by an
+error frame (sent before it) is committed to the durable log, or was already held and needed
+nothing stored. It is sent only after the group's commit, and also when every update of the
+group was refused, so that a client knows each of its updates up to N is answered. Numbers
+only grow, so a client settles its outstanding updates numbered N or less. The per-update ack
+(0) is no longer sent by this server; clients still accept it as an ack of that one update.
 
 Decoding never trusts the input: a truncated number, a length past the end of the frame, an
 unknown message type or bytes left over raise ``ProtocolError`` with the reason.
@@ -56,6 +66,7 @@ class SyncType(IntEnum):
 class ExtensionType(IntEnum):
     ACK = 0
     ERROR = 1
+    ACK_UPTO = 2
 
 
 class ProtocolError(ValueError):
@@ -100,6 +111,7 @@ def sync_step2(update: bytes) -> bytes:
 
 _SYNC_UPDATE = bytes((MessageType.SYNC, SyncType.UPDATE))
 _ACK = bytes((MessageType.ONEWINDOW, ExtensionType.ACK))
+_ACK_UPTO = bytes((MessageType.ONEWINDOW, ExtensionType.ACK_UPTO))
 
 
 def sync_update(update: bytes) -> bytes:
@@ -141,7 +153,14 @@ def permission_denied(reason: str) -> bytes:
 
 
 def ack(number: int) -> bytes:
+    """The per-update ack of update ``number`` (clients accept it; this server sends
+    ``ack_upto``)."""
     return _ACK + var_uint(number)
+
+
+def ack_upto(number: int) -> bytes:
+    """Every update message up to ``number`` not refused by an earlier error is committed."""
+    return _ACK_UPTO + var_uint(number)
 
 
 def error(number: int, code: str, reason: str) -> bytes:
@@ -247,6 +266,13 @@ class AckMessage:
 
 
 @dataclass(frozen=True)
+class AckUpToMessage:
+    """Every update message numbered ``number`` or less, unless refused, is committed."""
+
+    number: int
+
+
+@dataclass(frozen=True)
 class ErrorMessage:
     number: int
     code: str
@@ -259,6 +285,7 @@ Message = (
     | QueryAwarenessMessage
     | PermissionDeniedMessage
     | AckMessage
+    | AckUpToMessage
     | ErrorMessage
 )
 
@@ -320,9 +347,12 @@ def decode(frame: bytes) -> Message:
                 reader.var_string("code"),
                 reader.var_string("reason"),
             )
+        elif extension == ExtensionType.ACK_UPTO:
+            message = AckUpToMessage(reader.var_uint("update number"))
         else:
             raise ProtocolError(
-                f"unknown OneWindow message type {extension}; expected 0 (ack) or 1 (error)"
+                f"unknown OneWindow message type {extension}; expected 0 (ack), 1 (error) "
+                "or 2 (ack up to)"
             )
     else:
         raise ProtocolError(f"unknown message type {kind}; this server understands {KNOWN_TYPES}")

@@ -13,7 +13,14 @@ The scratch copies are kept between updates instead of being rebuilt from the wh
 each time: ``_before`` holds the room's document (pending updates included) plus the updates
 accepted so far in the running batch, ``_after`` the same plus the update being checked. An
 accepted update is applied to each once; after a refusal, a failed commit or a policy that
-changed them, they are rebuilt from the room's document.
+changed them, they are rebuilt from the room's document. Each copy is observed once, when it
+is made (a subscription per validation cost more than the validation): a transaction on it
+while the policy validates means the policy changed it.
+
+After a group commit, the group's accepted updates (at most ``MAX_BATCH_UPDATES`` of the
+server: ``merge_updates`` grows quadratically with much larger groups) go to the other
+connections as one merged update, and the merged update is what is checked for pending
+content: when the document holds all of it, it holds each of the group's updates.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pycrdt import Doc
+from pycrdt import Doc, merge_updates
 
 from sync import protocol
 from sync.policy import Access, DocumentPolicy, UpdateRefused
@@ -44,6 +51,20 @@ class Refused(UpdateRefused):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+class _Watch:
+    """Whether a copy changed while the policy validated (see the module's docstring)."""
+
+    __slots__ = ("changed", "validating")
+
+    def __init__(self) -> None:
+        self.validating = False
+        self.changed = False
+
+    def note(self, _: object) -> None:
+        if self.validating:
+            self.changed = True
 
 
 class Peer(Protocol):
@@ -89,6 +110,7 @@ class Room:
         self._after: Doc | None = None
         self._before_state: DocState | None = None  # DocState.of(_before), until it changes
         self._batch: list[bytes] = []  # accepted, not yet committed (under the lock)
+        self._watch = _Watch()
 
     # --- life ------------------------------------------------------------------------------
 
@@ -283,23 +305,26 @@ class Room:
             self.doc.apply_update(update)
         state_vector = self.doc.get_state()
         clocks = decode_state_vector(state_vector)
-        self.pending.extend(
-            update for update in batch if not integrated(update, state_vector, clocks)
-        )
+        merged = batch[0] if len(batch) == 1 else merge_updates(*batch)
+        if not integrated(merged, state_vector, clocks):
+            self.pending.extend(
+                update for update in batch if not integrated(update, state_vector, clocks)
+            )
         if self.pending:
             held = DocState.of(self.doc)
             self.pending = [pending for pending in self.pending if not held.covers(pending)]
-        for update in batch:
-            self._broadcast(protocol.sync_update(update), exclude=origin)
+        self._broadcast(protocol.sync_update(merged), exclude=origin)
         self._mark_dirty()
         return results
 
     def _copies(self) -> tuple[Doc, Doc]:
         if self._before is None:
             self._before = self._copy()
+            self._before.observe(self._watch.note)
             self._before_state = None
         if self._after is None:
             self._after = self._copy()
+            self._after.observe(self._watch.note)
         return self._before, self._after
 
     def _held(self, before: Doc, update: bytes) -> bool:
@@ -346,12 +371,8 @@ class Room:
                 f"the update could not be read ({error}); it was not kept: send updates "
                 "produced by a Yjs or pycrdt document",
             ) from None
-        changed: list[bool] = []
-
-        def note(_: object) -> None:
-            changed.append(True)
-
-        watches = [(doc, doc.observe(note)) for doc in (before, after)]
+        watch = self._watch
+        watch.validating, watch.changed = True, False
         try:
             self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
         except UpdateRefused as refusal:
@@ -366,9 +387,8 @@ class Room:
                 "later, and tell the administrator if it keeps happening",
             ) from None
         finally:
-            for doc, subscription in watches:
-                doc.unobserve(subscription)
-            if changed:
+            watch.validating = False
+            if watch.changed:
                 log.warning("the policy of %s changed the documents it validated", self.name)
                 self._forget_copies()
         self._batch.append(update)

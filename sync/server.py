@@ -402,7 +402,8 @@ class SyncServer:
     async def _commit(
         self, room: Room, connection: Connection, batch: list[tuple[int, bytes]]
     ) -> None:
-        """Take a connection's updates through the room; ack each kept one once committed."""
+        """Take a connection's updates through the room; once they are committed, tell the
+        refusals, then acknowledge the whole group with one cumulative ack (``ack_upto``)."""
         if not batch:
             return
         results = await room.receive_many(
@@ -418,8 +419,8 @@ class SyncServer:
                     result.reason,
                 )
                 connection.refuse(number, result.code, result.reason)
-            elif connection.acks:
-                connection.send(protocol.ack(number))
+        if connection.acks:
+            connection.send(protocol.ack_upto(batch[-1][0]))
 
     def _handle(self, room: Room, connection: Connection, frame: bytes | str) -> bool:
         """Handle one frame that is not an update; False when the connection must end."""

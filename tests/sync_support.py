@@ -100,7 +100,8 @@ class SyncClient:
         self.ws = ws
         self.doc = doc
         self.sent = 0  # update messages (step 2 and update) sent, as the server counts them
-        self.acks: set[int] = set()
+        self.acks: set[int] = set()  # update numbers acknowledged (cumulative acks expanded)
+        self.acked_upto = 0  # the highest cumulative ack
         self.errors: list[protocol.ErrorMessage] = []
         self.denied: list[str] = []
         self.presence: dict[int, Any] = {}
@@ -190,6 +191,14 @@ class SyncClient:
                     self.presence[entry.client_id] = entry.parsed()
         elif isinstance(message, protocol.AckMessage):
             self.acks.add(message.number)
+        elif isinstance(message, protocol.AckUpToMessage):
+            refused = {error.number for error in self.errors}
+            self.acks.update(
+                number
+                for number in range(self.acked_upto + 1, message.number + 1)
+                if number not in refused
+            )
+            self.acked_upto = max(self.acked_upto, message.number)
         elif isinstance(message, protocol.ErrorMessage):
             self.errors.append(message)
         elif isinstance(message, protocol.PermissionDeniedMessage):

@@ -138,7 +138,7 @@ class Link:
     closed: bool = False
     synced: bool = False
     sent: int = 0  # update messages (step 2, update) sent, numbered as the server counts them
-    answered: int = 0  # acks and errors received
+    answered: int = 0  # updates answered: the highest cumulative ack
     task: asyncio.Task[None] | None = None
 
     # The server's side (sync.server.Channel).
@@ -194,10 +194,9 @@ class Replica:
                 self.doc.apply_update(message.payload)
                 if message.kind == protocol.SyncType.STEP2:
                     link.synced = True
-        elif isinstance(message, protocol.AckMessage):
-            link.answered += 1
+        elif isinstance(message, protocol.AckUpToMessage):
+            link.answered = max(link.answered, message.number)
         elif isinstance(message, protocol.ErrorMessage):
-            link.answered += 1
             self.errors.append(message)
 
     def connect(self, server: SyncServer) -> None:

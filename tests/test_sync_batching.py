@@ -92,7 +92,14 @@ async def test_a_batch_is_one_commit_and_a_refusal_inside_it_keeps_the_others(
     assert store.commits == [2]
     assert await rows(room.name) == [ok1, ok2]
     assert room.doc.get("m", type=Map).to_py() == {"a": "a", "b": "b"}
-    assert other.received[1:] == [protocol.sync_update(ok1), protocol.sync_update(ok2)]
+    # the group's accepted updates reach the others as one merged update
+    (broadcast,) = other.received[1:]
+    message = protocol.decode(broadcast)
+    assert isinstance(message, protocol.SyncMessage)
+    assert message.kind == protocol.SyncType.UPDATE
+    seen: Doc = Doc()
+    seen.apply_update(message.payload)
+    assert seen.get("m", type=Map).to_py() == {"a": "a", "b": "b"}
     # the scratch copies were rebuilt after the refusal: the next update is checked right
     (again,) = updates_setting(["forbidden"])
     with_refusal = await room.receive_many([again], access=access(), origin=None)
@@ -170,12 +177,27 @@ class Channel:
     async def close(self, code: int, reason: str) -> None:
         self.changed.set()
 
-    def acks(self) -> list[int]:
+    def ack_frames(self) -> list[int]:
+        """The numbers of the cumulative acks sent, in order."""
         out = []
         for frame in self.sent:
             message = protocol.decode(frame)
-            if isinstance(message, protocol.AckMessage):
+            if isinstance(message, protocol.AckUpToMessage):
                 out.append(message.number)
+        return out
+
+    def acks(self) -> list[int]:
+        """The update numbers acknowledged (cumulative acks expanded, refusals left out)."""
+        out: list[int] = []
+        upto = 0
+        refused: set[int] = set()
+        for frame in self.sent:
+            message = protocol.decode(frame)
+            if isinstance(message, protocol.ErrorMessage):
+                refused.add(message.number)
+            elif isinstance(message, protocol.AckUpToMessage):
+                out.extend(n for n in range(upto + 1, message.number + 1) if n not in refused)
+                upto = max(upto, message.number)
         return out
 
     async def until(self, count: int) -> None:
@@ -204,6 +226,11 @@ async def test_the_server_acks_a_connections_updates_only_after_their_group_comm
     await channel.until(len(updates))
     assert channel.acks() == list(range(1, len(updates) + 1))
     assert sum(store.commits) == len(updates) and max(store.commits) > 1
+    # one cumulative ack per group commit, each with the group's last number
+    assert len(channel.ack_frames()) == len(store.commits)
+    assert channel.ack_frames() == [
+        sum(store.commits[: index + 1]) for index in range(len(store.commits))
+    ]
     assert await rows(name) == updates
     # the step 1 that followed the updates was answered with all of them
     answers = [protocol.decode(frame) for frame in channel.sent]
@@ -215,9 +242,68 @@ async def test_the_server_acks_a_connections_updates_only_after_their_group_comm
     seen: Doc = Doc()
     seen.apply_update(step2.payload)
     assert len(seen.get("m", type=Map).to_py() or {}) == len(updates)
-    assert channel.sent.index(protocol.ack(len(updates))) < channel.sent.index(
+    assert channel.sent.index(protocol.ack_upto(len(updates))) < channel.sent.index(
         protocol.sync_step2(step2.payload)
     )
     channel.incoming.put_nowait(None)
     await serving
     await server.close()
+
+
+class CheckingChannel(Channel):
+    """Checks, as each frame is sent, that a cumulative ack covers only committed rows."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.checked: list[tuple[int, int]] = []  # (ack number, rows committed when sent)
+
+    async def send(self, data: bytes) -> None:
+        message = protocol.decode(data)
+        if isinstance(message, protocol.AckUpToMessage):
+            self.checked.append((message.number, len(await rows(self.name))))
+        await super().send(data)
+
+
+async def test_a_cumulative_ack_follows_the_commit_and_the_groups_refusals(
+    database: str,
+) -> None:
+    store = GatedStore()
+    server = SyncServer(store=store, policy_for=lambda name: PermissivePolicy())
+    name = doc_name()
+    channel = CheckingChannel(name)
+    keys = [f"k{i}" for i in range(10)]
+    keys[4] = "forbidden"
+    updates = updates_setting(keys)
+    for update in updates:
+        channel.incoming.put_nowait(protocol.sync_update(update))
+    serving = asyncio.create_task(server.serve(name, channel, access=access(), acks=True))
+    await asyncio.sleep(0.1)
+    assert channel.ack_frames() == []  # held at the commit: nothing acknowledged
+    store.gate.set()
+    await channel.until(len(updates) - 1)
+    assert channel.acks() == [n for n in range(1, 11) if n != 5]
+    # every ack covered only committed updates (the refused one is not stored)
+    for number, committed in channel.checked:
+        assert number - (1 if number >= 5 else 0) <= committed
+    messages = [protocol.decode(frame) for frame in channel.sent]
+    error_at = next(i for i, m in enumerate(messages) if isinstance(m, protocol.ErrorMessage))
+    error = messages[error_at]
+    assert isinstance(error, protocol.ErrorMessage) and (error.number, error.code) == (5, "invalid")
+    covering = next(
+        i
+        for i, m in enumerate(messages)
+        if isinstance(m, protocol.AckUpToMessage) and m.number >= 5
+    )
+    assert error_at < covering  # the refusal is told before the ack that covers its number
+    assert len(channel.ack_frames()) == len(store.commits)
+    channel.incoming.put_nowait(None)
+    await serving
+    await server.close()
+
+
+def test_the_field_client_reads_the_cumulative_ack() -> None:
+    from clients.field import wire
+
+    assert wire.decode(protocol.ack_upto(300)) == wire.AckUpToMessage(300)
+    assert wire.decode(protocol.ack(7)) == wire.AckMessage(7)

@@ -29,6 +29,7 @@ def test_our_sync_messages_match_pycrdt() -> None:
         protocol.query_awareness(),
         protocol.permission_denied("没有权限"),
         protocol.ack(300),
+        protocol.ack_upto(300),
         protocol.error(7, "invalid", "检查项不存在; 请刷新"),
         protocol.awareness([protocol.awareness_state(1, 2, {"name": "张三"})]),
     ],
@@ -42,6 +43,7 @@ def test_every_message_round_trips(frame: bytes) -> None:
         protocol.QueryAwarenessMessage: lambda m: protocol.query_awareness(),
         protocol.PermissionDeniedMessage: lambda m: protocol.permission_denied(m.reason),
         protocol.AckMessage: lambda m: protocol.ack(m.number),
+        protocol.AckUpToMessage: lambda m: protocol.ack_upto(m.number),
         protocol.ErrorMessage: lambda m: protocol.error(m.number, m.code, m.reason),
         protocol.AwarenessMessage: lambda m: protocol.awareness(m.entries),
     }[type(message)](message)

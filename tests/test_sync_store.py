@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pycrdt import Doc, Map, Text
 
 from storage.models import DocumentSnapshot, DocumentUpdate
-from sync.store import DocState, UpdateStore
+from sync.store import INSERT_BATCH, DocState, UpdateStore
 from tests.sync_support import recorded, two_writers
 
 
@@ -34,6 +34,31 @@ async def test_append_and_load_keep_arrival_order(database: str) -> None:
     assert ids == sorted(ids)
     assert await store.load(name) == updates
     assert await store.load(doc_name()) == []
+
+
+async def test_append_many_inserts_in_arrival_order_in_one_go(database: str) -> None:
+    """The raw multi-row INSERT keeps ids in the order of the updates (more than one SQLite
+    statement's worth too), interleaved with another document's, with a creation time."""
+    store = UpdateStore()
+    name, other = doc_name(), doc_name()
+    doc: Doc = Doc()
+    updates = recorded(doc)
+    for index in range(INSERT_BATCH * 2 + 7):
+        doc.get("m", type=Map)[f"k{index % 50}"] = index
+    await store.append_many(name, updates[:3])
+    await store.append_many(other, updates[:2])
+    await store.append_many(name, updates[3:])
+    rows = await DocumentUpdate.filter(doc=name).order_by("id").values_list("data", "created_at")
+    assert [bytes(data) for data, _ in rows] == updates
+    assert all(created is not None for _, created in rows)
+    # the ids themselves follow the arrival order (load orders by id)
+    by_id = await DocumentUpdate.filter(doc=name).values_list("id", "data")
+    assert [bytes(data) for _, data in sorted(by_id)] == updates
+    assert await store.load(name) == updates
+    assert await store.load(other) == updates[:2]
+    assert (
+        rebuilt(await store.load(name)).get("m", type=Map).to_py() == doc.get("m", type=Map).to_py()
+    )
 
 
 async def test_compaction_folds_covered_rows_into_a_snapshot(database: str) -> None:

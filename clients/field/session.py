@@ -4,7 +4,8 @@
 written to the local store's outbox before anything else happens. ``sync(doc)`` connects to
 ``/sync/{doc}?ack=1`` and speaks y-websocket with the OneWindow acknowledgements: it sends the
 outbox (each update numbered as the server counts them), answers the server's sync step 1,
-applies what the server sends, and marks an outbox update sent when its ack arrives. A refused
+applies what the server sends, and marks an outbox update sent when an ack covers it (the
+server acknowledges a committed group at once: "ack up to N", see ``wire``). A refused
 update stays in the local document (a CRDT cannot take it back), so after a refusal the client
 reports the server's reason, drops its local state and resyncs from the server's: **call
 ``open(doc)`` again afterwards**, the old ``Doc`` object is stale.
@@ -688,6 +689,16 @@ class FieldClient:
                             resyncing = False
                 elif isinstance(message, wire.AckMessage):
                     ids = numbered.pop(message.number, [])
+                    self.store.acknowledge(ids)
+                    result.acknowledged += len(ids)
+                elif isinstance(message, wire.AckUpToMessage):
+                    # numbers grow in insertion order; refused ones were popped by their error
+                    settled = []
+                    for number in numbered:
+                        if number > message.number:
+                            break
+                        settled.append(number)
+                    ids = [i for number in settled for i in numbered.pop(number)]
                     self.store.acknowledge(ids)
                     result.acknowledged += len(ids)
                 elif isinstance(message, wire.ErrorMessage):

@@ -17,6 +17,7 @@ MESSAGE_QUERY_AWARENESS = 3
 MESSAGE_ONEWINDOW = 100
 EXTENSION_ACK = 0
 EXTENSION_ERROR = 1
+EXTENSION_ACK_UPTO = 2  # every update up to the number, unless refused by an earlier error
 
 
 class SyncType(IntEnum):
@@ -66,6 +67,14 @@ class AckMessage:
 
 
 @dataclass(frozen=True)
+class AckUpToMessage:
+    """Every update message numbered ``number`` or less that was not refused by an error
+    frame (errors come first) is committed: the server's cumulative ack of a group."""
+
+    number: int
+
+
+@dataclass(frozen=True)
 class ErrorMessage:
     number: int
     code: str
@@ -84,7 +93,14 @@ class OtherMessage:
     kind: int
 
 
-Message = SyncMessage | AckMessage | ErrorMessage | PermissionDeniedMessage | OtherMessage
+Message = (
+    SyncMessage
+    | AckMessage
+    | AckUpToMessage
+    | ErrorMessage
+    | PermissionDeniedMessage
+    | OtherMessage
+)
 
 
 class _Reader:
@@ -140,5 +156,7 @@ def decode(frame: bytes) -> Message:
             return AckMessage(reader.var_uint())
         if extension == EXTENSION_ERROR:
             return ErrorMessage(reader.var_uint(), reader.var_string(), reader.var_string())
+        if extension == EXTENSION_ACK_UPTO:
+            return AckUpToMessage(reader.var_uint())
         raise ProtocolError(f"unknown OneWindow message type {extension}")
     return OtherMessage(kind)
