@@ -13,14 +13,22 @@ The scratch copies are kept between updates instead of being rebuilt from the wh
 each time: ``_before`` holds the room's document (pending updates included) plus the updates
 accepted so far in the running batch, ``_after`` the same plus the update being checked. An
 accepted update is applied to each once; after a refusal, a failed commit or a policy that
-changed them, they are rebuilt from the room's document. Each copy is observed once, when it
-is made (a subscription per validation cost more than the validation): a transaction on it
-while the policy validates means the policy changed it.
+changed them, they are rebuilt from the room's document. The room's own document cannot stand
+in for ``_before``: within a group it must already hold the group's earlier accepted updates,
+which the room's document receives only once they are committed.
+
+"Already held" is read from ``_after``: an update applied to it that moves its state vector
+brought new structs. Only when the state vector stays the same (nothing new, pending structs
+or deletions) does the update itself say, against ``_before``'s state vector and delete set.
+
+Each copy is observed once, when it is made (a subscription per validation cost more than the
+validation): a transaction on it while the policy validates means the policy changed it.
 
 After a group commit, the group's accepted updates (at most ``MAX_BATCH_UPDATES`` of the
-server: ``merge_updates`` grows quadratically with much larger groups) go to the other
-connections as one merged update, and the merged update is what is checked for pending
-content: when the document holds all of it, it holds each of the group's updates.
+server: ``merge_updates`` grows quadratically with much larger groups) are merged into one
+update, which is applied to the room's document in one transaction (the same state as applying
+them one by one), goes to the other connections, and is what is checked for pending content:
+when the document holds all of it, it holds each of the group's updates.
 """
 
 from __future__ import annotations
@@ -109,6 +117,7 @@ class Room:
         self._before: Doc | None = None  # see the module's docstring
         self._after: Doc | None = None
         self._before_state: DocState | None = None  # DocState.of(_before), until it changes
+        self._state_vector: bytes | None = None  # _after's, as left by the last check
         self._batch: list[bytes] = []  # accepted, not yet committed (under the lock)
         self._watch = _Watch()
 
@@ -228,6 +237,7 @@ class Room:
     def _forget_copies(self) -> None:
         self._before = self._after = None
         self._before_state = None
+        self._state_vector = None
 
     async def receive(self, update: bytes, *, access: Access, origin: Peer | None) -> bool:
         """Validate, commit, apply and broadcast one update; False when it changed nothing.
@@ -301,11 +311,10 @@ class Room:
             raise
         finally:
             self._batch = []
-        for update in batch:
-            self.doc.apply_update(update)
+        merged = batch[0] if len(batch) == 1 else merge_updates(*batch)
+        self.doc.apply_update(merged)  # one transaction for the group (see the docstring)
         state_vector = self.doc.get_state()
         clocks = decode_state_vector(state_vector)
-        merged = batch[0] if len(batch) == 1 else merge_updates(*batch)
         if not integrated(merged, state_vector, clocks):
             self.pending.extend(
                 update for update in batch if not integrated(update, state_vector, clocks)
@@ -325,13 +334,15 @@ class Room:
         if self._after is None:
             self._after = self._copy()
             self._after.observe(self._watch.note)
+            self._state_vector = None
         return self._before, self._after
 
-    def _held(self, before: Doc, update: bytes) -> bool:
-        """True when ``before`` already holds all of ``update``; O(update) unless the update
-        has no new structs but deletes something (then the delete set of ``before``)."""
+    def _held(self, before: Doc, update: bytes, state_vector: bytes) -> bool:
+        """True when ``before`` (whose state vector is ``state_vector``) already holds all of
+        ``update``; O(update) unless the update has no new structs but deletes something
+        (then the delete set of ``before``)."""
         try:
-            count, ranges = outside(update, before.get_state())
+            count, ranges = outside(update, state_vector)
         except Exception:  # unreadable: applying it says why
             return False
         if count:
@@ -354,33 +365,45 @@ class Room:
                 "changes travel in smaller pieces",
             )
         before, after = self._copies()
-        if self._held(before, update):
-            return False  # already held: nothing to store, the sender may count it as kept
         if not access.writable:
+            if self._held(before, update, before.get_state()):
+                return False  # already held: nothing to store, the sender may count it as kept
             raise Refused(
                 "read_only",
                 f"{access.username} may read {self.name} but not change it; the update "
                 "was not kept",
             )
+        state_vector = self._state_vector
         try:
-            after.apply_update(update)
+            with after.transaction():  # one transaction for the state vectors and the update
+                if state_vector is None:
+                    state_vector = after.get_state()  # == before's (they differ only here)
+                after.apply_update(update)
+                self._state_vector = after.get_state()
         except Exception as error:  # pycrdt raises plain exceptions on a bad update
             self._after = None
+            self._state_vector = None
             raise Refused(
                 "malformed_update",
                 f"the update could not be read ({error}); it was not kept: send updates "
                 "produced by a Yjs or pycrdt document",
             ) from None
+        # New structs integrated into ``after`` move its state vector: not held. Otherwise
+        # (no structs, pending structs, deletions) the update itself says.
+        if self._state_vector == state_vector and self._held(before, update, state_vector):
+            return False  # already held: nothing to store, the sender may count it as kept
         watch = self._watch
         watch.validating, watch.changed = True, False
         try:
             self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
         except UpdateRefused as refusal:
             self._after = None
+            self._state_vector = None
             raise Refused("invalid", str(refusal) or "the document policy refused it") from None
         except Exception:
             log.exception("the policy of %s failed while validating an update", self.name)
             self._after = None
+            self._state_vector = None
             raise Refused(
                 "internal_error",
                 "the server could not check this update and did not keep it; try again "

@@ -45,6 +45,29 @@ MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close frame's payload is at most 1
 PolicyFor = Callable[[str], DocumentPolicy | None]
 
 
+def update_payload(frame: object) -> bytes | None:
+    """The update carried by a sync step 2 or update frame, exactly as ``protocol.decode``
+    reads it, without building a reader and a message: None for any other frame (and for
+    anything ``decode`` would not accept), which then goes through ``decode``."""
+    if not isinstance(frame, bytes) or len(frame) < 3 or frame[0] != 0 or frame[1] not in (1, 2):
+        return None
+    length = shift = 0
+    position = 2
+    end = min(len(frame), 2 + protocol.MAX_VAR_UINT_BYTES)
+    while True:
+        if position >= end:
+            return None
+        byte = frame[position]
+        position += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            break
+    if position + length != len(frame):
+        return None
+    return frame[position:]
+
+
 def close_reason(text: str) -> str:
     """``text`` cut to what a close frame can carry, without splitting a UTF-8 character."""
     raw = text.encode("utf-8")
@@ -377,17 +400,19 @@ class SyncServer:
             if isinstance(frame, Exception):
                 await self._commit(room, connection, batch)
                 raise frame
-            message: protocol.Message | None = None
-            if isinstance(frame, bytes):
+            payload = update_payload(frame)  # the common case, read without ``decode``
+            if payload is None and isinstance(frame, bytes):
                 with contextlib.suppress(protocol.ProtocolError):
                     message = protocol.decode(frame)
-            if (
-                isinstance(message, protocol.SyncMessage)
-                and message.kind != protocol.SyncType.STEP1
-            ):
+                    if (
+                        isinstance(message, protocol.SyncMessage)
+                        and message.kind != protocol.SyncType.STEP1
+                    ):
+                        payload = message.payload
+            if payload is not None:
                 connection.updates_received += 1
-                batch.append((connection.updates_received, message.payload))
-                size += len(message.payload)
+                batch.append((connection.updates_received, payload))
+                size += len(payload)
                 if size >= MAX_BATCH_BYTES:
                     await self._commit(room, connection, batch)
                     batch, size = [], 0

@@ -307,3 +307,46 @@ def test_the_field_client_reads_the_cumulative_ack() -> None:
 
     assert wire.decode(protocol.ack_upto(300)) == wire.AckUpToMessage(300)
     assert wire.decode(protocol.ack(7)) == wire.AckMessage(7)
+
+
+class SeenBeforePolicy(PermissivePolicy):
+    """Records, for each validation, the keys of ``before`` and of ``after``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[list[str], list[str]]] = []
+
+    def validate(self, *, doc_name: str, before: Doc, after: Doc, access: Access) -> None:
+        super().validate(doc_name=doc_name, before=before, after=after, access=access)
+        keys = (sorted(before.get("m", type=Map)), sorted(after.get("m", type=Map)))
+        self.seen.append(keys)
+
+
+async def test_held_updates_and_deletions_are_told_apart_within_a_group(database: str) -> None:
+    policy = SeenBeforePolicy()
+    room = await opened(UpdateStore(), policy)
+    writer: Doc = Doc()
+    made = recorded(writer)
+    m = writer.get("m", type=Map)
+    m["a"] = "a"
+    m["b"] = "b"
+    del m["a"]  # a deletion only: no new structs, the state vector stays the same
+    add_a, add_b, delete_a = made
+    results = await room.receive_many(
+        [add_a, add_b, add_a, delete_a, delete_a, add_b], access=access(), origin=None
+    )
+    assert results == [True, True, False, True, False, False]
+    # each update is checked against the group's earlier accepted ones
+    assert policy.seen == [([], ["a"]), (["a"], ["a", "b"]), (["a", "b"], ["b"])]
+    assert await rows(room.name) == [add_a, add_b, delete_a]
+    assert room.doc.get("m", type=Map).to_py() == {"b": "b"}
+    # after a refusal the copies are rebuilt, and held updates are still recognised
+    (bad,) = updates_setting(["forbidden"])
+    results = await room.receive_many([bad, delete_a, add_a], access=access(), origin=None)
+    assert isinstance(results[0], Refused) and results[1:] == [False, False]
+    # a read-only sender resending what is held is not refused
+    reader = Access(
+        user_id=2, username="viewer", role="viewer", department_code=None, writable=False
+    )
+    assert await room.receive(add_b, access=reader, origin=None) is False
+    await room.close()

@@ -24,7 +24,7 @@ from storage.enums import Role
 from storage.models import DocumentUpdate, User
 from sync import protocol
 from sync.policy import Access, DocumentPolicy, UpdateRefused
-from sync.server import SyncServer
+from sync.server import SyncServer, update_payload
 from sync.store import UpdateStore
 from tests.sync_support import (
     TIMEOUT,
@@ -440,3 +440,37 @@ async def test_pending_updates_are_kept_served_and_integrated_later(start: Start
     await y.until(lambda: str(y.doc.get("t", type=Text)) == "bcXYZ", "the text, once A arrived")
     assert room.pending == []
     assert len(await env.rows()) == 4
+
+
+def test_update_frames_are_read_as_decode_reads_them() -> None:
+    """The fast path for update frames gives exactly what ``protocol.decode`` gives, and
+    leaves every other frame (and every frame ``decode`` refuses) to ``decode``."""
+    big = bytes(range(256)) * 3
+    frames: list[object] = [
+        protocol.sync_update(b"\x01\x02"),
+        protocol.sync_step2(big),
+        protocol.sync_update(b""),
+        protocol.sync_step1(b"\x00"),
+        protocol.sync_update(big)[:-1],  # truncated
+        protocol.sync_update(b"\x01") + b"\x00",  # trailing byte
+        b"\x00\x02\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01",  # length past 10 bytes
+        b"\x00\x02\x81\x00" + b"x",  # an overlong length: decode accepts it too
+        b"\x00\x03\x00",
+        b"\x01\x00",
+        b"",
+        "text",
+    ]
+    for frame in frames:
+        expected = None
+        if isinstance(frame, bytes):
+            try:
+                message = protocol.decode(frame)
+            except protocol.ProtocolError:
+                message = None
+            if (
+                isinstance(message, protocol.SyncMessage)
+                and message.kind != protocol.SyncType.STEP1
+            ):
+                expected = message.payload
+        assert update_payload(frame) == expected, frame
+    assert update_payload(protocol.sync_step2(big)) == big
