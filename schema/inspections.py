@@ -22,7 +22,7 @@ from approval.errors import DomainError, ErrorCode
 from schema.context import Info, query_error
 from schema.errors import UserError
 from schema.mutation import attempt, decode_id
-from schema.types import DepartmentNode, PersonNode, ProjectNode
+from schema.types import DepartmentNode, PersonNode, ProjectNode, department_node
 from storage import enums, models
 
 CheckOutcomeEnum = strawberry.enum(enums.CheckOutcome, name="CheckOutcome")
@@ -35,10 +35,6 @@ SYNC_OFF = DomainError(
     "field documents are not served by this server (sync is not configured), so checks "
     "cannot be recorded through GraphQL; record them on a tablet connected to the sync server",
 )
-
-
-def _department(info: Info, department_id: int) -> DepartmentNode:
-    return DepartmentNode.from_row(info.context.catalog.departments[department_id])
 
 
 @strawberry.type(name="CheckResult", description="检查项及其结果(来自现场文档)")
@@ -69,7 +65,7 @@ class RectificationNode:
 
     @strawberry.field
     def department(self, info: Info) -> DepartmentNode | None:
-        return _department(info, self.department_id) if self.department_id else None
+        return department_node(info, self.department_id) if self.department_id else None
 
 
 @strawberry.type(name="InspectionDepartment", description="参加踏勘/验收的部门及其结论")
@@ -84,7 +80,7 @@ class InspectionDepartmentNode:
 
     @strawberry.field
     def department(self, info: Info) -> DepartmentNode:
-        return _department(info, self.department_id)
+        return department_node(info, self.department_id)
 
     @strawberry.field
     def conclusion_label(self) -> str | None:
@@ -104,7 +100,7 @@ class InspectionAssignmentNode:
 
     @strawberry.field
     def department(self, info: Info) -> DepartmentNode:
-        return _department(info, self.department_id)
+        return department_node(info, self.department_id)
 
 
 @strawberry.type(name="Inspection", description="现场踏勘或一轮联合验收")

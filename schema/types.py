@@ -131,7 +131,7 @@ class DepartmentNode(_Row):
         )
 
 
-def _department(info: Info, department_id: int) -> DepartmentNode:
+def department_node(info: Info, department_id: int) -> DepartmentNode:
     return DepartmentNode.from_row(info.context.catalog.departments[department_id])
 
 
@@ -167,7 +167,7 @@ class ServiceItemNode(_Row):
 
     @strawberry.field
     def department(self, info: Info) -> DepartmentNode:
-        return _department(info, self.department_id)
+        return department_node(info, self.department_id)
 
     @classmethod
     def from_row(cls, row: models.ServiceItem) -> ServiceItemNode:
@@ -213,7 +213,7 @@ class PersonNode(_Row):
     def department(self, info: Info) -> DepartmentNode | None:
         if self.department_id is None:
             return None
-        return _department(info, self.department_id)
+        return department_node(info, self.department_id)
 
     @classmethod
     def from_row(cls, row: models.User) -> PersonNode:
@@ -345,7 +345,7 @@ class TaskNode(_Row):
 
     @strawberry.field
     def department(self, info: Info) -> DepartmentNode:
-        return _department(info, self.department_id)
+        return department_node(info, self.department_id)
 
     @strawberry.field
     async def decided_by(self, info: Info) -> PersonNode | None:
@@ -413,7 +413,7 @@ class StageNode(_Row):
 
     @strawberry.field
     def lead_department(self, info: Info) -> DepartmentNode:
-        return _department(info, self._definition(info).lead_department_id)
+        return department_node(info, self._definition(info).lead_department_id)
 
     @strawberry.field
     def status_label(self) -> str:
