@@ -23,6 +23,7 @@ from schema.types import (
     StageNode,
     TaskNode,
 )
+from storage import models
 
 T = TypeVar("T")
 
@@ -32,6 +33,15 @@ async def attempt(action: Callable[[], Awaitable[T]]) -> tuple[T | None, list[Us
         return await action(), []
     except DomainError as error:
         return None, [UserError.of(error)]
+
+
+async def task_result(action: Callable[[], Awaitable[models.Task]]) -> TaskPayload:
+    """The payload of a mutation on one task: the task and its stage, or the errors."""
+    row, errors = await attempt(action)
+    if row is None:
+        return TaskPayload(errors=errors)
+    stage = await models.Stage.get(id=row.stage_id)
+    return TaskPayload(task=TaskNode.from_row(row), stage=StageNode.from_row(stage))
 
 
 def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
@@ -245,26 +255,21 @@ class Mutation:
     @strawberry.mutation(description="部门作出审批决定")
     async def decide_task(self, info: Info, input: DecideTaskInput) -> TaskPayload:
         ctx = info.context
-
-        async def run() -> TaskPayload:
-            row = await tasks.decide_task(
+        return await task_result(
+            lambda: tasks.decide_task(
                 viewer=ctx.require_viewer(),
                 task_id=decode_id(input.task_id, "Task", "taskId"),
                 decision=input.decision,
                 opinion=input.opinion,
                 now=ctx.now(),
             )
-            stage = await row.stage
-            return TaskPayload(task=TaskNode.from_row(row), stage=StageNode.from_row(stage))
-
-        payload, errors = await attempt(run)
-        return payload or TaskPayload(errors=errors)
+        )
 
     @strawberry.mutation(description="要求补正材料, 任务挂起直至材料补齐")
     async def request_supplement(self, info: Info, input: RequestSupplementInput) -> TaskPayload:
         ctx = info.context
 
-        async def run() -> TaskPayload:
+        async def run() -> models.Task:
             request = await tasks.request_supplement(
                 viewer=ctx.require_viewer(),
                 task_id=decode_id(input.task_id, "Task", "taskId"),
@@ -272,8 +277,6 @@ class Mutation:
                 material_type_code=input.material_type,
                 now=ctx.now(),
             )
-            task = await request.task
-            return TaskPayload(task=TaskNode.from_row(task))
+            return await request.task
 
-        payload, errors = await attempt(run)
-        return payload or TaskPayload(errors=errors)
+        return await task_result(run)

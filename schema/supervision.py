@@ -14,10 +14,9 @@ from approval.access import Viewer, project_scope
 from approval.errors import DomainError, ErrorCode, invalid
 from approval.supervision import KINDS
 from schema.context import Info, query_error
-from schema.mutation import TaskPayload, attempt, decode_id
+from schema.mutation import TaskPayload, decode_id, task_result
 from schema.oversight import SupervisionEventType, WarningLevelEnum, events_out
 from schema.pagination import MAX_PAGE, decode_cursor, encode_cursor
-from schema.types import StageNode, TaskNode
 from storage import models
 from storage.enums import Role
 
@@ -123,57 +122,40 @@ class FileFormalOpinionInput:
     opinion: str
 
 
-async def _task_payload(row: models.Task) -> TaskPayload:
-    stage = await models.Stage.get(id=row.stage_id)
-    return TaskPayload(task=TaskNode.from_row(row), stage=StageNode.from_row(stage))
-
-
 @strawberry.type
 class SupervisionMutation:
     @strawberry.mutation(description="中止计时: 专家评审、听证、检验检测或补正期间不计入期限")
     async def pause_task(self, info: Info, input: PauseTaskInput) -> TaskPayload:
         ctx = info.context
-
-        async def run() -> TaskPayload:
-            row = await tasks.pause_task(
+        return await task_result(
+            lambda: tasks.pause_task(
                 viewer=ctx.require_viewer(),
                 task_id=decode_id(input.task_id, "Task", "taskId"),
                 reason=input.reason,
                 note=input.note,
                 now=ctx.now(),
             )
-            return await _task_payload(row)
-
-        payload, errors = await attempt(run)
-        return payload or TaskPayload(errors=errors)
+        )
 
     @strawberry.mutation(description="恢复计时: 期限顺延中止的工作日数")
     async def resume_task(self, info: Info, input: ResumeTaskInput) -> TaskPayload:
         ctx = info.context
-
-        async def run() -> TaskPayload:
-            row = await tasks.resume_task(
+        return await task_result(
+            lambda: tasks.resume_task(
                 viewer=ctx.require_viewer(),
                 task_id=decode_id(input.task_id, "Task", "taskId"),
                 now=ctx.now(),
             )
-            return await _task_payload(row)
-
-        payload, errors = await attempt(run)
-        return payload or TaskPayload(errors=errors)
+        )
 
     @strawberry.mutation(description="超时默认通过后, 部门补交正式意见")
     async def file_formal_opinion(self, info: Info, input: FileFormalOpinionInput) -> TaskPayload:
         ctx = info.context
-
-        async def run() -> TaskPayload:
-            row = await tasks.file_formal_opinion(
+        return await task_result(
+            lambda: tasks.file_formal_opinion(
                 viewer=ctx.require_viewer(),
                 task_id=decode_id(input.task_id, "Task", "taskId"),
                 opinion=input.opinion,
                 now=ctx.now(),
             )
-            return await _task_payload(row)
-
-        payload, errors = await attempt(run)
-        return payload or TaskPayload(errors=errors)
+        )
