@@ -7,12 +7,14 @@ from storage.enums import (
     Decision,
     DepartmentLevel,
     MaterialStatus,
+    ObjectKind,
     ProjectStatus,
     ProjectType,
     RegionKind,
     Role,
     StageStatus,
     TaskStatus,
+    UploadStatus,
 )
 
 LABELS: dict[tuple[type, object], str] = {
@@ -49,6 +51,10 @@ LABELS: dict[tuple[type, object], str] = {
     (Role, Role.AGENT): "代办员",
     (Role, Role.SUPERVISOR): "中心管理办",
     (Role, Role.APPLICANT): "申请人",
+    (ObjectKind, ObjectKind.PHOTO): "现场照片",
+    (ObjectKind, ObjectKind.MATERIAL): "材料文件",
+    (UploadStatus, UploadStatus.PENDING): "待上传",
+    (UploadStatus, UploadStatus.CONFIRMED): "已上传",
 }
 
 

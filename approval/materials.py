@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from tortoise.transactions import in_transaction
 
@@ -18,6 +19,7 @@ from approval.tasks import (
     local_day,
     restart_clocks,
 )
+from approval.uploads import delivered_upload
 from approval.workdays import CalendarUnknownError, WorkingCalendar
 from storage.enums import MaterialStatus, Role, StageStatus, TaskStatus
 from storage.models import (
@@ -27,6 +29,7 @@ from storage.models import (
     Stage,
     SupplementRequest,
     Task,
+    Upload,
 )
 
 SHA256_HEX = frozenset("0123456789abcdef")
@@ -61,10 +64,15 @@ async def submit_material(
     viewer: Viewer,
     project_id: int,
     material_type_code: str,
-    file: MaterialFile,
+    file: MaterialFile | None = None,
+    upload_id: UUID | None = None,
     now: datetime,
 ) -> Material:
-    """A new version of a material; it fulfils a commitment and answers supplement requests."""
+    """A new version of a material; it fulfils a commitment and answers supplement requests.
+
+    The file is either described (``file``: paper delivered at the window) or delivered
+    through a confirmed upload (``upload_id``): one version, one stored object. Submitting the
+    same upload again answers the material as it is."""
     require_role(viewer, Role.WINDOW_CLERK, Role.APPLICANT, Role.AGENT)
     project = await visible_project(viewer, project_id)
     material_type = await MaterialType.get_or_none(code=material_type_code)
@@ -72,6 +80,25 @@ async def submit_material(
         raise invalid(
             f"material type {material_type_code!r} is not in the catalog", field="materialType"
         )
+    upload: Upload | None = None
+    if upload_id is not None:
+        upload = await delivered_upload(
+            viewer=viewer,
+            upload_id=upload_id,
+            project_id=project.id,
+            material_type_id=material_type.id,
+        )
+        done = await MaterialVersion.get_or_none(upload_id=upload.id)
+        if done is not None:
+            return await Material.get(id=done.material_id)
+        file = MaterialFile(
+            file_name=upload.file_name,
+            size_bytes=upload.size_bytes,
+            sha256=upload.sha256,
+            note=file.note if file else "",
+        )
+    if file is None:
+        raise invalid("give the file: an uploadId, or its name for paper", field="uploadId")
     file = _check_file(file)
     calendar = await _calendar_if_needed(project_id=project.id, material_type_id=material_type.id)
     async with in_transaction():
@@ -95,6 +122,8 @@ async def submit_material(
             sha256=file.sha256,
             note=file.note,
             submitted_by_id=viewer.user_id,
+            upload_id=upload.id if upload else None,
+            object_id=upload.object_id if upload else None,
         )
         open_requests = SupplementRequest.filter(
             material_type_id=material_type.id,
@@ -145,6 +174,7 @@ async def submit_material(
                 "version": material.current_version,
                 "fileName": file.file_name,
                 "sha256": file.sha256,
+                "upload": str(upload.id) if upload else None,
                 "resumedTasks": sorted(t.id for t in answered),
                 "restartedClocks": sorted(restarted),
                 "resumedStages": resumed_stages,

@@ -24,6 +24,7 @@ from approval import auth
 from approval.bus import EventBus
 from approval.errors import DomainError
 from approval.fieldwork import DocumentEditor
+from approval.uploads import UploadRules
 from schema.catalog_cache import CatalogCache
 from schema.context import Context
 from schema.errors import should_mask
@@ -34,6 +35,7 @@ from schema.notifications import NotificationMutation, NotificationQuery
 from schema.oversight import OversightMutation, OversightQuery, OversightSubscription
 from schema.query import Query
 from schema.supervision import SupervisionMutation, SupervisionQuery
+from schema.uploads import UploadMutation
 
 # Each room of the API adds its own root fields here (one module per concept).
 EXTRA_QUERIES: tuple[type, ...] = (
@@ -47,6 +49,7 @@ EXTRA_MUTATIONS: tuple[type, ...] = (
     NotificationMutation,
     SupervisionMutation,
     InspectionMutation,
+    UploadMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (OversightSubscription,)
 
@@ -82,8 +85,10 @@ class OneWindowGraphQL(GraphQL[Context, None]):
         clock: Callable[[], datetime],
         bus: EventBus | None = None,
         documents: DocumentEditor | None = None,
+        upload_rules: UploadRules | None = None,
     ) -> None:
         super().__init__(build_schema(), graphql_ide="graphiql")
+        self.upload_rules = upload_rules or UploadRules.default()
         self.token_ttl = token_ttl
         self.clock = clock
         self.bus = bus
@@ -110,6 +115,9 @@ class OneWindowGraphQL(GraphQL[Context, None]):
             clock=self.clock,
             bus=self.bus,
             documents=self.documents,
+            # The object store is made in the server's lifespan and reaches requests as state.
+            objects=getattr(request.state, "object_store", None),
+            upload_rules=self.upload_rules,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -136,5 +144,12 @@ def graphql_app(
     clock: Callable[[], datetime],
     bus: EventBus | None = None,
     documents: DocumentEditor | None = None,
+    upload_rules: UploadRules | None = None,
 ) -> OneWindowGraphQL:
-    return OneWindowGraphQL(token_ttl=token_ttl, clock=clock, bus=bus, documents=documents)
+    return OneWindowGraphQL(
+        token_ttl=token_ttl,
+        clock=clock,
+        bus=bus,
+        documents=documents,
+        upload_rules=upload_rules,
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,9 +14,11 @@ from approval.access import Viewer
 from approval.bus import EventBus
 from approval.errors import DomainError, ErrorCode
 from approval.fieldwork import DocumentEditor
+from approval.uploads import UploadRules
 from schema.catalog_cache import CatalogSnapshot
 from schema.errors import as_graphql_error
 from schema.loaders import Loaders
+from storage.objects import ObjectStore
 
 NO_TOKEN = DomainError(
     ErrorCode.UNAUTHENTICATED,
@@ -39,6 +41,9 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # Applies GraphQL changes to field documents (the sync server); None where sync is off.
     documents: DocumentEditor | None = None
+    # Photos and material files (made in the server's lifespan); None: no files served.
+    objects: ObjectStore | None = None
+    upload_rules: UploadRules = field(default_factory=UploadRules.default)
 
     def require_viewer(self) -> Viewer:
         """The viewer, or the DomainError that says why there is none (for mutations)."""

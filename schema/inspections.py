@@ -21,6 +21,7 @@ from approval.documents import CHECK_RESULT_LABELS, CONCLUSION_LABELS, inspectio
 from approval.errors import DomainError, ErrorCode
 from schema.context import Info, query_error
 from schema.errors import UserError
+from schema.files import PhotoNode, photos_of
 from schema.mutation import attempt, decode_id
 from schema.types import DepartmentNode, PersonNode, ProjectNode, department_node
 from storage import enums, models
@@ -49,6 +50,10 @@ class CheckResultNode:
     photo_ids: list[str]
     recorded_by: str
     recorded_at: datetime | None
+
+    @strawberry.field(description="证据照片; 尚未上传的显示为待上传")
+    async def photos(self, info: Info) -> list[PhotoNode]:
+        return await photos_of(info, self.photo_ids)
 
     @strawberry.field(description="合格/不合格/不适用/需整改")
     def outcome_label(self) -> str | None:

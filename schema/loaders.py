@@ -10,12 +10,14 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
+from storage.enums import ObjectKind
 from storage.models import (
     AuditEvent,
     Enterprise,
     Material,
     MaterialVersion,
     Stage,
+    StoredObject,
     SupplementRequest,
     Task,
     User,
@@ -56,6 +58,12 @@ async def _current_tasks(keys: Sequence[tuple[int, int]]) -> list[list[Task]]:
     return [groups[k] for k in keys]
 
 
+async def _photos(ids: Sequence[str]) -> list[StoredObject | None]:
+    """Stored photos by photo id (the SHA-256 of the bytes); None: not uploaded yet."""
+    rows = {r.sha256: r for r in await StoredObject.filter(kind=ObjectKind.PHOTO, sha256__in=ids)}
+    return [rows.get(i) for i in ids]
+
+
 @dataclass(frozen=True)
 class Loaders:
     enterprise: DataLoader[int, Enterprise | None]
@@ -66,6 +74,7 @@ class Loaders:
     versions_by_material: DataLoader[int, list[MaterialVersion]]
     supplements_by_task: DataLoader[int, list[SupplementRequest]]
     audit_by_project: DataLoader[int, list[AuditEvent]]
+    photo_by_id: DataLoader[str, StoredObject | None]
 
 
 def build_loaders() -> Loaders:
@@ -93,4 +102,5 @@ def build_loaders() -> Loaders:
             lambda ids: AuditEvent.filter(project_id__in=ids).order_by("id"),
             lambda e: e.project_id or 0,
         ),
+        photo_by_id=DataLoader(load_fn=_photos),
     )

@@ -10,7 +10,7 @@ from typing import TypeVar
 import strawberry
 from strawberry import relay
 
-from approval import auth, materials, projects, stages, tasks
+from approval import auth, materials, projects, stages, tasks, uploads
 from approval.errors import DomainError, invalid
 from schema.context import Info
 from schema.errors import UserError
@@ -88,7 +88,10 @@ class AcceptStageInput:
 class SubmitMaterialInput:
     project_id: relay.GlobalID
     material_type: str = strawberry.field(description="材料类型代码")
-    file_name: str
+    upload_id: strawberry.ID | None = strawberry.field(
+        default=None, description="已确认的上传(电子材料); 与 fileName 二选一"
+    )
+    file_name: str | None = strawberry.field(default=None, description="纸质材料的文件名")
     size_bytes: int | None = None
     sha256: str | None = None
     note: str = ""
@@ -222,12 +225,17 @@ class Mutation:
                 viewer=ctx.require_viewer(),
                 project_id=decode_id(input.project_id, "Project", "projectId"),
                 material_type_code=input.material_type,
-                file=materials.MaterialFile(
+                file=None
+                if input.file_name is None
+                else materials.MaterialFile(
                     file_name=input.file_name,
                     size_bytes=input.size_bytes,
                     sha256=input.sha256,
                     note=input.note,
                 ),
+                upload_id=None
+                if input.upload_id is None
+                else uploads.parse_upload_id(str(input.upload_id)),
                 now=ctx.now(),
             )
             return MaterialNode.from_row(row)

@@ -17,6 +17,7 @@ from approval.access import Viewer, project_scope
 from approval.labels import label
 from approval.projects import CHINA
 from schema.context import Info
+from schema.files import StoredFileNode
 from storage import enums, models
 
 ProjectTypeEnum = strawberry.enum(enums.ProjectType, name="ProjectType")
@@ -241,6 +242,14 @@ class MaterialVersionNode:
     sha256: str | None
     note: str
     submitted_at: datetime
+    object_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="上传的文件(纸质材料为空)")
+    async def file(self, info: Info) -> StoredFileNode | None:
+        if self.object_id is None:
+            return None
+        row = await models.StoredObject.get(id=self.object_id)
+        return StoredFileNode.of(row, self.file_name)
 
 
 @strawberry.type(name="Material", description="项目材料库中的一种材料")
@@ -275,6 +284,7 @@ class MaterialNode(_Row):
                 sha256=v.sha256,
                 note=v.note,
                 submitted_at=v.submitted_at,
+                object_id=v.object_id,
             )
             for v in rows
         ]

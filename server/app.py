@@ -21,6 +21,8 @@ from approval.fieldwork import DocumentEditor
 from schema.app import graphql_app
 from server.fieldsync import FieldSync
 from server.notifier import running_notifier
+from server.object_store import object_store_of, upload_rules_of
+from server.objects_endpoint import object_routes
 from server.pages import page_routes
 from server.scheduler import OnEvents, running_supervisor
 from server.settings import Settings, ensure_database_folder
@@ -35,6 +37,8 @@ from storage.db import close_database, open_database
 from storage.models import SupervisionEvent
 
 log = logging.getLogger("onewindow.server")
+
+OBJECT_STORE_KEY = "object_store"  # requests find the object store at request.state.object_store
 
 Clock = Callable[[], datetime]
 
@@ -86,7 +90,11 @@ def graphql_routes(
     subscriptions fed by ``bus``), served by ``schema.app``; mutations of what the field
     records change field documents through ``documents``."""
     app: ASGIApp = graphql_app(
-        token_ttl=settings.token_ttl, clock=clock, bus=bus, documents=documents
+        token_ttl=settings.token_ttl,
+        clock=clock,
+        bus=bus,
+        documents=documents,
+        upload_rules=upload_rules_of(settings),
     )
     return [Route("/graphql", app), WebSocketRoute("/graphql", app)]
 
@@ -108,6 +116,10 @@ def create_app(
     (``supervisionEvents``); it is made here because the routes need it, and closed with the
     lifespan (every subscription ends).
 
+    Photos and material files go to the object store the settings name (a local folder by
+    default, served by ``/objects/...``; MinIO when ``ONEWINDOW_MINIO_ENDPOINT`` is set), made
+    here in the lifespan and handed to requests as ``request.state.object_store``.
+
     ``/sync/{doc}`` serves the CRDT documents: ``policy_for`` names each document's policy
     (None: unknown document) and ``access_for`` each viewer's rights on it (None: refused).
     By default they are the field documents' (``server.fieldsync``): ``inspection/{id}`` for
@@ -126,6 +138,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         ensure_database_folder(settings.database_url)
+        objects = object_store_of(settings)
+        await objects.ensure_ready()
+        log.info("object store ready: %r", objects)
         await open_database(settings.database_url)
         log.info("database opened")
         try:
@@ -135,7 +150,7 @@ def create_app(
                 running_sync_server(settings, policy_for or field_sync.policy_for) as sync_server,
                 field_sync.editor.attached(sync_server),
             ):
-                yield {STATE_KEY: sync_server}
+                yield {STATE_KEY: sync_server, OBJECT_STORE_KEY: objects}
         finally:
             bus.close()
             await close_database()
@@ -147,6 +162,7 @@ def create_app(
         *graphql_routes(settings, clock or utc_now, bus, field_sync.editor),
         *page_routes(clock=clock or utc_now),
         sync_route(access_for=access_for or field_sync.access_for, clock=clock or utc_now),
+        *object_routes(clock=clock or utc_now),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.bus = bus

@@ -252,6 +252,54 @@ async def run_export_ledger(settings: Settings, out: str, month: str | None) -> 
     say(f"export-ledger: {len(rows)} row(s) written to {target} ({len(data)} bytes)")
 
 
+async def run_orphans(settings: Settings, grace_hours: int, delete: bool) -> None:
+    """Objects never confirmed or no longer referenced, older than the grace period."""
+    from datetime import timedelta
+
+    from approval.orphans import (
+        expired_tickets,
+        find_orphans,
+        remove_expired_tickets,
+        remove_orphans,
+    )
+    from server.object_store import object_store_of
+    from storage.objects import ObjectStoreError
+
+    if grace_hours < 1:
+        raise CliError(f"--grace-hours {grace_hours} is too short", "give 1 hour or more")
+    grace = timedelta(hours=grace_hours)
+    store = object_store_of(settings)
+    say(f"orphans: store {store!r}, grace {grace_hours} h, {'delete' if delete else 'dry run'}")
+    async with connected(settings):
+        try:
+            await store.ensure_ready()
+            orphans = await find_orphans(
+                store=store,
+                now=now(),
+                grace=grace,
+                progress=lambda scanned, found: say(f"  scanned {scanned}, orphans {found}"),
+            )
+            for orphan in orphans:
+                say(f"  {orphan.key}  {orphan.size} bytes  ({orphan.reason})")
+            tickets = await expired_tickets(now=now(), grace=grace)
+            total = sum(o.size for o in orphans)
+            if not delete:
+                say(
+                    f"orphans: {len(orphans)} object(s), {total} bytes, and {tickets} expired "
+                    "ticket(s) would be removed; run again with --delete to remove them"
+                )
+                return
+            removed = await remove_orphans(
+                store=store,
+                orphans=orphans,
+                progress=lambda done, count: say(f"  removed {done}/{count}"),
+            )
+            dropped = await remove_expired_tickets(now=now(), grace=grace)
+        except ObjectStoreError as error:
+            raise CliError(str(error)) from None
+    say(f"orphans: removed {removed} object(s) and {dropped} expired ticket(s)")
+
+
 def run_serve(settings: Settings) -> None:
     import uvicorn
 
@@ -275,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="onewindow",
         description="OneWindow (一窗通办) backend. Settings come from the environment: "
-        "ONEWINDOW_DATABASE_URL, HOST, PORT, ONEWINDOW_TOKEN_TTL_HOURS, ONEWINDOW_LOG_LEVEL.",
+        "ONEWINDOW_DATABASE_URL, HOST, PORT, ONEWINDOW_TOKEN_TTL_HOURS, ONEWINDOW_LOG_LEVEL, "
+        "ONEWINDOW_OBJECT_DIR or ONEWINDOW_MINIO_* (see README).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("migrate", help="apply the database migrations not yet applied")
@@ -304,6 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("out", metavar="OUT.xlsx")
     ledger.add_argument("--month", metavar="YYYY-MM", help="only stages active in that month")
+    orphans = commands.add_parser(
+        "orphans",
+        help="list (or --delete) stored files never confirmed or no longer referenced",
+    )
+    orphans.add_argument(
+        "--grace-hours", type=int, default=24, help="only objects older than this (default 24)"
+    )
+    orphans.add_argument("--delete", action="store_true", help="remove them (default: dry run)")
     return parser
 
 
@@ -318,6 +375,7 @@ def _command(
         "create-user": lambda: run_create_user(settings, args),
         "setup": lambda: run_setup(settings),
         "export-ledger": lambda: run_export_ledger(settings, args.out, args.month),
+        "orphans": lambda: run_orphans(settings, args.grace_hours, args.delete),
     }
     return handlers[args.command]
 

@@ -79,6 +79,36 @@ def _gateway_url(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _endpoint(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_MINIO_ENDPOINT"
+    raw = env.get(name, "").strip()
+    if raw and ("://" in raw or "/" in raw or any(c.isspace() for c in raw)):
+        raise SettingsError(
+            name, raw, "host:port of the MinIO server without a scheme, e.g. 127.0.0.1:9000"
+        )
+    return raw
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(name, raw, "1 or 0 (true or false)")
+
+
+def _bucket(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_MINIO_BUCKET"
+    raw = env.get(name, "").strip() or "onewindow"
+    valid = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+    if not 3 <= len(raw) <= 63 or not set(raw) <= valid or not raw[0].isalnum():
+        raise SettingsError(name, raw, "3-63 lowercase letters, digits, '.' or '-', e.g. onewindow")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -95,13 +125,25 @@ class Settings:
     sync_max_update_bytes: int = 1 << 20  # one CRDT update from a client, at most
     sync_idle_seconds: int = 60  # a document without connections unloads after this
     sync_materialise_ms: int = 300  # rows follow the document this long after the last edit
+    # Photos and material files: a local folder unless a MinIO endpoint is given.
+    object_dir: Path = Path("var/objects")
+    minio_endpoint: str = ""
+    minio_access_key: str = field(default="", repr=False)
+    minio_secret_key: str = field(default="", repr=False)
+    minio_bucket: str = "onewindow"
+    minio_region: str = "us-east-1"
+    minio_secure: bool = False
+    upload_ticket_seconds: int = 900  # how long a ticket (presigned PUT) stays valid
+    download_url_seconds: int = 300  # how long a presigned GET made at query time stays valid
+    photo_max_mb: int = 25
+    material_max_mb: int = 200
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``env`` (the process environment when None); SettingsError if bad."""
         env = os.environ if env is None else env
         hours = _int_in_range(env, "ONEWINDOW_TOKEN_TTL_HOURS", 12, 1, MAX_TOKEN_TTL_HOURS)
-        return cls(
+        settings = cls(
             database_url=_database_url(env),
             host=_host(env),
             port=_int_in_range(env, "PORT", 8000, 1, 65535),
@@ -118,7 +160,32 @@ class Settings:
             ),
             sync_idle_seconds=_int_in_range(env, "ONEWINDOW_SYNC_IDLE_SECONDS", 60, 1, 86400),
             sync_materialise_ms=_int_in_range(env, "ONEWINDOW_SYNC_MATERIALISE_MS", 300, 0, 10_000),
+            object_dir=Path(env.get("ONEWINDOW_OBJECT_DIR", "").strip() or "var/objects"),
+            minio_endpoint=_endpoint(env),
+            minio_access_key=env.get("ONEWINDOW_MINIO_ACCESS_KEY", "").strip(),
+            minio_secret_key=env.get("ONEWINDOW_MINIO_SECRET_KEY", "").strip(),
+            minio_bucket=_bucket(env),
+            minio_region=env.get("ONEWINDOW_MINIO_REGION", "").strip() or "us-east-1",
+            minio_secure=_flag(env, "ONEWINDOW_MINIO_SECURE", False),
+            upload_ticket_seconds=_int_in_range(
+                env, "ONEWINDOW_UPLOAD_TICKET_SECONDS", 900, 30, 7 * 86400
+            ),
+            download_url_seconds=_int_in_range(
+                env, "ONEWINDOW_DOWNLOAD_URL_SECONDS", 300, 10, 7 * 86400
+            ),
+            photo_max_mb=_int_in_range(env, "ONEWINDOW_PHOTO_MAX_MB", 25, 1, 1024),
+            material_max_mb=_int_in_range(env, "ONEWINDOW_MATERIAL_MAX_MB", 200, 1, 5120),
         )
+        if settings.minio_endpoint and not (
+            settings.minio_access_key and settings.minio_secret_key
+        ):
+            raise SettingsError(
+                "ONEWINDOW_MINIO_ACCESS_KEY",
+                settings.minio_access_key,
+                "the access key and ONEWINDOW_MINIO_SECRET_KEY of the MinIO server named by "
+                "ONEWINDOW_MINIO_ENDPOINT (both set)",
+            )
+        return settings
 
 
 def sqlite_path(database_url: str) -> Path | None:

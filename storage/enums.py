@@ -111,3 +111,13 @@ class NotificationStatus(StrEnum):
 class MeetingStatus(StrEnum):
     SCHEDULED = "scheduled"
     HELD = "held"
+
+
+class ObjectKind(StrEnum):
+    PHOTO = "photo"  # 现场照片: evidence for a check
+    MATERIAL = "material"  # 申报材料文件
+
+
+class UploadStatus(StrEnum):
+    PENDING = "pending"  # a ticket was given; the bytes are not confirmed yet
+    CONFIRMED = "confirmed"  # checked and kept as a stored object

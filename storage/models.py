@@ -22,12 +22,14 @@ from storage.enums import (
     MaterialStatus,
     MeetingStatus,
     NotificationStatus,
+    ObjectKind,
     ProjectStatus,
     ProjectType,
     RegionKind,
     Role,
     StageStatus,
     TaskStatus,
+    UploadStatus,
     WarningLevel,
 )
 
@@ -404,6 +406,18 @@ class MaterialVersion(Model):
     )
     submitted_by_id: int | None
     submitted_at = fields.DatetimeField(auto_now_add=True)
+    # The confirmed upload that delivered this version's file: one version, one object.
+    upload: fields.OneToOneNullableRelation[Upload] = fields.OneToOneField(
+        "models.Upload", related_name="material_version", null=True, on_delete=fields.RESTRICT
+    )
+    upload_id: str | None
+    object: fields.ForeignKeyNullableRelation[StoredObject] = fields.ForeignKeyField(
+        "models.StoredObject",
+        related_name="material_versions",
+        null=True,
+        on_delete=fields.RESTRICT,
+    )
+    object_id: int | None
 
     class Meta:
         table = "material_version"
@@ -753,3 +767,77 @@ class DocumentSnapshot(Model):
 
     class Meta:
         table = "document_snapshot"
+
+
+class StoredObject(Model):
+    """The bytes of one file in object storage, kept once: the key follows from kind and hash.
+
+    Rows exist only for confirmed bytes (size, type sniffed from the bytes and hash checked).
+    A photo also keeps what its EXIF says and the key of its thumbnail.
+    """
+
+    id = fields.IntField(primary_key=True)
+    kind = fields.CharEnumField(ObjectKind, max_length=16)
+    sha256 = fields.CharField(max_length=64)
+    key = fields.CharField(max_length=255, unique=True)
+    size_bytes = fields.BigIntField()
+    content_type = fields.CharField(max_length=128)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    taken_at = fields.DatetimeField(null=True)
+    latitude = fields.FloatField(null=True)
+    longitude = fields.FloatField(null=True)
+    width = fields.IntField(null=True)
+    height = fields.IntField(null=True)
+    thumbnail_key = fields.CharField(max_length=255, default="")
+
+    class Meta:
+        table = "stored_object"
+        unique_together = (("kind", "sha256"),)
+
+
+class Upload(Model):
+    """One request to deliver a file: who asked, for what, the ticket's staging key and expiry.
+
+    The target is a check of an inspection (photos) or a material type of a project
+    (materials). Confirming checks the staged bytes and links the stored object.
+    """
+
+    id = fields.UUIDField(primary_key=True)
+    kind = fields.CharEnumField(ObjectKind, max_length=16)
+    status = fields.CharEnumField(UploadStatus, max_length=16, default=UploadStatus.PENDING)
+    sha256 = fields.CharField(max_length=64)
+    size_bytes = fields.BigIntField()
+    declared_type = fields.CharField(max_length=128)
+    file_name = fields.CharField(max_length=255)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="uploads", on_delete=fields.CASCADE
+    )
+    project_id: int
+    inspection: fields.ForeignKeyNullableRelation[Inspection] = fields.ForeignKeyField(
+        "models.Inspection", related_name="uploads", null=True, on_delete=fields.CASCADE
+    )
+    inspection_id: int | None
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="uploads", null=True, on_delete=fields.RESTRICT
+    )
+    department_id: int | None
+    check_code = fields.CharField(max_length=64, default="")
+    material_type: fields.ForeignKeyNullableRelation[MaterialType] = fields.ForeignKeyField(
+        "models.MaterialType", related_name="uploads", null=True, on_delete=fields.RESTRICT
+    )
+    material_type_id: int | None
+    requested_by: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="uploads", on_delete=fields.RESTRICT
+    )
+    requested_by_id: int
+    staging_key = fields.CharField(max_length=255)
+    object: fields.ForeignKeyNullableRelation[StoredObject] = fields.ForeignKeyField(
+        "models.StoredObject", related_name="uploads", null=True, on_delete=fields.RESTRICT
+    )
+    object_id: int | None
+    requested_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    confirmed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "upload"

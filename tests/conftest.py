@@ -28,6 +28,8 @@ from storage import models
 from storage.db import close_database, migrate, open_database
 from storage.enums import Role
 
+pytest_plugins = ["tests.object_support"]
+
 # Catalog and calendar tables, children before parents (the order rows must be deleted in).
 CATALOG_MODELS = (
     models.ItemMaterial,
@@ -119,6 +121,8 @@ WORK_MODELS = (
     models.AuditEvent,
     models.SupplementRequest,
     models.MaterialVersion,
+    models.Upload,
+    models.StoredObject,
     models.Material,
     models.Task,
     models.Stage,

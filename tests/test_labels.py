@@ -13,6 +13,8 @@ SHOWN = (
     enums.RegionKind,
     enums.DepartmentLevel,
     enums.Role,
+    enums.ObjectKind,
+    enums.UploadStatus,
 )
 
 

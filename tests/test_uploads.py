@@ -1,0 +1,358 @@
+"""Photos and material files through the ticket flow, on the local store and on an S3 server
+(moto over real HTTP): content-addressed, checked at confirmation, idempotent, and refused
+with a clear reason that leaves everything stored as it was."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from approval.auth import create_user, issue_token
+from approval.inspections import assign_inspectors, schedule_site_check
+from approval.uploads import MB, UploadRules, object_key
+from storage.enums import ObjectKind, Role
+from storage.local_store import LocalObjectStore
+from storage.models import CheckResult, MaterialVersion, StoredObject, Upload
+from storage.objects import ObjectStore
+from tests.fieldwork_support import clerk
+from tests.helpers import create_project, db_id
+from tests.object_support import fresh_bucket, make_minio_store
+from tests.photo_support import make_jpeg
+from tests.upload_support import Files, files_client
+
+TAKEN = datetime(2026, 3, 2, 10, 30, tzinfo=UTC)
+PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
+PROGRAM = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 200
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    if request.param == "local":
+        return LocalObjectStore(tmp_path / "objects", secret=b"k" * 32)
+    endpoint: str = request.getfixturevalue("moto_s3")
+    return make_minio_store(endpoint, fresh_bucket())
+
+
+@pytest.fixture
+async def site(gql: Any, clock: Any) -> dict[str, Any]:
+    """A project with a site check by 住建局 (zjj), the test user ``inspector`` assigned."""
+    project = await create_project(gql)
+    inspection = await schedule_site_check(
+        viewer=await clerk(),
+        project_id=db_id(project["id"]),
+        department_codes=["zjj"],
+        now=clock(),
+    )
+    await assign_inspectors(
+        viewer=await clerk(), inspection_id=inspection.id, usernames=["inspector"], now=clock()
+    )
+    check = await CheckResult.filter(inspection_id=inspection.id).order_by("id").first()
+    assert check is not None
+    global_id = f"Inspection:{inspection.id}"
+    return {
+        "project": project,
+        "inspection_id": inspection.id,
+        "check_code": check.check_code,
+        "target": {
+            "check": {
+                "inspectionId": base64.b64encode(global_id.encode()).decode(),
+                "department": "zjj",
+                "checkCode": check.check_code,
+            }
+        },
+    }
+
+
+@pytest.fixture
+async def files(gql: Any, clock: Any, store: ObjectStore) -> AsyncIterator[Files]:
+    async with files_client(store, clock, gql.tokens) as client:
+        yield client
+
+
+def photo(seed: int = 0) -> bytes:
+    return make_jpeg(
+        width=320 + seed,
+        height=240,
+        taken_at=TAKEN,
+        offset="+00:00",
+        gps=(37.4355, 116.3575),
+        noise=True,
+    )
+
+
+async def stored_bytes(store: ObjectStore, key: str) -> bytes:
+    return b"".join([chunk async for chunk in store.read(key)])
+
+
+async def test_a_photo_goes_straight_to_the_store_and_comes_back_with_its_evidence(
+    files: Files, site: dict[str, Any]
+) -> None:
+    data = photo()
+    upload = await files.deliver(data, as_="inspector", target=site["target"])
+    sha = hashlib.sha256(data).hexdigest()
+    assert upload["status"] == "CONFIRMED"
+    shot = upload["photo"]
+    assert shot["id"] == sha and shot["status"] == "READY"
+    assert datetime.fromisoformat(shot["takenAt"]) == TAKEN
+    assert shot["latitude"] == pytest.approx(37.4355, abs=1e-4)
+    assert shot["longitude"] == pytest.approx(116.3575, abs=1e-4)
+    assert (shot["width"], shot["height"]) == (320, 240)
+    original = await files.fetch(shot["url"])
+    assert original.status_code == 200 and original.content == data
+    thumb = await files.fetch(shot["thumbnailUrl"])
+    assert thumb.status_code == 200
+    small = Image.open(io.BytesIO(thumb.content))
+    assert small.format == "JPEG" and max(small.size) <= 320
+    # Content-addressed: the key follows from the hash; nothing is left in staging.
+    assert await stored_bytes(files.store, object_key(ObjectKind.PHOTO, sha)) == data
+    assert [i.key async for i in files.store.list("incoming/")] == []
+
+
+async def test_the_same_bytes_again_are_ready_at_once_and_stored_once(
+    files: Files, site: dict[str, Any]
+) -> None:
+    data = photo(1)
+    first = await files.deliver(data, as_="inspector", target=site["target"])
+    again = await files.request(data, as_="inspector", target=site["target"])
+    assert again["errors"] == [] and again["ticket"] is None
+    assert again["upload"]["status"] == "CONFIRMED" and again["upload"]["id"] != first["id"]
+    # Confirming twice, or after a retried PUT, answers the same.
+    repeat = await files.confirm(first["id"], as_="inspector")
+    assert repeat["errors"] == [] and repeat["upload"]["status"] == "CONFIRMED"
+    assert await StoredObject.filter(sha256=hashlib.sha256(data).hexdigest()).count() == 1
+    assert len([i async for i in files.store.list("photos/")]) == 1
+
+
+async def test_a_late_put_to_an_old_ticket_cannot_change_a_stored_photo(
+    files: Files, site: dict[str, Any]
+) -> None:
+    data = photo(2)
+    asked = await files.request(data, as_="inspector", target=site["target"])
+    assert (await files.put(asked["ticket"], data)).status_code == 200
+    assert (await files.confirm(asked["upload"]["id"], as_="inspector"))["errors"] == []
+    # The ticket wrote a staging key of its own upload, never the content-addressed key.
+    await files.put(asked["ticket"], PROGRAM + b"\x00" * (len(data) - len(PROGRAM)))
+    sha = hashlib.sha256(data).hexdigest()
+    assert await stored_bytes(files.store, object_key(ObjectKind.PHOTO, sha)) == data
+    repeat = await files.confirm(asked["upload"]["id"], as_="inspector")
+    assert repeat["upload"]["photo"]["status"] == "READY"
+
+
+async def refused(
+    files: Files, site: dict[str, Any], data: bytes, *, put: bytes | None, **facts: Any
+) -> dict[str, Any]:
+    """Ask for a ticket with ``facts``, PUT ``put`` (if any) and confirm: the first errors."""
+    asked = await files.request(data, as_="inspector", target=site["target"], **facts)
+    if asked["errors"]:
+        return asked["errors"][0]  # type: ignore[no-any-return]
+    if put is not None:
+        await files.put(asked["ticket"], put)
+    confirmed = await files.confirm(asked["upload"]["id"], as_="inspector")
+    assert confirmed["upload"] is None
+    return confirmed["errors"][0]  # type: ignore[no-any-return]
+
+
+async def test_bad_uploads_are_refused_with_a_reason_and_nothing_stored_changes(
+    files: Files, site: dict[str, Any]
+) -> None:
+    kept = photo(3)
+    await files.deliver(kept, as_="inspector", target=site["target"])
+    before = await StoredObject.all().values_list("key", "sha256", "size_bytes")
+    data = photo(4)
+
+    error = await refused(files, site, data, put=data[:-100])
+    assert error["code"] == "SIZE_MISMATCH" and str(len(data) - 100) in error["message"]
+
+    other = photo(5)
+    error = await refused(files, site, data, put=None, sha256=hashlib.sha256(other).hexdigest())
+    assert error["code"] == "UPLOAD_NOT_RECEIVED" and "PUT the file" in error["message"]
+
+    error = await refused(
+        files, site, other + b"!", put=None, sha256=hashlib.sha256(other).hexdigest()
+    )
+    assert error["code"] == "UPLOAD_NOT_RECEIVED"
+
+    wrong = bytearray(data)
+    wrong[-10] ^= 0xFF  # same size, other bytes
+    error = await refused(files, site, data, put=bytes(wrong))
+    assert error["code"] == "HASH_MISMATCH" and hashlib.sha256(data).hexdigest() in error["message"]
+
+    error = await refused(files, site, PROGRAM, put=PROGRAM, fileName="photo.jpg")
+    assert error["code"] == "TYPE_NOT_ALLOWED" and "program" in error["message"].lower()
+
+    error = await refused(files, site, data, put=None, fileName="../../etc/passwd.jpg")
+    assert error["code"] == "INVALID_INPUT" and error["field"] == "fileName"
+
+    error = await refused(files, site, data, put=None, fileName="..\\boot.ini")
+    assert error["code"] == "INVALID_INPUT" and error["field"] == "fileName"
+
+    error = await refused(files, site, data, put=None, sizeBytes=26 * MB)
+    assert error["code"] == "TOO_LARGE" and "25 MB" in error["message"]
+
+    error = await refused(files, site, data, put=None, contentType="application/x-msdownload")
+    assert error["code"] == "TYPE_NOT_ALLOWED" and error["field"] == "contentType"
+
+    error = await refused(files, site, data, put=None, sha256="abc")
+    assert error["code"] == "INVALID_INPUT" and error["field"] == "sha256"
+
+    assert await StoredObject.all().values_list("key", "sha256", "size_bytes") == before
+    assert [i.key async for i in files.store.list("incoming/")] == []
+    kept_key = object_key(ObjectKind.PHOTO, hashlib.sha256(kept).hexdigest())
+    assert await stored_bytes(files.store, kept_key) == kept
+
+
+async def test_an_expired_ticket_is_refused_and_its_bytes_dropped(
+    files: Files, site: dict[str, Any], clock: Any
+) -> None:
+    data = photo(6)
+    asked = await files.request(data, as_="inspector", target=site["target"])
+    assert (await files.put(asked["ticket"], data)).status_code == 200
+    clock.now += timedelta(minutes=16)  # tickets last 15 minutes
+    confirmed = await files.confirm(asked["upload"]["id"], as_="inspector")
+    error = confirmed["errors"][0]
+    assert error["code"] == "UPLOAD_EXPIRED" and "requestUpload" in error["message"]
+    assert not await StoredObject.exists()
+    assert [i.key async for i in files.store.list("incoming/")] == []
+    # A new ticket works.
+    assert (await files.deliver(data, as_="inspector", target=site["target"]))["photo"]
+
+
+async def test_only_the_assigned_inspector_of_the_department_delivers_a_photo(
+    files: Files, site: dict[str, Any]
+) -> None:
+    data = photo(7)
+    stranger = await files.request(data, as_="agent", target=site["target"])
+    assert stranger["errors"][0]["code"] == "FORBIDDEN"
+    wrong = {"check": {**site["target"]["check"], "department": "zrzy"}}
+    other = await files.request(data, as_="inspector", target=wrong)
+    assert other["errors"][0]["code"] == "WRONG_DEPARTMENT"
+    unknown = {"check": {**site["target"]["check"], "checkCode": "no-such-check"}}
+    missing = await files.request(data, as_="inspector", target=unknown)
+    assert missing["errors"][0]["field"] == "checkCode"
+    # Someone else's upload id is not theirs to confirm.
+    asked = await files.request(data, as_="inspector", target=site["target"])
+    theirs = await files.confirm(asked["upload"]["id"], as_="clerk")
+    assert theirs["errors"][0]["code"] == "NOT_FOUND"
+    assert not await StoredObject.exists()
+
+
+CHECK_PHOTOS = """
+query($id: ID!) {
+  inspection(id: $id) {
+    departments { checks { code photos { id status statusLabel url thumbnailUrl } } }
+  }
+}"""
+
+
+async def test_a_check_shows_pending_photos_until_their_bytes_arrive(
+    files: Files, site: dict[str, Any]
+) -> None:
+    data = photo(8)
+    sha = hashlib.sha256(data).hexdigest()
+    await CheckResult.filter(
+        inspection_id=site["inspection_id"], check_code=site["check_code"]
+    ).update(photo_ids=[sha])  # as materialisation leaves it when the tablet synced first
+    variables = {"id": site["target"]["check"]["inspectionId"]}
+
+    async def shown() -> dict[str, Any]:
+        data_ = await files.gql(CHECK_PHOTOS, variables, as_="supervisor")
+        checks = data_["inspection"]["departments"][0]["checks"]
+        return next(c for c in checks if c["code"] == site["check_code"])["photos"][0]
+
+    pending = await shown()
+    assert pending == {
+        "id": sha,
+        "status": "PENDING",
+        "statusLabel": "待上传",
+        "url": None,
+        "thumbnailUrl": None,
+    }
+    await files.deliver(data, as_="inspector", target=site["target"])
+    ready = await shown()
+    assert ready["status"] == "READY"
+    assert (await files.fetch(ready["url"])).content == data
+
+
+MATERIAL_TARGET_TYPE = "business-license"
+
+
+async def material_target(project: dict[str, Any], code: str) -> dict[str, Any]:
+    return {"material": {"projectId": project["id"], "materialType": code}}
+
+
+SUBMIT = """
+mutation($input: SubmitMaterialInput!) {
+  submitMaterial(input: $input) {
+    material { id version versions { version fileName sha256 file { contentType url } } }
+    errors { code message field }
+  }
+}"""
+
+
+async def test_a_material_file_is_one_version_and_one_object(
+    files: Files, site: dict[str, Any]
+) -> None:
+    from storage.models import MaterialType
+
+    code = (await MaterialType.all().order_by("id").first()).code  # type: ignore[union-attr]
+    target = await material_target(site["project"], code)
+    upload = await files.deliver(PDF, as_="clerk", target=target)
+    assert upload["file"]["contentType"] == "application/pdf"
+    variables = {
+        "input": {
+            "projectId": site["project"]["id"],
+            "materialType": code,
+            "uploadId": upload["id"],
+        }
+    }
+    first = (await files.gql(SUBMIT, variables, as_="clerk"))["submitMaterial"]
+    assert first["errors"] == []
+    again = (await files.gql(SUBMIT, variables, as_="clerk"))["submitMaterial"]
+    assert again["errors"] == [] and again["material"]["version"] == first["material"]["version"]
+    versions = again["material"]["versions"]
+    assert len(versions) == 1 and versions[0]["fileName"] == "许可证.pdf"
+    assert (await files.fetch(versions[0]["file"]["url"])).content == PDF
+    assert await MaterialVersion.filter(upload_id=upload["id"]).count() == 1
+    # A program is not a material either, and an unconfirmed upload makes no version.
+    asked = await files.request(PROGRAM, as_="clerk", target=target)
+    await files.put(asked["ticket"], PROGRAM)
+    variables["input"]["uploadId"] = asked["upload"]["id"]
+    early = (await files.gql(SUBMIT, variables, as_="clerk"))["submitMaterial"]
+    assert early["errors"][0]["code"] == "UPLOAD_NOT_RECEIVED"
+    error = (await files.confirm(asked["upload"]["id"], as_="clerk"))["errors"][0]
+    assert error["code"] == "TYPE_NOT_ALLOWED"
+    assert await MaterialVersion.all().count() == 1
+
+
+async def test_a_material_upload_for_a_project_the_user_cannot_see_is_refused(
+    files: Files, site: dict[str, Any], clock: Any
+) -> None:
+    from storage.models import MaterialType
+
+    code = (await MaterialType.all().order_by("id").first()).code  # type: ignore[union-attr]
+    target = await material_target(site["project"], code)
+    other = await create_user(
+        username="agent2", password="pw-agent2", display_name="代办员二", role=Role.AGENT
+    )
+    files.tokens["agent2"], _ = await issue_token(user=other, now=clock(), ttl=timedelta(days=1))
+    answer = await files.request(PDF, as_="agent2", target=target)  # not this project's agent
+    assert answer["errors"][0]["code"] == "NOT_FOUND"
+    assert answer["upload"] is None and not await Upload.exists()
+
+
+async def test_large_limits_come_from_the_rules(
+    gql: Any, clock: Any, store: ObjectStore, site: dict[str, Any]
+) -> None:
+    rules = UploadRules(max_bytes={ObjectKind.PHOTO: 1000, ObjectKind.MATERIAL: 2000})
+    async with files_client(store, clock, gql.tokens, rules) as client:
+        answer = await client.request(photo(9), as_="inspector", target=site["target"])
+    assert answer["errors"][0]["code"] == "TOO_LARGE"
+    assert "at most 1000 bytes" in answer["errors"][0]["message"]
