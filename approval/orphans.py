@@ -93,8 +93,6 @@ async def find_orphans(
                 thumbnails_needed.add(row.thumbnail_key)
         elif info.key.startswith("thumbnails/"):
             thumbnails.append(info)
-    if progress is not None:
-        progress(scanned, len(orphans))
     # A thumbnail goes with its photo: kept when the photo is, taken when it is not.
     recorded = set(
         await StoredObject.filter(thumbnail_key__in=[t.key for t in thumbnails]).values_list(
@@ -112,6 +110,8 @@ async def find_orphans(
             orphans.append(Orphan(info.key, info.size, "thumbnail of no stored photo"))
         elif info.key in leaving_thumbs:
             orphans.append(Orphan(info.key, info.size, "thumbnail of an unreferenced photo"))
+    if progress is not None:
+        progress(scanned, len(orphans))
     return orphans
 
 

@@ -24,6 +24,7 @@ def object_store_of(settings: Settings) -> ObjectStore:
             bucket=settings.minio_bucket,
             region=settings.minio_region,
             secure=settings.minio_secure,
+            public_url=settings.minio_public_url,
         )
     settings.object_dir.mkdir(parents=True, exist_ok=True)
     secret = load_or_create_secret(settings.object_dir / SECRET_FILE)

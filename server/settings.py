@@ -89,6 +89,20 @@ def _endpoint(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _public_url(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_MINIO_PUBLIC_URL"
+    raw = env.get(name, "").strip().rstrip("/")
+    if raw and (
+        not raw.startswith(("http://", "https://"))
+        or "/" in raw.split("://", 1)[1]
+        or any(c.isspace() for c in raw)
+    ):
+        raise SettingsError(
+            name, raw, "http(s)://host[:port] without a path, e.g. https://files.example.cn"
+        )
+    return raw
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -133,6 +147,7 @@ class Settings:
     minio_bucket: str = "onewindow"
     minio_region: str = "us-east-1"
     minio_secure: bool = False
+    minio_public_url: str = ""  # where tablets and browsers reach MinIO, when not the endpoint
     upload_ticket_seconds: int = 900  # how long a ticket (presigned PUT) stays valid
     download_url_seconds: int = 300  # how long a presigned GET made at query time stays valid
     photo_max_mb: int = 25
@@ -167,6 +182,7 @@ class Settings:
             minio_bucket=_bucket(env),
             minio_region=env.get("ONEWINDOW_MINIO_REGION", "").strip() or "us-east-1",
             minio_secure=_flag(env, "ONEWINDOW_MINIO_SECURE", False),
+            minio_public_url=_public_url(env),
             upload_ticket_seconds=_int_in_range(
                 env, "ONEWINDOW_UPLOAD_TICKET_SECONDS", 900, 30, 7 * 86400
             ),

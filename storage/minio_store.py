@@ -23,6 +23,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 import certifi
@@ -68,13 +69,16 @@ class MinioObjectStore:
 
     kind = "minio"
 
-    def __init__(self, client: Minio, bucket: str) -> None:
+    def __init__(self, client: Minio, bucket: str, *, presign_client: Minio | None = None) -> None:
         if not _BUCKET.fullmatch(bucket) or ".." in bucket:
             raise ValueError(
                 f"invalid bucket name {bucket!r}: use 3-63 characters of a-z, 0-9, '.', '-', "
                 "starting and ending with a letter or digit (check ONEWINDOW_MINIO_BUCKET)"
             )
         self._client = client
+        # URLs for tablets and browsers are signed for the address they reach MinIO at, which
+        # may differ from the server's own (a proxy, a container network).
+        self._presigner = presign_client or client
         self._bucket = bucket
         base_url = getattr(client, "_base_url", None)  # the SDK keeps the endpoint here only
         self._endpoint = str(getattr(base_url, "host", "") or "the MinIO endpoint")
@@ -284,7 +288,7 @@ class MinioObjectStore:
         expires_at = expiry_time(now, expires)
         url = await self._run(
             f"presign an upload of {key}",
-            self._client.get_presigned_url,
+            self._presigner.get_presigned_url,
             "PUT",
             self._bucket,
             key,
@@ -303,7 +307,7 @@ class MinioObjectStore:
         expiry_time(now, expires)
         return await self._run(
             f"presign a download of {key}",
-            self._client.presigned_get_object,
+            self._presigner.presigned_get_object,
             self._bucket,
             key,
             expires=expires,
@@ -326,9 +330,19 @@ def _utc_time(item: Any) -> datetime:
 
 
 def open_minio_store(
-    *, endpoint: str, access_key: str, secret_key: str, bucket: str, region: str, secure: bool
+    *,
+    endpoint: str,
+    access_key: str,
+    secret_key: str,
+    bucket: str,
+    region: str,
+    secure: bool,
+    public_url: str = "",
 ) -> MinioObjectStore:
     """A store on ``bucket`` at ``endpoint`` (``host:port``, no scheme).
+
+    ``public_url`` (``https://files.example.cn``) is where clients reach MinIO when that is not
+    ``endpoint``: presigned URLs are signed for it (presigning makes no network call).
 
     ``region`` is required so that presigning makes no network call. The HTTP pool retries a
     refused connection twice and a failed request three times (the SDK's default retries five
@@ -356,4 +370,19 @@ def open_minio_store(
         region=region,
         http_client=http,
     )
-    return MinioObjectStore(client, bucket)
+    presigner = None
+    if public_url:
+        public = urlsplit(public_url)
+        if public.scheme not in ("http", "https") or not public.netloc or public.path.strip("/"):
+            raise ValueError(
+                f"public MinIO URL {public_url!r} must be http(s)://host[:port] without a path "
+                "(check ONEWINDOW_MINIO_PUBLIC_URL)"
+            )
+        presigner = Minio(
+            public.netloc,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=public.scheme == "https",
+            region=region,
+        )
+    return MinioObjectStore(client, bucket, presign_client=presigner)

@@ -232,3 +232,43 @@ def test_unreachable_database_and_bad_settings_are_one_line(tmp_path: Path) -> N
     assert "cannot reach the database" in assert_clean_failure(down)
     bad_port = onewindow("migrate", database_url="sqlite://:memory:", cwd=tmp_path, PORT="x")
     assert "PORT" in assert_clean_failure(bad_port)
+
+
+def test_orphans_lists_by_default_and_removes_only_with_delete(
+    set_up: tuple[str, Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    url, _, _ = set_up
+    objects = tmp_path / "objects"
+    stray = objects / "photos" / "ab" / ("ab" + "0" * 62)
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"never confirmed")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stray, (two_days_ago, two_days_ago))
+    young = objects / "incoming" / str(uuid.uuid4())
+    young.parent.mkdir(parents=True)
+    young.write_bytes(b"on its way")
+    env = {"ONEWINDOW_OBJECT_DIR": str(objects)}
+
+    dry = onewindow("orphans", database_url=url, cwd=tmp_path, **env)
+    assert dry.returncode == 0, dry.stderr
+    assert "photos/ab/ab000" in dry.stdout and "never confirmed" in dry.stdout
+    assert "1 object(s), 15 bytes" in dry.stdout and "--delete" in dry.stdout
+    assert "scanned 2" in dry.stdout  # progress
+    assert stray.exists() and young.exists()
+
+    removed = onewindow("orphans", "--delete", database_url=url, cwd=tmp_path, **env)
+    assert removed.returncode == 0, removed.stderr
+    assert "removed 1 object(s)" in removed.stdout
+    assert not stray.exists() and young.exists()
+
+    bad = onewindow("orphans", "--grace-hours", "0", database_url=url, cwd=tmp_path, **env)
+    assert "--grace-hours 0 is too short" in assert_clean_failure(bad)
+    unreachable = onewindow(
+        "orphans",
+        database_url=url,
+        cwd=tmp_path,
+        ONEWINDOW_MINIO_ENDPOINT="127.0.0.1:1",
+        ONEWINDOW_MINIO_ACCESS_KEY="k",
+        ONEWINDOW_MINIO_SECRET_KEY="s",
+    )
+    assert "127.0.0.1:1" in assert_clean_failure(unreachable)

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.objects_endpoint import object_routes
 from storage.local_store import LocalObjectStore, load_or_create_secret
-from storage.minio_store import MinioObjectStore
+from storage.minio_store import MinioObjectStore, open_minio_store
 from storage.objects import (
     ObjectStore,
     ObjectStoreError,
@@ -492,3 +492,34 @@ def test_the_secret_is_created_once_and_kept(tmp_path: Path) -> None:
     path.write_bytes(b"short")
     with pytest.raises(ValueError, match="delete it"):
         load_or_create_secret(path)
+
+
+async def test_presigned_urls_use_the_public_address_when_one_is_given() -> None:
+    store = open_minio_store(
+        endpoint="minio:9000",
+        access_key="key",
+        secret_key="secret-key",
+        bucket="onewindow",
+        region="us-east-1",
+        secure=False,
+        public_url="https://files.example.cn",
+    )
+    now = datetime.now(UTC)
+    ticket = await store.put_ticket(
+        "incoming/x", content_type="image/jpeg", max_size=10, now=now, expires=timedelta(minutes=5)
+    )
+    assert ticket.url.startswith("https://files.example.cn/onewindow/incoming/x?")
+    url = await store.get_url(
+        "photos/ab/c", now=now, expires=timedelta(minutes=5), file_name="a.jpg", content_type="x/y"
+    )
+    assert url.startswith("https://files.example.cn/onewindow/photos/ab/c?")
+    with pytest.raises(ValueError, match="ONEWINDOW_MINIO_PUBLIC_URL"):
+        open_minio_store(
+            endpoint="minio:9000",
+            access_key="key",
+            secret_key="secret-key",
+            bucket="onewindow",
+            region="us-east-1",
+            secure=False,
+            public_url="files.example.cn/path",
+        )

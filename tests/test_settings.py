@@ -78,3 +78,43 @@ def test_sqlite_folder_is_created(tmp_path: Path) -> None:
     assert sqlite_path("sqlite://:memory:") is None
     assert sqlite_path("postgres://h/db") is None
     assert sqlite_path("sqlite://var/onewindow.sqlite3") == Path("var/onewindow.sqlite3")
+
+
+def test_object_store_settings() -> None:
+    local = Settings.from_env({"ONEWINDOW_OBJECT_DIR": "/srv/objects"})
+    assert local.object_dir == Path("/srv/objects") and local.minio_endpoint == ""
+    minio = Settings.from_env(
+        {
+            "ONEWINDOW_MINIO_ENDPOINT": "minio:9000",
+            "ONEWINDOW_MINIO_ACCESS_KEY": "onewindow",
+            "ONEWINDOW_MINIO_SECRET_KEY": "secret-key",
+            "ONEWINDOW_MINIO_BUCKET": "dezhou-files",
+            "ONEWINDOW_MINIO_SECURE": "true",
+            "ONEWINDOW_PHOTO_MAX_MB": "10",
+            "ONEWINDOW_UPLOAD_TICKET_SECONDS": "600",
+        }
+    )
+    assert (minio.minio_endpoint, minio.minio_bucket, minio.minio_secure) == (
+        "minio:9000",
+        "dezhou-files",
+        True,
+    )
+    assert minio.photo_max_mb == 10 and minio.upload_ticket_seconds == 600
+    assert "secret-key" not in repr(minio)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable", "hint"),
+    [
+        ({"ONEWINDOW_MINIO_ENDPOINT": "http://minio:9000"}, "ONEWINDOW_MINIO_ENDPOINT", "scheme"),
+        ({"ONEWINDOW_MINIO_ENDPOINT": "minio:9000"}, "ONEWINDOW_MINIO_ACCESS_KEY", "both set"),
+        ({"ONEWINDOW_MINIO_BUCKET": "Bad_Bucket"}, "ONEWINDOW_MINIO_BUCKET", "lowercase"),
+        ({"ONEWINDOW_MINIO_SECURE": "maybe"}, "ONEWINDOW_MINIO_SECURE", "1 or 0"),
+        ({"ONEWINDOW_PHOTO_MAX_MB": "0"}, "ONEWINDOW_PHOTO_MAX_MB", "from 1"),
+        ({"ONEWINDOW_MINIO_PUBLIC_URL": "files.cn"}, "ONEWINDOW_MINIO_PUBLIC_URL", "http(s)"),
+    ],
+)
+def test_bad_object_store_settings(env: dict[str, str], variable: str, hint: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+    assert refused.value.variable == variable and hint in str(refused.value)

@@ -356,3 +356,60 @@ async def test_large_limits_come_from_the_rules(
         answer = await client.request(photo(9), as_="inspector", target=site["target"])
     assert answer["errors"][0]["code"] == "TOO_LARGE"
     assert "at most 1000 bytes" in answer["errors"][0]["message"]
+
+
+async def test_orphans_are_found_after_the_grace_period_and_removed_without_touching_the_rest(
+    files: Files, site: dict[str, Any]
+) -> None:
+    from approval.orphans import find_orphans, remove_orphans
+    from storage.models import MaterialType
+
+    kept, dropped, staged = photo(10), photo(11), photo(12)
+    kept_sha = hashlib.sha256(kept).hexdigest()
+    await files.deliver(kept, as_="inspector", target=site["target"])
+    await files.deliver(dropped, as_="inspector", target=site["target"])
+    await CheckResult.filter(
+        inspection_id=site["inspection_id"], check_code=site["check_code"]
+    ).update(photo_ids=[kept_sha])
+    asked = await files.request(staged, as_="inspector", target=site["target"])
+    await files.put(asked["ticket"], staged)  # never confirmed
+    code = (await MaterialType.all().order_by("id").first()).code  # type: ignore[union-attr]
+    material = await files.deliver(
+        PDF, as_="clerk", target=await material_target(site["project"], code)
+    )
+    submit = {
+        "input": {
+            "projectId": site["project"]["id"],
+            "materialType": code,
+            "uploadId": material["id"],
+        }
+    }
+    assert (await files.gql(SUBMIT, submit, as_="clerk"))["submitMaterial"]["errors"] == []
+    stray = object_key(ObjectKind.PHOTO, "f" * 64)
+    await files.store.write(stray, b"stray", content_type="image/jpeg")
+
+    now = datetime.now(UTC)
+    grace = timedelta(hours=24)
+    assert await find_orphans(store=files.store, now=now, grace=grace) == []  # all too young
+    later = now + timedelta(days=2)
+    seen: list[tuple[int, int]] = []
+    found = await find_orphans(
+        store=files.store, now=later, grace=grace, progress=lambda s, f: seen.append((s, f))
+    )
+    dropped_sha = hashlib.sha256(dropped).hexdigest()
+    reasons = {o.key: o.reason for o in found}
+    assert reasons == {
+        object_key(ObjectKind.PHOTO, dropped_sha): "no longer referenced",
+        f"thumbnails/{dropped_sha[:2]}/{dropped_sha}.jpg": "thumbnail of an unreferenced photo",
+        f"incoming/{asked['upload']['id']}": "ticket expired and never confirmed",
+        stray: "never confirmed (no record)",
+    }
+    assert seen and seen[-1] == (len([i async for i in files.store.list("")]), 4)
+    assert await remove_orphans(store=files.store, orphans=found) == 4
+    left = {i.key async for i in files.store.list("")}
+    assert not left & set(reasons)
+    assert object_key(ObjectKind.PHOTO, kept_sha) in left
+    assert object_key(ObjectKind.MATERIAL, hashlib.sha256(PDF).hexdigest()) in left
+    assert not await StoredObject.exists(sha256=dropped_sha)
+    assert await StoredObject.exists(sha256=kept_sha)
+    assert await find_orphans(store=files.store, now=later, grace=grace) == []
