@@ -29,6 +29,7 @@ from approval.tasks import approve_after_inspection
 from approval.workdays import CalendarUnknownError, WorkingCalendar
 from storage.enums import Conclusion, InspectionKind, InspectionStatus, Role, StageStatus
 from storage.models import (
+    AgencyEntry,
     ChecklistTemplate,
     CheckResult,
     Department,
@@ -256,6 +257,23 @@ async def project_inspections(*, viewer: Viewer, project_id: int) -> list[Inspec
     """Every inspection of a visible project, oldest first."""
     project = await visible_project(viewer, project_id)
     return await Inspection.filter(project_id=project.id).order_by("id")
+
+
+async def project_agency_entries(*, viewer: Viewer, project_id: int) -> list[AgencyEntry]:
+    """The agent's visits, calls and to-dos on a visible project (materialised from the agency
+    document): open to-dos first by due date, then the rest newest first. They are the agent's
+    working notes: shown to the project's agent, window clerks and supervisors."""
+    require_role(viewer, Role.AGENT, Role.WINDOW_CLERK, Role.SUPERVISOR)
+    project = await visible_project(viewer, project_id)
+    rows = await AgencyEntry.filter(project_id=project.id)
+    far = date.max
+
+    def order(entry: AgencyEntry) -> tuple[int, date, float, int]:
+        if entry.kind == "todo" and not entry.done:
+            return (0, entry.due or far, 0.0, entry.id)
+        return (1, far, -(entry.at.timestamp() if entry.at else 0.0), entry.id)
+
+    return sorted(rows, key=order)
 
 
 async def assigned_inspections(*, viewer: Viewer, open_only: bool = False) -> list[Inspection]:

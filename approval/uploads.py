@@ -41,7 +41,7 @@ from storage.models import (
     StoredObject,
     Upload,
 )
-from storage.objects import ObjectStore, ObjectStoreError, PutTicket
+from storage.objects import ObjectInfo, ObjectStore, ObjectStoreError, PutTicket
 
 T = TypeVar("T")
 
@@ -76,6 +76,8 @@ class UploadRules:
     max_bytes: Mapping[ObjectKind, int]
     ticket_ttl: timedelta = timedelta(minutes=15)
     url_ttl: timedelta = timedelta(minutes=5)
+    # Files above this go in parts of this size where the store takes parts (S3, MinIO).
+    part_size: int = 16 * MB
 
     @classmethod
     def default(cls) -> UploadRules:
@@ -282,8 +284,13 @@ async def request_upload(
             max_size=facts.size_bytes,
             now=now,
             expires=rules.ticket_ttl,
+            part_size=rules.part_size,
         )
     )
+    if ticket.parts:
+        upload.multipart_id = ticket.multipart_id
+        upload.part_count = len(ticket.parts)
+        await upload.save(update_fields=["multipart_id", "part_count"])
     return Requested(upload=upload, ticket=ticket)
 
 
@@ -322,9 +329,30 @@ async def _read(store: ObjectStore, key: str, *, keep: bool) -> _Received:
 
 
 async def _refuse(store: ObjectStore, upload: Upload, code: ErrorCode, message: str) -> NoReturn:
-    """Drop what was staged (the ticket stays valid for another PUT) and say why."""
+    """Drop what was staged (a whole-file ticket stays valid for another PUT) and say why."""
     await _store_call(store.delete(upload.staging_key))
+    if upload.multipart_id:
+        message += "; this ticket was in parts and its parts are used up: ask for a new ticket"
     raise DomainError(code, message, field="uploadId")
+
+
+async def _join_parts(store: ObjectStore, upload: Upload) -> ObjectInfo | None:
+    """The staged object once the parts of an upload in parts are joined; UPLOAD_NOT_RECEIVED
+    naming the parts that have not arrived."""
+    missing = await _store_call(
+        store.complete_parts(
+            upload.staging_key, multipart_id=upload.multipart_id, part_count=upload.part_count
+        )
+    )
+    if missing:
+        shown = ", ".join(str(n) for n in missing[:20]) + (" ..." if len(missing) > 20 else "")
+        raise DomainError(
+            ErrorCode.UPLOAD_NOT_RECEIVED,
+            f"part(s) {shown} of {upload.part_count} have not arrived; PUT each part to its URL "
+            f"and confirm again (the ticket is valid until {upload.expires_at.isoformat()})",
+            field="uploadId",
+        )
+    return await _store_call(store.stat(upload.staging_key))
 
 
 def parse_upload_id(raw: str) -> uuid.UUID:
@@ -360,12 +388,18 @@ async def confirm_upload(
         return await _link(upload, existing, viewer=viewer, now=now)  # a retry, or a twin
     if now > upload.expires_at:
         await _store_call(store.delete(upload.staging_key))
+        if upload.multipart_id:
+            await _store_call(
+                store.abort_parts(upload.staging_key, multipart_id=upload.multipart_id)
+            )
         raise DomainError(
             ErrorCode.UPLOAD_EXPIRED,
             f"the ticket expired at {upload.expires_at.isoformat()}; ask for a new one with "
             "requestUpload and upload the file again",
             field="uploadId",
         )
+    if info is None and upload.multipart_id:
+        info = await _join_parts(store, upload)
     if info is None:
         raise DomainError(
             ErrorCode.UPLOAD_NOT_RECEIVED,

@@ -17,7 +17,12 @@ from strawberry.scalars import JSON
 
 from approval import fieldwork, inspections
 from approval.access import Viewer
-from approval.documents import CHECK_RESULT_LABELS, CONCLUSION_LABELS, inspection_doc_name
+from approval.documents import (
+    CHECK_RESULT_LABELS,
+    CONCLUSION_LABELS,
+    ENTRY_KIND_LABELS,
+    inspection_doc_name,
+)
 from approval.errors import DomainError, ErrorCode
 from schema.context import Info, query_error
 from schema.errors import UserError
@@ -71,6 +76,20 @@ class RectificationNode:
     @strawberry.field
     def department(self, info: Info) -> DepartmentNode | None:
         return department_node(info, self.department_id) if self.department_id else None
+
+
+@strawberry.type(name="AgencyEntry", description="代办员的走访、电话或待办")
+class AgencyEntryNode:
+    uuid: str
+    kind: str = strawberry.field(description="visit | call | todo")
+    text: str
+    at: datetime | None
+    due: date | None
+    done: bool
+
+    @strawberry.field(description="走访/电话/待办")
+    def kind_label(self) -> str:
+        return ENTRY_KIND_LABELS.get(self.kind, self.kind)
 
 
 @strawberry.type(name="InspectionDepartment", description="参加踏勘/验收的部门及其结论")
@@ -253,6 +272,20 @@ class InspectionQuery:
         except DomainError as error:
             raise query_error(error) from None
         return await build_nodes(rows)
+
+    @strawberry.field(description="代办员的走访、电话和待办(来自代办文档)")
+    async def agency_entries(self, info: Info, project_id: relay.GlobalID) -> list[AgencyEntryNode]:
+        viewer = info.context.query_viewer()
+        try:
+            rows = await inspections.project_agency_entries(
+                viewer=viewer, project_id=decode_id(project_id, "Project", "projectId")
+            )
+        except DomainError as error:
+            raise query_error(error) from None
+        return [
+            AgencyEntryNode(uuid=r.uuid, kind=r.kind, text=r.text, at=r.at, due=r.due, done=r.done)
+            for r in rows
+        ]
 
     @strawberry.field(description="一次踏勘/验收")
     async def inspection(self, info: Info, id: relay.GlobalID) -> InspectionNode | None:

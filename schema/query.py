@@ -11,6 +11,7 @@ from approval.access import project_scope
 from approval.errors import DomainError
 from approval.projects import CHINA, ProjectFilter, project_query
 from schema.context import Info, query_error
+from schema.inspections import InspectionNode
 from schema.pagination import page
 from schema.types import (
     NODE_TYPES,
@@ -67,6 +68,9 @@ class TaskFilterInput:
 class Query:
     @strawberry.field(description="按全局 id 查询任意对象")
     async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
+        if id.type_name == "Inspection":  # not a plain row: its own visibility and nesting
+            [inspection] = await InspectionNode.resolve_nodes(info=info, node_ids=[id.node_id])
+            return inspection
         node_type = NODE_TYPES.get(id.type_name)
         if node_type is None:
             return None

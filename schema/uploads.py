@@ -39,12 +39,27 @@ class HttpHeader:
     value: str
 
 
+@strawberry.type(
+    name="UploadPart", description="分片上传的一片: 把文件自 offset 起的 size 字节 PUT 到 url"
+)
+class UploadPartNode:
+    number: int
+    url: str
+    offset: int
+    size: int
+
+
 @strawberry.type(name="UploadTicket", description="上传凭证: 把文件字节直接 PUT 到此地址")
 class UploadTicketNode:
-    url: str = strawberry.field(description="PUT 地址; 以 / 开头时相对于本服务器的地址(本地存储)")
+    url: str | None = strawberry.field(
+        description="整个文件的 PUT 地址; 以 / 开头时相对于本服务器(本地存储); 分片上传时为空"
+    )
     method: str
     headers: list[HttpHeader]
     expires_at: datetime
+    parts: list[UploadPartNode] = strawberry.field(
+        description="大文件分片上传(S3/MinIO): 每片 PUT 到自己的地址, 全部到达后再确认"
+    )
 
 
 @strawberry.type(name="Upload", description="一次文件上传")
@@ -185,10 +200,14 @@ class UploadMutation:
             ticket=None
             if ticket is None
             else UploadTicketNode(
-                url=ticket.url,
+                url=ticket.url or None,
                 method=ticket.method,
                 headers=[HttpHeader(name=k, value=v) for k, v in ticket.headers.items()],
                 expires_at=ticket.expires_at,
+                parts=[
+                    UploadPartNode(number=p.number, url=p.url, offset=p.offset, size=p.size)
+                    for p in ticket.parts
+                ],
             ),
         )
 

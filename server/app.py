@@ -35,6 +35,7 @@ from server.sync_endpoint import (
 )
 from storage.db import close_database, open_database
 from storage.models import SupervisionEvent
+from storage.objects import ObjectStore, ObjectStoreError
 
 log = logging.getLogger("onewindow.server")
 
@@ -67,13 +68,29 @@ async def database_problem() -> str | None:
     return None
 
 
+async def objects_problem(store: ObjectStore | None) -> str | None:
+    """None when the object store answers a lookup, else what went wrong (one line)."""
+    if store is None:
+        return "no object store in this app"
+    try:
+        await store.stat("healthz/probe")
+    except ObjectStoreError as error:
+        return str(error).splitlines()[0]
+    return None
+
+
 async def healthz(request: Request) -> Response:
-    problem = await database_problem()
-    if problem is not None:
-        return JSONResponse(
-            {"status": "error", "database": "unavailable", "reason": problem}, status_code=503
-        )
-    return JSONResponse({"status": "ok", "database": "ok"})
+    database = await database_problem()
+    objects = await objects_problem(getattr(request.state, OBJECT_STORE_KEY, None))
+    if database is None and objects is None:
+        return JSONResponse({"status": "ok", "database": "ok", "objects": "ok"})
+    body: dict[str, str] = {
+        "status": "error",
+        "database": "ok" if database is None else "unavailable",
+        "objects": "ok" if objects is None else "unavailable",
+    }
+    body["reason"] = "; ".join(p for p in (database, objects) if p is not None)
+    return JSONResponse(body, status_code=503)
 
 
 async def home(request: Request) -> Response:

@@ -304,10 +304,16 @@ def run_serve(settings: Settings) -> None:
     import uvicorn
 
     from server.app import create_app, tune_gc
+    from server.object_store import object_store_of
+    from storage.objects import ObjectStoreError
 
     async def check() -> None:
         async with connected(settings):
             pass
+        try:
+            await object_store_of(settings).ensure_ready()
+        except ObjectStoreError as error:
+            raise CliError(str(error)) from None
 
     asyncio.run(check())
     say(f"serving on http://{settings.host}:{settings.port}/graphql")

@@ -39,4 +39,5 @@ def upload_rules_of(settings: Settings) -> UploadRules:
         },
         ticket_ttl=timedelta(seconds=settings.upload_ticket_seconds),
         url_ttl=timedelta(seconds=settings.download_url_seconds),
+        part_size=settings.upload_part_mb * MB,
     )

@@ -152,6 +152,7 @@ class Settings:
     download_url_seconds: int = 300  # how long a presigned GET made at query time stays valid
     photo_max_mb: int = 25
     material_max_mb: int = 200
+    upload_part_mb: int = 16  # larger files go to MinIO in parts of this size
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -191,6 +192,7 @@ class Settings:
             ),
             photo_max_mb=_int_in_range(env, "ONEWINDOW_PHOTO_MAX_MB", 25, 1, 1024),
             material_max_mb=_int_in_range(env, "ONEWINDOW_MATERIAL_MAX_MB", 200, 1, 5120),
+            upload_part_mb=_int_in_range(env, "ONEWINDOW_UPLOAD_PART_MB", 16, 5, 1024),
         )
         if settings.minio_endpoint and not (
             settings.minio_access_key and settings.minio_secret_key

@@ -277,9 +277,17 @@ class LocalObjectStore:
             )
 
     async def put_ticket(
-        self, key: str, *, content_type: str, max_size: int, now: datetime, expires: timedelta
+        self,
+        key: str,
+        *,
+        content_type: str,
+        max_size: int,
+        now: datetime,
+        expires: timedelta,
+        part_size: int | None = None,
     ) -> PutTicket:
-        """The server's own upload URL with a signed token."""
+        """The server's own upload URL with a signed token. Always one streamed PUT, whatever
+        the size (``part_size`` is ignored): the body goes to disk as it arrives."""
         validate_key(key)
         if max_size < 1:
             raise ValueError("max_size must be positive")
@@ -299,6 +307,17 @@ class LocalObjectStore:
             headers={"Content-Type": content_type},
             expires_at=expires_at,
         )
+
+    async def complete_parts(
+        self, key: str, *, multipart_id: str, part_count: int
+    ) -> tuple[int, ...]:
+        """Never needed: this store gives no tickets in parts."""
+        raise ObjectStoreError(
+            f"the local store takes whole files; upload {multipart_id!r} in parts is unknown"
+        )
+
+    async def abort_parts(self, key: str, *, multipart_id: str) -> None:
+        """Nothing to drop: this store gives no tickets in parts."""
 
     async def get_url(
         self, key: str, *, now: datetime, expires: timedelta, file_name: str, content_type: str

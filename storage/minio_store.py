@@ -12,6 +12,9 @@ so ``max_size`` cannot be enforced by the store (a POST policy could, but client
 multipart forms). The domain checks the size with :meth:`MinioObjectStore.stat` when the
 client confirms the upload, and deletes what is too large. The Content-Type the client sends
 is stored with the object.
+
+Large files go in parts (S3 multipart upload): one presigned URL per part, and the server
+joins them at confirmation from what ListParts reports.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ import certifi
 import urllib3
 from minio import Minio
 from minio.commonconfig import CopySource
+from minio.datatypes import Part
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 
 from storage.objects import (
     ObjectInfo,
     ObjectStoreError,
+    PartTicket,
     PutTicket,
     content_disposition,
     expiry_time,
@@ -60,6 +65,8 @@ CREDENTIAL_CODES = frozenset(
 LIST_BATCH = 1000  # objects fetched per thread hop while listing (one S3 page)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3: every part but the last
+MAX_PARTS = 10_000
 CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 120.0
 
@@ -279,13 +286,30 @@ class MinioObjectStore:
                 yield info
 
     async def put_ticket(
-        self, key: str, *, content_type: str, max_size: int, now: datetime, expires: timedelta
+        self,
+        key: str,
+        *,
+        content_type: str,
+        max_size: int,
+        now: datetime,
+        expires: timedelta,
+        part_size: int | None = None,
     ) -> PutTicket:
-        """A presigned PUT; ``max_size`` is checked by the domain at confirm (see module doc)."""
+        """A presigned PUT, or presigned part uploads when ``max_size`` is above ``part_size``;
+        ``max_size`` is checked by the domain at confirm (see module doc)."""
         validate_key(key)
         if max_size < 1:
             raise ValueError("max_size must be positive")
         expires_at = expiry_time(now, expires)
+        if part_size is not None and max_size > part_size:
+            return await self._parts_ticket(
+                key,
+                content_type=content_type,
+                size=max_size,
+                part_size=part_size,
+                now=now,
+                expires=expires,
+            )
         url = await self._run(
             f"presign an upload of {key}",
             self._presigner.get_presigned_url,
@@ -298,6 +322,91 @@ class MinioObjectStore:
         return PutTicket(
             url=url, method="PUT", headers={"Content-Type": content_type}, expires_at=expires_at
         )
+
+    async def _parts_ticket(
+        self,
+        key: str,
+        *,
+        content_type: str,
+        size: int,
+        part_size: int,
+        now: datetime,
+        expires: timedelta,
+    ) -> PutTicket:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
+        count = -(-size // part_size)
+        if count > MAX_PARTS:
+            raise ValueError(f"{count} parts of {part_size} bytes; S3 takes at most {MAX_PARTS}")
+        multipart_id = await self._run(
+            f"start an upload in parts of {key}",
+            self._client._create_multipart_upload,
+            self._bucket,
+            key,
+            {"Content-Type": content_type},
+        )
+        parts = []
+        for number in range(1, count + 1):
+            url = await self._run(
+                f"presign part {number} of {key}",
+                self._presigner.get_presigned_url,
+                "PUT",
+                self._bucket,
+                key,
+                expires=expires,
+                request_date=utc(now),
+                extra_query_params={"partNumber": str(number), "uploadId": multipart_id},
+            )
+            offset = (number - 1) * part_size
+            length = min(part_size, size - offset)
+            parts.append(PartTicket(number=number, url=url, offset=offset, size=length))
+        return PutTicket(
+            url="",
+            method="PUT",
+            headers={},
+            expires_at=expiry_time(now, expires),
+            parts=tuple(parts),
+            multipart_id=multipart_id,
+        )
+
+    async def complete_parts(
+        self, key: str, *, multipart_id: str, part_count: int
+    ) -> tuple[int, ...]:
+        """Join the arrived parts when all ``part_count`` are there (ListParts, then
+        CompleteMultipartUpload with the ETags S3 reports: the client's word is not needed)."""
+        validate_key(key)
+
+        def complete() -> tuple[int, ...]:
+            arrived: dict[int, Part] = {}
+            marker: str | None = None
+            while True:
+                listed = self._client._list_parts(
+                    self._bucket, key, multipart_id, max_parts=1000, part_number_marker=marker
+                )
+                arrived.update({p.part_number: p for p in listed.parts})
+                if not listed.is_truncated:
+                    break
+                marker = listed.next_part_number_marker
+            missing = tuple(n for n in range(1, part_count + 1) if n not in arrived)
+            if missing:
+                return missing
+            ordered = [Part(n, arrived[n].etag) for n in range(1, part_count + 1)]
+            self._client._complete_multipart_upload(self._bucket, key, multipart_id, ordered)
+            return ()
+
+        return await self._run(f"join the parts of {key}", complete)
+
+    async def abort_parts(self, key: str, *, multipart_id: str) -> None:
+        validate_key(key)
+
+        def abort() -> None:
+            try:
+                self._client._abort_multipart_upload(self._bucket, key, multipart_id)
+            except S3Error as error:
+                if error.code != "NoSuchUpload":
+                    raise
+
+        await self._run(f"drop the parts of {key}", abort)
 
     async def get_url(
         self, key: str, *, now: datetime, expires: timedelta, file_name: str, content_type: str

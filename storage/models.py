@@ -831,6 +831,9 @@ class Upload(Model):
     )
     requested_by_id: int
     staging_key = fields.CharField(max_length=255)
+    # A large file on an S3 store comes in parts: the store's id of that upload and how many.
+    multipart_id = fields.CharField(max_length=255, default="")
+    part_count = fields.IntField(default=0)
     object: fields.ForeignKeyNullableRelation[StoredObject] = fields.ForeignKeyField(
         "models.StoredObject", related_name="uploads", null=True, on_delete=fields.RESTRICT
     )

@@ -69,13 +69,29 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
-class PutTicket:
-    """Where and how a client sends the bytes of one object."""
+class PartTicket:
+    """One part of a file sent in parts: PUT bytes ``offset`` to ``offset + size`` to ``url``."""
 
-    url: str  # where to PUT the bytes
+    number: int
+    url: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class PutTicket:
+    """Where and how a client sends the bytes of one object.
+
+    A large file on an S3 store goes in parts (``parts`` not empty, ``url`` empty): each part
+    to its own URL, then :meth:`ObjectStore.complete_parts` joins them under the key.
+    """
+
+    url: str  # where to PUT the bytes ("" when sent in parts)
     method: str  # always "PUT"
     headers: dict[str, str]  # headers the client must send (Content-Type)
     expires_at: datetime
+    parts: tuple[PartTicket, ...] = ()
+    multipart_id: str = ""  # the store's id of the upload in parts
 
 
 class ObjectStore(Protocol):
@@ -123,9 +139,31 @@ class ObjectStore(Protocol):
         ...
 
     async def put_ticket(
-        self, key: str, *, content_type: str, max_size: int, now: datetime, expires: timedelta
+        self,
+        key: str,
+        *,
+        content_type: str,
+        max_size: int,
+        now: datetime,
+        expires: timedelta,
+        part_size: int | None = None,
     ) -> PutTicket:
-        """A short-lived ticket for a client to upload ``key`` itself."""
+        """A short-lived ticket for a client to upload ``key`` itself.
+
+        With ``part_size`` a store that takes files in parts (S3) answers a ticket in parts of
+        that size when ``max_size`` is larger; a store that streams whole files (the local
+        folder) ignores it."""
+        ...
+
+    async def complete_parts(
+        self, key: str, *, multipart_id: str, part_count: int
+    ) -> tuple[int, ...]:
+        """Join the parts of an upload in parts under ``key``; the part numbers still missing
+        (nothing is joined then), or ``()`` when done."""
+        ...
+
+    async def abort_parts(self, key: str, *, multipart_id: str) -> None:
+        """Drop an upload in parts and whatever parts arrived; unknown ids are not an error."""
         ...
 
     async def get_url(

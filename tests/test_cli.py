@@ -138,7 +138,8 @@ def test_serve_answers_health_redirect_and_graphql(
     try:
         health = wait_until_healthy(base, server)
         assert health.status_code == 200
-        assert health.json() == {"status": "ok", "database": "ok"}
+        assert health.json() == {"status": "ok", "database": "ok", "objects": "ok"}
+        assert (tmp_path / "var" / "objects" / ".secret").exists()  # the local store, made
         home = httpx.get(f"{base}/", timeout=5)
         assert home.is_redirect
         assert home.headers["location"] == "/graphql"
@@ -272,3 +273,19 @@ def test_orphans_lists_by_default_and_removes_only_with_delete(
         ONEWINDOW_MINIO_SECRET_KEY="s",
     )
     assert "127.0.0.1:1" in assert_clean_failure(unreachable)
+
+
+def test_serve_refuses_to_start_without_its_object_store(
+    set_up: tuple[str, Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    url, _, _ = set_up
+    result = onewindow(
+        "serve",
+        database_url=url,
+        cwd=tmp_path,
+        ONEWINDOW_MINIO_ENDPOINT="127.0.0.1:1",
+        ONEWINDOW_MINIO_ACCESS_KEY="key",
+        ONEWINDOW_MINIO_SECRET_KEY="secret",
+    )
+    line = assert_clean_failure(result)
+    assert "127.0.0.1:1" in line and "ONEWINDOW_MINIO_ENDPOINT" in line

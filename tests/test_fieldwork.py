@@ -189,6 +189,18 @@ async def test_agency_entries_materialise_and_vanish_with_their_uuid(gql, clock)
     rows = {r.uuid: r for r in await AgencyEntry.filter(project_id=db_id(project["id"]))}
     assert set(rows) == {visit, todo}
     assert rows[todo].due == date(2026, 3, 6) and rows[visit].text == "走访建设单位，核对竣工资料"
+    query = "query($p: ID!) { agencyEntries(projectId: $p) { uuid kind kindLabel text due done } }"
+    shown = (await gql(query, {"p": project["id"]}, as_="agent"))["data"]["agencyEntries"]
+    assert [(e["uuid"], e["kindLabel"], e["done"]) for e in shown] == [
+        (todo, "待办", False),  # open to-dos first
+        (visit, "走访", False),
+    ]
+    hidden = await gql(query, {"p": project["id"]}, as_="fgw")
+    assert hidden["data"] is None and hidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (
+        len((await gql(query, {"p": project["id"]}, as_="supervisor"))["data"]["agencyEntries"])
+        == 2
+    )
     with pad.transaction():
         entries[todo]["done"] = True
         del entries[visit]

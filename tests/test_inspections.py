@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import base64
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from approval.auth import issue_token
 from approval.documents import agency_doc_name, inspection_doc_name
 from approval.errors import DomainError, ErrorCode
 from approval.inspections import (
@@ -38,6 +40,7 @@ from storage.models import (
     Project,
     Stage,
     Task,
+    User,
 )
 from tests.fieldwork_support import (
     approve_open_tasks,
@@ -438,3 +441,17 @@ async def test_document_access_for_each_role(gql, clock):
         )
     closed = await document_access(zjj, name)
     assert closed is not None and not closed.writable
+
+
+async def test_node_resolves_an_inspection_only_for_those_who_may_see_it(gql, clock):
+    project, _, inspection, _ = await joint_acceptance(gql, clock)
+    global_id = base64.b64encode(f"Inspection:{inspection.id}".encode()).decode()
+    query = "query($id: ID!) { node(id: $id) { ... on Inspection { id round project { id } } } }"
+    seen = await gql(query, {"id": global_id}, as_="supervisor")
+    assert seen["data"]["node"] == {"id": global_id, "round": 1, "project": {"id": project["id"]}}
+    stranger = await person("applicant-elsewhere", Role.APPLICANT)
+    token, _ = await issue_token(
+        user=await User.get(id=stranger.user_id), now=clock(), ttl=timedelta(hours=1)
+    )
+    hidden = await gql(query, {"id": global_id}, token=token)
+    assert hidden["data"]["node"] is None

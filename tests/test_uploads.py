@@ -226,11 +226,23 @@ async def test_an_expired_ticket_is_refused_and_its_bytes_dropped(
 
 
 async def test_only_the_assigned_inspector_of_the_department_delivers_a_photo(
-    files: Files, site: dict[str, Any]
+    files: Files, site: dict[str, Any], clock: Any
 ) -> None:
     data = photo(7)
     stranger = await files.request(data, as_="agent", target=site["target"])
     assert stranger["errors"][0]["code"] == "FORBIDDEN"
+    colleague = await create_user(
+        username="inspector2",
+        password="pw-inspector2",
+        display_name="验收员二",
+        role=Role.INSPECTOR,
+        department_code="zjj",
+    )
+    files.tokens["inspector2"], _ = await issue_token(
+        user=colleague, now=clock(), ttl=timedelta(days=1)
+    )
+    unassigned = await files.request(data, as_="inspector2", target=site["target"])
+    assert unassigned["errors"][0]["code"] == "NOT_FOUND" and unassigned["upload"] is None
     wrong = {"check": {**site["target"]["check"], "department": "zrzy"}}
     other = await files.request(data, as_="inspector", target=wrong)
     assert other["errors"][0]["code"] == "WRONG_DEPARTMENT"
@@ -413,3 +425,40 @@ async def test_orphans_are_found_after_the_grace_period_and_removed_without_touc
     assert not await StoredObject.exists(sha256=dropped_sha)
     assert await StoredObject.exists(sha256=kept_sha)
     assert await find_orphans(store=files.store, now=later, grace=grace) == []
+
+
+async def test_a_large_material_goes_in_parts_to_s3_and_whole_to_the_local_store(
+    gql: Any, clock: Any, store: ObjectStore, site: dict[str, Any]
+) -> None:
+    from storage.models import MaterialType
+
+    rules = UploadRules(
+        max_bytes={ObjectKind.PHOTO: 25 * MB, ObjectKind.MATERIAL: 200 * MB}, part_size=5 * MB
+    )
+    data = PDF + bytes(range(256)) * (11 * MB // 256)  # 11 MiB and a bit: three parts
+    code = (await MaterialType.all().order_by("id").first()).code  # type: ignore[union-attr]
+    target = await material_target(site["project"], code)
+    async with files_client(store, clock, gql.tokens, rules) as client:
+        asked = await client.request(data, as_="clerk", target=target)
+        ticket = asked["ticket"]
+        if store.kind == "local":
+            assert ticket["parts"] == [] and ticket["url"].startswith("/objects/upload/")
+            await client.put(ticket, data)
+        else:
+            assert ticket["url"] is None
+            assert [(p["number"], p["offset"], p["size"]) for p in ticket["parts"]] == [
+                (1, 0, 5 * MB),
+                (2, 5 * MB, 5 * MB),
+                (3, 10 * MB, len(data) - 10 * MB),
+            ]
+            await client.put(ticket, data, only={1, 3})
+            early = await client.confirm(asked["upload"]["id"], as_="clerk")
+            error = early["errors"][0]
+            assert error["code"] == "UPLOAD_NOT_RECEIVED" and "part(s) 2 of 3" in error["message"]
+            await client.put(ticket, data, only={2})
+        done = await client.confirm(asked["upload"]["id"], as_="clerk")
+        assert done["errors"] == [], done
+        assert done["upload"]["file"]["sizeBytes"] == len(data)
+        fetched = await client.fetch(done["upload"]["file"]["url"])
+        assert fetched.content == data
+    assert [i.key async for i in store.list("incoming/")] == []

@@ -1,12 +1,16 @@
-"""The field client: offline CRDT documents on a tablet, synced with OneWindow over y-websocket."""
+"""The field client: offline CRDT documents and photos on a tablet, synced with OneWindow
+(y-websocket for the documents, GraphQL upload tickets for the photos)."""
 
 from clients.field.session import (
+    PHOTOS,
     RESULT_LABELS,
     FieldClient,
     FieldError,
     Login,
     NotAllowed,
     NotAuthenticated,
+    PhotoOutcome,
+    PhotoRound,
     Refusal,
     SyncError,
     SyncResult,
@@ -14,9 +18,10 @@ from clients.field.session import (
     backoff_delay,
     login,
 )
-from clients.field.store import DocStatus, LocalStore, StoreError
+from clients.field.store import DocStatus, LocalStore, PhotoEntry, PhotoSummary, StoreError
 
 __all__ = [
+    "PHOTOS",
     "RESULT_LABELS",
     "DocStatus",
     "FieldClient",
@@ -25,6 +30,10 @@ __all__ = [
     "Login",
     "NotAllowed",
     "NotAuthenticated",
+    "PhotoEntry",
+    "PhotoOutcome",
+    "PhotoRound",
+    "PhotoSummary",
     "Refusal",
     "StoreError",
     "SyncError",

@@ -12,6 +12,12 @@ reports the server's reason, drops its local state and resyncs from the server's
 
 ``run(docs)`` keeps documents synced: it reconnects after a lost connection with exponential
 backoff and full jitter (delay = rng() x min(cap, base x 2^attempt)) until ``stop()``.
+
+Photos (``add_photo``) work offline too: the bytes are kept next to the local store, the photo
+id (the SHA-256 of the bytes) goes into the check's ``photos`` like any edit, and the photo
+outbox remembers what is still to deliver. ``upload_photos()`` delivers them through GraphQL
+(``requestUpload``, a PUT of the bytes to the ticket, ``confirmUpload``), each content once;
+``run`` does it after the documents' first sync, and again whenever a photo is added.
 """
 
 from __future__ import annotations
@@ -19,15 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import anyio
 import httpx
 from pycrdt import Array, Doc, Map
 from websockets.asyncio.client import connect as websockets_connect
@@ -39,11 +47,33 @@ from approval.documents import (
     ENTRY_KIND_LABELS,
     ENTRY_KINDS,
     INSPECTION_ROOT,
+    MAX_PHOTOS,
     LayoutError,
     check_container,
+    parse_doc_name,
 )
 from clients.field import wire
-from clients.field.store import DocStatus, LocalStore
+from clients.field.photos import (
+    CHUNK,
+    CONFIRM_UPLOAD,
+    LOGIN_ERRORS,
+    PERMANENT,
+    REQUEST_UPLOAD,
+    SEND_AGAIN,
+    NotAPhoto,
+    PhotoFolder,
+    inspection_global_id,
+    plain_file_name,
+)
+from clients.field.store import (
+    PENDING_STATES,
+    REFUSED,
+    SENT,
+    DocStatus,
+    LocalStore,
+    PhotoEntry,
+    PhotoSummary,
+)
 
 log = logging.getLogger("onewindow.field")
 
@@ -52,6 +82,9 @@ RESULT_LABELS: dict[str, str] = {
     outcome.value: label for outcome, label in CHECK_RESULT_LABELS.items()
 }
 """Check results as stored (pass, fail, not_applicable, rectify) -> the label people read."""
+
+PHOTOS = "photos"
+"""The name ``run`` gives the photo uploads in ``on_error``."""
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -129,6 +162,47 @@ class SyncResult:
     received: int = 0  # updates received from the server
     refusals: list[Refusal] = field(default_factory=list)
     dropped: int = 0  # pending local changes dropped after a refusal
+
+
+PHOTO_OUTCOME_LABELS = {
+    "uploaded": "已上传",
+    "already": "已上传",
+    "refused": "已拒绝",
+    "failed": "待上传",
+}
+"""What became of a photo in an upload round -> the label people read."""
+
+PHOTO_STEPS = 3  # tickets asked for one photo in one round, at most
+
+
+@dataclass(frozen=True)
+class PhotoOutcome:
+    """What became of one photo in an upload round.
+
+    ``outcome``: ``uploaded`` (its bytes were sent and confirmed), ``already`` (the server had
+    these bytes: confirmed, nothing sent), ``refused`` (for good, ``message`` says why: never
+    tried again) or ``failed`` (tried again later)."""
+
+    entry: PhotoEntry
+    outcome: str
+    message: str = ""
+    index: int = 0  # 1-based place in the round
+    total: int = 0  # photos in the round
+
+    @property
+    def label(self) -> str:
+        return PHOTO_OUTCOME_LABELS[self.outcome]
+
+
+@dataclass
+class PhotoRound:
+    """One ``upload_photos`` round."""
+
+    uploaded: int = 0  # bytes sent (PUT) and confirmed
+    already: int = 0  # confirmed without sending: the server had the bytes
+    puts: int = 0  # photos whose bytes were sent (one PUT, or one per part)
+    refused: list[PhotoOutcome] = field(default_factory=list)
+    failed: list[PhotoOutcome] = field(default_factory=list)
 
 
 def backoff_delay(attempt: int, rng: Callable[[], float], *, base: float, cap: float) -> float:
@@ -277,10 +351,14 @@ class FieldClient:
         sleep: Sleep = asyncio.sleep,
         username: str = "",
         http_transport: httpx.AsyncBaseTransport | None = None,
+        object_transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 20.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 60.0,
     ) -> None:
+        """``http_transport`` carries GraphQL and the PUTs to the server's own upload URLs;
+        ``object_transport`` the PUTs to presigned URLs of another host (S3, MinIO). None:
+        the real network."""
         self.base_url = base_url
         self.token = token
         self.store = LocalStore(store_path)
@@ -290,6 +368,8 @@ class FieldClient:
         self._rng = rng
         self._sleep = sleep
         self._http_transport = http_transport
+        self._object_transport = object_transport
+        self.photo_folder = PhotoFolder(self.store.photo_folder)
         self.timeout = timeout
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -298,6 +378,8 @@ class FieldClient:
         self._remote = False  # True while applying the server's updates
         self._changed: dict[str, asyncio.Event] = {}
         self._stop = asyncio.Event()
+        self._photos_added = asyncio.Event()
+        self._photo_turn = asyncio.Lock()  # one upload round at a time
 
     def close(self) -> None:
         for name in list(self._docs):
@@ -447,6 +529,370 @@ class FieldClient:
             entries[key] = Map(values)
         return key
 
+    # --- photos ----------------------------------------------------------------------------
+
+    def add_photo(
+        self,
+        doc_name: str,
+        department: str,
+        check: str,
+        photo: str | os.PathLike[str] | bytes,
+        *,
+        content_type: str | None = None,
+        file_name: str | None = None,
+    ) -> str:
+        """Attach a photo (a file's path, or its bytes) to a check; works offline. Returns the
+        photo id, the SHA-256 of the bytes.
+
+        The bytes are copied next to the local store (one copy per content), the id is added
+        to the check's ``photos`` (once; the change goes to the outbox like any edit) and the
+        photo is queued for ``upload_photos``. The type is sniffed from the bytes: JPEG, PNG
+        or WebP, anything else is refused (``content_type``, if given, must agree)."""
+        source = None if isinstance(photo, bytes | bytearray | memoryview) else Path(photo)
+        doc, item = self._container(doc_name, lambda d: check_container(d, department, check))
+        photo_list = item.get("photos")
+        if not isinstance(photo_list, Array):
+            raise FieldError(
+                f"{doc_name}: check {department}/{check} lacks its photos container; "
+                "sync to get the server's layout"
+            )
+        try:
+            if source is not None:
+                copied = self.photo_folder.add_file(source)
+            else:
+                assert not isinstance(photo, str | os.PathLike)
+                copied = self.photo_folder.add_bytes(bytes(photo))
+        except (NotAPhoto, FileNotFoundError) as error:
+            raise FieldError(str(error)) from None
+        except OSError as error:
+            raise FieldError(
+                f"cannot keep a copy of the photo in {self.photo_folder.root} ({error}); "
+                "free some space on this tablet and attach it again"
+            ) from None
+        photo_id = copied.photo_id
+        try:
+            wanted = (content_type or "").split(";", 1)[0].strip().lower()
+            if wanted and wanted != copied.content_type:
+                raise FieldError(
+                    f"the photo's bytes are {copied.content_type}, not {wanted}; the type comes "
+                    "from the bytes, leave it out"
+                )
+            present = list(photo_list.to_py() or [])
+            if photo_id not in present and len(present) >= MAX_PHOTOS:
+                raise FieldError(
+                    f"check {department}/{check} has {len(present)} photos already, at most "
+                    f"{MAX_PHOTOS}"
+                )
+            given = file_name if file_name is not None else (source.name if source else "")
+            with self.store.transaction():
+                self.store.add_photo(
+                    photo_id=photo_id,
+                    doc_name=doc_name,
+                    department=department,
+                    check=check,
+                    file_name=plain_file_name(given, photo_id, copied.content_type),
+                    content_type=copied.content_type,
+                    size_bytes=copied.size_bytes,
+                    at=self._clock(),
+                )
+                if photo_id not in present:
+                    with doc.transaction():
+                        photo_list.append(photo_id)
+        finally:
+            if not self.store.photo_needed(photo_id):
+                self.photo_folder.delete(photo_id)  # refused above, or delivered already
+        self._photos_added.set()
+        return photo_id
+
+    def photos(self, doc_name: str | None = None) -> list[PhotoEntry]:
+        """The photo outbox (of one document): every photo attached here, oldest first."""
+        return self.store.photos(doc_name)
+
+    def photo_summary(self) -> PhotoSummary:
+        """Photos waiting to upload, refused and uploaded on this tablet, and the last error."""
+        return self.store.photo_summary()
+
+    def retry_refused_photos(self) -> int:
+        """Queue the refused photos again (e.g. once the assignment was corrected)."""
+        refused = self.store.photos(states=[REFUSED])
+        for entry in refused:
+            self.store.photo_retry(entry.id)
+        if refused:
+            self._photos_added.set()
+        return len(refused)
+
+    def forget_refused_photos(self) -> int:
+        """Drop the refused photos from the outbox and their copies (the ids stay on their
+        checks, shown as not uploaded)."""
+        refused = self.store.photos(states=[REFUSED])
+        for entry in refused:
+            self.store.forget_photo(entry.id)
+            if not self.store.photo_needed(entry.photo_id):
+                self.photo_folder.delete(entry.photo_id)
+        return len(refused)
+
+    async def upload_photos(
+        self, *, on_photo: Callable[[PhotoOutcome], None] | None = None
+    ) -> PhotoRound:
+        """Deliver every queued photo: ask for a ticket, PUT the bytes, confirm; then forget
+        the local copy. Bytes the server has already are confirmed without sending them, a
+        photo confirmed already is skipped, one sent before a restart is only confirmed.
+
+        A refusal for good (the server's code and message) is kept and reported in the round,
+        never retried; a photo that failed for a passing reason is in ``failed`` and is tried
+        again next round. Raises SyncError (recorded as the photo's last error) when the
+        network, the server or its file storage is not there: the next round carries on."""
+        async with self._photo_turn:
+            queued = self.store.photos(states=PENDING_STATES)
+            round_ = PhotoRound()
+            for index, queued_entry in enumerate(queued, start=1):
+                entry = self.store.photo(queued_entry.id)
+                if entry is None or not entry.pending:
+                    continue
+                try:
+                    outcome = await self._deliver(entry, round_)
+                except SyncError as error:
+                    self.store.photo_failed(entry.id, str(error), self._clock())
+                    raise
+                outcome = PhotoOutcome(
+                    self.store.photo(entry.id) or entry,
+                    outcome.outcome,
+                    outcome.message,
+                    index,
+                    len(queued),
+                )
+                if outcome.outcome == "uploaded":
+                    round_.uploaded += 1
+                elif outcome.outcome == "already":
+                    round_.already += 1
+                elif outcome.outcome == "refused":
+                    round_.refused.append(outcome)
+                else:
+                    round_.failed.append(outcome)
+                if on_photo is not None:
+                    on_photo(outcome)
+            return round_
+
+    async def _photo_call(self, query: str, variables: dict[str, Any], name: str) -> Any:
+        try:
+            data = await graphql(
+                self.base_url,
+                query,
+                variables,
+                token=self.token,
+                transport=self._http_transport,
+                http_timeout=self.timeout,
+            )
+        except SyncError:
+            raise
+        except FieldError as error:
+            raise SyncError(f"{error}; the photos stay on this tablet and are sent later") from None
+        payload = data.get(name)
+        if not isinstance(payload, dict):
+            raise SyncError(f"the server answered {name} without a payload; is it a OneWindow?")
+        return payload
+
+    async def _deliver(self, entry: PhotoEntry, round_: PhotoRound) -> PhotoOutcome:
+        _, inspection_id = parse_doc_name(entry.doc_name)
+        upload_id = entry.upload_id if entry.state == SENT else None
+        sent = upload_id is not None  # the bytes went out before a restart
+        for _ in range(PHOTO_STEPS):
+            if upload_id is None:
+                asked = await self._photo_call(
+                    REQUEST_UPLOAD,
+                    {
+                        "input": {
+                            "kind": "PHOTO",
+                            "sha256": entry.photo_id,
+                            "sizeBytes": entry.size_bytes,
+                            "contentType": entry.content_type,
+                            "fileName": entry.file_name,
+                            "check": {
+                                "inspectionId": inspection_global_id(inspection_id),
+                                "department": entry.department,
+                                "checkCode": entry.check,
+                            },
+                        }
+                    },
+                    "requestUpload",
+                )
+                if asked.get("errors"):
+                    return self._photo_error(entry, asked["errors"][0])
+                upload = asked.get("upload") or {}
+                ticket = asked.get("ticket")
+                if ticket is None:
+                    if upload.get("status") == "CONFIRMED":
+                        return self._photo_done(entry, "already")
+                    raise SyncError("the server gave no upload ticket; try again later")
+                damaged = self._local_copy_problem(entry)
+                if damaged is not None:
+                    return self._photo_refuse(entry, damaged)
+                status = await self._put(ticket, entry)
+                if status in (403, 404):  # the ticket is no longer valid: ask for another
+                    continue
+                if status == 413:
+                    return self._photo_fail(
+                        entry, "the file storage found the file larger than its ticket allows"
+                    )
+                if not 200 <= status < 300:
+                    return self._photo_fail(entry, f"the file storage answered HTTP {status}")
+                round_.puts += 1
+                upload_id = str(upload["id"])
+                sent = True
+                self.store.photo_sent(entry.id, upload_id)
+            confirmed = await self._photo_call(CONFIRM_UPLOAD, {"id": upload_id}, "confirmUpload")
+            errors = confirmed.get("errors") or []
+            if not errors:
+                return self._photo_done(entry, "uploaded" if sent else "already")
+            code = str(errors[0].get("code") or "")
+            if code in SEND_AGAIN or (code == "NOT_FOUND" and entry.upload_id == upload_id):
+                # the bytes did not arrive whole, or the ticket (or the upload, unknown to
+                # this server now) is gone: send them again with a fresh ticket
+                log.info("photo %s: %s, sending it again", entry.photo_id[:12], code)
+                self.store.photo_requeued(entry.id)
+                upload_id = None
+                if code in ("SIZE_MISMATCH", "HASH_MISMATCH"):
+                    damaged = self._local_copy_problem(entry, verify=True)
+                    if damaged is not None:
+                        return self._photo_refuse(entry, damaged)
+                continue
+            return self._photo_error(entry, errors[0])
+        return self._photo_fail(
+            entry, f"not delivered after {PHOTO_STEPS} tickets; it is tried again later"
+        )
+
+    def _local_copy_problem(self, entry: PhotoEntry, *, verify: bool = False) -> str | None:
+        """Why the kept copy cannot be sent (gone, or no longer the photo's bytes), or None."""
+        path = self.photo_folder.path(entry.photo_id)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return (
+                f"the copy kept on this tablet ({path}) is gone; attach the photo again "
+                "(its id stays on the check until then, shown as not uploaded)"
+            )
+        if size != entry.size_bytes or (
+            verify and self.photo_folder.digest(entry.photo_id) != entry.photo_id
+        ):
+            return (
+                f"the copy kept on this tablet ({path}) is damaged (its bytes changed); "
+                "attach the photo again"
+            )
+        return None
+
+    async def _put(self, ticket: dict[str, Any], entry: PhotoEntry) -> int:
+        """Send the kept copy as the ticket says: the whole file to its URL, or each part to
+        its own (large files on S3). The HTTP status of the first PUT not answered 2xx (or
+        200), or SyncError when the storage cannot be reached or fails (5xx)."""
+        method = str(ticket.get("method") or "PUT")
+        headers = {str(h["name"]): str(h["value"]) for h in ticket.get("headers") or []}
+        if ticket.get("url"):
+            return await self._put_range(
+                str(ticket["url"]), method, headers, entry, 0, entry.size_bytes
+            )
+        parts = sorted(ticket.get("parts") or [], key=lambda part: int(part["number"]))
+        if not parts or sum(int(part["size"]) for part in parts) != entry.size_bytes:
+            raise SyncError(
+                "the server's upload ticket names no address for the whole file nor parts "
+                "that make it up; the photo stays on this tablet and is sent later"
+            )
+        for part in parts:
+            status = await self._put_range(
+                str(part["url"]), method, headers, entry, int(part["offset"]), int(part["size"])
+            )
+            if not 200 <= status < 300:
+                return status
+        return 200
+
+    async def _put_range(
+        self,
+        url: str,
+        method: str,
+        headers: dict[str, str],
+        entry: PhotoEntry,
+        offset: int,
+        size: int,
+    ) -> int:
+        """PUT ``size`` bytes of the kept copy from ``offset`` to ``url``, streamed."""
+        base = http_base(self.base_url)
+        transport = self._http_transport
+        if url.startswith("/"):
+            url = base + url
+        elif urlsplit(url)[:2] != urlsplit(base)[:2]:
+            transport = self._object_transport  # a presigned URL of another host
+        sent_headers = {**headers, "Content-Length": str(size)}  # never chunked: S3 refuses it
+        path = self.photo_folder.path(entry.photo_id)
+
+        async def body() -> AsyncIterator[bytes]:
+            async with await anyio.open_file(path, "rb") as handle:
+                await handle.seek(offset)
+                left = size
+                while left > 0:
+                    chunk = await handle.read(min(CHUNK, left))
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+                    yield chunk
+
+        where = urlsplit(url).netloc or url
+        try:
+            async with httpx.AsyncClient(transport=transport, timeout=self.timeout) as client:
+                response = await client.request(method, url, content=body(), headers=sent_headers)
+        except httpx.HTTPError as error:
+            raise SyncError(
+                f"cannot send the photo to {where} ({type(error).__name__}: {error}); it stays "
+                "on this tablet and is sent when the network is back"
+            ) from None
+        if response.status_code >= 500:
+            raise SyncError(
+                f"the file storage at {where} answered HTTP {response.status_code}; the photo "
+                "stays on this tablet and is sent later"
+            )
+        if not 200 <= response.status_code < 300:
+            log.warning(
+                "photo %s: PUT answered %s: %s",
+                entry.photo_id[:12],
+                response.status_code,
+                response.text[:200],
+            )
+        return response.status_code
+
+    def _photo_error(self, entry: PhotoEntry, error: dict[str, Any]) -> PhotoOutcome:
+        """A payload error of requestUpload/confirmUpload: a refusal for good, a reason to stop
+        the round (login, storage), or a failure of this photo that may pass."""
+        code = str(error.get("code") or "")
+        message = str(error.get("message") or code)
+        if code in LOGIN_ERRORS:
+            raise NotAuthenticated(
+                f"the server did not accept your login ({message}); log in again with "
+                "`onewindow-field login` (your photos stay on this tablet)"
+            )
+        if code == "STORAGE_UNAVAILABLE":
+            raise SyncError(
+                f"the server's file storage is unavailable ({message}); the photos stay on "
+                "this tablet and are sent later"
+            )
+        if code in PERMANENT:
+            return self._photo_refuse(entry, f"{message} ({code})")
+        return self._photo_fail(entry, f"{message} ({code})")
+
+    def _photo_done(self, entry: PhotoEntry, outcome: str) -> PhotoOutcome:
+        self.store.photo_done(entry.id, self._clock())
+        if not self.store.photo_needed(entry.photo_id):
+            self.photo_folder.delete(entry.photo_id)
+        log.info("photo %s (%s): %s", entry.photo_id[:12], entry.file_name, outcome)
+        return PhotoOutcome(entry, outcome)
+
+    def _photo_refuse(self, entry: PhotoEntry, reason: str) -> PhotoOutcome:
+        self.store.photo_refused(entry.id, reason, self._clock())
+        log.warning("photo %s (%s) refused: %s", entry.photo_id[:12], entry.file_name, reason)
+        return PhotoOutcome(entry, "refused", reason)
+
+    def _photo_fail(self, entry: PhotoEntry, reason: str) -> PhotoOutcome:
+        self.store.photo_failed(entry.id, reason, self._clock())
+        log.warning("photo %s (%s) not uploaded: %s", entry.photo_id[:12], entry.file_name, reason)
+        return PhotoOutcome(entry, "failed", reason)
+
     # --- GraphQL ---------------------------------------------------------------------------
 
     async def my_inspections(self, *, open_only: bool = True) -> list[dict[str, Any]]:
@@ -477,15 +923,49 @@ class FieldClient:
         *,
         on_result: Callable[[SyncResult], None] | None = None,
         on_error: Callable[[str, SyncError, float | None], None] | None = None,
+        on_photo: Callable[[PhotoOutcome], None] | None = None,
+        photos: bool = True,
     ) -> None:
         """Keep ``doc_names`` synced until ``stop()``: live edits go out as they are made,
         reconnecting with backoff. ``on_error(doc, error, delay)`` hears of each failure
-        (delay None: not retried, e.g. the login expired)."""
+        (delay None: not retried, e.g. the login expired).
+
+        With ``photos``, queued photos are uploaded once every document had its first sync
+        (or its first failure), and whenever a photo is added; a failed round is tried again
+        with the same backoff. ``on_photo`` hears of each photo, ``on_error`` of a failed
+        round with the name ``PHOTOS``."""
         self._stop.clear()
+        names = list(dict.fromkeys(doc_names))
+        waiting = set(names)
+        first_round = asyncio.Event()
+
+        def settled(name: str) -> None:
+            waiting.discard(name)
+            if not waiting:
+                first_round.set()
+
+        def result_seen(result: SyncResult) -> None:
+            settled(result.doc_name)
+            if on_result is not None:
+                on_result(result)
+
+        def error_seen(name: str, error: SyncError, delay: float | None) -> None:
+            settled(name)
+            if on_error is not None:
+                on_error(name, error, delay)
+
+        if not waiting:
+            first_round.set()
         tasks = [
-            asyncio.create_task(self._keep(name, on_result, on_error), name=f"sync {name}")
-            for name in doc_names
+            asyncio.create_task(self._keep(name, result_seen, error_seen), name=f"sync {name}")
+            for name in names
         ]
+        if photos:
+            tasks.append(
+                asyncio.create_task(
+                    self._keep_photos(first_round, on_photo, on_error), name="sync photos"
+                )
+            )
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -516,14 +996,56 @@ class FieldClient:
             attempt += 1
             if on_error is not None:
                 on_error(doc_name, error, delay)
-            stopping = asyncio.create_task(self._stop.wait())
-            sleeping = asyncio.create_task(self._sleep_coro(delay))
-            try:
-                await asyncio.wait({stopping, sleeping}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in (stopping, sleeping):
-                    task.cancel()
-                await asyncio.gather(stopping, sleeping, return_exceptions=True)
+            await self._until_stopped_or(self._sleep_coro(delay))
+
+    async def _keep_photos(
+        self,
+        first_round: asyncio.Event,
+        on_photo: Callable[[PhotoOutcome], None] | None,
+        on_error: Callable[[str, SyncError, float | None], None] | None,
+    ) -> None:
+        """Upload photos while ``run`` runs: after the documents' first round, whenever one is
+        added, and after a failure with backoff (nothing happens while none is queued)."""
+        await self._until_stopped_or(first_round.wait())
+        attempt = 0
+        while not self._stop.is_set():
+            self._photos_added.clear()
+            if self.store.photo_summary().pending:
+                failure: SyncError | None = None
+                try:
+                    done = await self.upload_photos(on_photo=on_photo)
+                    if done.failed:
+                        failure = SyncError(
+                            f"{len(done.failed)} photo(s) not uploaded: {done.failed[0].message}"
+                        )
+                except SyncError as error:
+                    failure = error
+                if failure is not None:
+                    if not failure.retry:
+                        if on_error is not None:
+                            on_error(PHOTOS, failure, None)
+                        return
+                    delay = backoff_delay(
+                        attempt, self._rng, base=self.backoff_base, cap=self.backoff_cap
+                    )
+                    attempt += 1
+                    if on_error is not None:
+                        on_error(PHOTOS, failure, delay)
+                    await self._until_stopped_or(self._sleep_coro(delay))
+                    continue
+                attempt = 0
+            await self._until_stopped_or(self._photos_added.wait())
+
+    async def _until_stopped_or(self, waiting: Awaitable[Any]) -> None:
+        """Wait for ``waiting`` unless ``stop()`` comes first."""
+        stopping = asyncio.create_task(self._stop.wait())
+        other = asyncio.ensure_future(waiting)
+        try:
+            await asyncio.wait({stopping, other}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stopping, other):
+                task.cancel()
+            await asyncio.gather(stopping, other, return_exceptions=True)
 
     async def _sleep_coro(self, delay: float) -> None:
         await self._sleep(delay)
