@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -62,7 +65,9 @@ def free_port() -> int:
         return port
 
 
-class _Server(uvicorn.Server):
+class InLoopServer(uvicorn.Server):
+    """uvicorn in the test's event loop, leaving signals to the test runner."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:  # the test runner owns signals
         yield
@@ -77,7 +82,7 @@ async def serving(app: Starlette) -> AsyncIterator[str]:
     config = uvicorn.Config(
         app, log_level="warning", lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=2
     )
-    server = _Server(config)
+    server = InLoopServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(TIMEOUT):
@@ -267,3 +272,30 @@ def two_writers() -> tuple[list[bytes], list[bytes]]:
     from_c = recorded(c)
     c.get("m", type=Map)["b"] = 2  # independent of A
     return from_a, from_b + from_c
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def field_cli(store: Path, *args: str, stdin: str = "") -> tuple[int, str]:
+    """``onewindow-field ARGS`` in a subprocess on the local store ``store``: exit code, output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clients.field.cli",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "ONEWINDOW_FIELD_STORE": str(store)},
+        cwd=ROOT,
+    )
+    try:
+        async with asyncio.timeout(30):
+            out, _ = await process.communicate(stdin.encode())
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"onewindow-field {' '.join(args)} did not finish") from None
+    assert process.returncode is not None
+    return process.returncode, out.decode()

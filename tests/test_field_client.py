@@ -4,9 +4,7 @@ GraphQL, inspection documents laid out by ``approval.documents`` and validated b
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -39,7 +37,7 @@ from storage.models import DocumentUpdate
 from sync.policy import Access, DocumentPolicy, UpdateRefused
 from sync.server import SyncServer
 from sync.store import UpdateStore
-from tests.sync_support import TIMEOUT, serving
+from tests.sync_support import TIMEOUT, field_cli, serving
 
 LAYOUT = InspectionLayout({"zjj": ["C01", "C02", "C03"], "xf": ["X01"]})
 PASSWORD = "field-password-1"
@@ -362,26 +360,7 @@ async def test_a_document_never_synced_cannot_be_recorded_offline(tmp_path: Path
 
 
 async def cli(env: Env, *args: str, stdin: str = "") -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "clients.field.cli",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "ONEWINDOW_FIELD_STORE": str(env.tmp / "cli.sqlite3")},
-        cwd=ROOT,
-    )
-    try:
-        async with asyncio.timeout(30):
-            out, _ = await process.communicate(stdin.encode())
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise AssertionError(f"onewindow-field {' '.join(args)} did not finish") from None
-    assert process.returncode is not None
-    return process.returncode, out.decode()
+    return await field_cli(env.tmp / "cli.sqlite3", *args, stdin=stdin)
 
 
 async def test_cli_login_record_offline_then_sync_once(env: Env) -> None:

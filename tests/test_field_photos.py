@@ -15,11 +15,9 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import random
 import socket
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -61,7 +59,7 @@ from tests.conftest import PASSWORD, Clock, GraphQLClient
 from tests.fieldwork_support import clerk
 from tests.helpers import create_project, db_id
 from tests.photo_support import make_jpeg, make_png
-from tests.sync_support import TIMEOUT
+from tests.sync_support import TIMEOUT, InLoopServer, field_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUT = InspectionLayout({"zjj": ["C01", "C02", "C03"], "xf": ["X01"]})
@@ -151,12 +149,6 @@ class _Transport(httpx.AsyncBaseTransport):
 # --- the server ----------------------------------------------------------------------------
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:  # the test runner owns signals
-        yield
-
-
 @contextlib.asynccontextmanager
 async def served(app: Starlette, port: int) -> AsyncIterator[None]:
     """``app`` under uvicorn on 127.0.0.1:``port`` (the same port again after a restart)."""
@@ -166,7 +158,7 @@ async def served(app: Starlette, port: int) -> AsyncIterator[None]:
     config = uvicorn.Config(
         app, log_level="warning", lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=2
     )
-    server = _Server(config)
+    server = InLoopServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         async with asyncio.timeout(TIMEOUT):
@@ -656,26 +648,7 @@ async def until(condition: Callable[[], bool], what: str) -> None:
 
 
 async def cli(store: Path, *args: str, stdin: str = "") -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "clients.field.cli",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "ONEWINDOW_FIELD_STORE": str(store)},
-        cwd=ROOT,
-    )
-    try:
-        async with asyncio.timeout(30):
-            out, _ = await process.communicate(stdin.encode())
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise AssertionError(f"onewindow-field {' '.join(args)} did not finish") from None
-    assert process.returncode is not None
-    return process.returncode, out.decode()
+    return await field_cli(store, *args, stdin=stdin)
 
 
 async def test_cli_attaches_photos_and_sync_uploads_them(site: Site) -> None:
