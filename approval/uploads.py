@@ -257,6 +257,8 @@ async def request_upload(
         fields = {"project_id": project.id, "material_type_id": material_type.id}
     upload_id = uuid.uuid4()
     stored = await StoredObject.get_or_none(kind=kind, sha256=facts.sha256)
+    if stored is not None and stored.size_bytes != facts.size_bytes:
+        stored = None  # not the same file: the bytes will tell at confirmation
     if stored is not None and await _store_call(store.stat(stored.key)) is None:
         stored = None  # the row outlived its bytes (restored backup): deliver them again
     upload = await Upload.create(

@@ -462,3 +462,18 @@ async def test_a_large_material_goes_in_parts_to_s3_and_whole_to_the_local_store
         fetched = await client.fetch(done["upload"]["file"]["url"])
         assert fetched.content == data
     assert [i.key async for i in store.list("incoming/")] == []
+
+
+async def test_claiming_a_stored_hash_with_another_size_gets_a_ticket_not_the_object(
+    files: Files, site: dict[str, Any]
+) -> None:
+    data = photo(13)
+    await files.deliver(data, as_="inspector", target=site["target"])
+    claim = await files.request(
+        data + b"x", as_="inspector", target=site["target"], sha256=hashlib.sha256(data).hexdigest()
+    )
+    assert claim["errors"] == [] and claim["ticket"] is not None
+    assert claim["upload"]["status"] == "PENDING"
+    await files.put(claim["ticket"], data + b"x")
+    refused = await files.confirm(claim["upload"]["id"], as_="inspector")
+    assert refused["errors"][0]["code"] == "HASH_MISMATCH"
