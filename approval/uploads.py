@@ -264,21 +264,19 @@ async def request_upload(
     upload = await Upload.create(
         id=upload_id,
         kind=kind,
-        status=UploadStatus.CONFIRMED if stored else UploadStatus.PENDING,
+        status=UploadStatus.PENDING,
         sha256=facts.sha256,
         size_bytes=facts.size_bytes,
         declared_type=facts.content_type,
         file_name=facts.file_name,
         requested_by_id=viewer.user_id,
         staging_key=staging_key(upload_id),
-        object_id=stored.id if stored else None,
         requested_at=now,
         expires_at=now + rules.ticket_ttl,
-        confirmed_at=now if stored else None,
         **fields,
     )
-    if stored is not None:
-        return Requested(upload=upload, ticket=None)
+    if stored is not None:  # confirmed at once: the same bytes are stored already
+        return Requested(upload=await _link(upload, stored, viewer=viewer, now=now), ticket=None)
     ticket = await _store_call(
         store.put_ticket(
             upload.staging_key,
@@ -318,7 +316,8 @@ async def _read(store: ObjectStore, key: str, *, keep: bool) -> _Received:
     head = bytearray()
     whole = bytearray() if keep else None
     async for chunk in store.read(key):
-        digest.update(chunk)
+        # hashlib lets go of the GIL on large buffers: other requests run meanwhile.
+        await anyio.to_thread.run_sync(digest.update, chunk)
         if len(head) < SNIFF_BYTES:
             head += chunk[: SNIFF_BYTES - len(head)]
         if whole is not None:
