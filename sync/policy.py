@@ -3,7 +3,8 @@
 The sync room knows pycrdt and the y-websocket protocol, not the domain: the server gives it,
 per connection, an ``Access`` (who, and whether they may write) and, per document, a
 ``DocumentPolicy`` that validates updates and turns the merged document into rows (and may,
-as a ``PreparedPolicy``, read what it needs before a room opens).
+as a ``PreparedPolicy``, read what it needs before a room opens, and, as a ``GroupPolicy``, let
+the room validate a writer's group of updates at once).
 """
 
 from __future__ import annotations
@@ -52,3 +53,24 @@ class PreparedPolicy(DocumentPolicy, Protocol):
     ``initial_update``. Optional: a policy without ``prepare`` is used as it is."""
 
     async def prepare(self, doc_name: str) -> None: ...
+
+
+class GroupPolicy(DocumentPolicy, Protocol):
+    """A policy for which one writer's group of updates may be judged as a whole.
+
+    The room normally validates each update on its own, against the document with the group's
+    earlier accepted updates. With ``validates_groups = True`` it first applies the whole group
+    to its scratch copy (in one pycrdt transaction) and calls ``validate`` once, with ``before``
+    the document without the group and ``after`` the document with all of it. If that passes,
+    every update of the group is kept; if it refuses (or anything else goes wrong: an update
+    that cannot be read, one that brings nothing new), the group is validated update by update
+    as usual, so that only the updates that break the rules are refused.
+
+    Only a policy for which "the end state of a run of updates is acceptable" implies "each
+    update of the run is" may say so: e.g. one that accepts every update, or one whose rule
+    depends only on the writer and on ``after``, and holds for every prefix of a run when it
+    holds for the whole run. A rule about history (such as "a signed conclusion cannot change":
+    a group could sign and change it) must not. Optional: a policy without the attribute is
+    validated update by update."""
+
+    validates_groups: bool

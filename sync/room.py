@@ -7,15 +7,23 @@ acknowledgement. Debounced materialisation follows the commits.
 
 The updates a connection has already sent go through together (``receive_many``): each is
 checked on its own, in order, against the document with the earlier accepted ones; the accepted
-ones are committed in one transaction, and only then applied, broadcast and acknowledged.
+ones are committed in one transaction, and only then applied, broadcast and acknowledged. A
+policy that ``validates_groups`` (``sync.policy.GroupPolicy``) has a writer's group applied to
+the scratch copy in one transaction and validated once; when that fails (a refusal, an
+unreadable update), the group is checked update by update as above, so that the results are
+the same as without group validation.
 
 The scratch copies are kept between updates instead of being rebuilt from the whole document
 each time: ``_before`` holds the room's document (pending updates included) plus the updates
-accepted so far in the running batch, ``_after`` the same plus the update being checked. An
-accepted update is applied to each once; after a refusal, a failed commit or a policy that
-changed them, they are rebuilt from the room's document. The room's own document cannot stand
-in for ``_before``: within a group it must already hold the group's earlier accepted updates,
-which the room's document receives only once they are committed.
+accepted so far in the running batch; ``_after`` is where the next update is applied. Once an
+update (or group) is accepted, ``_after`` holds exactly what ``_before`` must hold next, so the
+two swap: the old ``_before`` becomes ``_after`` and lacks the accepted updates (``_lag``),
+which it receives in the same transaction as the next update it checks. Each copy thus takes
+each accepted update once, in one transaction per check instead of two. After a refusal, a
+failed commit or a policy that changed them, they are rebuilt from the room's document. The
+room's own document cannot stand in for ``_before``: within a group it must already hold the
+group's earlier accepted updates, which the room's document receives only once they are
+committed.
 
 "Already held" is read from ``_after``: an update applied to it that moves its state vector
 brought new structs. Only when the state vector stays the same (nothing new, pending structs
@@ -24,11 +32,12 @@ or deletions) does the update itself say, against ``_before``'s state vector and
 Each copy is observed once, when it is made (a subscription per validation cost more than the
 validation): a transaction on it while the policy validates means the policy changed it.
 
-After a group commit, the group's accepted updates (at most ``MAX_BATCH_UPDATES`` of the
-server: ``merge_updates`` grows quadratically with much larger groups) are merged into one
-update, which is applied to the room's document in one transaction (the same state as applying
-them one by one), goes to the other connections, and is what is checked for pending content:
-when the document holds all of it, it holds each of the group's updates.
+After a group commit, the group's accepted updates are merged ``MERGE_CHUNK`` at a time
+(``merge_updates`` grows quadratically with the number of updates) and applied to the room's
+document in one transaction (the same state as applying them one by one). Each merged chunk is
+checked for pending content: when the document holds all of it, it holds each of its updates.
+When other connections are there, the chunks are merged once more into the one update they
+are sent.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from sync.store import DocState, UpdateStore, integrated, outside
 log = logging.getLogger("onewindow.sync.room")
 
 EMPTY_UPDATE = b"\x00\x00"
+MERGE_CHUNK = 32  # updates merged together before the room's document applies them
 
 
 class Refused(UpdateRefused):
@@ -117,9 +127,11 @@ class Room:
         self._before: Doc | None = None  # see the module's docstring
         self._after: Doc | None = None
         self._before_state: DocState | None = None  # DocState.of(_before), until it changes
-        self._state_vector: bytes | None = None  # _after's, as left by the last check
+        self._state_vector: bytes | None = None  # _before's, once known (see the docstring)
+        self._lag: list[bytes] = []  # accepted updates _after still lacks (see the docstring)
         self._batch: list[bytes] = []  # accepted, not yet committed (under the lock)
         self._watch = _Watch()
+        self._groups = getattr(policy, "validates_groups", False) is True
 
     # --- life ------------------------------------------------------------------------------
 
@@ -238,6 +250,7 @@ class Room:
         self._before = self._after = None
         self._before_state = None
         self._state_vector = None
+        self._lag = []
 
     async def receive(self, update: bytes, *, access: Access, origin: Peer | None) -> bool:
         """Validate, commit, apply and broadcast one update; False when it changed nothing.
@@ -284,14 +297,18 @@ class Room:
     async def _receive_many(
         self, updates: list[bytes], *, access: Access, origin: Peer | None
     ) -> list[bool | Refused]:
-        results: list[bool | Refused] = []
+        results: list[bool | Refused] | None = None
         self._batch = []
         try:
-            for update in updates:
-                try:
-                    results.append(self._check(bytes(update), access=access))
-                except Refused as refusal:
-                    results.append(refusal)
+            if self._groups and access.writable and len(updates) > 1:
+                results = self._check_group(updates, access=access)
+            if results is None:
+                results = []
+                for update in updates:
+                    try:
+                        results.append(self._check(bytes(update), access=access))
+                    except Refused as refusal:
+                        results.append(refusal)
             batch = self._batch
             if not batch:
                 return results
@@ -311,18 +328,24 @@ class Room:
             raise
         finally:
             self._batch = []
-        merged = batch[0] if len(batch) == 1 else merge_updates(*batch)
-        self.doc.apply_update(merged)  # one transaction for the group (see the docstring)
+        # Merged a chunk at a time (merge_updates is quadratic in the number of updates), then
+        # applied in one transaction: the same state as applying them one by one.
+        chunks = [batch[start : start + MERGE_CHUNK] for start in range(0, len(batch), MERGE_CHUNK)]
+        merged = [chunk[0] if len(chunk) == 1 else merge_updates(*chunk) for chunk in chunks]
+        with self.doc.transaction():
+            for update in merged:
+                self.doc.apply_update(update)
         state_vector = self.doc.get_state()
         clocks = decode_state_vector(state_vector)
-        if not integrated(merged, state_vector, clocks):
-            self.pending.extend(
-                update for update in batch if not integrated(update, state_vector, clocks)
-            )
+        for chunk, update in zip(chunks, merged, strict=True):
+            if not integrated(update, state_vector, clocks):
+                self.pending.extend(u for u in chunk if not integrated(u, state_vector, clocks))
         if self.pending:
             held = DocState.of(self.doc)
             self.pending = [pending for pending in self.pending if not held.covers(pending)]
-        self._broadcast(protocol.sync_update(merged), exclude=origin)
+        if any(peer is not origin for peer in self.peers):
+            whole = merged[0] if len(merged) == 1 else merge_updates(*merged)
+            self._broadcast(protocol.sync_update(whole), exclude=origin)
         self._mark_dirty()
         return results
 
@@ -335,7 +358,15 @@ class Room:
             self._after = self._copy()
             self._after.observe(self._watch.note)
             self._state_vector = None
+            self._lag = []
         return self._before, self._after
+
+    def _catch_up(self, after: Doc) -> None:
+        """Apply to ``after`` the accepted updates it lacks (inside the caller's transaction)."""
+        if self._lag:
+            for update in self._lag:
+                after.apply_update(update)
+            self._lag = []
 
     def _held(self, before: Doc, update: bytes, state_vector: bytes) -> bool:
         """True when ``before`` (whose state vector is ``state_vector``) already holds all of
@@ -351,19 +382,14 @@ class Room:
             return True
         if self._before_state is None:
             self._before_state = DocState.of(before)
-        return self._before_state.covers(update)
+        return self._before_state.deletes(ranges)  # ``outside`` read them against the same SV
 
     def _check(self, update: bytes, *, access: Access) -> bool:
         """Check one update against the copies; on success add it to ``_batch``."""
         if update == EMPTY_UPDATE:
             return False
         if len(update) > self.settings.max_update_bytes:
-            raise Refused(
-                "too_large",
-                f"the update is {len(update)} bytes; this server accepts at most "
-                f"{self.settings.max_update_bytes} bytes per update: sync more often so that "
-                "changes travel in smaller pieces",
-            )
+            raise self._too_large(update)
         before, after = self._copies()
         if not access.writable:
             if self._held(before, update, before.get_state()):
@@ -375,7 +401,9 @@ class Room:
             )
         state_vector = self._state_vector
         try:
-            with after.transaction():  # one transaction for the state vectors and the update
+            # One transaction: the lag, the state vector before, the update, the one after.
+            with after.transaction():
+                self._catch_up(after)
                 if state_vector is None:
                     state_vector = after.get_state()  # == before's (they differ only here)
                 after.apply_update(update)
@@ -415,10 +443,113 @@ class Room:
                 log.warning("the policy of %s changed the documents it validated", self.name)
                 self._forget_copies()
         self._batch.append(update)
-        if self._before is not None:
-            self._before.apply_update(update)
+        if self._before is not None:  # ``after`` is the new ``before``; the old one lags
+            self._before, self._after = after, before
+            self._lag = [update]
             self._before_state = None
         return True
+
+    def _too_large(self, update: bytes) -> Refused:
+        return Refused(
+            "too_large",
+            f"the update is {len(update)} bytes; this server accepts at most "
+            f"{self.settings.max_update_bytes} bytes per update: sync more often so that "
+            "changes travel in smaller pieces",
+        )
+
+    def _check_group(self, updates: list[bytes], *, access: Access) -> list[bool | Refused] | None:
+        """A writer's group checked as a whole, for a policy that ``validates_groups``: every
+        update applied to ``_after`` in one transaction, then one ``validate``; the results are
+        what ``_check`` would have given one by one, and the kept updates are in ``_batch``.
+        None when the group must go through ``_check`` one by one instead (nothing of it is
+        then in ``_batch``): an update that cannot be read, the group refused, or a policy that
+        changed the copies while they were still needed.
+
+        An update that does not move the state vector is told apart as ``_check`` does: held
+        when it has neither new structs nor deletions; kept when some of its structs wait for
+        their predecessors; when it only deletes, held if the document before it had them
+        deleted already, which is known once ``_before`` has taken the updates before it
+        (after the validation, which needs ``_before`` without the group). Held or not, such an
+        update is in ``_after`` when the policy validates: when held, it changed nothing."""
+        results: list[bool | Refused] = []
+        positions: list[int] = []  # of the candidates in ``results``
+        candidates: list[bytes] = []
+        for update in updates:
+            update = bytes(update)
+            if update == EMPTY_UPDATE:
+                results.append(False)
+            elif len(update) > self.settings.max_update_bytes:
+                results.append(self._too_large(update))
+            else:
+                positions.append(len(results))
+                results.append(True)
+                candidates.append(update)
+        if len(candidates) < 2:
+            return None
+        before, after = self._copies()
+        state_vector = self._state_vector
+        held: set[int] = set()  # candidates' indexes
+        deleting: dict[int, list[tuple[int, int, int]]] = {}  # index: its delete ranges
+        try:
+            with after.transaction():  # one transaction for the whole group
+                self._catch_up(after)
+                if state_vector is None:
+                    state_vector = after.get_state()
+                for index, update in enumerate(candidates):
+                    after.apply_update(update)
+                    current = after.get_state()
+                    if current != state_vector:
+                        state_vector = current  # new structs: not held
+                        continue
+                    count, ranges = outside(update, state_vector)
+                    if count:
+                        continue  # pending structs: kept
+                    if ranges:
+                        deleting[index] = ranges
+                    else:
+                        held.add(index)
+        except Exception:  # pycrdt raises plain exceptions on a bad update: ``_check`` says which
+            self._after = None
+            self._state_vector = None
+            return None
+        self._state_vector = state_vector
+        watch = self._watch
+        watch.validating, watch.changed = True, False
+        try:
+            self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
+        except Exception:  # refused (or failed) as a whole: ``_check`` finds which update
+            self._after = None
+            self._state_vector = None
+            return None
+        finally:
+            watch.validating = False
+            if watch.changed:
+                log.warning("the policy of %s changed the documents it validated", self.name)
+                self._forget_copies()
+        if deleting:
+            if self._before is None:  # the policy changed the copies: they cannot tell
+                return None
+            done = 0
+            for index, ranges in deleting.items():  # in order
+                with before.transaction():
+                    for update in candidates[done:index]:
+                        before.apply_update(update)
+                done = index
+                if DocState.of(before).deletes(ranges):
+                    held.add(index)
+            with before.transaction():
+                for update in candidates[done:]:
+                    before.apply_update(update)
+            self._before_state = None  # ``before`` now equals ``after``: nothing lags
+        kept = [update for index, update in enumerate(candidates) if index not in held]
+        for index in held:
+            results[positions[index]] = False
+        self._batch.extend(kept)
+        if self._before is not None and not deleting:  # ``after`` is the new ``before``
+            self._before, self._after = after, before
+            self._lag = kept
+            self._before_state = None
+        return results
 
     # --- materialisation -------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -66,6 +67,61 @@ def update_payload(frame: object) -> bytes | None:
     if position + length != len(frame):
         return None
     return frame[position:]
+
+
+Inbound = bytes | str | Exception | None  # a frame, the reader's failure, or None: closed
+
+
+class Inbox:
+    """The frames read ahead for one connection: one task pushes, one takes them in runs.
+
+    A deque with at most one waiting taker and one waiting pusher (``asyncio.Queue`` did the
+    same with more bookkeeping per frame). ``push`` waits while ``limit`` frames are queued;
+    ``push_nowait`` never waits (the end-of-connection marker)."""
+
+    __slots__ = ("_pusher", "_taker", "frames", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.frames: deque[Inbound] = deque()
+        self.limit = limit
+        self._taker: asyncio.Future[None] | None = None
+        self._pusher: asyncio.Future[None] | None = None
+
+    def push_nowait(self, frame: Inbound) -> None:
+        self.frames.append(frame)
+        taker = self._taker
+        if taker is not None:
+            self._taker = None
+            if not taker.done():
+                taker.set_result(None)
+
+    async def push(self, frame: Inbound) -> None:
+        while len(self.frames) >= self.limit:
+            self._pusher = asyncio.get_running_loop().create_future()
+            try:
+                await self._pusher
+            finally:
+                self._pusher = None
+        self.push_nowait(frame)
+
+    async def take(self, most: int) -> list[Inbound]:
+        """At least one frame, at most ``most``, in order; waits while there is none."""
+        frames = self.frames
+        while not frames:
+            self._taker = asyncio.get_running_loop().create_future()
+            try:
+                await self._taker
+            finally:
+                self._taker = None
+        if len(frames) <= most:
+            taken = list(frames)
+            frames.clear()
+        else:
+            taken = [frames.popleft() for _ in range(most)]
+        pusher = self._pusher
+        if pusher is not None and not pusher.done() and len(frames) < self.limit:
+            pusher.set_result(None)
+        return taken
 
 
 def close_reason(text: str) -> str:
@@ -349,22 +405,22 @@ class SyncServer:
     async def _read(self, room: Room, connection: Connection) -> None:
         """Frames are read ahead by one task; whatever has arrived is handled together, so
         that the updates among it are committed in one transaction (``_handle_frames``)."""
-        inbox: asyncio.Queue[bytes | str | Exception | None] = asyncio.Queue(READ_AHEAD)
+        inbox = Inbox(READ_AHEAD)
 
         async def pump() -> None:
+            receive = connection.channel.receive
             try:
                 while True:
-                    frame = await connection.channel.receive()
-                    await inbox.put(frame)
+                    frame = await receive()
+                    await inbox.push(frame)
                     if frame is None:
                         return
             except Exception as error:
-                await inbox.put(error)
+                inbox.push_nowait(error)
 
         async def stop_when_closed() -> None:
             await connection.closed.wait()
-            with contextlib.suppress(asyncio.QueueFull):
-                inbox.put_nowait(None)  # wakes the loop below; when full it is not waiting
+            inbox.push_nowait(None)  # wakes the loop below
 
         tasks = [
             asyncio.create_task(pump(), name="sync reader"),
@@ -372,9 +428,7 @@ class SyncServer:
         ]
         try:
             while not connection.closed.is_set():
-                frames = [await inbox.get()]
-                while len(frames) < MAX_BATCH_UPDATES and not inbox.empty():
-                    frames.append(inbox.get_nowait())
+                frames = await inbox.take(MAX_BATCH_UPDATES)
                 if not await self._handle_frames(room, connection, frames):
                     return
         finally:
@@ -385,16 +439,17 @@ class SyncServer:
                     await task
 
     async def _handle_frames(
-        self, room: Room, connection: Connection, frames: list[bytes | str | Exception | None]
+        self, room: Room, connection: Connection, frames: list[Inbound]
     ) -> bool:
         """Handle frames in order; False when the connection must end.
 
         Consecutive update messages are committed together; any other message is handled only
         after the updates before it are committed (a sync step 1 is answered with them)."""
-        batch: list[tuple[int, bytes]] = []
+        batch: list[bytes] = []
         size = 0
+        closed = connection.closed
         for frame in frames:
-            if frame is None or connection.closed.is_set():
+            if frame is None or closed.is_set():
                 await self._commit(room, connection, batch)
                 return False
             if isinstance(frame, Exception):
@@ -410,8 +465,7 @@ class SyncServer:
                     ):
                         payload = message.payload
             if payload is not None:
-                connection.updates_received += 1
-                batch.append((connection.updates_received, payload))
+                batch.append(payload)
                 size += len(payload)
                 if size >= MAX_BATCH_BYTES:
                     await self._commit(room, connection, batch)
@@ -424,28 +478,28 @@ class SyncServer:
         await self._commit(room, connection, batch)
         return True
 
-    async def _commit(
-        self, room: Room, connection: Connection, batch: list[tuple[int, bytes]]
-    ) -> None:
-        """Take a connection's updates through the room; once they are committed, tell the
-        refusals, then acknowledge the whole group with one cumulative ack (``ack_upto``)."""
+    async def _commit(self, room: Room, connection: Connection, batch: list[bytes]) -> None:
+        """Take a connection's next update messages through the room (numbered on from
+        ``updates_received``); once they are committed, tell the refusals, then acknowledge
+        the whole group with one cumulative ack (``ack_upto``)."""
         if not batch:
             return
-        results = await room.receive_many(
-            [payload for _, payload in batch], access=connection.access, origin=connection
-        )
-        for (number, _), result in zip(batch, results, strict=True):
-            if isinstance(result, Refused):
-                log.info(
-                    "refused update #%d of %s on %s: %s",
-                    number,
-                    connection.access.username,
-                    room.name,
-                    result.reason,
-                )
-                connection.refuse(number, result.code, result.reason)
+        first = connection.updates_received + 1
+        connection.updates_received += len(batch)
+        results = await room.receive_many(batch, access=connection.access, origin=connection)
+        for number, result in enumerate(results, first):
+            if result is True or result is False:
+                continue
+            log.info(
+                "refused update #%d of %s on %s: %s",
+                number,
+                connection.access.username,
+                room.name,
+                result.reason,
+            )
+            connection.refuse(number, result.code, result.reason)
         if connection.acks:
-            connection.send(protocol.ack_upto(batch[-1][0]))
+            connection.send(protocol.ack_upto(connection.updates_received))
 
     def _handle(self, room: Room, connection: Connection, frame: bytes | str) -> bool:
         """Handle one frame that is not an update; False when the connection must end."""

@@ -14,6 +14,7 @@ snapshot. No update is ever merged with ``merge_updates`` (quadratic) or squashe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ INSERT_BATCH = 500  # rows per SQLite INSERT: 2 + rows parameters, below SQLite'
 TABLE = DocumentUpdate._meta.db_table
 
 
+@functools.lru_cache(maxsize=INSERT_BATCH)
 def _sqlite_insert(rows: int) -> str:
     """One INSERT of ``rows`` rows, numbered parameters: ?1 the doc, ?2 the time, then data."""
     values = ", ".join(f"(?1, ?{index + 3}, ?2)" for index in range(rows))
@@ -134,6 +136,11 @@ class DocState:
             ranges = decode_delete_set(reader)
         except (ProtocolError, ValueError, RuntimeError):
             return False
+        return self.deletes(ranges)
+
+    def deletes(self, ranges: list[tuple[int, int, int]]) -> bool:
+        """True when every (client, clock, length) range is deleted here (as ``outside``
+        gives them for an update without new structs)."""
         return all(
             _holds(self.deleted.get(client, []), clock, length) for client, clock, length in ranges
         )
