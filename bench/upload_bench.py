@@ -67,7 +67,6 @@ START_TIMEOUT = 60.0
 ACCESS_KEY = "bench-access"
 SECRET_KEY = "bench-secret-key"
 REGION = "us-east-1"
-BUCKET = "onewindow"  # the server's default ONEWINDOW_MINIO_BUCKET
 BASELINE_PREFIX = "bench-put-object"
 INSPECTION_DEPARTMENT = "zjj"  # the demo ``inspector`` works for 住建局
 PROGRESS_EVERY = 25
@@ -234,6 +233,29 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+@dataclass(frozen=True)
+class S3:
+    """The S3 server of part 1: moto started here, or a real MinIO given with ``--s3``."""
+
+    name: str
+    endpoint: str  # host:port
+    access_key: str
+    secret_key: str
+    bucket: str
+    secure: bool = False
+    pid: int | None = None  # ours to measure (moto); None for a server elsewhere
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "ONEWINDOW_MINIO_ENDPOINT": self.endpoint,
+            "ONEWINDOW_MINIO_ACCESS_KEY": self.access_key,
+            "ONEWINDOW_MINIO_SECRET_KEY": self.secret_key,
+            "ONEWINDOW_MINIO_BUCKET": self.bucket,
+            "ONEWINDOW_MINIO_REGION": REGION,
+            "ONEWINDOW_MINIO_SECURE": "1" if self.secure else "0",
+        }
 
 
 @contextlib.contextmanager
@@ -582,8 +604,11 @@ class Progress:
 
 
 @contextlib.contextmanager
-def measured(into: Pass, server: Child, s3: Child) -> Iterator[None]:
-    cpu = (cpu_seconds(server.pid), cpu_seconds(s3.pid), time.process_time())
+def measured(into: Pass, server: Child, s3: S3) -> Iterator[None]:
+    def s3_cpu() -> float:
+        return math.nan if s3.pid is None else cpu_seconds(s3.pid)
+
+    cpu = (cpu_seconds(server.pid), s3_cpu(), time.process_time())
     ticks = machine_ticks()
     started = time.perf_counter()
     yield
@@ -591,7 +616,7 @@ def measured(into: Pass, server: Child, s3: Child) -> Iterator[None]:
     busy, total = (after - before for after, before in zip(machine_ticks(), ticks, strict=True))
     into.machine_busy = busy / total if total else math.nan
     into.server_cpu = cpu_seconds(server.pid) - cpu[0]
-    into.s3_cpu = cpu_seconds(s3.pid) - cpu[1]
+    into.s3_cpu = s3_cpu() - cpu[1]
     into.bench_cpu = time.process_time() - cpu[2]
 
 
@@ -600,7 +625,7 @@ def ticket_pass(
     photos: list[tuple[int, bytes]],
     *,
     server: Child,
-    s3: Child,
+    s3: S3,
     prepared: Prepared,
     concurrency: int,
     quiet: bool = False,
@@ -686,8 +711,8 @@ async def _tickets(
         await asyncio.gather(*(worker() for _ in range(min(concurrency, len(photos)))))
 
 
-def s3_client(endpoint: str, concurrency: int) -> Any:
-    """The ``minio`` SDK client of the baseline (plain http, region given: no location call)."""
+def s3_client(s3: S3, concurrency: int) -> Any:
+    """The ``minio`` SDK client of the baseline (region given: no location call)."""
     import urllib3
     from minio import Minio
 
@@ -697,10 +722,10 @@ def s3_client(endpoint: str, concurrency: int) -> Any:
         retries=urllib3.Retry(total=0),
     )
     return Minio(
-        endpoint,
-        access_key=ACCESS_KEY,
-        secret_key=SECRET_KEY,
-        secure=False,
+        s3.endpoint,
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
+        secure=s3.secure,
         region=REGION,
         http_client=http,
     )
@@ -712,7 +737,7 @@ def put_object_pass(
     *,
     client: Any,
     server: Child,
-    s3: Child,
+    s3: S3,
     concurrency: int,
     quiet: bool = False,
 ) -> Pass:
@@ -726,7 +751,7 @@ def put_object_pass(
         index, data = item
         started = time.perf_counter()
         client.put_object(
-            BUCKET,
+            s3.bucket,
             f"{prefix}/{index:05d}.jpg",
             io.BytesIO(data),
             len(data),
@@ -745,15 +770,15 @@ def put_object_pass(
     from minio.deleteobjects import DeleteObject
 
     keys = [DeleteObject(f"{prefix}/{index:05d}.jpg") for index, _ in photos]
-    for failed in client.remove_objects(BUCKET, keys):
+    for failed in client.remove_objects(s3.bucket, keys):
         raise BenchError(f"cannot remove the baseline's objects: {failed}")
     return result
 
 
-def verify_store(client: Any, photo_count: int) -> str:
+def verify_store(client: Any, bucket: str, photo_count: int) -> str:
     """After the passes: every photo at its content key, a thumbnail each, nothing staged."""
     counts: Counter[str] = Counter()
-    for item in client.list_objects(BUCKET, recursive=True):
+    for item in client.list_objects(bucket, recursive=True):
         counts[item.object_name.split("/", 1)[0]] += 1
     if counts["incoming"] or counts["photos"] != photo_count or counts["thumbnails"] != photo_count:
         raise BenchError(
@@ -878,6 +903,57 @@ def _frame(text: str) -> tuple[str, bool]:
 # --- the two parts ---------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def s3_server(args: argparse.Namespace, workdir: Path) -> Iterator[S3]:
+    """moto in a subprocess of ours, or the real MinIO of ``--s3`` (a fresh bucket, emptied
+    and removed at the end: the server creates it at start-up)."""
+    if not args.s3:
+        port = free_port()
+        with child(
+            "the S3 server (moto)",
+            [sys.executable, str(SCRIPT), "--serve-moto", str(port)],
+            env=clean_env(),
+            log_path=workdir / "moto.log",
+            base_url=f"http://127.0.0.1:{port}",
+            probe="/",
+        ) as moto:
+            yield S3(
+                name=f"moto S3 (pid {moto.pid})",
+                endpoint=f"127.0.0.1:{port}",
+                access_key=ACCESS_KEY,
+                secret_key=SECRET_KEY,
+                bucket="onewindow",
+                pid=moto.pid,
+            )
+        return
+    access_key = os.environ.get("ONEWINDOW_BENCH_S3_ACCESS_KEY", "")
+    secret_key = os.environ.get("ONEWINDOW_BENCH_S3_SECRET_KEY", "")
+    if not access_key or not secret_key:
+        raise BenchError(
+            "--s3 needs the credentials in ONEWINDOW_BENCH_S3_ACCESS_KEY and "
+            "ONEWINDOW_BENCH_S3_SECRET_KEY; set both and run again"
+        )
+    s3 = S3(
+        name="S3 server (not measured: its CPU is its own)",
+        endpoint=args.s3,
+        access_key=access_key,
+        secret_key=secret_key,
+        bucket=f"onewindow-bench-{random.randrange(16**8):08x}",
+        secure=args.s3_secure,
+    )
+    try:
+        yield s3
+    finally:
+        from minio.deleteobjects import DeleteObject
+
+        client = s3_client(s3, 4)
+        with contextlib.suppress(Exception):  # best effort: the bench's own fresh bucket
+            names = [o.object_name for o in client.list_objects(s3.bucket, recursive=True)]
+            for _ in client.remove_objects(s3.bucket, [DeleteObject(n) for n in names]):
+                pass
+            client.remove_bucket(s3.bucket)
+
+
 def photos_part(
     args: argparse.Namespace,
     workdir: Path,
@@ -888,31 +964,17 @@ def photos_part(
     """Part 1; answers the ratio ticket / put_object."""
     warm = [(i, p) for i, p in enumerate(photos[: args.warmup])]
     timed = [(i, p) for i, p in enumerate(photos) if i >= args.warmup]
-    moto_port = free_port()
     with (
-        child(
-            "the S3 server (moto)",
-            [sys.executable, str(SCRIPT), "--serve-moto", str(moto_port)],
-            env=clean_env(),
-            log_path=workdir / "moto.log",
-            base_url=f"http://127.0.0.1:{moto_port}",
-            probe="/",
-        ) as s3,
+        s3_server(args, workdir) as s3,
         onewindow_server(
-            "OneWindow server (MinIO store)",
-            workdir,
-            database_url,
-            ONEWINDOW_MINIO_ENDPOINT=f"127.0.0.1:{moto_port}",
-            ONEWINDOW_MINIO_ACCESS_KEY=ACCESS_KEY,
-            ONEWINDOW_MINIO_SECRET_KEY=SECRET_KEY,
-            ONEWINDOW_MINIO_REGION=REGION,
+            "OneWindow server (MinIO store)", workdir, database_url, **s3.server_settings()
         ) as server,
     ):
         say(
-            f"moto S3 (pid {s3.pid}) on {s3.base_url}; OneWindow server (pid {server.pid}) on "
-            f"{server.base_url}; concurrency {args.concurrency}"
+            f"{s3.name} on {s3.endpoint}, bucket {s3.bucket}; OneWindow server "
+            f"(pid {server.pid}) on {server.base_url}; concurrency {args.concurrency}"
         )
-        client = s3_client(f"127.0.0.1:{moto_port}", args.concurrency)
+        client = s3_client(s3, args.concurrency)
         rss_start = proc_status_kib(server.pid, "VmRSS")
         if warm:
             say(f"warm-up: {len(warm)} photos each way (not counted)")
@@ -979,7 +1041,7 @@ def photos_part(
         server.check_alive()
         rss_after = proc_status_kib(server.pid, "VmRSS")
         hwm_after = proc_status_kib(server.pid, "VmHWM")
-        verified = verify_store(client, len(photos))
+        verified = verify_store(client, s3.bucket, len(photos))
     say(f"check: {verified}")
     say()
     say(f"{'':<58}{'CPU ms per photo':^27}".rstrip())
@@ -1004,7 +1066,7 @@ def photos_part(
         f"target >= {TARGET_RATIO}: {verdict}"
     )
     cores = os.cpu_count() or 1
-    for p in (tickets, better):
+    for p in (tickets, better) if not math.isnan(tickets.s3_cpu) else ():
         per_photo = 1000 * (p.server_cpu + p.s3_cpu + p.bench_cpu) / p.count
         say(
             f"  {p.name}: {per_photo:.0f} ms of CPU per photo in the three processes; on "
@@ -1170,6 +1232,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 24 photos, 2 warm-up, 16 MiB material"
     )
+    parser.add_argument(
+        "--s3",
+        metavar="HOST:PORT",
+        help="photos against this S3 server (a real MinIO) instead of moto; credentials from "
+        "ONEWINDOW_BENCH_S3_ACCESS_KEY and ONEWINDOW_BENCH_S3_SECRET_KEY; a fresh bucket is "
+        "made and removed",
+    )
+    parser.add_argument("--s3-secure", action="store_true", help="https to --s3")
     parser.add_argument("--serve-moto", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -1196,7 +1266,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     prepared = setup_database(database_url, workdir)
     if args.only != "material":
         say()
-        say("== photos: ticket flow vs put_object on the S3 server (moto)")
+        where = f"the S3 server {args.s3}" if args.s3 else "moto"
+        say(f"== photos: ticket flow vs put_object on {where}")
         photos_part(args, workdir, database_url, prepared, photos)
         photos.clear()
     if args.only != "photos":
