@@ -22,6 +22,7 @@ from schema.app import graphql_app
 from server.fieldsync import FieldSync
 from server.notifier import running_notifier
 from server.object_store import object_store_of, upload_rules_of
+from server.objects_endpoint import STATE_KEY as OBJECT_STORE_KEY
 from server.objects_endpoint import object_routes
 from server.pages import page_routes
 from server.scheduler import OnEvents, running_supervisor
@@ -38,8 +39,6 @@ from storage.models import SupervisionEvent
 from storage.objects import ObjectStore, ObjectStoreError
 
 log = logging.getLogger("onewindow.server")
-
-OBJECT_STORE_KEY = "object_store"  # requests find the object store at request.state.object_store
 
 Clock = Callable[[], datetime]
 
