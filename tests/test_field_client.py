@@ -432,3 +432,32 @@ async def test_cli_login_record_offline_then_sync_once(env: Env) -> None:
 
     code, out = await cli(env, "inspections")
     assert code == 0 and "no inspections are assigned to you" in out
+
+
+async def test_a_long_synced_history_is_compacted_and_rebuilds_the_same_document(
+    env: Env,
+) -> None:
+    from clients.field.session import COMPACT_AFTER
+
+    doc_name = new_doc()
+    network = Network()
+    tablet = env.client("tablet", network)
+    await tablet.sync(doc_name)
+    network.online = False
+    for n in range(COMPACT_AFTER + 10):
+        tablet.record_check(doc_name, "zjj", f"C0{n % 3 + 1}", "pass", note=f"第{n}次")
+    assert tablet.store.update_count(doc_name) > COMPACT_AFTER
+    expected = checks(tablet, doc_name)
+    network.online = True
+    await tablet.sync(doc_name)
+    assert tablet.status(doc_name).pending == 0
+    assert tablet.store.update_count(doc_name) == 1  # the whole document, once
+    tablet.close()
+    env.clients.remove(tablet)
+    reopened = env.client("tablet", network)
+    assert checks(reopened, doc_name) == expected
+    reopened.record_check(doc_name, "zjj", "C01", "fail", note="复查")
+    assert not reopened.store.compact(doc_name, reopened.open(doc_name).get_update())  # pending
+    assert reopened.store.update_count(doc_name) == 2
+    await reopened.sync(doc_name)
+    assert checks(reopened, doc_name)["C01"] == ("fail", "复查")

@@ -78,6 +78,7 @@ from clients.field.store import (
 log = logging.getLogger("onewindow.field")
 
 EMPTY_UPDATE = b"\x00\x00"
+COMPACT_AFTER = 200  # updates of one document kept before a synced history is compacted
 RESULT_LABELS: dict[str, str] = {
     outcome.value: label for outcome, label in CHECK_RESULT_LABELS.items()
 }
@@ -422,6 +423,12 @@ class FieldClient:
         finally:
             self._remote = False
         self.store.add_remote(doc_name, update)
+
+    def _compact(self, doc_name: str) -> None:
+        """Once everything is acknowledged, a long history becomes one update of the whole
+        document: reopening stays fast and the file stops growing with every edit."""
+        if self.store.update_count(doc_name) > COMPACT_AFTER:
+            self.store.compact(doc_name, self.open(doc_name).get_update())
 
     def _forget(self, doc_name: str) -> None:
         doc = self._docs.pop(doc_name, None)
@@ -1159,6 +1166,7 @@ class FieldClient:
                 if caught_up and (not stay or first_report or result != SyncResult(doc_name)):
                     if not result.refusals:
                         self.store.synced(doc_name, self._clock())
+                        self._compact(doc_name)
                     if not stay:
                         return result
                     if on_synced is not None:

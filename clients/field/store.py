@@ -294,6 +294,32 @@ class LocalStore:
             raise
         return int(dropped)
 
+    def update_count(self, doc_name: str) -> int:
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM updates WHERE doc = ?", (doc_name,)
+        ).fetchone()
+        return int(count)
+
+    def compact(self, doc_name: str, state: bytes) -> bool:
+        """Keep ``state`` (the whole local document) instead of its history, when nothing of
+        it is pending; False (nothing changed) while the outbox holds some of it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            pending = self._db.execute(
+                "SELECT 1 FROM updates WHERE doc = ? AND pending = 1 LIMIT 1", (doc_name,)
+            ).fetchone()
+            if pending is None:
+                self._db.execute("DELETE FROM updates WHERE doc = ?", (doc_name,))
+                self._db.execute(
+                    "INSERT INTO updates (doc, data, local, pending) VALUES (?, ?, 0, 0)",
+                    (doc_name, bytes(state)),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return pending is None
+
     # --- status ----------------------------------------------------------------------------
 
     def synced(self, doc_name: str, at: datetime) -> None:
