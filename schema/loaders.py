@@ -75,6 +75,7 @@ class Loaders:
     supplements_by_task: DataLoader[int, list[SupplementRequest]]
     audit_by_project: DataLoader[int, list[AuditEvent]]
     photo_by_id: DataLoader[str, StoredObject | None]
+    stored_object: DataLoader[int, StoredObject | None]
 
 
 def build_loaders() -> Loaders:
@@ -103,4 +104,5 @@ def build_loaders() -> Loaders:
             lambda e: e.project_id or 0,
         ),
         photo_by_id=DataLoader(load_fn=_photos),
+        stored_object=_by_id(StoredObject),
     )

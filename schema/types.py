@@ -248,8 +248,8 @@ class MaterialVersionNode:
     async def file(self, info: Info) -> StoredFileNode | None:
         if self.object_id is None:
             return None
-        row = await models.StoredObject.get(id=self.object_id)
-        return StoredFileNode.of(row, self.file_name)
+        row = await info.context.loaders.stored_object.load(self.object_id)
+        return StoredFileNode.of(row, self.file_name) if row else None
 
 
 @strawberry.type(name="Material", description="项目材料库中的一种材料")

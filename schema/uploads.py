@@ -84,15 +84,15 @@ class UploadNode:
     async def file(self, info: Info) -> StoredFileNode | None:
         if self.object_id is None:
             return None
-        row = await models.StoredObject.get(id=self.object_id)
-        return StoredFileNode.of(row, self.file_name)
+        row = await info.context.loaders.stored_object.load(self.object_id)
+        return StoredFileNode.of(row, self.file_name) if row else None
 
     @strawberry.field(description="确认后的照片(仅照片)")
     async def photo(self, info: Info) -> PhotoNode | None:
         if self.object_id is None or self.kind is not enums.ObjectKind.PHOTO:
             return None
-        row = await models.StoredObject.get(id=self.object_id)
-        return PhotoNode.of(row.sha256, row)
+        row = await info.context.loaders.stored_object.load(self.object_id)
+        return PhotoNode.of(row.sha256, row) if row else None
 
     @staticmethod
     def of(row: models.Upload) -> UploadNode:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from storage.models import Material, MaterialVersion, Project, Stage, Task
+from storage.enums import ObjectKind
+from storage.models import Material, MaterialVersion, Project, Stage, StoredObject, Task
 from tests.helpers import accept, create_project, ready_stage
 
 NESTED = """
@@ -18,7 +19,8 @@ query($first: Int!) {
       code name enterprise { name } region { name } agent { displayName }
       stages { code name status leadDepartment { shortName }
         tasks { status deadline department { name } item { name department { code } } } }
-      materials { status materialType { name } versions { version fileName } }
+      materials { status materialType { name }
+        versions { version fileName file { sha256 contentType } } }
     } }
   }
 }"""
@@ -83,6 +85,17 @@ async def test_statement_count_is_the_same_for_10_and_100_projects(gql):
     project = await create_project(gql)
     await ready_stage(gql, project["id"], "project_approval")
     assert (await accept(gql, project["id"], "project_approval"))["errors"] == []
+    # Every version has its file in the object store (one row per content).
+    versions = await MaterialVersion.filter(material__project__code=project["code"])
+    for n, version in enumerate(versions):
+        stored = await StoredObject.create(
+            kind=ObjectKind.MATERIAL,
+            sha256=f"{n:064x}",
+            key=f"materials/00/{n:064x}",
+            size_bytes=100 + n,
+            content_type="application/pdf",
+        )
+        await MaterialVersion.filter(id=version.id).update(object_id=stored.id)
     await _copy_projects(project["code"], 109)
     # The first request reads the catalog snapshot the API keeps in memory; measure after it.
     await gql("query { viewer { username } }", as_="supervisor")
@@ -97,6 +110,8 @@ async def test_statement_count_is_the_same_for_10_and_100_projects(gql):
         assert all(len(e["node"]["stages"]) == 4 for e in edges)
         assert all(len(e["node"]["stages"][0]["tasks"]) >= 6 for e in edges)
         assert all(len(e["node"]["materials"]) >= 5 for e in edges)
+        files = [v["file"] for e in edges for m in e["node"]["materials"] for v in m["versions"]]
+        assert files and all(f["contentType"] == "application/pdf" for f in files)
         counts[first] = len(statements)
         seen[first] = [s.split(" WHERE")[0][:90] for s in statements]
     assert counts[10] == counts[100], (
