@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from tortoise.queryset import QuerySet
+
 from storage.enums import ObjectKind, UploadStatus
 from storage.models import CheckResult, MaterialVersion, StoredObject, Upload
 from storage.objects import ObjectInfo, ObjectStore
@@ -64,8 +66,8 @@ async def find_orphans(
     grace: timedelta,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Orphan]:
-    """Every orphan in the store, oldest state first; ``progress(scanned, found)`` is called
-    every few hundred objects."""
+    """Every orphan in the store, in key order with thumbnails last; ``progress(scanned,
+    found)`` is called every few hundred objects."""
     photos, materials = await _referenced()
     thumbnails_needed: set[str] = set()
     orphans: list[Orphan] = []
@@ -140,10 +142,20 @@ async def remove_orphans(
     return removed
 
 
-async def expired_tickets(*, now: datetime, grace: timedelta) -> int:
+def _expired(now: datetime, grace: timedelta) -> QuerySet[Upload]:
     """Pending uploads whose ticket expired more than ``grace`` ago: rows without a use."""
-    return await Upload.filter(status=UploadStatus.PENDING, expires_at__lt=now - grace).count()
+    return Upload.filter(status=UploadStatus.PENDING, expires_at__lt=now - grace)
 
 
-async def remove_expired_tickets(*, now: datetime, grace: timedelta) -> int:
-    return await Upload.filter(status=UploadStatus.PENDING, expires_at__lt=now - grace).delete()
+async def expired_tickets(*, now: datetime, grace: timedelta) -> int:
+    return await _expired(now, grace).count()
+
+
+async def remove_expired_tickets(*, store: ObjectStore, now: datetime, grace: timedelta) -> int:
+    """Delete the expired tickets; the parts of an upload in parts that never completed are
+    dropped from the store too (S3 keeps them, unlisted, until aborted)."""
+    expired = await _expired(now, grace)
+    for upload in expired:
+        if upload.multipart_id:
+            await store.abort_parts(upload.staging_key, multipart_id=upload.multipart_id)
+    return await Upload.filter(id__in=[u.id for u in expired]).delete()

@@ -1,8 +1,8 @@
 """What an uploaded file really is, judged from its first bytes and never from the client's word.
 
 The browser's ``Content-Type`` and the file name come from whoever uploads, so a program renamed
-``photo.jpg`` arrives as "image/jpeg". When an upload is confirmed the server reads the first
-:data:`HEAD_SIZE` bytes back from storage and calls :func:`sniff`; callers compare the answer
+``photo.jpg`` arrives as "image/jpeg". When an upload is confirmed the server reads the bytes
+back from storage and calls :func:`sniff` on the first :data:`HEAD_SIZE`; callers compare the answer
 with what the material allows and refuse with the :attr:`Sniffed.description` (English, for
 logs and messages) or the :data:`TYPE_LABELS` entry (Chinese, for people).
 

@@ -1,7 +1,7 @@
 """Photos and material files: an upload ticket, the bytes straight to the object store, a
 confirmation that checks them, one stored object per content.
 
-The flow (DESIGN.md, data flow 3): the client hashes its file and asks for a ticket with
+The flow (README, the third data flow): the client hashes its file and asks for a ticket with
 :func:`request_upload`. When the same bytes are stored already the upload is confirmed at once
 (no ticket). Otherwise the ticket is a presigned PUT (MinIO) or the server's own upload URL
 (local store) to a staging key of this upload alone. :func:`confirm_upload` then checks what
@@ -31,7 +31,7 @@ from approval.documents import inspection_doc_name
 from approval.errors import DomainError, ErrorCode, invalid, not_found
 from approval.evidence import EvidenceError, PhotoEvidence, make_thumbnail, read_evidence
 from approval.inspections import document_access
-from approval.sniff import TYPE_LABELS, sniff
+from approval.sniff import HEAD_SIZE, TYPE_LABELS, sniff
 from storage.enums import ObjectKind, Role, UploadStatus
 from storage.models import (
     CheckResult,
@@ -46,12 +46,12 @@ from storage.objects import ObjectInfo, ObjectStore, ObjectStoreError, PutTicket
 T = TypeVar("T")
 
 MB = 1 << 20
-SNIFF_BYTES = 64 * 1024
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 # Control characters, path separators and characters Windows refuses in names.
 _BAD_NAME_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
-PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+PHOTO_SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+PHOTO_TYPES = frozenset(PHOTO_SUFFIXES)
 MATERIAL_TYPES = frozenset(
     {
         "application/pdf",
@@ -318,8 +318,8 @@ async def _read(store: ObjectStore, key: str, *, keep: bool) -> _Received:
     async for chunk in store.read(key):
         # hashlib lets go of the GIL on large buffers: other requests run meanwhile.
         await anyio.to_thread.run_sync(digest.update, chunk)
-        if len(head) < SNIFF_BYTES:
-            head += chunk[: SNIFF_BYTES - len(head)]
+        if len(head) < HEAD_SIZE:
+            head += chunk[: HEAD_SIZE - len(head)]
         if whole is not None:
             whole += chunk
     return _Received(
@@ -329,10 +329,14 @@ async def _read(store: ObjectStore, key: str, *, keep: bool) -> _Received:
     )
 
 
-async def _refuse(store: ObjectStore, upload: Upload, code: ErrorCode, message: str) -> NoReturn:
-    """Drop what was staged (a whole-file ticket stays valid for another PUT) and say why."""
+async def _refuse(
+    store: ObjectStore, upload: Upload, code: ErrorCode, message: str, *, now: datetime
+) -> NoReturn:
+    """Drop what was staged (a whole-file ticket stays valid for another PUT) and say why.
+    A ticket in parts is used up once its parts are joined: it ends here."""
     await _store_call(store.delete(upload.staging_key))
     if upload.multipart_id:
+        await Upload.filter(id=upload.id).update(expires_at=now)
         message += "; this ticket was in parts and its parts are used up: ask for a new ticket"
     raise DomainError(code, message, field="uploadId")
 
@@ -371,7 +375,6 @@ async def confirm_upload(
     viewer: Viewer,
     upload_id: uuid.UUID,
     store: ObjectStore,
-    rules: UploadRules,
     now: datetime,
 ) -> Upload:
     """Check the bytes staged for an upload and keep them as a stored object.
@@ -383,11 +386,12 @@ async def confirm_upload(
         raise not_found("upload", str(upload_id), field="uploadId")
     if upload.status is UploadStatus.CONFIRMED:
         return upload
-    existing = await StoredObject.get_or_none(kind=upload.kind, sha256=upload.sha256)
     info = await _store_call(store.stat(upload.staging_key))
-    if info is None and existing is not None:
-        return await _link(upload, existing, viewer=viewer, now=now)  # a retry, or a twin
-    if now > upload.expires_at:
+    if info is None:
+        existing = await StoredObject.get_or_none(kind=upload.kind, sha256=upload.sha256)
+        if existing is not None:
+            return await _link(upload, existing, viewer=viewer, now=now)  # a retry, or a twin
+    if now >= upload.expires_at:
         await _store_call(store.delete(upload.staging_key))
         if upload.multipart_id:
             await _store_call(
@@ -415,6 +419,7 @@ async def confirm_upload(
             ErrorCode.SIZE_MISMATCH,
             f"{info.size} bytes arrived but the ticket is for {upload.size_bytes}; PUT the "
             "whole file again to the same URL and confirm",
+            now=now,
         )
     kind = upload.kind
     received = await _store_call(_read(store, upload.staging_key, keep=kind is ObjectKind.PHOTO))
@@ -427,6 +432,7 @@ async def confirm_upload(
             ErrorCode.TYPE_NOT_ALLOWED,
             f"the bytes of {upload.file_name!r} are {what}; a {kind.value} must be one of: "
             f"{_types_text(kind)}",
+            now=now,
         )
     if received.sha256 != upload.sha256:
         await _refuse(
@@ -435,6 +441,7 @@ async def confirm_upload(
             ErrorCode.HASH_MISMATCH,
             f"the bytes have SHA-256 {received.sha256}, the ticket says {upload.sha256}; the "
             "file changed or was damaged on the way: hash it again and ask for a new ticket",
+            now=now,
         )
     evidence: PhotoEvidence | None = None
     thumbnail: bytes | None = None
@@ -442,7 +449,7 @@ async def confirm_upload(
         try:
             evidence, thumbnail = await anyio.to_thread.run_sync(_photo_facts, received.data)
         except EvidenceError as error:
-            await _refuse(store, upload, ErrorCode.TYPE_NOT_ALLOWED, str(error))
+            await _refuse(store, upload, ErrorCode.TYPE_NOT_ALLOWED, str(error), now=now)
     key = object_key(kind, upload.sha256)
     if thumbnail is not None:
         await _store_call(

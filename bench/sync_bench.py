@@ -52,7 +52,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -416,7 +416,6 @@ class Process:
     process: asyncio.subprocess.Process
     log_path: Path
     port: int
-    stopped: list[str] = field(default_factory=list)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -556,11 +555,10 @@ async def run_node(
             f"{NODE_SERVER.relative_to(ROOT)} is missing: run `make bench-node-deps` (npm ci "
             "--prefix bench/node), or pass --skip-node"
         )
-    env = {"HOST": "127.0.0.1", "PORT": "0"}
+    port = free_port()
+    env = {"HOST": "127.0.0.1", "PORT": str(port)}
     if args.node_persistence == "leveldb":
         env["YPERSISTENCE"] = str(workdir / "node-leveldb")
-    port = free_port()
-    env["PORT"] = str(port)
     async with subprocess(
         "the y-websocket server (node)", [node, str(NODE_SERVER)], workdir / "node.log", port, **env
     ) as served:

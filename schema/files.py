@@ -86,7 +86,10 @@ class PhotoNode:
         if self.status is PhotoStatus.PENDING:
             return None
         return await _url(
-            info, self.key, file_name=f"{self.id}.jpg", content_type=self.content_type or ""
+            info,
+            self.key,
+            file_name=self.id + uploads.PHOTO_SUFFIXES.get(self.content_type or "", ""),
+            content_type=self.content_type or "",
         )
 
     @strawberry.field(description="短时有效的缩略图地址; 未上传时为空")

@@ -1,4 +1,4 @@
-"""Upload tickets and their confirmation in GraphQL (DESIGN.md, data flow 3)."""
+"""Upload tickets and their confirmation in GraphQL (README, the third data flow)."""
 
 from __future__ import annotations
 
@@ -220,7 +220,6 @@ class UploadMutation:
                 viewer=ctx.require_viewer(),
                 upload_id=uploads.parse_upload_id(str(upload_id)),
                 store=_store(ctx),
-                rules=ctx.upload_rules,
                 now=ctx.now(),
             )
 

@@ -294,7 +294,7 @@ async def run_orphans(settings: Settings, grace_hours: int, delete: bool) -> Non
                 orphans=orphans,
                 progress=lambda done, count: say(f"  removed {done}/{count}"),
             )
-            dropped = await remove_expired_tickets(now=now(), grace=grace)
+            dropped = await remove_expired_tickets(store=store, now=now(), grace=grace)
         except ObjectStoreError as error:
             raise CliError(str(error)) from None
     say(f"orphans: removed {removed} object(s) and {dropped} expired ticket(s)")

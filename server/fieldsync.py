@@ -33,7 +33,7 @@ from approval.fieldwork import FieldAccess, FieldDocuments
 from approval.inspections import FieldRights, document_access
 from sync.policy import Access, DocumentPolicy, UpdateRefused
 from sync.room import Refused
-from sync.server import SyncServer, UnknownDocument
+from sync.server import ServerClosing, SyncServer, UnknownDocument
 
 log = logging.getLogger("onewindow.server.fieldsync")
 
@@ -127,7 +127,7 @@ class SyncEditor:
             raise DomainError(ErrorCode.SYNC_UNAVAILABLE, refusal.reason) from None
         except UnknownDocument as error:
             raise DomainError(ErrorCode.NOT_FOUND, str(error)) from None
-        except RuntimeError as error:  # the server is shutting down
+        except ServerClosing as error:
             raise DomainError(ErrorCode.SYNC_UNAVAILABLE, str(error)) from None
         await self.policy.materialise(doc_name=doc_name, doc=await merged(server, doc_name))
 

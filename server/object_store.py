@@ -26,7 +26,6 @@ def object_store_of(settings: Settings) -> ObjectStore:
             secure=settings.minio_secure,
             public_url=settings.minio_public_url,
         )
-    settings.object_dir.mkdir(parents=True, exist_ok=True)
     secret = load_or_create_secret(settings.object_dir / SECRET_FILE)
     return LocalObjectStore(settings.object_dir, secret=secret)
 

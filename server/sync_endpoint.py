@@ -29,30 +29,18 @@ from approval.access import Viewer
 from approval.auth import authenticate
 from approval.errors import DomainError
 from server.settings import Settings
-from sync.policy import Access, DocumentPolicy
-from sync.server import SyncServer, close_reason
+from sync.policy import Access
+from sync.server import CLOSE_INTERNAL_ERROR, PolicyFor, SyncServer, close_reason
 from sync.store import UpdateStore
 
 log = logging.getLogger("onewindow.server.sync")
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
-CLOSE_UNKNOWN_DOCUMENT = 4404
 
 STATE_KEY = "sync_server"
 
 AccessFor = Callable[[Viewer, str], Awaitable[Access | None]]
-PolicyFor = Callable[[str], DocumentPolicy | None]
-
-
-def no_documents(doc_name: str) -> DocumentPolicy | None:
-    """The default registry until the domain registers its documents: none is known."""
-    return None
-
-
-async def no_access(viewer: Viewer, doc_name: str) -> Access | None:
-    """The default rule until the domain's exists: nobody may open any document."""
-    return None
 
 
 @asynccontextmanager
@@ -121,7 +109,7 @@ def sync_route(*, access_for: AccessFor, clock: Callable[[], datetime]) -> WebSo
 
         server: SyncServer | None = getattr(websocket.state, STATE_KEY, None)
         if server is None:
-            await websocket.close(1011, "the sync server is not running")
+            await websocket.close(CLOSE_INTERNAL_ERROR, "the sync server is not running")
             return
         token = bearer_token(websocket)
         if token is None:
@@ -141,9 +129,6 @@ def sync_route(*, access_for: AccessFor, clock: Callable[[], datetime]) -> WebSo
                 CLOSE_FORBIDDEN,
                 f"{viewer.username} may not open {doc_name}; ask for an assignment",
             )
-            return
-        if not server.knows(doc_name):
-            await refuse(CLOSE_UNKNOWN_DOCUMENT, f"there is no document {doc_name!r} here")
             return
         acks = websocket.query_params.get("ack", "") == "1"
         await server.serve(doc_name, WebSocketChannel(websocket), access=access, acks=acks)

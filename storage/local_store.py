@@ -7,8 +7,8 @@ at all, and a crash leaves at most a stray temporary file.
 Tickets are the server's own URLs (``server/objects_endpoint.py`` answers them):
 ``{url_prefix}/objects/upload/{token}`` to PUT the bytes and ``{url_prefix}/objects/{token}``
 to GET them. A token is ``<payload>.<signature>``, both base64url without padding: the payload
-is compact JSON with the use (``put``/``get``), the key, the expiry in unix seconds, and the
-maximum size (uploads) or the content type and file name (downloads); the signature is
+is compact JSON with the use (``put``/``get``), the key, the expiry in unix seconds, the
+content type, and the maximum size (uploads) or the file name (downloads); the signature is
 HMAC-SHA256 of the payload with the store's secret. Nothing is kept on the server per ticket,
 so tickets survive a restart as long as the secret does (:func:`load_or_create_secret`).
 """
@@ -178,9 +178,7 @@ class LocalObjectStore:
             file, temp = self._new_temp()
             try:
                 with file:
-                    file.write(data)
-                    file.flush()
-                    os.fsync(file.fileno())
+                    _finish(file, data)
                 self._settle(temp, key)
             except BaseException:
                 temp.unlink(missing_ok=True)

@@ -99,10 +99,6 @@ class MinioObjectStore:
     def bucket(self) -> str:
         return self._bucket
 
-    @property
-    def endpoint(self) -> str:
-        return self._endpoint
-
     def __repr__(self) -> str:
         return f"MinioObjectStore(endpoint={self._endpoint!r}, bucket={self._bucket!r})"
 

@@ -2,12 +2,13 @@
 
 Every update, from a connection or from the server itself (``edit``), takes the same path under
 the room's lock: size and rights, the update applied to a scratch copy, the policy's
-``validate``, the commit to the log, then the room's Doc, the other connections and the
-acknowledgement. Debounced materialisation follows the commits.
+``validate``, the commit to the log, then the room's Doc and the other connections; the server
+acknowledges once the room answered. Debounced materialisation follows the commits.
 
 The updates a connection has already sent go through together (``receive_many``): each is
 checked on its own, in order, against the document with the earlier accepted ones; the accepted
-ones are committed in one transaction, and only then applied, broadcast and acknowledged. A
+ones are committed in one transaction, and only then applied and broadcast (and acknowledged
+by the server). A
 policy that ``validates_groups`` (``sync.policy.GroupPolicy``) has a writer's group applied to
 the scratch copy in one transaction and validated once; when that fails (a refusal, an
 unreadable update), the group is checked update by update as above, so that the results are

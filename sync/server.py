@@ -188,9 +188,9 @@ class Connection:
         if self._closing:
             return
         self._closing = True
-        with contextlib.suppress(asyncio.QueueFull):
+        try:
             self._queue.put_nowait((code, reason))
-        if self._queue.full():  # no room for the close: drop the backlog
+        except asyncio.QueueFull:  # no room for the close: drop the backlog
             while not self._queue.empty():
                 self._queue.get_nowait()
             self._queue.put_nowait((code, reason))
@@ -277,13 +277,6 @@ class SyncServer:
                 "API gave you (e.g. an inspection's document)"
             )
         return policy
-
-    def knows(self, doc_name: str) -> bool:
-        try:
-            self.policy(doc_name)
-        except UnknownDocument:
-            return False
-        return True
 
     async def _acquire(self, doc_name: str) -> Room:
         while True:

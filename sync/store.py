@@ -129,14 +129,10 @@ class DocState:
         the item has not arrived yet), or that cannot be read.
         """
         try:
-            rest = get_update(update, self.state_vector)
-            reader = Reader(rest, "update")
-            if reader.var_uint("struct client count") != 0:
-                return False
-            ranges = decode_delete_set(reader)
+            count, ranges = outside(update, self.state_vector)
         except (ProtocolError, ValueError, RuntimeError):
             return False
-        return self.deletes(ranges)
+        return not count and self.deletes(ranges)
 
     def deletes(self, ranges: list[tuple[int, int, int]]) -> bool:
         """True when every (client, clock, length) range is deleted here (as ``outside``

@@ -299,3 +299,15 @@ async def field_cli(store: Path, *args: str, stdin: str = "") -> tuple[int, str]
         raise AssertionError(f"onewindow-field {' '.join(args)} did not finish") from None
     assert process.returncode is not None
     return process.returncode, out.decode()
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for ``condition`` to hold; AssertionError naming ``what`` after TIMEOUT."""
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                if condition():
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None

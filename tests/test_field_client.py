@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +21,18 @@ from starlette.routing import Route
 from approval.access import Viewer
 from approval.auth import create_user, issue_token
 from approval.documents import (
+    AgencyLayout,
     InspectionLayout,
     LayoutError,
+    agency_doc_name,
     initial_update,
     inspection_doc_name,
+    read_agency,
     read_inspection,
+    validate_agency,
     validate_inspection,
 )
-from clients.field import FieldClient, SyncError, backoff_delay
+from clients.field import FieldClient, FieldError, SyncError, backoff_delay
 from clients.field.session import WebSocket, connect_websocket
 from schema.app import graphql_app
 from server.sync_endpoint import STATE_KEY, sync_route
@@ -37,7 +41,7 @@ from storage.models import DocumentUpdate
 from sync.policy import Access, DocumentPolicy, UpdateRefused
 from sync.server import SyncServer
 from sync.store import UpdateStore
-from tests.sync_support import TIMEOUT, field_cli, serving
+from tests.sync_support import TIMEOUT, field_cli, serving, until
 
 LAYOUT = InspectionLayout({"zjj": ["C01", "C02", "C03"], "xf": ["X01"]})
 PASSWORD = "field-password-1"
@@ -81,8 +85,26 @@ async def access_for(viewer: Viewer, doc_name: str) -> Access | None:
     )
 
 
+class AgencyPolicy:
+    """The real validation of agency documents (no layout to make), nothing materialised."""
+
+    def initial_update(self, doc_name: str) -> bytes | None:
+        return initial_update(AgencyLayout())
+
+    def validate(self, *, doc_name: str, before: Doc, after: Doc, access: Access) -> None:
+        try:
+            validate_agency(before, after, role=Role.AGENT.value, writable=access.writable)
+        except LayoutError as error:
+            raise UpdateRefused(error.reason) from None
+
+    async def materialise(self, *, doc_name: str, doc: Doc) -> None:
+        return None
+
+
 def policy_for(doc_name: str) -> DocumentPolicy | None:
-    return InspectionPolicy() if doc_name.startswith("inspection/") else None
+    if doc_name.startswith("inspection/"):
+        return InspectionPolicy()
+    return AgencyPolicy() if doc_name.startswith("agency/") else None
 
 
 @dataclass
@@ -287,17 +309,6 @@ async def test_run_sends_live_edits_and_reconnects_after_a_cut(env: Env) -> None
     assert await rows(doc_name) == 3
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                if condition():
-                    return
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
 def sequence(values: list[float]) -> Callable[[], float]:
     iterator: Iterator[float] = iter(values)
     return lambda: next(iterator)
@@ -351,9 +362,9 @@ async def test_run_backs_off_with_jitter_while_offline(tmp_path: Path) -> None:
 async def test_a_document_never_synced_cannot_be_recorded_offline(tmp_path: Path) -> None:
     client = FieldClient("http://127.0.0.1:9", "token", tmp_path / "new.sqlite3")
     try:
-        with pytest.raises(Exception, match="not on this tablet yet"):
+        with pytest.raises(FieldError, match="not on this tablet yet"):
             client.record_check("inspection/5", "zjj", "C01", "pass")
-        with pytest.raises(Exception, match="合格"):
+        with pytest.raises(FieldError, match="合格"):
             client.record_check("inspection/5", "zjj", "C01", "ok")
     finally:
         client.close()
@@ -461,3 +472,46 @@ async def test_a_long_synced_history_is_compacted_and_rebuilds_the_same_document
     assert reopened.store.update_count(doc_name) == 2
     await reopened.sync(doc_name)
     assert checks(reopened, doc_name)["C01"] == ("fail", "复查")
+
+
+async def test_run_ends_when_every_document_stopped_for_good(env: Env) -> None:
+    doc_name = new_doc()
+    tablet = FieldClient(
+        env.base, "not-a-token", env.tmp / "refused.sqlite3", username="x", timeout=TIMEOUT
+    )
+    env.clients.append(tablet)
+    stopped: list[tuple[str, float | None]] = []
+    async with asyncio.timeout(TIMEOUT):  # the photo loop must not keep it running
+        await tablet.run(
+            [doc_name], on_error=lambda name, error, delay: stopped.append((name, delay))
+        )
+    assert stopped == [(doc_name, None)]
+
+
+async def test_rectifications_and_agency_entries_made_offline_reach_another_tablet(
+    env: Env,
+) -> None:
+    inspection, agency = new_doc(), agency_doc_name(random.randrange(10**6, 10**9))
+    network = Network()
+    tablet, other = env.client("tablet", network), env.client("other")
+    for name in (inspection, agency):
+        await tablet.sync(name)
+    network.online = False
+    item = tablet.add_rectification(inspection, "zjj", "栏杆加高至1.1米", due=date(2026, 3, 9))
+    visit = tablet.add_agency_entry(agency, "visit", "走访建设单位")
+    todo = tablet.add_agency_entry(agency, "todo", "催交检测报告", due=date(2026, 3, 6))
+    with pytest.raises(FieldError, match="entry kind"):
+        tablet.add_agency_entry(agency, "meeting", "不存在的类型")
+    network.online = True
+    for name in (inspection, agency):
+        assert (await tablet.sync(name)).refusals == []
+        await other.sync(name)
+    [rectification] = read_inspection(other.open(inspection))["zjj"].rectifications.values()
+    assert (rectification.uuid, rectification.description) == (item, "栏杆加高至1.1米")
+    assert rectification.due == date(2026, 3, 9) and not rectification.done
+    entries = read_agency(other.open(agency))
+    assert {k: (e.kind, e.text) for k, e in entries.items()} == {
+        visit: ("visit", "走访建设单位"),
+        todo: ("todo", "催交检测报告"),
+    }
+    assert entries[todo].due == date(2026, 3, 6)

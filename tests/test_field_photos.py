@@ -38,6 +38,7 @@ from approval.documents import (
     read_inspection,
 )
 from approval.inspections import assign_inspectors, schedule_site_check
+from approval.uploads import check_file_name
 from clients.field import (
     PHOTOS,
     FieldClient,
@@ -59,7 +60,7 @@ from tests.conftest import PASSWORD, Clock, GraphQLClient
 from tests.fieldwork_support import clerk
 from tests.helpers import create_project, db_id
 from tests.photo_support import make_jpeg, make_png
-from tests.sync_support import TIMEOUT, InLoopServer, field_cli
+from tests.sync_support import TIMEOUT, InLoopServer, field_cli, free_port, until
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUT = InspectionLayout({"zjj": ["C01", "C02", "C03"], "xf": ["X01"]})
@@ -172,13 +173,6 @@ async def served(app: Starlette, port: int) -> AsyncIterator[None]:
         async with asyncio.timeout(TIMEOUT):
             await task
         sock.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -324,13 +318,15 @@ async def site(
 
 
 async def eventually(condition: Callable[[], Awaitable[Any]], what: str) -> Any:
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            result = await condition()
-            if result:
-                return result
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} did not happen")  # pragma: no cover
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                result = await condition()
+                if result:
+                    return result
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{what} did not happen") from None
 
 
 async def shown_ready(site: Site, wanted: dict[str, list[str]]) -> dict[str, list[dict[str, Any]]]:
@@ -629,19 +625,10 @@ async def test_run_uploads_photos_after_the_documents_and_retries_with_backoff(
             await running
     assert [o.outcome for o in outcomes] == ["uploaded", "uploaded"]
     assert len(network.puts) == 2
-    assert all(delay is not None for name, _, delay in errors if name == PHOTOS)
+    photo_delays = [delay for name, _, delay in errors if name == PHOTOS]
+    assert photo_delays and all(delay is not None for delay in photo_delays)
+    assert set(photo_delays) <= set(delays)  # each retry waited the delay it announced
     await shown_ready(site, {check: [sha(first)], site.checks[1]: [sha(second)]})
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                if condition():
-                    return
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -767,6 +754,10 @@ def test_sniffing_and_file_names() -> None:
     assert plain_file_name("", sha_, "image/webp") == f"photo-{sha_[:12]}.webp"
     long = plain_file_name("x" * 300 + ".jpeg", sha_, "image/jpeg")
     assert len(long) == 255 and long.endswith(".jpeg")
+    # Every name it makes is one the server accepts, also when the cut lands on a dot.
+    for given in ("a" * 249 + ".bbbbb.jpeg", "a" * 248 + ". .c.jpg", "x" * 300 + ".jpeg", "..jpg"):
+        made = plain_file_name(given, sha_, "image/jpeg")
+        assert check_file_name(made) == made
 
 
 def test_an_older_local_store_is_migrated_and_a_newer_one_refused(tmp_path: Path) -> None:
@@ -788,7 +779,11 @@ def test_an_older_local_store_is_migrated_and_a_newer_one_refused(tmp_path: Path
         assert store.photos() == []
     finally:
         store.close()
-    LocalStore(path).close()  # opening again changes nothing
+    again = LocalStore(path)  # opening again changes nothing
+    try:
+        assert again.version == SCHEMA_VERSION and again.status("inspection/1").pending == 1
+    finally:
+        again.close()
 
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")

@@ -477,3 +477,37 @@ async def test_claiming_a_stored_hash_with_another_size_gets_a_ticket_not_the_ob
     await files.put(claim["ticket"], data + b"x")
     refused = await files.confirm(claim["upload"]["id"], as_="inspector")
     assert refused["errors"][0]["code"] == "HASH_MISMATCH"
+
+
+async def test_a_refused_or_abandoned_ticket_in_parts_ends_and_leaves_no_parts(
+    gql: Any, clock: Any, moto_s3: str, site: dict[str, Any]
+) -> None:
+    """S3 only: the local store takes whole files, it gives no tickets in parts."""
+    from approval.orphans import remove_expired_tickets
+    from storage.models import MaterialType
+    from storage.objects import ObjectStoreError
+
+    store = make_minio_store(moto_s3, fresh_bucket())
+    rules = UploadRules(
+        max_bytes={ObjectKind.PHOTO: 25 * MB, ObjectKind.MATERIAL: 200 * MB}, part_size=5 * MB
+    )
+    data = PDF + bytes(range(256)) * (6 * MB // 256)  # two parts
+    code = (await MaterialType.all().order_by("id").first()).code  # type: ignore[union-attr]
+    target = await material_target(site["project"], code)
+    async with files_client(store, clock, gql.tokens, rules) as client:
+        wrong = await client.request(data, as_="clerk", target=target)
+        await client.put(wrong["ticket"], data[:-1] + b"!")  # same size, other bytes
+        refused = (await client.confirm(wrong["upload"]["id"], as_="clerk"))["errors"][0]
+        assert refused["code"] == "HASH_MISMATCH" and "ask for a new ticket" in refused["message"]
+        again = (await client.confirm(wrong["upload"]["id"], as_="clerk"))["errors"][0]
+        assert again["code"] == "UPLOAD_EXPIRED"  # not a store error about finished parts
+
+        abandoned = await client.request(data, as_="clerk", target=target)
+        await client.put(abandoned["ticket"], data, only={1})
+    row = await Upload.get(id=abandoned["upload"]["id"])
+    assert row.multipart_id
+    later = datetime.now(UTC) + timedelta(days=2)
+    assert await remove_expired_tickets(store=store, now=later, grace=timedelta(hours=24)) >= 1
+    assert not await Upload.exists(id=row.id)
+    with pytest.raises(ObjectStoreError):  # the parts are gone with their upload
+        await store.complete_parts(row.staging_key, multipart_id=row.multipart_id, part_count=2)

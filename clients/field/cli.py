@@ -1,7 +1,7 @@
 """``onewindow-field``: the field client on the command line.
 
     onewindow-field login --server https://host --username U   (password from stdin or a prompt)
-    onewindow-field inspections
+    onewindow-field inspections [--all]
     onewindow-field record --inspection 12 --department zjj --check C01 --result pass [--note ..]
                            [--photo PATH ...]
     onewindow-field photo --inspection 12 --department zjj --check C01 PATH [PATH ...]
@@ -13,7 +13,7 @@ The local store (``--store``, or ``ONEWINDOW_FIELD_STORE``, default
 ``~/.onewindow-field.sqlite3``) keeps the login, the documents and the outbox; photos wait in
 the folder next to it (``.photos``) until uploaded. ``record`` and ``photo`` work offline once
 the inspection was synced; ``sync`` uploads the photos after the documents. Exit codes: 0 done,
-1 failed (the message says why and what to do), 2 wrong usage.
+1 failed (the message says why and what to do), 2 wrong usage, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -267,8 +267,11 @@ async def do_sync(args: argparse.Namespace) -> int:
                     say(photo_summary_line(summary))
             return 1 if failed else 0
 
+        stopped: list[str] = []
+
         def on_error(name: str, error: SyncError, delay: float | None) -> None:
             if delay is None:
+                stopped.append(name)
                 say(f"{name}: stopped: {error}")
             else:
                 say(f"{name}: {error}; retrying in {delay:.1f} s")
@@ -281,7 +284,7 @@ async def do_sync(args: argparse.Namespace) -> int:
             on_photo=lambda outcome: say(photo_line(outcome)),
             photos=args.photos,
         )
-        return 0
+        return 1 if stopped else 0
     finally:
         client.close()
 

@@ -97,7 +97,8 @@ def plain_file_name(given: str, photo_id: str, content_type: str) -> str:
     if len(name) > MAX_FILE_NAME:
         stem, dot, ext = name.rpartition(".")
         keep = ext if dot and 0 < len(ext) <= 10 else ""
-        name = (stem if keep else name)[: MAX_FILE_NAME - len(keep) - 1].rstrip() + (
+        # Cut before the extension, and never end the cut on a dot (no '..' may appear).
+        name = (stem if keep else name)[: MAX_FILE_NAME - len(keep) - 1].rstrip(". ") + (
             f".{keep}" if keep else ""
         )
     return name or f"photo-{photo_id[:12]}{PHOTO_TYPES.get(content_type, '')}"
@@ -186,11 +187,9 @@ class PhotoFolder:
                 os.fsync(out.fileno())
             photo_id = digest.hexdigest()
             target = self.path(photo_id)
-            if target.is_file() and target.stat().st_size == size:
-                os.unlink(temporary)  # the same bytes are kept already
-            else:
-                os.replace(temporary, target)
-                _sync_folder(self.root)
+            # Replaced even when a copy is there: a damaged one must not outlive a good one.
+            os.replace(temporary, target)
+            _sync_folder(self.root)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)

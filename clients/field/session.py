@@ -28,7 +28,7 @@ import logging
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -272,7 +272,7 @@ async def graphql(
     if errors:
         first = errors[0]
         code = (first.get("extensions") or {}).get("code", "")
-        if code == "UNAUTHENTICATED":
+        if code in LOGIN_ERRORS:
             raise NotAuthenticated(
                 f"the server does not accept your login ({first.get('message')}); "
                 "log in again with `onewindow-field login`"
@@ -465,19 +465,18 @@ class FieldClient:
         *,
         note: str | None = None,
         measured: dict[str, float] | None = None,
-        photos: Sequence[str] = (),
     ) -> None:
-        """Set one check's result (pass/fail/not_applicable/rectify), note, measurements and
-        photos, with who and when; the check's containers come from the server's layout."""
+        """Set one check's result (pass/fail/not_applicable/rectify), note and measurements,
+        with who and when; the check's containers come from the server's layout. Photos go
+        through ``add_photo``, which also queues their upload."""
         if result not in RESULT_LABELS:
             allowed = ", ".join(f"{k} ({v})" for k, v in RESULT_LABELS.items())
             raise FieldError(f"result {result!r} is not one of {allowed}")
         doc, item = self._container(doc_name, lambda d: check_container(d, department, check))
         measured_map = item.get("measured")
-        photo_list = item.get("photos")
-        if not isinstance(measured_map, Map) or not isinstance(photo_list, Array):
+        if not isinstance(measured_map, Map):
             raise FieldError(
-                f"{doc_name}: check {department}/{check} lacks its measured/photos containers; "
+                f"{doc_name}: check {department}/{check} lacks its measured container; "
                 "sync to get the server's layout"
             )
         with doc.transaction():
@@ -486,11 +485,6 @@ class FieldClient:
                 item["note"] = note
             for name, value in (measured or {}).items():
                 measured_map[name] = float(value)
-            present = set(photo_list.to_py() or [])
-            for photo in photos:
-                if photo not in present:
-                    photo_list.append(photo)
-                    present.add(photo)
             item["by"] = self.username
             item["at"] = self._clock().isoformat()
 
@@ -963,10 +957,11 @@ class FieldClient:
 
         if not waiting:
             first_round.set()
-        tasks = [
+        documents = [
             asyncio.create_task(self._keep(name, result_seen, error_seen), name=f"sync {name}")
             for name in names
         ]
+        tasks = list(documents)
         if photos:
             tasks.append(
                 asyncio.create_task(
@@ -974,6 +969,10 @@ class FieldClient:
                 )
             )
         try:
+            if documents:
+                await asyncio.gather(*documents)
+                # Every document stopped (asked to, or for good): the photos stop with them.
+                self.stop()
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:

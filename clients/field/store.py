@@ -274,25 +274,24 @@ class LocalStore:
             "UPDATE updates SET pending = 0 WHERE id = ?", [(update_id,) for update_id in ids]
         )
 
+    def _pending(self, doc_name: str) -> int:
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM updates WHERE doc = ? AND pending = 1", (doc_name,)
+        ).fetchone()
+        return int(count)
+
+    def _rewrite(self, doc_name: str, state: bytes) -> None:
+        """The document's history becomes ``state``, one update (in the caller's transaction)."""
+        self._db.execute("DELETE FROM updates WHERE doc = ?", (doc_name,))
+        self.add_remote(doc_name, state)
+
     def replace(self, doc_name: str, state: bytes) -> int:
         """Forget the document's local history (pending changes too) and keep ``state``, the
         server's, instead. Returns how many pending local changes were dropped."""
-        self._ensure(doc_name)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            (dropped,) = self._db.execute(
-                "SELECT COUNT(*) FROM updates WHERE doc = ? AND pending = 1", (doc_name,)
-            ).fetchone()
-            self._db.execute("DELETE FROM updates WHERE doc = ?", (doc_name,))
-            self._db.execute(
-                "INSERT INTO updates (doc, data, local, pending) VALUES (?, ?, 0, 0)",
-                (doc_name, bytes(state)),
-            )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return int(dropped)
+        with self.transaction():
+            dropped = self._pending(doc_name)
+            self._rewrite(doc_name, state)
+        return dropped
 
     def update_count(self, doc_name: str) -> int:
         (count,) = self._db.execute(
@@ -303,22 +302,11 @@ class LocalStore:
     def compact(self, doc_name: str, state: bytes) -> bool:
         """Keep ``state`` (the whole local document) instead of its history, when nothing of
         it is pending; False (nothing changed) while the outbox holds some of it."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            pending = self._db.execute(
-                "SELECT 1 FROM updates WHERE doc = ? AND pending = 1 LIMIT 1", (doc_name,)
-            ).fetchone()
-            if pending is None:
-                self._db.execute("DELETE FROM updates WHERE doc = ?", (doc_name,))
-                self._db.execute(
-                    "INSERT INTO updates (doc, data, local, pending) VALUES (?, ?, 0, 0)",
-                    (doc_name, bytes(state)),
-                )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        return pending is None
+        with self.transaction():
+            if self._pending(doc_name):
+                return False
+            self._rewrite(doc_name, state)
+        return True
 
     # --- status ----------------------------------------------------------------------------
 
