@@ -34,6 +34,7 @@ from server.sync_endpoint import (
     running_sync_server,
     sync_route,
 )
+from server.web import web_routes
 from storage.db import close_database, open_database
 from storage.models import SupervisionEvent
 from storage.objects import ObjectStore, ObjectStoreError
@@ -179,6 +180,7 @@ def create_app(
         *page_routes(clock=clock or utc_now),
         sync_route(access_for=access_for or field_sync.access_for, clock=clock or utc_now),
         *object_routes(clock=clock or utc_now),
+        *web_routes(settings.web_dir),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.bus = bus

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from server.web import default_web_dir
+
 DEFAULT_DATABASE_URL = "sqlite://var/onewindow.sqlite3"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 MAX_TOKEN_TTL_HOURS = 24 * 366
@@ -153,6 +155,7 @@ class Settings:
     photo_max_mb: int = 25
     material_max_mb: int = 200
     upload_part_mb: int = 16  # larger files go to MinIO in parts of this size
+    web_dir: Path = field(default_factory=default_web_dir)  # the built web apps (make web)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -193,6 +196,7 @@ class Settings:
             photo_max_mb=_int_in_range(env, "ONEWINDOW_PHOTO_MAX_MB", 25, 1, 1024),
             material_max_mb=_int_in_range(env, "ONEWINDOW_MATERIAL_MAX_MB", 200, 1, 5120),
             upload_part_mb=_int_in_range(env, "ONEWINDOW_UPLOAD_PART_MB", 16, 5, 1024),
+            web_dir=Path(env.get("ONEWINDOW_WEB_DIR", "").strip() or default_web_dir()),
         )
         if settings.minio_endpoint and not (
             settings.minio_access_key and settings.minio_secret_key
