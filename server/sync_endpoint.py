@@ -28,9 +28,9 @@ from datetime import datetime
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from approval.access import Viewer
-from approval.auth import authenticate
-from approval.errors import DomainError
+from approval.core.access import Viewer
+from approval.core.auth import authenticate
+from approval.core.errors import DomainError
 from server.settings import Settings
 from sync.policy import Access
 from sync.server import CLOSE_INTERNAL_ERROR, PolicyFor, SyncServer, close_reason

@@ -21,11 +21,11 @@ from argon2 import PasswordHasher
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from approval import auth
-from approval.auth import create_user, issue_token
-from approval.calendar import load_package_calendar
-from approval.catalog import load_default_catalog
-from approval.catalog_load import load_catalog
+from approval.catalog.load import load_catalog
+from approval.catalog.parse import load_default_catalog
+from approval.core import auth
+from approval.core.auth import create_user, issue_token
+from approval.core.calendar import load_package_calendar
 from schema.app import graphql_app
 from storage import models
 from storage.db import close_database, migrate, open_database

@@ -8,7 +8,7 @@ from __future__ import annotations
 from argon2 import PasswordHasher, Type
 from argon2.profiles import RFC_9106_LOW_MEMORY
 
-from approval import auth
+from approval.core import auth
 
 
 def test_production_hashes_use_the_recommended_argon2id_parameters(
