@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
-PG_TEST_URL := postgres://postgres@127.0.0.1:5432/onewindow_test
+PG_TEST_SERVER := postgres://postgres@127.0.0.1:5432
 PG_PROBE := import asyncio, asyncpg; asyncio.run(asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=3))
 
 .PHONY: run test venv lint sdl node-deps bench-node-deps web web-deps web-check layout-rules
@@ -98,12 +98,17 @@ bench/node/node_modules/.installed: bench/node/package.json bench/node/package-l
 sdl: venv
 	$(BIN)/python -c 'from schema.app import SDL_PATH, export_sdl; SDL_PATH.write_text(export_sdl(), encoding="utf-8"); print("wrote", SDL_PATH)'
 
+# Each leg prints its slowest tests; the PostgreSQL leg runs in a database of its own (named
+# after this run), so two suites on one machine never drop each other's database.
+PYTEST := $(BIN)/pytest --durations=15
+
 test: lint web-check node-deps web
-	$(BIN)/pytest
+	$(PYTEST)
 	@if { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; } \
 	    || $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \
-	  echo "PostgreSQL answers on 127.0.0.1:5432: running the tests against $(PG_TEST_URL)"; \
-	  ONEWINDOW_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest; \
+	  url="$(PG_TEST_SERVER)/onewindow_test_$$(date +%s)_$$$$"; \
+	  echo "PostgreSQL answers on 127.0.0.1:5432: running the tests against $$url"; \
+	  ONEWINDOW_TEST_DATABASE_URL="$$url" $(PYTEST); \
 	elif [ "$${REQUIRE_POSTGRES:-0}" = 1 ]; then \
 	  echo "error: REQUIRE_POSTGRES=1 but no PostgreSQL answers on 127.0.0.1:5432;" \
 	       "start it (e.g. .ci/run does) or unset REQUIRE_POSTGRES" >&2; \

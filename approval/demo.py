@@ -40,16 +40,16 @@ from enum import StrEnum
 
 from tortoise.transactions import in_transaction
 
-from approval.access import Viewer
-from approval.auth import create_user, viewer_of
-from approval.calendar import calendar_years
-from approval.codes import credit_code_with_check
-from approval.errors import DomainError, ErrorCode
-from approval.materials import MaterialFile, review_material, submit_material
-from approval.projects import CHINA, ProjectApplication, create_project
-from approval.stages import Commitment, stage_readiness
-from approval.stages import accept_stage as accept_stage_service
-from approval.tasks import decide_task, request_supplement
+from approval.core.access import Viewer
+from approval.core.auth import create_user, viewer_of
+from approval.core.calendar import calendar_years
+from approval.core.codes import credit_code_with_check
+from approval.core.errors import DomainError, ErrorCode
+from approval.projects.materials import MaterialFile, review_material, submit_material
+from approval.projects.projects import CHINA, ProjectApplication, create_project
+from approval.projects.stages import Commitment, stage_readiness
+from approval.projects.stages import accept_stage as accept_stage_service
+from approval.projects.tasks import decide_task, request_supplement
 from storage.enums import Decision, MaterialStatus, ProjectType, Role, TaskStatus
 from storage.models import (
     AuditEvent,

@@ -42,16 +42,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from approval import auth
-from approval.access import Viewer, project_scope
-from approval.calendar import load_package_calendar
-from approval.catalog import load_default_catalog
-from approval.catalog_load import load_catalog
-from approval.codes import credit_code_with_check
-from approval.errors import DomainError
-from approval.materials import MaterialFile, submit_material
-from approval.projects import CHINA, ProjectApplication, create_project
-from approval.stages import accept_stage, stage_readiness
+from approval.catalog.load import load_catalog
+from approval.catalog.parse import load_default_catalog
+from approval.core import auth
+from approval.core.access import Viewer, project_scope
+from approval.core.calendar import load_package_calendar
+from approval.core.codes import credit_code_with_check
+from approval.core.errors import DomainError
+from approval.projects.materials import MaterialFile, submit_material
+from approval.projects.projects import CHINA, ProjectApplication, create_project
+from approval.projects.stages import accept_stage, stage_readiness
 from schema.app import graphql_app
 from server.app import tune_gc
 from server.settings import Settings

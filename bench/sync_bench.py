@@ -66,8 +66,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from approval.access import Viewer  # noqa: E402
-from approval.auth import create_user, issue_token  # noqa: E402
+from approval.core.access import Viewer  # noqa: E402
+from approval.core.auth import create_user, issue_token  # noqa: E402
 from storage.db import close_database, migrate, open_database  # noqa: E402
 from storage.enums import Role  # noqa: E402
 from sync import protocol  # noqa: E402

@@ -494,9 +494,9 @@ def setup_database(database_url: str, workdir: Path) -> Prepared:
 
 
 async def _prepare(database_url: str) -> Prepared:
-    from approval.auth import issue_token, viewer_of
-    from approval.errors import DomainError
-    from approval.inspections import assign_inspectors, schedule_site_check
+    from approval.core.auth import issue_token, viewer_of
+    from approval.core.errors import DomainError
+    from approval.fieldwork.inspections import assign_inspectors, schedule_site_check
     from storage.db import close_database, open_database
     from storage.models import CheckResult, Material, MaterialType, Project, User
 

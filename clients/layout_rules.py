@@ -1,13 +1,13 @@
 """The layout rules of the field documents, exported for the web clients.
 
-``clients/web/shared/layout-rules.json`` is generated from :mod:`approval.documents` (the one
-definition the server validates with), so that the field app refuses in the form what the
-server would refuse, without a second copy of the rules. ``make layout-rules`` rewrites it and
-``tests/test_layout_rules.py`` fails when the committed file is stale.
+``clients/web/shared/layout-rules.json`` is generated from
+:mod:`approval.fieldwork.documents` (the one definition the server validates with), so that the
+field app refuses in the form what the server would refuse, without a second copy of the rules.
+``make layout-rules`` rewrites it and ``tests/test_layout_rules.py`` fails when it is stale.
 
-Besides the keys, vocabularies and limits, the file carries examples: values at the edges of
-each rule, each judged by the real reader of ``approval.documents`` on a real document. The
-web client's tests check that its validation agrees with every one of them.
+Next to it, ``layout-rules.examples.json`` holds values at the edges of each rule, each judged
+by the real reader of ``approval.fieldwork.documents`` on a real document; the web client's
+tests check that its validation agrees with every one of them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from pycrdt import Array, Doc, Map
 
-from approval.documents import (
+from approval.fieldwork.documents import (
     AGENCY_ROOT,
     CHECK_KEYS,
     CHECK_RESULT_LABELS,
@@ -49,8 +49,8 @@ SHARED = Path(__file__).resolve().parent / "web" / "shared"
 RULES_PATH = SHARED / "layout-rules.json"
 EXAMPLES_PATH = SHARED / "layout-rules.examples.json"
 
-# How each key of each item is checked by approval.documents' reader. A key added there without
-# a type here fails tests/test_layout_rules.py.
+# How each key of each item is checked by approval.fieldwork.documents' reader. A key added
+# there without a type here fails tests/test_layout_rules.py.
 FIELDS: dict[str, dict[str, dict[str, Any]]] = {
     "check": {
         "result": {"type": "choice", "vocabulary": "checkResult"},
@@ -113,7 +113,7 @@ def _judge(read: Callable[[], object]) -> bool:
 
 
 def _value_valid(item: str, key: str, value: Any) -> bool:
-    """Whether approval.documents accepts ``value`` at ``key`` of an ``item``."""
+    """Whether approval.fieldwork.documents accepts ``value`` at ``key`` of an ``item``."""
     if item == "entry":
         agency: Doc = Doc()
         entries = agency.get(AGENCY_ROOT, type=Map)
@@ -206,7 +206,7 @@ def _candidates(spec: dict[str, Any], vocabularies: dict[str, list[str]]) -> lis
 
 
 def examples() -> list[dict[str, Any]]:
-    """Values at the edges of each rule, each judged by approval.documents itself."""
+    """Values at the edges of each rule, each judged by approval.fieldwork.documents itself."""
     vocabularies = _vocabulary_values()
     found: list[dict[str, Any]] = []
     for item, fields in FIELDS.items():
@@ -281,7 +281,7 @@ def _vocabulary_values() -> dict[str, list[str]]:
 def layout_rules() -> dict[str, Any]:
     """The rules as plain data (what layout-rules.json holds)."""
     return {
-        "source": "approval/documents.py",
+        "source": "approval/fieldwork/documents.py",
         "regenerate": "make layout-rules",
         "roots": {"inspection": INSPECTION_ROOT, "agency": AGENCY_ROOT},
         "sectionKeys": list(SECTION_KEYS),
@@ -311,7 +311,7 @@ def exported() -> dict[Path, str]:
     check against."""
     return {
         RULES_PATH: _dump(layout_rules()),
-        EXAMPLES_PATH: _dump({"source": "approval/documents.py", "examples": examples()}),
+        EXAMPLES_PATH: _dump({"source": "approval/fieldwork/documents.py", "examples": examples()}),
     }
 
 

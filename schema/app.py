@@ -20,11 +20,11 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 from strawberry.types.unset import UNSET, UnsetType
 
-from approval import auth
-from approval.bus import EventBus
-from approval.errors import DomainError
-from approval.fieldwork import DocumentEditor
-from approval.uploads import UploadRules
+from approval.core import auth
+from approval.core.bus import EventBus
+from approval.core.errors import DomainError
+from approval.fieldwork.policy import DocumentEditor
+from approval.files.uploads import UploadRules
 from schema.catalog_cache import CatalogCache
 from schema.context import Context
 from schema.errors import should_mask

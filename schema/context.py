@@ -10,11 +10,11 @@ from typing import Any
 from graphql import GraphQLError
 from strawberry.types import Info as StrawberryInfo
 
-from approval.access import Viewer
-from approval.bus import EventBus
-from approval.errors import DomainError, ErrorCode
-from approval.fieldwork import DocumentEditor
-from approval.uploads import UploadRules
+from approval.core.access import Viewer
+from approval.core.bus import EventBus
+from approval.core.errors import DomainError, ErrorCode
+from approval.fieldwork.policy import DocumentEditor
+from approval.files.uploads import UploadRules
 from schema.catalog_cache import CatalogSnapshot
 from schema.errors import as_graphql_error
 from schema.loaders import Loaders

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from graphql import GraphQLError
 
-from approval.errors import DomainError, ErrorCode
+from approval.core.errors import DomainError, ErrorCode
 
 ErrorCodeEnum = strawberry.enum(ErrorCode, name="ErrorCode")
 

@@ -12,7 +12,7 @@ from enum import Enum
 
 import strawberry
 
-from approval import uploads
+from approval.files import uploads
 from schema.context import Info
 from storage import models
 

@@ -15,15 +15,16 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from approval import fieldwork, inspections
-from approval.access import Viewer
-from approval.documents import (
+from approval.core.access import Viewer
+from approval.core.errors import DomainError, ErrorCode
+from approval.fieldwork import inspections
+from approval.fieldwork import policy as fieldwork
+from approval.fieldwork.documents import (
     CHECK_RESULT_LABELS,
     CONCLUSION_LABELS,
     ENTRY_KIND_LABELS,
     inspection_doc_name,
 )
-from approval.errors import DomainError, ErrorCode
 from schema.context import Info, query_error
 from schema.errors import UserError
 from schema.files import PhotoNode, photos_of

@@ -10,8 +10,10 @@ from typing import TypeVar
 import strawberry
 from strawberry import relay
 
-from approval import auth, materials, projects, stages, tasks, uploads
-from approval.errors import DomainError, invalid
+from approval.core import auth
+from approval.core.errors import DomainError, invalid
+from approval.files import uploads
+from approval.projects import materials, projects, stages, tasks
 from schema.context import Info
 from schema.errors import UserError
 from schema.types import (

@@ -10,10 +10,10 @@ import strawberry
 from strawberry import relay
 from tortoise.queryset import QuerySet
 
-from approval import ratings
-from approval.errors import DomainError, invalid
-from approval.notifications import MOMENT_LABELS
-from approval.projects import CHINA
+from approval.core.errors import DomainError, invalid
+from approval.oversight import ratings
+from approval.oversight.notifications import MOMENT_LABELS
+from approval.projects.projects import CHINA
 from schema.context import Info, query_error
 from schema.errors import UserError
 from schema.mutation import attempt, decode_id

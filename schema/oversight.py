@@ -11,8 +11,8 @@ from decimal import Decimal
 import strawberry
 from strawberry import relay
 
-from approval import meetings, notice, reports
-from approval.errors import DomainError, ErrorCode
+from approval.core.errors import DomainError, ErrorCode
+from approval.oversight import meetings, notice, reports
 from schema.context import Info, query_error
 from schema.errors import UserError
 from schema.mutation import attempt, decode_id

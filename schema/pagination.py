@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from strawberry import relay
 from tortoise.queryset import QuerySet
 
-from approval.errors import invalid
+from approval.core.errors import invalid
 
 T = TypeVar("T", bound=relay.Node)
 MAX_PAGE = 100

@@ -7,9 +7,9 @@ from strawberry import relay
 from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
-from approval.access import project_scope
-from approval.errors import DomainError
-from approval.projects import CHINA, ProjectFilter, project_query
+from approval.core.access import project_scope
+from approval.core.errors import DomainError
+from approval.projects.projects import CHINA, ProjectFilter, project_query
 from schema.context import Info, query_error
 from schema.inspections import InspectionNode
 from schema.pagination import page

@@ -9,10 +9,10 @@ from strawberry import relay
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
-from approval import tasks
-from approval.access import Viewer, project_scope
-from approval.errors import DomainError, ErrorCode, invalid
-from approval.supervision import KINDS
+from approval.core.access import Viewer, project_scope
+from approval.core.errors import DomainError, ErrorCode, invalid
+from approval.oversight.supervision import KINDS
+from approval.projects import tasks
 from schema.context import Info, query_error
 from schema.mutation import TaskPayload, decode_id, task_result
 from schema.oversight import SupervisionEventType, WarningLevelEnum, events_out

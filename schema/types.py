@@ -13,9 +13,9 @@ from strawberry.scalars import JSON
 from tortoise.expressions import Subquery
 from tortoise.models import Model
 
-from approval.access import Viewer, project_scope
-from approval.labels import label
-from approval.projects import CHINA
+from approval.core.access import Viewer, project_scope
+from approval.core.labels import label
+from approval.projects.projects import CHINA
 from schema.context import Info
 from schema.files import StoredFileNode
 from storage import enums, models

@@ -7,9 +7,9 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
-from approval import uploads
-from approval.errors import DomainError, ErrorCode, invalid
-from approval.labels import label
+from approval.core.errors import DomainError, ErrorCode, invalid
+from approval.core.labels import label
+from approval.files import uploads
 from schema.context import Context, Info
 from schema.errors import UserError
 from schema.files import PhotoNode, StoredFileNode

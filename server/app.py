@@ -16,8 +16,8 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 from tortoise import Tortoise
 
-from approval.bus import EventBus
-from approval.fieldwork import DocumentEditor
+from approval.core.bus import EventBus
+from approval.fieldwork.policy import DocumentEditor
 from schema.app import graphql_app
 from server.fieldsync import FieldSync
 from server.notifier import running_notifier

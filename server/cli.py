@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from approval.catalog import CatalogError, load_default_catalog, parse_catalog
-from approval.errors import DomainError
+from approval.catalog.parse import CatalogError, load_default_catalog, parse_catalog
+from approval.core.errors import DomainError
 from server.settings import Settings, SettingsError, ensure_database_folder
 from storage.enums import Role
 
@@ -124,8 +124,8 @@ async def run_migrate(settings: Settings) -> None:
 
 
 async def run_load_catalog(settings: Settings, file: str | None) -> None:
-    from approval.calendar import load_package_calendar
-    from approval.catalog_load import load_catalog
+    from approval.catalog.load import load_catalog
+    from approval.core.calendar import load_package_calendar
 
     if file is None:
         catalog = load_default_catalog()
@@ -142,7 +142,7 @@ async def run_load_catalog(settings: Settings, file: str | None) -> None:
 
 
 async def run_load_holidays(settings: Settings, file: str) -> None:
-    from approval.calendar import load_holiday_year
+    from approval.core.calendar import load_holiday_year
 
     text = read_text(file, "holiday file")
     async with connected(settings):
@@ -195,7 +195,7 @@ def _password(from_stdin: bool) -> tuple[str, bool]:
 
 
 async def run_create_user(settings: Settings, args: argparse.Namespace) -> None:
-    from approval.auth import create_user, issue_token
+    from approval.core.auth import create_user, issue_token
     from storage.models import Enterprise
 
     password, generated = _password(args.password_stdin)
@@ -228,8 +228,8 @@ async def run_create_user(settings: Settings, args: argparse.Namespace) -> None:
 
 async def run_export_ledger(settings: Settings, out: str, month: str | None) -> None:
     """台账: every project, stage and task to an Excel file, as a supervisor sees them."""
-    from approval.access import Viewer
-    from approval.reports import ledger_rows, ledger_xlsx
+    from approval.core.access import Viewer
+    from approval.oversight.reports import ledger_rows, ledger_xlsx
 
     target = Path(out)
     if target.suffix.lower() != ".xlsx":
@@ -256,7 +256,7 @@ async def run_orphans(settings: Settings, grace_hours: int, delete: bool) -> Non
     """Objects never confirmed or no longer referenced, older than the grace period."""
     from datetime import timedelta
 
-    from approval.orphans import (
+    from approval.files.orphans import (
         expired_tickets,
         find_orphans,
         remove_expired_tickets,

@@ -5,11 +5,11 @@ one to the other:
 
 - :class:`FieldPolicy` is the sync room's ``DocumentPolicy`` (and ``PreparedPolicy``) of the
   ``inspection/{id}`` and ``agency/{project id}`` documents, over
-  :class:`~approval.fieldwork.FieldDocuments`: ``LayoutError`` becomes ``UpdateRefused``, and
+  :class:`~approval.fieldwork.policy.FieldDocuments`: ``LayoutError`` becomes ``UpdateRefused``, and
   materialisations of one document never run at the same time;
-- :meth:`FieldSync.access_for` turns :func:`~approval.inspections.document_access`'s
+- :meth:`FieldSync.access_for` turns :func:`~approval.fieldwork.inspections.document_access`'s
   ``FieldRights`` into the room's ``Access``;
-- :class:`SyncEditor` is the :class:`~approval.fieldwork.DocumentEditor` GraphQL writes
+- :class:`SyncEditor` is the :class:`~approval.fieldwork.policy.DocumentEditor` GraphQL writes
   through: the change goes through ``SyncServer.edit`` (validated, logged, applied,
   broadcast) and the document is materialised before ``edit`` returns, so the mutation reads
   the new rows.
@@ -26,11 +26,11 @@ from datetime import datetime
 
 from pycrdt import Doc
 
-from approval.access import Viewer
-from approval.documents import LayoutError, parse_doc_name
-from approval.errors import DomainError, ErrorCode
-from approval.fieldwork import FieldAccess, FieldDocuments
-from approval.inspections import FieldRights, document_access
+from approval.core.access import Viewer
+from approval.core.errors import DomainError, ErrorCode
+from approval.fieldwork.documents import LayoutError, parse_doc_name
+from approval.fieldwork.inspections import FieldRights, document_access
+from approval.fieldwork.policy import FieldAccess, FieldDocuments
 from sync.policy import Access, DocumentPolicy, UpdateRefused
 from sync.room import Refused
 from sync.server import ServerClosing, SyncServer, UnknownDocument

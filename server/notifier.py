@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from approval import notifications
-from approval.delivery import Channel, DeliveryReport, HttpSmsChannel, LogChannel, deliver
+from approval.oversight import notifications
+from approval.oversight.delivery import Channel, DeliveryReport, HttpSmsChannel, LogChannel, deliver
 from server.settings import Settings
 
 log = logging.getLogger("onewindow.notifier")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from approval.uploads import MB, UploadRules
+from approval.files.uploads import MB, UploadRules
 from server.settings import Settings
 from storage.enums import ObjectKind
 from storage.local_store import LocalObjectStore, load_or_create_secret

@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from approval import auth, reports
-from approval.access import Viewer
-from approval.errors import DomainError, ErrorCode
-from approval.notice import JointNotice, project_notice
+from approval.core import auth
+from approval.core.access import Viewer
+from approval.core.errors import DomainError, ErrorCode
+from approval.oversight import reports
+from approval.oversight.notice import JointNotice, project_notice
 
 log = logging.getLogger("onewindow.pages")
 

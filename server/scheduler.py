@@ -1,7 +1,7 @@
-"""The supervisor loop: :func:`approval.supervision.supervise` every interval, in one process.
+"""The supervisor loop: :func:`approval.oversight.supervision.supervise` every interval.
 
 Every server process runs a :class:`Supervisor`; the one holding the ``supervision`` lease
-(a database row, see :mod:`approval.lease`) scans, the others wait for it to lapse. The lease
+(a database row, see :mod:`approval.core.lease`) scans, the others wait for it to lapse. The lease
 saves duplicate work only: events and system actions stay exactly-once through their keys
 and conditional updates even when two processes scan at once. New events go to an optional
 ``on_events`` callback (e.g. GraphQL subscriptions). The clock and the sleep are injected, so
@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
-from approval import lease
-from approval.supervision import SupervisionSettings, supervise
+from approval.core import lease
+from approval.oversight.supervision import SupervisionSettings, supervise
 from server.settings import Settings
 from storage.models import SupervisionEvent
 

@@ -1,9 +1,12 @@
 """``/sync/{doc}``: the y-websocket endpoint of the CRDT documents.
 
 Authentication happens at the upgrade, with the same bearer tokens as GraphQL: the
-``Authorization: Bearer <token>`` header, or ``?token=<token>`` for browsers (which cannot set
-headers on a websocket). Authorization is per document, by an injected ``access_for``. A refused
-connection is accepted and then closed with a code and a reason, so that browsers see why:
+``Authorization: Bearer <token>`` header, or, for browsers (which cannot set headers on a
+websocket), the subprotocols ``onewindow.v1`` and ``onewindow.bearer.<token>``: the server then
+answers with the subprotocol ``onewindow.v1`` and never sees the token in a URL (nor does an
+access log). ``?token=<token>`` is still read, for older clients. Authorization is per
+document, by an injected ``access_for``. A refused connection is accepted and then closed with a
+code and a reason, so that browsers see why:
 
 | code | meaning |
 | --- | --- |
@@ -25,9 +28,9 @@ from datetime import datetime
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from approval.access import Viewer
-from approval.auth import authenticate
-from approval.errors import DomainError
+from approval.core.access import Viewer
+from approval.core.auth import authenticate
+from approval.core.errors import DomainError
 from server.settings import Settings
 from sync.policy import Access
 from sync.server import CLOSE_INTERNAL_ERROR, PolicyFor, SyncServer, close_reason
@@ -89,11 +92,23 @@ class WebSocketChannel:
             await self.websocket.close(code, close_reason(reason))
 
 
+SUBPROTOCOL = "onewindow.v1"
+BEARER_SUBPROTOCOL = "onewindow.bearer."
+
+
+def offered_subprotocols(websocket: WebSocket) -> list[str]:
+    header = websocket.headers.get("sec-websocket-protocol", "")
+    return [name.strip() for name in header.split(",") if name.strip()]
+
+
 def bearer_token(websocket: WebSocket) -> str | None:
     header = websocket.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
+    for name in offered_subprotocols(websocket):
+        if name.startswith(BEARER_SUBPROTOCOL) and len(name) > len(BEARER_SUBPROTOCOL):
+            return name[len(BEARER_SUBPROTOCOL) :]
     token = websocket.query_params.get("token", "").strip()
     return token or None
 
@@ -101,7 +116,9 @@ def bearer_token(websocket: WebSocket) -> str | None:
 def sync_route(*, access_for: AccessFor, clock: Callable[[], datetime]) -> WebSocketRoute:
     async def endpoint(websocket: WebSocket) -> None:
         doc_name = str(websocket.path_params["doc"])
-        await websocket.accept()
+        # A browser fails the connection unless one of its offered subprotocols is chosen.
+        chosen = SUBPROTOCOL if SUBPROTOCOL in offered_subprotocols(websocket) else None
+        await websocket.accept(subprotocol=chosen)
 
         async def refuse(code: int, reason: str) -> None:
             log.info("sync connection to %s refused (%d): %s", doc_name, code, reason)
@@ -115,7 +132,8 @@ def sync_route(*, access_for: AccessFor, clock: Callable[[], datetime]) -> WebSo
         if token is None:
             await refuse(
                 CLOSE_UNAUTHENTICATED,
-                "no bearer token: send 'Authorization: Bearer <token>' or ?token=<token>",
+                "no bearer token: send 'Authorization: Bearer <token>' or the subprotocols "
+                f"{SUBPROTOCOL} and {BEARER_SUBPROTOCOL}<token>",
             )
             return
         try:

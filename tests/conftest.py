@@ -1,13 +1,14 @@
 """Shared fixtures: one migrated test database per session (SQLite by default).
 
 Set ``ONEWINDOW_TEST_DATABASE_URL`` to run against another database; a ``postgres://`` URL
-names a database that is dropped and created afresh for the session.
+names a database that is dropped and created afresh for the session, and dropped again at its
+end (``make test`` names a new one for each run, so that two runs on one machine never share).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,13 +17,15 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from approval.auth import create_user, issue_token
-from approval.calendar import load_package_calendar
-from approval.catalog import load_default_catalog
-from approval.catalog_load import load_catalog
+from approval.catalog.load import load_catalog
+from approval.catalog.parse import load_default_catalog
+from approval.core import auth
+from approval.core.auth import create_user, issue_token
+from approval.core.calendar import load_package_calendar
 from schema.app import graphql_app
 from storage import models
 from storage.db import close_database, migrate, open_database
@@ -44,7 +47,9 @@ CATALOG_MODELS = (
 )
 
 
-async def _recreate_postgres_database(url: str) -> None:
+async def _postgres_databases(url: str, *, create: bool) -> None:
+    """Drop the test database named by ``url`` and those named after it (``<name>_…``, made by
+    tests that start server processes); create it afresh when ``create``."""
     import asyncpg
 
     parts = urlsplit(url)
@@ -54,8 +59,14 @@ async def _recreate_postgres_database(url: str) -> None:
     admin_url = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
     connection = await asyncpg.connect(admin_url)
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        pattern = name.replace("_", "\\_") + "\\_%"
+        derived = await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE $2", name, pattern
+        )
+        for row in derived:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+        if create:
+            await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
 
@@ -78,19 +89,37 @@ async def clear_tables(*tables: type[models.Model]) -> None:
             await table.all().delete()
 
 
+# Production argon2 parameters cost about 0.1 s a hash; the suite creates thousands of users, so
+# it hashes with the cheapest parameters instead (tests/test_auth_parameters.py proves the
+# production ones).
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def production_hasher() -> Iterator[PasswordHasher]:
+    """Swaps in the cheap hasher for the session; yields the one the code would use."""
+    production = auth._hasher
+    auth._hasher = CHEAP_HASHER
+    yield production
+    auth._hasher = production
+
+
 @pytest.fixture(scope="session")
 async def database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     url = os.environ.get("ONEWINDOW_TEST_DATABASE_URL") or (
         f"sqlite://{tmp_path_factory.mktemp('db') / 'onewindow.sqlite3'}"
     )
-    if url.startswith(("postgres://", "postgresql://")):
-        await _recreate_postgres_database(url)
+    postgres = url.startswith(("postgres://", "postgresql://"))
+    if postgres:
+        await _postgres_databases(url, create=True)
     await migrate(url)
     await open_database(url)
     try:
         yield url
     finally:
         await close_database()
+        if postgres:
+            await _postgres_databases(url, create=False)
 
 
 @pytest.fixture

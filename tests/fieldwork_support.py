@@ -8,11 +8,11 @@ from typing import Any
 
 from pycrdt import Doc
 
-from approval.access import Viewer
-from approval.auth import viewer_of
-from approval.fieldwork import FieldDocuments
-from approval.inspections import FieldRights
-from approval.tasks import OPEN, decide_task
+from approval.core.access import Viewer
+from approval.core.auth import viewer_of
+from approval.fieldwork.inspections import FieldRights
+from approval.fieldwork.policy import FieldDocuments
+from approval.projects.tasks import OPEN, decide_task
 from storage.enums import Decision, Role
 from storage.models import Department, Stage, Task, User
 from tests.helpers import accept, create_project, db_id, ready_stage

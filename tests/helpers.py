@@ -6,8 +6,8 @@ from typing import Any
 
 from strawberry.relay import GlobalID
 
-from approval.codes import credit_code_with_check
-from approval.stages import stage_readiness
+from approval.core.codes import credit_code_with_check
+from approval.projects.stages import stage_readiness
 from storage.models import Project, Stage
 
 CREDIT_CODE = credit_code_with_check("91371400MA3C12345")

@@ -6,8 +6,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from approval.access import Viewer
-from approval.tasks import OPEN, decide_task
+from approval.core.access import Viewer
+from approval.projects.tasks import OPEN, decide_task
 from storage.enums import Decision, Role
 from storage.models import CalendarDay, CalendarYear, Department, Stage, Task, User
 from tests.helpers import accept, create_project, db_id, ready_stage

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
-from approval.access import Viewer
-from approval.auth import create_user
+from approval.core.access import Viewer
+from approval.core.auth import create_user
 from server.app import create_app
 from server.settings import Settings
 from storage.db import close_database, migrate, open_database

@@ -18,6 +18,7 @@ from pycrdt import Doc, Map, Text
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from sync import protocol
 from sync.policy import Access, UpdateRefused
@@ -132,13 +133,24 @@ class SyncClient:
         headers: dict[str, str] = {}
         if ack:
             query["ack"] = "1"
+        subprotocols: list[Subprotocol] = []
         if token is not None:
             if header:
                 headers["Authorization"] = f"Bearer {token}"
-            else:
-                query["token"] = token
+            else:  # as browsers do: no header, no token in the URL
+                subprotocols = [
+                    Subprotocol("onewindow.v1"),
+                    Subprotocol(f"onewindow.bearer.{token}"),
+                ]
         url = f"{base}/sync/{doc_name}" + (f"?{urlencode(query)}" if query else "")
-        ws = await connect(url, additional_headers=headers, open_timeout=TIMEOUT)
+        ws = await connect(
+            url,
+            additional_headers=headers,
+            subprotocols=subprotocols or None,
+            open_timeout=TIMEOUT,
+        )
+        if subprotocols:
+            assert ws.subprotocol == "onewindow.v1", ws.subprotocol
         client = cls(ws, doc if doc is not None else Doc())
         client._reader = asyncio.create_task(client._read())
         await client.send_raw(protocol.sync_step1(client.doc.get_state()))

@@ -17,7 +17,7 @@ MAY_IMPORT = {
 }
 # Modules of other rooms a room may import although the room itself is off limits: the field
 # client may use the pure document layouts, nothing else of the domain.
-MAY_IMPORT_MODULES = {"clients": {"approval.documents"}}
+MAY_IMPORT_MODULES = {"clients": {"approval.fieldwork.documents"}}
 
 
 def _modules(path: Path) -> set[str]:
@@ -61,16 +61,97 @@ def test_clients_may_import_the_document_layouts_and_nothing_else_of_approval(
 ) -> None:
     module = tmp_path / "client.py"
     module.write_text(
-        "from approval.documents import check_container\n"
-        "import approval.documents\n"
-        "from approval.auth import login\n"
+        "from approval.fieldwork.documents import check_container\n"
+        "import approval.fieldwork.documents\n"
+        "from approval.core.auth import login\n"
         "import approval\n"
         "from sync import protocol\n"
     )
-    assert _wrong_imports("clients", module) == ["approval", "approval.auth", "sync"]
+    assert _wrong_imports("clients", module) == ["approval", "approval.core.auth", "sync"]
 
 
 def test_the_check_sees_a_wrong_arrow(tmp_path: Path) -> None:
     module = tmp_path / "bad.py"
     module.write_text("from schema.app import build_schema\nimport server.cli\n")
     assert _imports(module) == {"schema", "server"}
+
+
+# --- the domain's packages (approval/<package>/) -----------------------------------------------
+
+DOMAIN = ROOT / "approval"
+DOMAIN_PACKAGES = ("core", "catalog", "projects", "fieldwork", "files", "oversight")
+DOMAIN_MAY_IMPORT = {
+    "core": set(),
+    "catalog": {"core"},
+    "projects": {"core", "catalog"},
+    "fieldwork": {"core", "catalog", "projects"},
+    "files": {"core", "projects", "fieldwork"},
+    "oversight": {"core", "catalog", "projects", "fieldwork", "files"},
+}
+
+
+def _domain_package(module: str) -> str | None:
+    """``approval.projects.tasks`` -> ``projects``; None outside the domain's packages."""
+    parts = module.split(".")
+    if len(parts) >= 2 and parts[0] == "approval" and parts[1] in DOMAIN_PACKAGES:
+        return parts[1]
+    return None
+
+
+def _relative_imports(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+    ]
+
+
+def test_every_domain_module_lives_in_a_package() -> None:
+    loose = sorted(p.name for p in DOMAIN.glob("*.py") if p.name not in {"__init__.py", "demo.py"})
+    folders = sorted(p.name for p in DOMAIN.iterdir() if (p / "__init__.py").exists())
+    assert loose == []
+    assert folders == sorted(DOMAIN_PACKAGES)
+
+
+def _wrong_domain_imports(package: str, path: Path) -> list[str]:
+    """The modules of other domain packages that ``path`` (in ``package``) may not import."""
+    wrong = []
+    for module in sorted(_modules(path)):
+        target = _domain_package(module)
+        if module == "approval" or (
+            target and target != package and target not in DOMAIN_MAY_IMPORT[package]
+        ):
+            wrong.append(module)
+    return wrong
+
+
+def test_domain_packages_import_only_what_they_may() -> None:
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for package in DOMAIN_PACKAGES
+        for path in (DOMAIN / package).rglob("*.py")
+        for module in _wrong_domain_imports(package, path)
+    ]
+    assert wrong == []
+
+
+def test_no_relative_imports() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for room in ROOMS
+        for path in (ROOT / room).rglob("*.py")
+        for line in _relative_imports(path)
+    ]
+    assert found == []
+
+
+def test_the_domain_check_sees_a_wrong_arrow(tmp_path: Path) -> None:
+    module = tmp_path / "core_module.py"
+    module.write_text(
+        "from approval.projects.tasks import decide_task\n"
+        "from approval.core.errors import DomainError\n"
+        "from approval import audit\n"
+        "from . import x\n"
+    )
+    assert _wrong_domain_imports("core", module) == ["approval", "approval.projects.tasks"]
+    assert _wrong_domain_imports("oversight", module) == ["approval"]
+    assert _relative_imports(module) == [4]

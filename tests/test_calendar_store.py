@@ -7,13 +7,13 @@ from datetime import date
 
 import pytest
 
-from approval.calendar import (
+from approval.core.calendar import (
     calendar_years,
     load_holiday_year,
     load_package_calendar,
     working_calendar,
 )
-from approval.workdays import CalendarUnknownError, package_calendar
+from approval.core.workdays import CalendarUnknownError, package_calendar
 from storage.enums import DayKind
 from storage.models import CalendarDay, CalendarYear
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from approval.catalog import Catalog, load_default_catalog
-from approval.catalog_load import LoadReport, SectionCounts, load_catalog
+from approval.catalog.load import LoadReport, SectionCounts, load_catalog
+from approval.catalog.parse import Catalog, load_default_catalog
 from storage.enums import RegionKind
 from storage.models import (
     ChecklistTemplate,

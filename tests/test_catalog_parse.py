@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from approval.catalog import (
+from approval.catalog.parse import (
     ASSESSMENTS,
     PROJECT_TYPES,
     STAGE_CODES,
@@ -25,7 +25,7 @@ def catalog() -> Catalog:
 def test_default_path_is_package_data() -> None:
     path = default_catalog_path()
     assert path.is_file()
-    assert path.parts[-3:] == ("approval", "data", "catalog.yaml")
+    assert path.parts[-4:] == ("approval", "catalog", "data", "catalog.yaml")
 
 
 def test_regions(catalog: Catalog) -> None:

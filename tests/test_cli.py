@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from approval.auth import authenticate
-from approval.catalog import default_catalog_path
+from approval.catalog.parse import default_catalog_path
+from approval.core.auth import authenticate
 from storage.enums import Role
 from storage.models import AuditEvent, User
 

@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from approval.calendar import load_holiday_year
-from approval.errors import DomainError, ErrorCode
-from approval.supervision import SupervisionSettings, supervise
-from approval.tasks import pause_task, request_supplement, resume_task
+from approval.core.calendar import load_holiday_year
+from approval.core.errors import DomainError, ErrorCode
+from approval.oversight.supervision import SupervisionSettings, supervise
+from approval.projects.tasks import pause_task, request_supplement, resume_task
 from storage.enums import StageStatus, TaskStatus
 from storage.models import AuditEvent, Material, Stage, Task, TaskPause
 from tests.helpers import db_id, submit

@@ -1,6 +1,6 @@
 import pytest
 
-from approval.codes import (
+from approval.core.codes import (
     PROJECT_TYPE_CODES,
     PROJECT_TYPE_LABELS,
     InvalidCodeError,

@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from approval.auth import login
-from approval.catalog import load_default_catalog
-from approval.catalog_load import load_catalog
-from approval.codes import validate_credit_code
+from approval.catalog.load import load_catalog
+from approval.catalog.parse import load_default_catalog
+from approval.core.auth import login
+from approval.core.codes import validate_credit_code
+from approval.core.errors import DomainError, ErrorCode
 from approval.demo import DEMO_PASSWORD, PROJECTS, DemoReport, seed_demo
-from approval.errors import DomainError, ErrorCode
-from approval.projects import CHINA
+from approval.projects.projects import CHINA
 from storage import models
 from storage.enums import MaterialStatus, ProjectStatus, Role, StageStatus, TaskStatus
 from tests.conftest import CATALOG_MODELS, clear_tables
@@ -39,7 +39,7 @@ WORK_MODELS = (
 @pytest.fixture(scope="module")
 async def seeded(database: str) -> AsyncIterator[DemoReport]:
     """The demo seeded once on a loaded catalog; work tables are emptied before and after."""
-    from approval.calendar import load_package_calendar
+    from approval.core.calendar import load_package_calendar
 
     await clear_tables(*WORK_MODELS)
     await load_catalog(load_default_catalog())

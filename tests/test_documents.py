@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pycrdt import Array, Doc, Map, Text
 
-from approval.documents import (
+from approval.fieldwork.documents import (
     LAYOUT_CLIENT_ID,
     AgencyLayout,
     InspectionLayout,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import ExifTags, Image, JpegImagePlugin
 from PIL.TiffImagePlugin import IFDRational
 
-from approval.evidence import EvidenceError, PhotoEvidence, make_thumbnail, read_evidence
+from approval.files.evidence import EvidenceError, PhotoEvidence, make_thumbnail, read_evidence
 from tests.photo_support import gps_tags, jpeg_of, make_jpeg, make_png
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

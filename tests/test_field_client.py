@@ -1,5 +1,6 @@
 """The field client against a real server: uvicorn on 127.0.0.1 with the sync endpoint and
-GraphQL, inspection documents laid out by ``approval.documents`` and validated by its rules."""
+GraphQL, inspection documents laid out by ``approval.fieldwork.documents`` and validated by
+its rules."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ from pycrdt import Doc
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from approval.access import Viewer
-from approval.auth import create_user, issue_token
-from approval.documents import (
+from approval.core.access import Viewer
+from approval.core.auth import create_user, issue_token
+from approval.fieldwork.documents import (
     AgencyLayout,
     InspectionLayout,
     LayoutError,

@@ -31,14 +31,14 @@ import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 
-from approval.documents import (
+from approval.fieldwork.documents import (
     InspectionLayout,
     initial_update,
     inspection_doc_name,
     read_inspection,
 )
-from approval.inspections import assign_inspectors, schedule_site_check
-from approval.uploads import check_file_name
+from approval.fieldwork.inspections import assign_inspectors, schedule_site_check
+from approval.files.uploads import check_file_name
 from clients.field import (
     PHOTOS,
     FieldClient,

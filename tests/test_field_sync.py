@@ -20,10 +20,10 @@ import pytest
 from pycrdt import Doc, Map
 from strawberry.relay import GlobalID
 
-from approval.access import Viewer
-from approval.auth import issue_token
-from approval.documents import inspection_doc_name
-from approval.inspections import assign_inspectors, schedule_joint_acceptance
+from approval.core.access import Viewer
+from approval.core.auth import issue_token
+from approval.fieldwork.documents import inspection_doc_name
+from approval.fieldwork.inspections import assign_inspectors, schedule_joint_acceptance
 from server.app import create_app
 from server.settings import Settings
 from storage.db import open_database

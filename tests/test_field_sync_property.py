@@ -30,14 +30,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map
 
-from approval.access import Viewer
-from approval.documents import (
+from approval.core.access import Viewer
+from approval.fieldwork.documents import (
     agency_doc_name,
     inspection_doc_name,
     read_agency,
     read_inspection,
 )
-from approval.inspections import assign_inspectors, schedule_joint_acceptance
+from approval.fieldwork.inspections import assign_inspectors, schedule_joint_acceptance
 from server.fieldsync import FieldSync, merged
 from storage.models import (
     AgencyEntry,

@@ -12,13 +12,13 @@ from pycrdt import Doc, Map
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from approval.documents import LayoutError, agency_doc_name, inspection_doc_name
-from approval.fieldwork import FieldDocuments, record_check_change
-from approval.inspections import (
+from approval.fieldwork.documents import LayoutError, agency_doc_name, inspection_doc_name
+from approval.fieldwork.inspections import (
     assign_inspectors,
     document_access,
     schedule_joint_acceptance,
 )
+from approval.fieldwork.policy import FieldDocuments, record_check_change
 from schema.app import graphql_app
 from storage.enums import CheckOutcome, Conclusion, InspectionStatus, StageStatus, TaskStatus
 from storage.models import (
@@ -439,7 +439,7 @@ def test_record_check_change_sets_what_it_names_and_keeps_the_rest():
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from approval.documents import InspectionLayout, initial_update, read_inspection
+    from approval.fieldwork.documents import InspectionLayout, initial_update, read_inspection
 
     doc: Doc = Doc()
     doc.apply_update(initial_update(InspectionLayout(departments={"zjj": ["alarm"]})))

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from approval.auth import issue_token
-from approval.documents import agency_doc_name, inspection_doc_name
-from approval.errors import DomainError, ErrorCode
-from approval.inspections import (
+from approval.core.auth import issue_token
+from approval.core.errors import DomainError, ErrorCode
+from approval.fieldwork.documents import agency_doc_name, inspection_doc_name
+from approval.fieldwork.inspections import (
     FieldRights,
     assign_inspectors,
     document_access,

@@ -1,6 +1,6 @@
 """Every state people can see has its Chinese label."""
 
-from approval.labels import label
+from approval.core.labels import label
 from storage import enums
 
 SHOWN = (

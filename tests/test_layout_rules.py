@@ -1,23 +1,24 @@
-"""The web clients' copy of the layout rules is generated from approval.documents and current."""
+"""The web clients' layout rules are generated from approval.fieldwork.documents and current."""
 
 from __future__ import annotations
 
 import json
 
-from approval.documents import CHECK_KEYS, CONCLUSION_KEYS, ENTRY_KEYS, RECTIFICATION_KEYS
+from approval.fieldwork.documents import CHECK_KEYS, CONCLUSION_KEYS, ENTRY_KEYS, RECTIFICATION_KEYS
 from clients.layout_rules import EXAMPLES_PATH, FIELDS, RULES_PATH, exported, layout_rules
 
 
 def test_committed_layout_rules_are_current() -> None:
     for path, text in exported().items():
         assert path.read_text(encoding="utf-8") == text, (
-            f"{path.name} is out of date with approval/documents.py: run `make layout-rules` "
-            "and commit the result"
+            f"{path.name} is out of date with approval/fieldwork/documents.py: "
+            "run `make layout-rules` and commit the result"
         )
 
 
 def test_every_key_of_every_item_has_a_rule() -> None:
-    # A key added to approval.documents without a type in clients/layout_rules.py fails here.
+    # A key added to approval.fieldwork.documents without a type in clients/layout_rules.py
+    # fails here.
     for item, keys in (
         ("check", CHECK_KEYS),
         ("rectification", RECTIFICATION_KEYS),

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from approval import lease
-from approval.supervision import SupervisionSettings
+from approval.core import lease
+from approval.oversight.supervision import SupervisionSettings
 from server.scheduler import LEASE_NAME, Supervisor, running_supervisor
 from server.settings import Settings, SettingsError
 from storage.enums import StageStatus

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from approval.access import Viewer
-from approval.auth import viewer_of
-from approval.errors import DomainError, ErrorCode
-from approval.meetings import close_meeting, record_opinion, schedule_meeting
+from approval.core.access import Viewer
+from approval.core.auth import viewer_of
+from approval.core.errors import DomainError, ErrorCode
+from approval.oversight.meetings import close_meeting, record_opinion, schedule_meeting
 from storage.enums import MeetingStatus
 from storage.models import AuditEvent, MeetingInvitation, ReviewMeeting, User
 from tests.conftest import Clock, GraphQLClient

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from approval.errors import DomainError, ErrorCode
-from approval.notice import joint_notice
+from approval.core.errors import DomainError, ErrorCode
+from approval.oversight.notice import joint_notice
 from server.pages import page_routes
 from storage.enums import ProjectType
 from storage.models import ChecklistTemplate, ItemMaterial, ServiceItem

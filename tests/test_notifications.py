@@ -14,17 +14,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from approval.access import Viewer
-from approval.calendar import working_calendar
-from approval.delivery import (
+from approval.core.access import Viewer
+from approval.core.calendar import working_calendar
+from approval.oversight.delivery import (
     DeliveryError,
     HttpSmsChannel,
     LogChannel,
     backoff,
     deliver,
 )
-from approval.notifications import collect
-from approval.tasks import decide_task
+from approval.oversight.notifications import collect
+from approval.projects.tasks import decide_task
 from server.notifier import Notifier, running_notifier
 from server.settings import Settings, SettingsError
 from storage.enums import Decision, NotificationStatus, Role, WarningLevel

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from approval.auth import issue_token
-from approval.codes import credit_code_with_check
+from approval.core.auth import issue_token
+from approval.core.codes import credit_code_with_check
 from storage.models import AuditEvent, Enterprise, Project, Stage, User
 from tests.helpers import CREATE, create_project, db_id, project_input
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from strawberry.relay import GlobalID
 
-from approval.calendar import working_calendar
-from approval.notifications import collect
+from approval.core.calendar import working_calendar
+from approval.oversight.notifications import collect
 from storage.enums import Decision
 from storage.models import AuditEvent, Notification, Rating
 from tests.helpers import accept

@@ -16,10 +16,10 @@ import pytest
 from openpyxl import load_workbook
 from starlette.applications import Starlette
 
-from approval.access import Viewer
-from approval.auth import viewer_of
-from approval.errors import DomainError, ErrorCode
-from approval.reports import (
+from approval.core.access import Viewer
+from approval.core.auth import viewer_of
+from approval.core.errors import DomainError, ErrorCode
+from approval.oversight.reports import (
     LEDGER_HEADERS,
     department_figures,
     ledger_rows,
@@ -28,7 +28,7 @@ from approval.reports import (
     stage_durations,
     warnings,
 )
-from approval.tasks import decide_task
+from approval.projects.tasks import decide_task
 from server.pages import page_routes
 from storage.enums import Decision, StageStatus, TaskStatus, WarningLevel
 from storage.models import Department, Stage, SupervisionEvent, Task, User

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from approval import sniff as sniff_module
-from approval.sniff import (
+from approval.files import sniff as sniff_module
+from approval.files.sniff import (
     ACTIVE_TYPES,
     DOCX,
     HEAD_SIZE,

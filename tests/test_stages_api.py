@@ -6,9 +6,9 @@ import asyncio
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from approval.access import Viewer
-from approval.calendar import working_calendar
-from approval.tasks import decide_task
+from approval.core.access import Viewer
+from approval.core.calendar import working_calendar
+from approval.projects.tasks import decide_task
 from storage.enums import Decision, Role, StageStatus, TaskStatus
 from storage.models import AuditEvent, Department, Material, ServiceItem, Stage, Task, User
 from tests.helpers import accept, create_project, db_id, ready_stage, stage_needs, submit

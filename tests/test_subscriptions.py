@@ -21,8 +21,8 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from approval.auth import create_user, issue_token
-from approval.bus import EventBus
+from approval.core.auth import create_user, issue_token
+from approval.core.bus import EventBus
 from server.app import create_app, graphql_routes
 from server.settings import Settings
 from storage.enums import Role, WarningLevel

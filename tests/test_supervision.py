@@ -7,12 +7,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from approval.calendar import load_holiday_year, working_calendar
-from approval.catalog import CatalogError, parse_catalog
-from approval.errors import DomainError, ErrorCode
-from approval.materials import MaterialFile, submit_material
-from approval.supervision import SupervisionSettings, supervise
-from approval.tasks import DEFAULT_OPINION, decide_task, file_formal_opinion
+from approval.catalog.parse import CatalogError, parse_catalog
+from approval.core.calendar import load_holiday_year, working_calendar
+from approval.core.errors import DomainError, ErrorCode
+from approval.oversight.supervision import SupervisionSettings, supervise
+from approval.projects.materials import MaterialFile, submit_material
+from approval.projects.tasks import DEFAULT_OPINION, decide_task, file_formal_opinion
 from storage.enums import Decision, MaterialStatus, StageStatus, TaskStatus, WarningLevel
 from storage.models import (
     AuditEvent,
@@ -234,7 +234,7 @@ async def test_item_excluded_by_law_stays_undecided_with_a_red_event(gql, clock)
 
 
 def test_catalog_default_approval_must_be_a_boolean():
-    from approval.catalog import default_catalog_path
+    from approval.catalog.parse import default_catalog_path
 
     text = default_catalog_path().read_text(encoding="utf-8")
     broken = text.replace(
@@ -395,7 +395,7 @@ async def test_commitment_reminder_then_suspension_then_arrival_resumes(gql, clo
 
 
 async def _clerk():
-    from approval.access import Viewer
+    from approval.core.access import Viewer
     from storage.enums import Role
     from storage.models import User
 

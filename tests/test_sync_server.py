@@ -16,8 +16,8 @@ import pytest
 from pycrdt import Doc, Map, Text
 from starlette.applications import Starlette
 
-from approval.access import Viewer
-from approval.auth import create_user, issue_token
+from approval.core.access import Viewer
+from approval.core.auth import create_user, issue_token
 from server.settings import Settings, SettingsError
 from server.sync_endpoint import STATE_KEY, sync_route
 from storage.enums import Role
@@ -295,8 +295,8 @@ async def test_authentication_and_authorization_at_the_upgrade(start: Start) -> 
     code, reason = await unknown.until_closed()
     assert code == 4404 and "nothing/here" in reason
 
-    by_query = await env.client("writer", header=False)  # browsers: ?token=
-    await by_query.until(by_query.synced.is_set, "sync through ?token=")
+    browser_like = await env.client("writer", header=False)  # the token as a subprotocol
+    await browser_like.until(browser_like.synced.is_set, "sync with the bearer subprotocol")
 
     user = await User.get(
         tokens__token_hash=hashlib.sha256(env.tokens["writer"].encode()).hexdigest()

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from approval.auth import create_user, issue_token
-from approval.inspections import assign_inspectors, schedule_site_check
-from approval.uploads import MB, UploadRules, object_key
+from approval.core.auth import create_user, issue_token
+from approval.fieldwork.inspections import assign_inspectors, schedule_site_check
+from approval.files.uploads import MB, UploadRules, object_key
 from storage.enums import ObjectKind, Role
 from storage.local_store import LocalObjectStore
 from storage.models import CheckResult, MaterialVersion, StoredObject, Upload
@@ -373,7 +373,7 @@ async def test_large_limits_come_from_the_rules(
 async def test_orphans_are_found_after_the_grace_period_and_removed_without_touching_the_rest(
     files: Files, site: dict[str, Any]
 ) -> None:
-    from approval.orphans import find_orphans, remove_orphans
+    from approval.files.orphans import find_orphans, remove_orphans
     from storage.models import MaterialType
 
     kept, dropped, staged = photo(10), photo(11), photo(12)
@@ -483,7 +483,7 @@ async def test_a_refused_or_abandoned_ticket_in_parts_ends_and_leaves_no_parts(
     gql: Any, clock: Any, moto_s3: str, site: dict[str, Any]
 ) -> None:
     """S3 only: the local store takes whole files, it gives no tickets in parts."""
-    from approval.orphans import remove_expired_tickets
+    from approval.files.orphans import remove_expired_tickets
     from storage.models import MaterialType
     from storage.objects import ObjectStoreError
 

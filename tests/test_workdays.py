@@ -3,7 +3,7 @@ from datetime import date, timedelta
 import chinese_calendar
 import pytest
 
-from approval.workdays import (
+from approval.core.workdays import (
     HOLIDAY_NAMES_ZH,
     CalendarUnknownError,
     WorkingCalendar,

@@ -23,8 +23,8 @@ import pytest
 from pycrdt import Map
 from starlette.applications import Starlette
 
-from approval.access import Viewer
-from approval.auth import create_user, issue_token
+from approval.core.access import Viewer
+from approval.core.auth import create_user, issue_token
 from server.sync_endpoint import STATE_KEY, sync_route
 from storage.enums import Role
 from sync import protocol

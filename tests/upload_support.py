@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from approval.uploads import UploadRules
+from approval.files.uploads import UploadRules
 from schema.app import graphql_app
 from server.objects_endpoint import object_routes
 from storage.objects import ObjectStore

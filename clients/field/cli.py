@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from approval.documents import inspection_doc_name
+from approval.fieldwork.documents import inspection_doc_name
 from clients.field.session import (
     RESULT_LABELS,
     FieldClient,

@@ -41,7 +41,7 @@ from pycrdt import Array, Doc, Map
 from websockets.asyncio.client import connect as websockets_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from approval.documents import (
+from approval.fieldwork.documents import (
     AGENCY_ROOT,
     CHECK_RESULT_LABELS,
     ENTRY_KIND_LABELS,

@@ -3,8 +3,9 @@
 //
 // Usage: node interop.js <ws://host:port/sync> <document> <token> <expected.json>
 //
-// It connects (token as ?token=, no ?ack=1: a plain Yjs client), sets presence with a Chinese
-// name, records its check under the key "node" of the map "m", then waits until every key of
+// It connects (the token as a subprotocol, as browsers do; no ?ack=1: a plain Yjs client),
+// sets presence with a Chinese name, records its check under the key "node" of the map "m",
+// then waits until every key of
 // <expected.json> (a JSON object) has arrived with that value, and until the Python side's
 // presence name arrives. Events are printed as JSON lines on stdout:
 //   {"event": "synced"}                         the first sync finished
@@ -54,7 +55,7 @@ const doc = new Y.Doc()
 const m = doc.getMap('m')
 provider = new WebsocketProvider(serverUrl, docName, doc, {
   WebSocketPolyfill: WebSocket,
-  params: { token },
+  protocols: ['onewindow.v1', `onewindow.bearer.${token}`],
   maxBackoffTime: 200
 })
 provider.on('connection-close', (event) => {

@@ -1,5 +1,5 @@
 // The layout rules of the field documents, read from layout-rules.json, which is generated
-// from approval/documents.py (the rules the server validates with; `make layout-rules`). The
+// from approval/fieldwork/documents.py (the rules the server validates with; `make layout-rules`). The
 // forms refuse here, with the reason, what the server would refuse; nothing is typed twice.
 import rules from './layout-rules.json'
 

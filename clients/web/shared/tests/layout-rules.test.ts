@@ -1,4 +1,4 @@
-// The form's validation agrees with approval/documents.py on every example the server's own
+// The form's validation agrees with approval/fieldwork/documents.py on every example the server's own
 // reader judged (layout-rules.examples.json, generated with layout-rules.json).
 import { describe, expect, it } from 'vitest'
 import examplesFile from '../layout-rules.examples.json'

@@ -19,12 +19,12 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.access import Viewer, require_role
-from approval.calendar import working_calendar
-from approval.errors import DomainError, ErrorCode, invalid, not_found
-from approval.projects import CHINA
-from approval.workdays import CalendarUnknownError, WorkingCalendar
+from approval.core import audit
+from approval.core.access import Viewer, require_role
+from approval.core.calendar import working_calendar
+from approval.core.errors import DomainError, ErrorCode, invalid, not_found
+from approval.core.workdays import CalendarUnknownError, WorkingCalendar
+from approval.projects.projects import CHINA
 from storage.enums import Decision, MaterialStatus, ProjectStatus, Role, StageStatus, TaskStatus
 from storage.models import (
     Material,

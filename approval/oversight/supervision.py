@@ -5,7 +5,7 @@
 - YELLOW (黄色预警) when the deadline is at most ``warn_working_days`` working days away;
 - RED (红色预警) once the deadline has passed (a deadline day itself is still in time);
 - 超时默认: a task undecided after its deadline whose item allows it is approved by the system
-  (:func:`approval.tasks.default_approve`); items the law excludes stay with the department
+  (:func:`approval.projects.tasks.default_approve`); items the law excludes stay with the department
   and get a RED flag; the late department owes a formal opinion within one working day, and
   a missing one is flagged RED;
 - a commitment past its due date suspends (中止) the stages that need the material.
@@ -26,17 +26,17 @@ from datetime import date, datetime, timedelta
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.calendar import working_calendar
-from approval.errors import DomainError
-from approval.tasks import (
+from approval.core import audit
+from approval.core.calendar import working_calendar
+from approval.core.errors import DomainError
+from approval.core.workdays import CalendarUnknownError, WorkingCalendar
+from approval.projects.tasks import (
     OPEN,
     STAGE_SUSPENDED,
     default_approve,
     local_day,
     stop_clocks,
 )
-from approval.workdays import CalendarUnknownError, WorkingCalendar
 from storage.enums import MaterialStatus, StageStatus, WarningLevel
 from storage.models import (
     ItemMaterial,

@@ -4,7 +4,7 @@ Nothing else calls this module: :func:`collect` reads what already happened (the
 the stages in review, the electronic supervision events) and writes one
 :class:`~storage.models.Notification` row per event and recipient. The row's unique ``key``
 is the guarantee that a message exists once, however often and however many processes
-collect; delivery (:mod:`approval.delivery`) then sends each row with retries.
+collect; delivery (:mod:`approval.oversight.delivery`) then sends each row with retries.
 
 The four moments of the applicant (DOMAIN.md), to the enterprise's contact phone:
 
@@ -38,10 +38,10 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from approval.calendar import working_calendar
-from approval.labels import label
-from approval.projects import CHINA
-from approval.workdays import CalendarUnknownError
+from approval.core.calendar import working_calendar
+from approval.core.labels import label
+from approval.core.workdays import CalendarUnknownError
+from approval.projects.projects import CHINA
 from storage.enums import Decision, NotificationStatus, Role, StageStatus, WarningLevel
 from storage.models import (
     AuditEvent,

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from tortoise.expressions import Q, Subquery
 
-from approval.errors import DomainError, ErrorCode
-from approval.labels import label
+from approval.core.errors import DomainError, ErrorCode
+from approval.core.labels import label
 from storage.enums import Role
 from storage.models import Project, Task
 

@@ -13,12 +13,12 @@ from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.access import Viewer, project_scope, require_role
-from approval.calendar import working_calendar
-from approval.errors import DomainError, ErrorCode, invalid, not_found
-from approval.projects import CHINA
-from approval.workdays import CalendarUnknownError
+from approval.core import audit
+from approval.core.access import Viewer, project_scope, require_role
+from approval.core.calendar import working_calendar
+from approval.core.errors import DomainError, ErrorCode, invalid, not_found
+from approval.core.workdays import CalendarUnknownError
+from approval.projects.projects import CHINA
 from storage.enums import NotificationStatus, Role, StageStatus
 from storage.models import Notification, Project, Rating, Stage
 

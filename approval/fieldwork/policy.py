@@ -1,10 +1,10 @@
 """Field documents on the server: the policy a sync room is given, and changes from GraphQL.
 
-:class:`FieldDocuments` implements the sync room's ``DocumentPolicy`` structurally (approval
-does not import sync): it makes each document's layout once, validates every incoming update
-against the layout and the writer's rights, and materialises the merged document into the rows
-GraphQL reads. The server adapts two types: :class:`~approval.inspections.FieldRights` into the
-room's ``Access``, and :class:`~approval.documents.LayoutError` into ``UpdateRefused``.
+:class:`FieldDocuments` implements the sync room's ``DocumentPolicy`` structurally (approval does
+not import sync): it makes each document's layout once, validates every incoming update against the
+layout and the writer's rights, and materialises the merged document into the rows GraphQL reads.
+The server adapts two types: :class:`~approval.fieldwork.inspections.FieldRights` into the room's
+``Access``, and :class:`~approval.fieldwork.documents.LayoutError` into ``UpdateRefused``.
 
 A GraphQL mutation that records something the field records (a check, a conclusion) does not
 write rows: it hands a change to a :class:`DocumentEditor`, which applies it to the document
@@ -20,9 +20,10 @@ from typing import Any, Protocol
 from pycrdt import Array, Doc, Map
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.access import Viewer
-from approval.documents import (
+from approval.core import audit
+from approval.core.access import Viewer
+from approval.core.errors import DomainError, ErrorCode, invalid
+from approval.fieldwork.documents import (
     MAX_NAME,
     MAX_TEXT,
     AgencyLayout,
@@ -36,11 +37,10 @@ from approval.documents import (
     validate_agency,
     validate_inspection,
 )
-from approval.documents import (
+from approval.fieldwork.documents import (
     initial_update as layout_update,
 )
-from approval.errors import DomainError, ErrorCode, invalid
-from approval.inspections import (
+from approval.fieldwork.inspections import (
     OPEN_STATUSES,
     FieldRights,
     document_access,
@@ -48,7 +48,7 @@ from approval.inspections import (
     mark_in_progress,
     record_conclusion,
 )
-from approval.projects import CHINA
+from approval.projects.projects import CHINA
 from storage.enums import CheckOutcome, Conclusion
 from storage.models import (
     AgencyEntry,
@@ -79,10 +79,10 @@ class FieldAccess(Protocol):
 class DocumentEditor(Protocol):
     """Applies a change to a field document as if a client had sent it.
 
-    ``edit`` runs ``change`` on a copy of the document, validates the result with the
-    document's policy for ``rights`` (raising :class:`~approval.documents.LayoutError`, or a
-    DomainError, when it is refused), keeps and broadcasts the update, and returns only after
-    the document has been materialised, so the caller reads the new rows.
+    ``edit`` runs ``change`` on a copy of the document, validates the result with the document's
+    policy for ``rights`` (raising :class:`~approval.fieldwork.documents.LayoutError`, or a
+    DomainError, when it is refused), keeps and broadcasts the update, and returns only after the
+    document has been materialised, so the caller reads the new rows.
     """
 
     async def edit(self, doc_name: str, change: Change, *, rights: FieldRights) -> None: ...

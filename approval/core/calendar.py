@@ -17,7 +17,7 @@ from tortoise.expressions import Q
 from tortoise.timezone import now
 from tortoise.transactions import in_transaction
 
-from approval.workdays import (
+from approval.core.workdays import (
     HOLIDAY_NAMES_ZH,
     Entry,
     WorkingCalendar,
@@ -99,7 +99,7 @@ async def load_package_calendar() -> int:
 
 
 async def load_holiday_year(text: str) -> int:
-    """Store an admin's holiday file (format in :mod:`approval.workdays`); returns the year.
+    """Store an admin's holiday file (format in :mod:`approval.core.workdays`); returns the year.
 
     Replaces that year's days and marks it ``"admin"``. A ValueError from the parser is
     raised before anything is stored.
@@ -122,7 +122,7 @@ async def working_calendar(*, years: Iterable[int] | None = None) -> WorkingCale
 
     With ``years``, only those years and the year after each (a deadline may cross a year
     end) are read; a year not stored stays unknown and computations in it raise
-    :class:`~approval.workdays.CalendarUnknownError`.
+    :class:`~approval.core.workdays.CalendarUnknownError`.
     """
     if years is None:
         known = await CalendarYear.all().values_list("year", flat=True)

@@ -2,7 +2,8 @@
 figures of each department, stage durations across projects, and the ledger (台账) in Excel.
 
 Everything here reads; nothing writes. Working days come from the stored holiday calendar
-(:func:`approval.calendar.working_calendar`); a year it does not know is refused, never guessed.
+(:func:`approval.core.calendar.working_calendar`); a year it does not know is refused, never
+guessed.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 
 from tortoise.expressions import Q, Subquery
 
-from approval.access import Viewer, project_scope, require_role
-from approval.calendar import working_calendar
-from approval.errors import DomainError, ErrorCode, invalid
-from approval.labels import label
-from approval.projects import CHINA
-from approval.workdays import CalendarUnknownError, WorkingCalendar
+from approval.core.access import Viewer, project_scope, require_role
+from approval.core.calendar import working_calendar
+from approval.core.errors import DomainError, ErrorCode, invalid
+from approval.core.labels import label
+from approval.core.workdays import CalendarUnknownError, WorkingCalendar
+from approval.projects.projects import CHINA
 from storage.enums import Role, StageStatus, TaskStatus, WarningLevel
 from storage.models import (
     Department,

@@ -13,10 +13,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from approval.access import Viewer, project_scope, visible_project
-from approval.errors import DomainError, ErrorCode, invalid
-from approval.labels import label
-from approval.stages import exempt_by_regional_assessment
+from approval.core.access import Viewer, project_scope, visible_project
+from approval.core.errors import DomainError, ErrorCode, invalid
+from approval.core.labels import label
+from approval.projects.stages import exempt_by_regional_assessment
 from storage.enums import ProjectType
 from storage.models import (
     ChecklistTemplate,

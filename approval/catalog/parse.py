@@ -1,6 +1,6 @@
 """The approval catalog: regions, departments, the four stages, items, materials, checklists.
 
-A pure parser of ``approval/data/catalog.yaml`` (no database). Every refusal is a
+A pure parser of ``approval/catalog/data/catalog.yaml`` (no database). Every refusal is a
 :class:`CatalogError` naming the line of the offending entry and what to do about it.
 """
 
@@ -751,7 +751,7 @@ def parse_catalog(text: str, *, source: str = "catalog.yaml") -> Catalog:
 
 
 def default_catalog_path() -> Path:
-    """``approval/data/catalog.yaml``, shipped with the package."""
+    """``approval/catalog/data/catalog.yaml``, shipped with the package."""
     return Path(__file__).resolve().parent / "data" / "catalog.yaml"
 
 

@@ -3,12 +3,11 @@
 The window (or the center) schedules an inspection for some departments; each department's
 section of the inspection document holds its checklist, taken from the catalog when the
 inspection is scheduled and frozen as :class:`~storage.models.CheckResult` rows. Assigned
-inspectors record on tablets (the CRDT document, :mod:`approval.fieldwork`) and sign a
+inspectors record on tablets (the CRDT document, :mod:`approval.fieldwork.policy`) and sign a
 conclusion per department. When every department of a round has concluded, the round passes
-(all pass) or requires rectification (any fail); a passed joint acceptance approves the
-stage-4 tasks of its departments through the fan-in of :mod:`approval.tasks`, and a round that
-requires rectification is followed by :func:`schedule_reinspection` for the departments that
-failed.
+(all pass) or requires rectification (any fail); a passed joint acceptance approves the stage-4
+tasks of its departments through the fan-in of :mod:`approval.projects.tasks`, and a round that
+requires rectification is followed by :func:`schedule_reinspection` for the departments that failed.
 """
 
 from __future__ import annotations
@@ -19,14 +18,14 @@ from datetime import date, datetime
 
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.access import Viewer, project_scope, require_role, visible_project
-from approval.calendar import working_calendar
-from approval.documents import InspectionLayout, LayoutError, parse_doc_name
-from approval.errors import DomainError, ErrorCode, invalid, not_found
-from approval.projects import CHINA
-from approval.tasks import approve_after_inspection
-from approval.workdays import CalendarUnknownError, WorkingCalendar
+from approval.core import audit
+from approval.core.access import Viewer, project_scope, require_role, visible_project
+from approval.core.calendar import working_calendar
+from approval.core.errors import DomainError, ErrorCode, invalid, not_found
+from approval.core.workdays import CalendarUnknownError, WorkingCalendar
+from approval.fieldwork.documents import InspectionLayout, LayoutError, parse_doc_name
+from approval.projects.projects import CHINA
+from approval.projects.tasks import approve_after_inspection
 from storage.enums import Conclusion, InspectionKind, InspectionStatus, Role, StageStatus
 from storage.models import (
     AgencyEntry,

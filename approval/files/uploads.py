@@ -25,13 +25,13 @@ import anyio.to_thread
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.access import Viewer, require_role, visible_project
-from approval.documents import inspection_doc_name
-from approval.errors import DomainError, ErrorCode, invalid, not_found
-from approval.evidence import EvidenceError, PhotoEvidence, make_thumbnail, read_evidence
-from approval.inspections import document_access
-from approval.sniff import HEAD_SIZE, TYPE_LABELS, sniff
+from approval.core import audit
+from approval.core.access import Viewer, require_role, visible_project
+from approval.core.errors import DomainError, ErrorCode, invalid, not_found
+from approval.fieldwork.documents import inspection_doc_name
+from approval.fieldwork.inspections import document_access
+from approval.files.evidence import EvidenceError, PhotoEvidence, make_thumbnail, read_evidence
+from approval.files.sniff import HEAD_SIZE, TYPE_LABELS, sniff
 from storage.enums import ObjectKind, Role, UploadStatus
 from storage.models import (
     CheckResult,
@@ -524,25 +524,3 @@ async def download_url(
             key, now=now, expires=rules.url_ttl, file_name=file_name, content_type=content_type
         )
     )
-
-
-async def delivered_upload(
-    *, viewer: Viewer, upload_id: uuid.UUID, project_id: int, material_type_id: int
-) -> Upload:
-    """A confirmed material upload of this project and material type, made by the viewer."""
-    upload = await Upload.get_or_none(id=upload_id, requested_by_id=viewer.user_id)
-    if upload is None or upload.kind is not ObjectKind.MATERIAL:
-        raise not_found("material upload", str(upload_id), field="uploadId")
-    if upload.project_id != project_id or upload.material_type_id != material_type_id:
-        raise invalid(
-            "this upload was asked for another project or material type; ask for a ticket "
-            "for this material",
-            field="uploadId",
-        )
-    if upload.status is not UploadStatus.CONFIRMED:
-        raise DomainError(
-            ErrorCode.UPLOAD_NOT_RECEIVED,
-            "this upload is not confirmed yet; PUT the file and call confirmUpload first",
-            field="uploadId",
-        )
-    return upload

@@ -10,10 +10,10 @@ from datetime import datetime
 
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.access import Viewer, require_role, visible_project
-from approval.errors import DomainError, ErrorCode, invalid, not_found
-from approval.stages import exempt_by_regional_assessment
+from approval.core import audit
+from approval.core.access import Viewer, require_role, visible_project
+from approval.core.errors import DomainError, ErrorCode, invalid, not_found
+from approval.projects.stages import exempt_by_regional_assessment
 from storage.enums import Decision, MeetingStatus, Role, StageStatus
 from storage.models import (
     Department,

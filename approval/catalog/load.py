@@ -1,4 +1,4 @@
-"""Store a parsed :class:`~approval.catalog.Catalog` in the database.
+"""Store a parsed :class:`~approval.catalog.parse.Catalog` in the database.
 
 Every section is upserted by ``code`` in one transaction, parents before children. Loading
 the same catalog twice changes nothing the second time. Items that left the catalog are
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from approval.catalog import Catalog, ChecklistSpec, RegionSpec
+from approval.catalog.parse import Catalog, ChecklistSpec, RegionSpec
 from storage.enums import DepartmentLevel, RegionKind
 from storage.models import (
     ChecklistTemplate,

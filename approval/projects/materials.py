@@ -8,20 +8,19 @@ from uuid import UUID
 
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.access import Viewer, require_role, visible_project
-from approval.calendar import working_calendar
-from approval.errors import DomainError, ErrorCode, invalid, not_found
-from approval.tasks import (
+from approval.core import audit
+from approval.core.access import Viewer, require_role, visible_project
+from approval.core.calendar import working_calendar
+from approval.core.errors import DomainError, ErrorCode, invalid, not_found
+from approval.core.workdays import CalendarUnknownError, WorkingCalendar
+from approval.projects.tasks import (
     STAGE_SUSPENDED,
     PauseReason,
     calendar_error,
     local_day,
     restart_clocks,
 )
-from approval.uploads import delivered_upload
-from approval.workdays import CalendarUnknownError, WorkingCalendar
-from storage.enums import MaterialStatus, Role, StageStatus, TaskStatus
+from storage.enums import MaterialStatus, ObjectKind, Role, StageStatus, TaskStatus, UploadStatus
 from storage.models import (
     Material,
     MaterialType,
@@ -82,7 +81,7 @@ async def submit_material(
         )
     upload: Upload | None = None
     if upload_id is not None:
-        upload = await delivered_upload(
+        upload = await _delivered_upload(
             viewer=viewer,
             upload_id=upload_id,
             project_id=project.id,
@@ -134,7 +133,8 @@ async def submit_material(
         await SupplementRequest.filter(
             id__in=await open_requests.values_list("id", flat=True)
         ).update(resolved_at=now)
-        # The same lock order as approval.tasks: the stages first (by id), then their tasks.
+        # The same lock order as approval.projects.tasks: the stages first (by id), then
+        # their tasks.
         suspended = await Stage.filter(project_id=project.id, status=StageStatus.SUSPENDED)
         answered_stages = await Task.filter(id__in=list(task_ids)).values_list(
             "stage_id", flat=True
@@ -270,3 +270,25 @@ async def review_material(
         after={"status": material.status.value, "reason": material.rejection_reason},
     )
     return material
+
+
+async def _delivered_upload(
+    *, viewer: Viewer, upload_id: UUID, project_id: int, material_type_id: int
+) -> Upload:
+    """A confirmed material upload of this project and material type, made by the viewer."""
+    upload = await Upload.get_or_none(id=upload_id, requested_by_id=viewer.user_id)
+    if upload is None or upload.kind is not ObjectKind.MATERIAL:
+        raise not_found("material upload", str(upload_id), field="uploadId")
+    if upload.project_id != project_id or upload.material_type_id != material_type_id:
+        raise invalid(
+            "this upload was asked for another project or material type; ask for a ticket "
+            "for this material",
+            field="uploadId",
+        )
+    if upload.status is not UploadStatus.CONFIRMED:
+        raise DomainError(
+            ErrorCode.UPLOAD_NOT_RECEIVED,
+            "this upload is not confirmed yet; PUT the file and call confirmUpload first",
+            field="uploadId",
+        )
+    return upload

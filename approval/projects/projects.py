@@ -11,16 +11,16 @@ from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.access import Viewer, project_scope, require_role
-from approval.codes import (
+from approval.core import audit
+from approval.core.access import Viewer, project_scope, require_role
+from approval.core.codes import (
     PROJECT_TYPE_CODES,
     InvalidCodeError,
     format_project_code,
     validate_credit_code,
     validate_industry_code,
 )
-from approval.errors import DomainError, ErrorCode, invalid
+from approval.core.errors import DomainError, ErrorCode, invalid
 from storage.enums import ProjectType, Role, StageStatus
 from storage.models import (
     CodeSequence,

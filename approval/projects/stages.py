@@ -7,12 +7,12 @@ from datetime import date, datetime
 
 from tortoise.transactions import in_transaction
 
-from approval import audit
-from approval.access import Viewer, require_role, visible_project
-from approval.calendar import working_calendar
-from approval.errors import DomainError, ErrorCode, invalid
-from approval.projects import CHINA
-from approval.workdays import CalendarUnknownError
+from approval.core import audit
+from approval.core.access import Viewer, require_role, visible_project
+from approval.core.calendar import working_calendar
+from approval.core.errors import DomainError, ErrorCode, invalid
+from approval.core.workdays import CalendarUnknownError
+from approval.projects.projects import CHINA
 from storage.enums import Decision, MaterialStatus, Role, StageStatus
 from storage.models import (
     ItemMaterial,

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from approval import audit
-from approval.access import Viewer
-from approval.errors import DomainError, ErrorCode, invalid
+from approval.core import audit
+from approval.core.access import Viewer
+from approval.core.errors import DomainError, ErrorCode, invalid
 from storage.enums import Role
 from storage.models import AccessToken, Department, Enterprise, Region, User
 
