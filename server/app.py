@@ -34,7 +34,7 @@ from server.sync_endpoint import (
     running_sync_server,
     sync_route,
 )
-from server.web import web_routes
+from server.web import graphiql_page, home_for, web_routes
 from storage.db import close_database, open_database
 from storage.models import SupervisionEvent
 from storage.objects import ObjectStore, ObjectStoreError
@@ -94,7 +94,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def home(request: Request) -> Response:
-    return RedirectResponse("/graphql", status_code=307)
+    return RedirectResponse(home_for(request), status_code=307)
 
 
 def graphql_routes(
@@ -103,15 +103,17 @@ def graphql_routes(
     bus: EventBus | None = None,
     documents: DocumentEditor | None = None,
 ) -> list[BaseRoute]:
-    """``/graphql`` for HTTP (GraphiQL on GET) and websockets (graphql-transport-ws
-    subscriptions fed by ``bus``), served by ``schema.app``; mutations of what the field
-    records change field documents through ``documents``."""
+    """``/graphql`` for HTTP (the self-hosted GraphiQL for browsers on GET, unless the
+    settings turn it off) and websockets (graphql-transport-ws subscriptions fed by ``bus``),
+    served by ``schema.app``; mutations of what the field records change field documents
+    through ``documents``."""
     app: ASGIApp = graphql_app(
         token_ttl=settings.token_ttl,
         clock=clock,
         bus=bus,
         documents=documents,
         upload_rules=upload_rules_of(settings),
+        ide=graphiql_page(settings.web_dir) if settings.graphiql else None,
     )
     return [Route("/graphql", app), WebSocketRoute("/graphql", app)]
 

@@ -156,6 +156,7 @@ class Settings:
     material_max_mb: int = 200
     upload_part_mb: int = 16  # larger files go to MinIO in parts of this size
     web_dir: Path = field(default_factory=default_web_dir)  # the built web apps (make web)
+    graphiql: bool = True  # the self-hosted GraphiQL page at GET /graphql for browsers
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -197,6 +198,7 @@ class Settings:
             material_max_mb=_int_in_range(env, "ONEWINDOW_MATERIAL_MAX_MB", 200, 1, 5120),
             upload_part_mb=_int_in_range(env, "ONEWINDOW_UPLOAD_PART_MB", 16, 5, 1024),
             web_dir=Path(env.get("ONEWINDOW_WEB_DIR", "").strip() or default_web_dir()),
+            graphiql=_flag(env, "ONEWINDOW_GRAPHIQL", True),
         )
         if settings.minio_endpoint and not (
             settings.minio_access_key and settings.minio_secret_key
