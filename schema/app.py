@@ -26,6 +26,7 @@ from approval.core.bus import EventBus
 from approval.core.errors import DomainError
 from approval.fieldwork.policy import DocumentEditor
 from approval.files.uploads import UploadRules
+from schema.board import BoardQuery
 from schema.catalog_cache import CatalogCache
 from schema.context import Context
 from schema.errors import should_mask
@@ -44,6 +45,7 @@ EXTRA_QUERIES: tuple[type, ...] = (
     NotificationQuery,
     SupervisionQuery,
     InspectionQuery,
+    BoardQuery,
 )
 EXTRA_MUTATIONS: tuple[type, ...] = (
     OversightMutation,
