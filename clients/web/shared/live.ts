@@ -5,6 +5,7 @@ import { createClient, type Client } from 'graphql-ws'
 import { print } from 'graphql'
 import { ref, type Ref } from 'vue'
 import type { TypedDocumentNode } from '@urql/core'
+import { socketUrl } from './endpoints'
 
 /** idle: nothing subscribed yet (the socket opens with the first subscription). */
 export type LiveStatus = 'idle' | 'connecting' | 'live' | 'retrying' | 'closed'
@@ -19,10 +20,6 @@ export interface Live {
     error?: (message: string) => void,
   ): () => void
   close(): Promise<void>
-}
-
-export function socketUrl(location: Pick<Location, 'protocol' | 'host'>): string {
-  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`
 }
 
 export function createLive(options: { token: () => string | null; url?: string }): Live {

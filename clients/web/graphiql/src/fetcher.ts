@@ -3,8 +3,9 @@
 // set headers on a websocket; the server reads `Authorization` from connection_init), and the
 // first query and headers a visitor sees.
 import type { FetcherParams, FetcherReturnType } from '@graphiql/toolkit'
-import { getOperationAST, parse } from 'graphql'
+import { Kind, getOperationAST, parse } from 'graphql'
 import { createClient } from 'graphql-ws'
+import { socketUrl } from '@shared/endpoints'
 import { CONSOLE_SESSION_KEY } from '@shared/keys'
 
 export function isSubscription(query: string, operationName: string | null): boolean {
@@ -15,8 +16,19 @@ export function isSubscription(query: string, operationName: string | null): boo
   }
 }
 
-export function socketUrl(location: Pick<Location, 'protocol' | 'host'>): string {
-  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`
+/** The operation name to send: GraphiQL may still hold the name of the document before the
+ * last edit (it re-reads the document after a pause); a name the document no longer has is
+ * dropped when the document has a single operation, instead of a refusal from the server. */
+export function currentOperationName(query: string, operationName: string | null): string | null {
+  if (!operationName) return null
+  try {
+    const operations = parse(query).definitions.filter((d) => d.kind === Kind.OPERATION_DEFINITION)
+    const names = operations.map((d) => d.name?.value)
+    if (names.includes(operationName) || operations.length !== 1) return operationName
+    return names[0] ?? null
+  } catch {
+    return operationName
+  }
 }
 
 export function subscribe(params: FetcherParams, headers: Record<string, unknown>): FetcherReturnType {
@@ -50,7 +62,7 @@ const WELCOME = `# 一窗通办 GraphQL 接口调试 (GraphiQL)
 # 已在本浏览器登录办公台 (/console/) 时, 令牌已自动填入。
 # Ctrl-Enter 执行, Ctrl-Space 提示字段, 左侧"文档"浏览全部类型。
 
-mutation 登录 {
+mutation Login {
   login(username: "supervisor", password: "onewindow-demo") {
     token
     expiresAt
@@ -58,7 +70,7 @@ mutation 登录 {
   }
 }
 
-query 项目 {
+query Projects {
   projects(first: 5) {
     totalCount
     edges { node { code name statusLabel stages { name statusLabel deadline } } }

@@ -9,13 +9,17 @@ import { createGraphiQLFetcher, type Fetcher } from '@graphiql/toolkit'
 import { GraphiQL } from 'graphiql'
 import { createElement } from 'react'
 import { createRoot } from 'react-dom/client'
-import { graphiqlDefaults, isSubscription, subscribe } from './fetcher'
+import { currentOperationName, graphiqlDefaults, isSubscription, subscribe } from './fetcher'
 
 const http = createGraphiQLFetcher({ url: '/graphql' })
 
-const fetcher: Fetcher = (params, options) => {
+const fetcher: Fetcher = (requested, options) => {
   const headers = (options?.headers ?? {}) as Record<string, unknown>
-  if (isSubscription(params.query, params.operationName ?? null)) {
+  const params = {
+    ...requested,
+    operationName: currentOperationName(requested.query, requested.operationName ?? null),
+  }
+  if (isSubscription(params.query, params.operationName)) {
     return subscribe(params, headers)
   }
   return http(params, options)
