@@ -113,6 +113,7 @@ class Office:
         desk = Desk(context=context, page=page, name=username)
         page.on("console", lambda m: desk.console.append(f"{m.type}: {m.text}"))
         page.on("pageerror", lambda e: desk.console.append(f"pageerror: {e}"))
+        page.on("request", lambda r: desk.requested.append(r.url))
         await page.goto("/console/")
         await page.get_by_label("用户名").fill(username)
         await page.get_by_label("密码").fill(DEMO_PASSWORD)
@@ -131,6 +132,7 @@ class Desk:
     page: Page
     name: str
     console: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
 
     async def screenshot(self, name: str, *, full_page: bool = False) -> Path:
         path = ARTIFACTS / f"{name}.png"
@@ -162,6 +164,7 @@ async def serving_office(
         notify_seconds=0,
         log_level="warning",
         object_dir=tmp_path / "objects",
+        token_ttl=timedelta(days=60),  # tests move the clock by days
     )
     app = create_app(settings, clock=running, on_supervision_events=on_events)
     try:

@@ -1,6 +1,6 @@
 // What every screen does the same way: load with a loading, empty and error state; show a
 // failure in Chinese from the API's typed error; confirm before an irreversible step.
-import { ElMessage, ElMessageBox } from 'element-plus'
+import { ElMessage, ElMessageBox, ElNotification } from 'element-plus'
 import { errorParts } from '@shared/labels'
 import { raiseUserErrors, type UserError } from '@shared/graphql'
 import { ref, shallowRef, type Ref, type ShallowRef } from 'vue'
@@ -84,4 +84,48 @@ export function money(value: string | number): string {
 
 export function area(value: string | number): string {
   return `${Number(value).toLocaleString('zh-CN')} ㎡`
+}
+
+export interface LiveEvent {
+  readonly kindLabel: string
+  readonly level?: string | null
+  readonly levelLabel?: string | null
+  readonly message: string
+}
+
+/** Toasts for live events without a flood: events arriving together (a scan of the supervisor
+ * loop fires many at once) show one by one up to three, else as one summary. */
+export function liveToasts(windowMs = 400): (event: LiveEvent) => void {
+  let batch: LiveEvent[] = []
+  let timer: ReturnType<typeof setTimeout> | null = null
+  function flush(): void {
+    const events = batch
+    batch = []
+    timer = null
+    const type = (e: LiveEvent): 'error' | 'warning' | 'info' =>
+      e.level === 'RED' ? 'error' : e.level === 'YELLOW' ? 'warning' : 'info'
+    if (events.length <= 3) {
+      for (const e of events) {
+        ElNotification({ title: e.levelLabel ?? e.kindLabel, message: e.message, type: type(e), duration: 10000, customClass: 'live-toast' })
+      }
+      return
+    }
+    const counts = new Map<string, number>()
+    for (const e of events) {
+      const label = e.levelLabel ?? e.kindLabel
+      counts.set(label, (counts.get(label) ?? 0) + 1)
+    }
+    const worst = events.find((e) => e.level === 'RED') ?? events.find((e) => e.level === 'YELLOW') ?? events[0]
+    ElNotification({
+      title: `电子监察: ${events.length} 条新事件`,
+      message: [...counts].map(([label, n]) => `${label} ${n} 条`).join(', '),
+      type: worst ? type(worst) : 'info',
+      duration: 10000,
+      customClass: 'live-toast',
+    })
+  }
+  return (event) => {
+    batch.push(event)
+    timer ??= setTimeout(flush, windowMs)
+  }
 }
