@@ -253,9 +253,9 @@ export const WallChartQuery = graphql(`
     wallChart(projects: $projects) {
       asOf
       rows {
-        projectId code name status regionCode regionName enterpriseName createdAt light departmentCodes
+        code name regionCode regionName enterpriseName light departmentCodes
         cells {
-          stageCode stageName order status statusLabel round deadline overdue light openTasks overdueTasks
+          stageCode stageName status statusLabel round deadline light openTasks overdueTasks
           departments { code shortName light openTasks }
         }
       }
