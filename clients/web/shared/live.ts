@@ -24,6 +24,7 @@ export interface Live {
 
 export function createLive(options: { token: () => string | null; url?: string }): Live {
   const status = ref<LiveStatus>('idle')
+  let active = 0 // subscriptions open: with none, the lazy socket closes and that is no failure
   const client: Client = createClient({
     url: options.url ?? socketUrl(window.location),
     connectionParams: () => {
@@ -44,7 +45,8 @@ export function createLive(options: { token: () => string | null; url?: string }
       },
       connected: () => (status.value = 'live'),
       closed: () => {
-        if (status.value === 'live') status.value = 'retrying'
+        if (active === 0) status.value = 'idle'
+        else if (status.value === 'live') status.value = 'retrying'
       },
     },
   })
@@ -52,17 +54,32 @@ export function createLive(options: { token: () => string | null; url?: string }
   return {
     status,
     subscribe(document, variables, next, error) {
-      return client.subscribe(
+      active++
+      let done = false
+      const finish = (): void => {
+        if (!done) {
+          done = true
+          active--
+        }
+      }
+      const unsubscribe = client.subscribe(
         { query: print(document), variables },
         {
           next: (result) => {
             if (result.errors?.length) error?.(result.errors.map((e) => e.message).join('; '))
             else if (result.data) next(result.data as never)
           },
-          error: (failure) => error?.(failure instanceof Error ? failure.message : '实时连接中断'),
-          complete: () => undefined,
+          error: (failure) => {
+            finish()
+            error?.(failure instanceof Error ? failure.message : '实时连接中断')
+          },
+          complete: finish,
         },
       )
+      return () => {
+        finish()
+        unsubscribe()
+      }
     },
     async close() {
       status.value = 'closed'

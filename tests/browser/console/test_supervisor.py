@@ -73,7 +73,9 @@ async def test_the_chart_changes_colour_live_when_the_loop_warns(
 
             await eventually(warned, "the supervisor loop fires the yellow warning", seconds=15)
             await expect(chip).to_have_attribute("data-light", "YELLOW", timeout=10_000)
-            await expect(page.locator(".live-toast").first).to_be_visible()
+            toast = page.locator(".live-toast").first
+            await expect(toast).to_be_visible()
+            await toast.evaluate("(t) => Promise.all(t.getAnimations().map((a) => a.finished))")
             assert await page.evaluate("window.__sameDocument") is True  # no reload
             await desk.screenshot("supervisor-wall-chart-live")
             answer = await office.graphql(CHART, {"code": project_code}, as_="supervisor")
