@@ -131,6 +131,7 @@ async def test_the_clerk_creates_and_accepts_a_project_with_one_commitment(
         await expect(row).not_to_contain_text("不得晚于")
         accept = page.locator("[data-test=accept]")
         await expect(accept).to_contain_text("容缺 1 项")
+        await page.locator("[data-test=checklist]").scroll_into_view_if_needed()
         await desk.screenshot("window-intake-commitment")
         await accept.click()
         accepted = re.compile("已受理, \\d+ 个部门事项同时开始办理")
