@@ -4,11 +4,14 @@ parallel from their screens and the stage closes exactly once."""
 from __future__ import annotations
 
 import asyncio
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from playwright.async_api import Browser, expect
 
 from approval.core.codes import credit_code_with_check
+from approval.oversight.supervision import SupervisionSettings, supervise
+from approval.projects.projects import CHINA
 from tests.browser.console.conftest import Desk, Office
 
 STAGE = "project_approval"
@@ -159,3 +162,98 @@ async def test_two_reviewers_decide_in_parallel_and_the_stage_closes(
     finally:
         await a.close()
         await b.close()
+
+
+MEETING = """
+mutation($input: ScheduleMeetingInput!) {
+  scheduleMeeting(input: $input) { meeting { id } errors { code message } }
+}"""
+MEETINGS = """
+query($projectId: ID!) {
+  meetings(projectId: $projectId) {
+    invitations { agrees opinion promisedDays department { code } }
+  }
+}"""
+TASK = """
+query($code: String!) {
+  project(code: $code) {
+    id
+    stages { tasks { id paused deadline defaultApproved formalOpinionAt opinion
+      department { code } } }
+  }
+}"""
+
+
+async def test_a_reviewer_stops_the_clock_states_an_opinion_and_files_a_formal_one(
+    browser: Browser, office: Office
+) -> None:
+    project_code, tasks = await accepted_project(office)
+    mine = next(t for t in tasks if t["department"]["code"] == "fgw")
+    project = (await office.graphql(TASK, {"code": project_code}, as_="fgw"))["project"]
+    scheduled = await office.graphql(
+        MEETING,
+        {
+            "input": {
+                "projectId": project["id"],
+                "stage": STAGE,
+                "at": (office.clock() + timedelta(days=1)).isoformat(),
+                "place": "中心联审室",
+                "departments": ["fgw", "zrzy"],
+            }
+        },
+        as_="window",
+    )
+    assert scheduled["scheduleMeeting"]["errors"] == []
+
+    desk = await office.open(browser, "fgw", path=f"/projects/{project_code}/tasks/{mine['id']}")
+    page = desk.page
+    try:
+        # The clock stops with a reason and runs again.
+        clock = page.locator("[data-test=clock]")
+        await clock.get_by_label("中止说明").fill("委托专家评审节能报告")
+        await clock.get_by_role("button", name="中止计时").click()
+        await expect(page.get_by_text("计时已中止", exact=True)).to_be_visible()
+
+        async def task() -> dict[str, Any]:
+            state = (await office.graphql(TASK, {"code": project_code}, as_="fgw"))["project"]
+            return next(t for s in state["stages"] for t in s["tasks"] if t["id"] == mine["id"])
+
+        assert (await task())["paused"] is True
+        await clock.get_by_role("button", name="恢复计时").click()
+        await expect(clock.get_by_role("button", name="中止计时")).to_be_visible()
+        assert (await task())["paused"] is False
+
+        # The department's opinion at the joint review meeting, with the days it promises.
+        await page.goto(f"/console/projects/{project_code}?tab=meetings")
+        row = page.locator(".el-table__row", has_text="发改委")
+        await row.get_by_role("button", name="填写意见").click()
+        await page.get_by_label("意见", exact=True).fill("同意, 三个工作日内出具批复")
+        await page.get_by_label("承诺办理时限(工作日)").fill("3")
+        await page.get_by_role("button", name="提交").click()
+        await expect(page.get_by_text("意见已记录")).to_be_visible()
+        meetings = await office.graphql(MEETINGS, {"projectId": project["id"]}, as_="fgw")
+        [invitation] = [
+            i for i in meetings["meetings"][0]["invitations"] if i["department"]["code"] == "fgw"
+        ]
+        assert invitation["agrees"] is True and invitation["promisedDays"] == 3
+
+        # Past the deadline the loop approves by default (超时默认); the formal opinion follows.
+        office.clock.advance(
+            datetime.combine(date.fromisoformat((await task())["deadline"]), time(9), CHINA)
+            + timedelta(days=3)
+            - office.clock()
+        )
+        await supervise(now=office.clock(), settings=SupervisionSettings())
+        assert (await task())["defaultApproved"] is True
+        await page.goto(f"/console/projects/{project_code}/tasks/{mine['id']}")
+        formal = page.locator("[data-test=formal]")
+        await formal.get_by_label("正式意见").fill("经审查, 同意该项目建议书")
+        await formal.get_by_role("button", name="提交").click()
+        await expect(page.get_by_text("正式意见已补交")).to_be_visible()
+        await expect(formal).to_have_count(0)
+        filed = await task()
+        assert filed["formalOpinionAt"] is not None
+        assert "经审查, 同意该项目建议书" in filed["opinion"]
+        assert desk.errors() == []
+    finally:
+        await desk.close()

@@ -38,7 +38,7 @@ export const ProjectQuery = graphql(`
         leadDepartment { shortName }
         tasks {
           id status statusLabel decision decisionLabel opinion deadline decidedAt paused
-          defaultApproved formalOpinionDue overdue
+          defaultApproved formalOpinionDue formalOpinionAt overdue
           item { code name promisedDays }
           department { code shortName name }
           decidedBy { displayName }
