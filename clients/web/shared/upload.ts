@@ -62,6 +62,32 @@ function put(
   })
 }
 
+export interface UploadTicketLike {
+  readonly url: string | null
+  readonly method: string
+  readonly headers: readonly { name: string; value: string }[]
+  readonly parts: readonly { number: number; url: string; offset: number; size: number }[]
+}
+
+/** The bytes of ``blob`` to a ticket: one PUT to its URL, or one PUT per part (large files on
+ * MinIO), telling ``onSent`` how many bytes are out so far. */
+export async function sendToTicket(
+  ticket: UploadTicketLike,
+  blob: Blob,
+  onSent: (bytes: number) => void = () => undefined,
+): Promise<void> {
+  if (ticket.url) {
+    await put(ticket.url, ticket.method, ticket.headers, blob, onSent)
+    return
+  }
+  let sent = 0
+  for (const part of ticket.parts) {
+    const piece = blob.slice(part.offset, part.offset + part.size)
+    await put(part.url, ticket.method, ticket.headers, piece, (loaded) => onSent(sent + loaded))
+    sent += part.size
+  }
+}
+
 /** Uploads ``file`` and returns the confirmed upload's id. */
 export async function uploadFile(
   api: Api,
@@ -90,19 +116,9 @@ export async function uploadFile(
     return upload.id // the same bytes are stored already
   }
   onProgress({ phase: 'sending', fraction: 0 })
-  if (ticket.url) {
-    await put(ticket.url, ticket.method, ticket.headers, file, (loaded) =>
-      onProgress({ phase: 'sending', fraction: file.size ? loaded / file.size : 1 }),
-    )
-  } else {
-    let sent = 0
-    for (const part of ticket.parts) {
-      await put(part.url, ticket.method, ticket.headers, file.slice(part.offset, part.offset + part.size), (loaded) =>
-        onProgress({ phase: 'sending', fraction: (sent + loaded) / file.size }),
-      )
-      sent += part.size
-    }
-  }
+  await sendToTicket(ticket, file, (sent) =>
+    onProgress({ phase: 'sending', fraction: file.size ? sent / file.size : 1 }),
+  )
   onProgress({ phase: 'confirming', fraction: 1 })
   const confirmed = await api.mutation(ConfirmUpload, { uploadId: upload.id })
   raiseUserErrors(confirmed.confirmUpload.errors)
