@@ -109,6 +109,15 @@ async def test_figures_follow_ups_and_the_ledger(browser: Browser, office: Offic
             assert saved.read(2) == b"PK"  # an .xlsx is a zip
         await page.goto("/console/follow-ups")
         await expect(page.locator("[data-test=follow-ups]")).to_be_visible()
+        # A cell of the wall chart opens its project inside the app (no page load).
+        await page.goto("/console/board")
+        row = page.locator("[data-test=wall-chart] [data-project]").first
+        code = await row.get_attribute("data-project")
+        await page.evaluate("window.__sameDocument = true")
+        await row.locator("[data-stage=project_approval]").click()
+        await expect(page.locator("[data-test=project-code]")).to_have_text(code or "")
+        await expect(page).to_have_url(re.compile(rf"/console/projects/{code}\?tab=stages"))
+        assert await page.evaluate("window.__sameDocument") is True
         assert desk.errors() == []
     finally:
         await desk.close()
