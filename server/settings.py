@@ -10,6 +10,7 @@ from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite://var/onewindow.sqlite3"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LOG_FORMATS = ("json", "text")
 MAX_TOKEN_TTL_HOURS = 24 * 366
 
 
@@ -60,6 +61,44 @@ def _log_level(env: Mapping[str, str]) -> str:
     if raw.lower() not in LOG_LEVELS:
         raise SettingsError(name, raw, f"one of {', '.join(LOG_LEVELS)}")
     return raw.lower()
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_LOG_FORMAT"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return "json"
+    if raw.lower() not in LOG_FORMATS:
+        raise SettingsError(
+            name, raw, "json (one JSON object a line, for log collectors) or text (for people)"
+        )
+    return raw.lower()
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_REDIS_URL"
+    raw = env.get(name, "").strip()
+    if raw and (
+        not raw.startswith(("redis://", "rediss://", "unix://")) or any(c.isspace() for c in raw)
+    ):
+        raise SettingsError(
+            name,
+            raw,
+            "a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0 "
+            "(empty: one instance, no Redis)",
+        )
+    return raw
+
+
+def _redis_prefix(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_REDIS_PREFIX"
+    raw = env.get(name, "").strip() or "onewindow"
+    valid = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+    if len(raw) > 64 or not set(raw) <= valid:
+        raise SettingsError(
+            name, raw, "1-64 letters, digits, '_', '-' or '.', the same on every instance"
+        )
+    return raw
 
 
 def _host(env: Mapping[str, str]) -> str:
@@ -130,6 +169,7 @@ class Settings:
     port: int = 8000
     token_ttl: timedelta = timedelta(hours=12)
     log_level: str = "info"
+    log_format: str = "json"  # one JSON object a line; "text" for people
     supervise_seconds: int = 60  # 电子监察 scan interval; 0 turns the supervisor off
     warn_working_days: int = 1  # yellow warning this many working days before a deadline
     sms_gateway_url: str = ""  # empty: messages go to the log
@@ -153,6 +193,10 @@ class Settings:
     photo_max_mb: int = 25
     material_max_mb: int = 200
     upload_part_mb: int = 16  # larger files go to MinIO in parts of this size
+    # Several instances: they cooperate through Redis (empty: one instance, nothing shared).
+    redis_url: str = field(default="", repr=False)
+    redis_prefix: str = "onewindow"  # every key and channel name starts with it
+    shutdown_seconds: int = 20  # requests in flight may finish this long after SIGTERM
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -165,6 +209,7 @@ class Settings:
             port=_int_in_range(env, "PORT", 8000, 1, 65535),
             token_ttl=timedelta(hours=hours),
             log_level=_log_level(env),
+            log_format=_log_format(env),
             supervise_seconds=_int_in_range(env, "ONEWINDOW_SUPERVISE_SECONDS", 60, 0, 86400),
             warn_working_days=_int_in_range(env, "ONEWINDOW_WARN_WORKING_DAYS", 1, 0, 30),
             sms_gateway_url=_gateway_url(env),
@@ -193,6 +238,9 @@ class Settings:
             photo_max_mb=_int_in_range(env, "ONEWINDOW_PHOTO_MAX_MB", 25, 1, 1024),
             material_max_mb=_int_in_range(env, "ONEWINDOW_MATERIAL_MAX_MB", 200, 1, 5120),
             upload_part_mb=_int_in_range(env, "ONEWINDOW_UPLOAD_PART_MB", 16, 5, 1024),
+            redis_url=_redis_url(env),
+            redis_prefix=_redis_prefix(env),
+            shutdown_seconds=_int_in_range(env, "ONEWINDOW_SHUTDOWN_SECONDS", 20, 1, 600),
         )
         if settings.minio_endpoint and not (
             settings.minio_access_key and settings.minio_secret_key
