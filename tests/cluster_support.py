@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -177,6 +178,23 @@ class Cluster:
             if instance.process.returncode is None:
                 instance.process.kill()
                 await instance.process.wait()
+
+
+async def fresh_database(url: str, suffix: str) -> str:
+    """The URL of an empty PostgreSQL database ``<name of url's>_<suffix>``, made afresh (the
+    session's end drops it with the tests' own database)."""
+    import asyncpg
+
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/')}_{suffix}"
+    assert name.replace("_", "").isalnum(), name
+    admin = await asyncpg.connect(urlunsplit(("postgresql", parts.netloc, "/postgres", "", "")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
 
 
 def postgres_only(url: str) -> None:
