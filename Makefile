@@ -10,7 +10,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev
 PG_TEST_SERVER := postgres://postgres@127.0.0.1:5432
 PG_PROBE := import asyncio, asyncpg; asyncio.run(asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres", timeout=3))
 
-.PHONY: run test venv lint sdl node-deps bench-node-deps
+.PHONY: run test venv lint sdl node-deps bench-node-deps web web-deps web-check layout-rules
 
 NPM_CI := npm ci --no-audit --no-fund
 NEED_NPM = @command -v node >/dev/null && command -v npm >/dev/null || { \
@@ -41,7 +41,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: venv
+run: venv web
 	$(BIN)/onewindow setup
 	exec $(BIN)/onewindow serve
 
@@ -49,6 +49,35 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The web apps (clients/web: one npm workspace, `npm ci` from its lockfile), installed again only
+# when the lockfile changes and built again only when a source changes.
+WEB := clients/web
+WEB_DEPS := $(WEB)/node_modules/.installed
+WEB_BUILT := $(WEB)/dist/.built
+WEB_SOURCES = $(shell find $(WEB) \( -name node_modules -o -name dist \) -prune \
+	-o -type f ! -name graphql-env.d.ts ! -name '*.test.ts' -print)
+
+web-deps: $(WEB_DEPS)
+
+$(WEB_DEPS): $(WEB)/package.json $(WEB)/package-lock.json
+	$(call NEED_NPM,the web apps (clients/web))
+	$(NPM_CI) --prefix $(WEB)
+	touch $@
+
+web: $(WEB_BUILT)
+
+$(WEB_BUILT): $(WEB_DEPS) $(WEB_SOURCES)
+	npm run --prefix $(WEB) build
+	touch $@
+
+# ESLint, vue-tsc (GraphQL documents checked against schema/schema.graphql) and the unit tests.
+web-check: $(WEB_DEPS)
+	npm run --prefix $(WEB) --silent check
+
+# clients/web/shared/layout-rules.json from approval/documents.py (a test fails when stale).
+layout-rules: venv
+	$(BIN)/python -m clients.layout_rules
 
 # The Yjs interop test's packages (tests/node/package-lock.json), again only when it changes.
 node-deps: tests/node/node_modules/.installed
@@ -73,7 +102,7 @@ sdl: venv
 # after this run), so two suites on one machine never drop each other's database.
 PYTEST := $(BIN)/pytest --durations=15
 
-test: lint node-deps
+test: lint web-check node-deps web
 	$(PYTEST)
 	@if { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; } \
 	    || $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \

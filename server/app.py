@@ -38,6 +38,7 @@ from server.sync_endpoint import (
     running_sync_server,
     sync_route,
 )
+from server.web import web_routes
 from storage.db import close_database, open_database
 from storage.models import SupervisionEvent
 
@@ -205,6 +206,7 @@ def create_app(
         *page_routes(clock=clock),
         sync_route(access_for=access_for or field_sync.access_for, clock=clock, metrics=metrics),
         *object_routes(clock=clock),
+        *web_routes(settings.web_dir),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.bus = bus

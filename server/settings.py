@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from server.web import default_web_dir
+
 DEFAULT_DATABASE_URL = "sqlite://var/onewindow.sqlite3"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 LOG_FORMATS = ("json", "text")
@@ -197,6 +199,7 @@ class Settings:
     redis_url: str = field(default="", repr=False)
     redis_prefix: str = "onewindow"  # every key and channel name starts with it
     shutdown_seconds: int = 20  # requests in flight may finish this long after SIGTERM
+    web_dir: Path = field(default_factory=default_web_dir)  # the built web apps (make web)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -241,6 +244,7 @@ class Settings:
             redis_url=_redis_url(env),
             redis_prefix=_redis_prefix(env),
             shutdown_seconds=_int_in_range(env, "ONEWINDOW_SHUTDOWN_SECONDS", 20, 1, 600),
+            web_dir=Path(env.get("ONEWINDOW_WEB_DIR", "").strip() or default_web_dir()),
         )
         if settings.minio_endpoint and not (
             settings.minio_access_key and settings.minio_secret_key

@@ -59,7 +59,7 @@ ENTRY_KIND_LABELS = {"visit": "走访", "call": "电话", "todo": "待办"}
 MAX_TEXT = 4000
 MAX_NAME = 64
 MAX_PHOTOS = 100
-_PHOTO_ID = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
+PHOTO_ID = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
 
 DocKind = Literal["inspection", "agency"]
 E = TypeVar("E", CheckOutcome, Conclusion)
@@ -333,7 +333,7 @@ def _number(value: object, path: str, name: str) -> float:
 
 
 def _photo(value: object, path: str) -> str:
-    if not isinstance(value, str) or not _PHOTO_ID.match(value):
+    if not isinstance(value, str) or not PHOTO_ID.match(value):
         raise LayoutError(
             f"{path} must be a photo id (letters, digits, '-', '_', '.', ':', '/'); "
             f"found {_short(value)}"

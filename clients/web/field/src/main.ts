@@ -1,0 +1,8 @@
+import { createApp } from 'vue'
+import 'vant/es/style/base.css'
+import '@shared/tokens.css'
+import './theme.css'
+import App from './App.vue'
+import { router } from './router'
+
+createApp(App).use(router).mount('#app')
