@@ -372,6 +372,8 @@ def serve(settings: Settings, app: Any) -> None:
         log_level=settings.log_level,
         log_config=logging_config(level=settings.log_level, log_format=settings.log_format),
         timeout_graceful_shutdown=settings.shutdown_seconds,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

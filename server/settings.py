@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -103,6 +104,27 @@ def _redis_prefix(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_FORWARDED_ALLOW_IPS"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return "127.0.0.1"
+    if raw == "*":
+        return raw
+    for part in raw.split(","):
+        try:
+            ipaddress.ip_network(part.strip(), strict=False)
+        except ValueError:
+            raise SettingsError(
+                name,
+                raw,
+                "the addresses (or networks) of the proxies whose X-Forwarded-For is believed, "
+                "comma-separated, e.g. 127.0.0.1,10.0.0.0/8, or * where only the proxy can "
+                "reach the instances",
+            ) from None
+    return ",".join(part.strip() for part in raw.split(","))
+
+
 def _host(env: Mapping[str, str]) -> str:
     raw = env.get("HOST", "").strip()
     if raw and any(ch.isspace() for ch in raw):
@@ -199,6 +221,7 @@ class Settings:
     redis_url: str = field(default="", repr=False)
     redis_prefix: str = "onewindow"  # every key and channel name starts with it
     shutdown_seconds: int = 20  # requests in flight may finish this long after SIGTERM
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
     web_dir: Path = field(default_factory=default_web_dir)  # the built web apps (make web)
 
     @classmethod
@@ -244,6 +267,7 @@ class Settings:
             redis_url=_redis_url(env),
             redis_prefix=_redis_prefix(env),
             shutdown_seconds=_int_in_range(env, "ONEWINDOW_SHUTDOWN_SECONDS", 20, 1, 600),
+            forwarded_allow_ips=_forwarded_allow_ips(env),
             web_dir=Path(env.get("ONEWINDOW_WEB_DIR", "").strip() or default_web_dir()),
         )
         if settings.minio_endpoint and not (

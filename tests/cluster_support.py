@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -25,7 +28,15 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from approval.core.auth import issue_token
+from approval.fieldwork.inspections import assign_inspectors, schedule_joint_acceptance
+from storage.models import User
+from tests.fieldwork_support import at_acceptance, clerk, inspector, stage_departments
+from tests.helpers import db_id
 from tests.sync_support import free_port
+
+if TYPE_CHECKING:
+    from tests.conftest import Clock, GraphQLClient
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -102,6 +113,21 @@ class Instance:
                     pass
                 await asyncio.sleep(0.1)
         raise AssertionError(f"instance {self.name} not ready in {seconds} s:\n{self.log_tail()}")
+
+    async def metric(self, name: str) -> float | None:
+        """The value of an unlabelled metric on /metrics (None when absent)."""
+        async with httpx.AsyncClient(timeout=5) as http:
+            text = (await http.get(f"{self.http}/metrics")).text
+        found = re.search(rf"^{re.escape(name)} (\S+)$", text, flags=re.MULTILINE)
+        return float(found.group(1)) if found else None
+
+    async def until_metric(self, name: str, value: float, seconds: float = 30) -> None:
+        """Poll (another process: nothing to await) until the metric has ``value``."""
+        async with asyncio.timeout(seconds):
+            while True:
+                if await self.metric(name) == value:
+                    return
+                await asyncio.sleep(0.05)
 
     async def stop(self, sig: int = signal.SIGTERM, seconds: float = 30) -> int:
         """Signal the process and wait for it to end; its exit status."""
@@ -219,3 +245,31 @@ async def cluster(
         yield cluster
     finally:
         await cluster.close()
+
+
+# --- what the tests of several instances arrange -------------------------------------------
+
+
+async def token_of(username: str, clock: Clock) -> str:
+    """A bearer token of ``username`` valid long after the test clock (instances run on
+    today's clock)."""
+    user = await User.get(username=username)
+    value, _ = await issue_token(user=user, now=clock(), ttl=timedelta(days=400))
+    return value
+
+
+async def joint_acceptance(gql: GraphQLClient, clock: Clock) -> tuple[int, str, str]:
+    """An inspection with one assigned inspector of zjj: (inspection id, username, check)."""
+    project, stage = await at_acceptance(gql, clock)
+    inspection = await schedule_joint_acceptance(
+        viewer=await clerk(),
+        project_id=db_id(project["id"]),
+        department_codes=await stage_departments(stage),
+        scheduled_for=date(2026, 3, 4),
+        now=clock(),
+    )
+    zjj = await inspector("zjj")
+    await assign_inspectors(
+        viewer=await clerk(), inspection_id=inspection.id, usernames=[zjj.username], now=clock()
+    )
+    return inspection.id, zjj.username, "fire-lane"

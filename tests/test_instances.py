@@ -15,7 +15,6 @@ import re
 import signal
 import time
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -26,42 +25,23 @@ from websockets.typing import Subprotocol
 
 from approval.catalog.load import load_catalog
 from approval.catalog.parse import load_default_catalog
-from approval.core.auth import issue_token
 from approval.fieldwork.documents import inspection_doc_name
-from approval.fieldwork.inspections import assign_inspectors, schedule_joint_acceptance
-from storage.models import CheckResult, Department, SupervisionEvent, Task, User
-from tests.cluster_support import ROOT, Cluster, Instance, fresh_database
+from storage.models import CheckResult, Department, SupervisionEvent, Task
+from tests.cluster_support import (
+    ROOT,
+    Cluster,
+    Instance,
+    fresh_database,
+    joint_acceptance,
+    token_of,
+)
 from tests.conftest import Clock, GraphQLClient
-from tests.fieldwork_support import at_acceptance, clerk, inspector, stage_departments
 from tests.helpers import db_id
 from tests.supervision_support import accepted, at
 from tests.sync_support import SyncClient
 
 TIMEOUT = 30
 SUBSCRIBE = "subscription { supervisionEvents { key } }"
-
-
-async def token_of(username: str, clock: Clock) -> str:
-    user = await User.get(username=username)
-    value, _ = await issue_token(user=user, now=clock(), ttl=timedelta(days=400))
-    return value
-
-
-async def metric(instance: Instance, name: str) -> float | None:
-    """The value of an unlabelled metric on ``instance``'s /metrics (None when absent)."""
-    async with httpx.AsyncClient(timeout=5) as http:
-        text = (await http.get(f"{instance.http}/metrics")).text
-    found = re.search(rf"^{re.escape(name)} (\S+)$", text, flags=re.MULTILINE)
-    return float(found.group(1)) if found else None
-
-
-async def until_metric(instance: Instance, name: str, value: float) -> None:
-    """Poll (another process: nothing to await) until the metric has ``value``."""
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            if await metric(instance, name) == value:
-                return
-            await asyncio.sleep(0.05)
 
 
 class Subscriber:
@@ -116,7 +96,7 @@ async def subscribed(instances: list[Instance], token: str) -> AsyncIterator[lis
     subscribers = [await Subscriber.open(instance, token) for instance in instances]
     try:
         for instance in instances:  # the subscription is registered on every instance
-            await until_metric(instance, "onewindow_subscriptions_open", 1)
+            await instance.until_metric("onewindow_subscriptions_open", 1)
         yield subscribers
     finally:
         for subscriber in subscribers:
@@ -124,7 +104,7 @@ async def subscribed(instances: list[Instance], token: str) -> AsyncIterator[lis
 
 
 async def event_keys() -> set[str]:
-    return set(await SupervisionEvent.all().values_list("key", flat=True))
+    return {str(key) for key in await SupervisionEvent.all().values_list("key", flat=True)}
 
 
 async def test_every_instance_hears_every_supervision_event_once(
@@ -151,8 +131,8 @@ async def test_every_instance_hears_every_supervision_event_once(
             assert sorted(subscriber.keys) == sorted(stored), "an event missed or repeated"
         assert subscribers[0].keys == subscribers[1].keys == subscribers[2].keys
     for instance in instances:
-        assert await metric(instance, "onewindow_supervision_events_total") == len(stored)
-        assert await metric(instance, "onewindow_redis_up") == 1
+        assert await instance.metric("onewindow_supervision_events_total") == len(stored)
+        assert await instance.metric("onewindow_redis_up") == 1
     log = instances[0].log.read_text(encoding="utf-8").splitlines()
     ready = [json.loads(line) for line in log if '"onewindow.server"' in line]
     assert any(entry["message"].endswith(" ready") for entry in ready), log[:20]
@@ -226,7 +206,7 @@ async def test_a_catalog_change_reaches_every_instance_within_a_second(
     assert len(seen) == len(instances), f"not every instance saw the change: {seen}"
     assert max(seen.values()) < 1.0, seen
     for instance in instances:
-        assert await metric(instance, "onewindow_catalog_snapshots_total") == 2
+        assert await instance.metric("onewindow_catalog_snapshots_total") == 2
 
 
 async def test_replicas_starting_together_on_an_empty_database_all_come_up(
@@ -246,23 +226,6 @@ async def test_replicas_starting_together_on_an_empty_database_all_come_up(
     assert sum("waiting for it" in log for log in logs) >= 1, logs
 
 
-async def joint_acceptance(gql: GraphQLClient, clock: Clock) -> tuple[int, str, str]:
-    """An inspection with one assigned inspector of zjj: (inspection id, username, check)."""
-    project, stage = await at_acceptance(gql, clock)
-    inspection = await schedule_joint_acceptance(
-        viewer=await clerk(),
-        project_id=db_id(project["id"]),
-        department_codes=await stage_departments(stage),
-        scheduled_for=date(2026, 3, 4),
-        now=clock(),
-    )
-    zjj = await inspector("zjj")
-    await assign_inspectors(
-        viewer=await clerk(), inspection_id=inspection.id, usernames=[zjj.username], now=clock()
-    )
-    return inspection.id, zjj.username, "fire-lane"
-
-
 async def test_sigterm_closes_websockets_for_a_retry_and_flushes_the_rows(
     cluster: Cluster, gql: GraphQLClient, clock: Clock
 ) -> None:
@@ -274,7 +237,7 @@ async def test_sigterm_closes_websockets_for_a_retry_and_flushes_the_rows(
     )
     await tablet.until(tablet.synced.is_set, "the first sync")
     dashboard = await Subscriber.open(instance, await token_of("supervisor", clock))
-    await until_metric(instance, "onewindow_subscriptions_open", 1)
+    await instance.until_metric("onewindow_subscriptions_open", 1)
 
     def record(doc: Doc) -> None:
         item = doc.get("departments", type=Map)["zjj"]["checks"][check]
