@@ -179,7 +179,9 @@ def create_app(
                         await on_supervision_events(events)
 
                 await stack.enter_async_context(running_notifier(settings, clock))
-                await stack.enter_async_context(running_supervisor(settings, clock, publish))
+                await stack.enter_async_context(
+                    running_supervisor(settings, clock, publish, holder=name)
+                )
                 sync_server = await stack.enter_async_context(
                     running_sync_server(settings, policy_for or field_sync.policy_for)
                 )
