@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from starlette.types import ASGIApp
+
 from approval.catalog.parse import CatalogError, load_default_catalog, parse_catalog
 from approval.core.errors import DomainError
 from server.settings import Settings, SettingsError, ensure_database_folder
@@ -352,7 +354,7 @@ def check_services(settings: Settings) -> None:
     asyncio.run(check())
 
 
-def serve(settings: Settings, app: Any) -> None:
+def serve(settings: Settings, app: ASGIApp) -> None:
     """Serve ``app`` with uvicorn until SIGINT or SIGTERM: logs as the settings say
     (``server.logs``); at the signal the instance stops taking connections, closes its
     websockets with 1012 (service restart: clients reconnect, to another instance behind a

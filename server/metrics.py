@@ -105,9 +105,8 @@ class Metrics:
             ["status"],
             registry=registry,
         )
-        # Asked at each scrape (e.g. Redis's PING): name -> (help, probe answering 0 or 1).
-        self.probes: dict[str, tuple[str, Callable[[], Awaitable[float]]]] = {}
-        self._probe_gauges: dict[str, Gauge] = {}
+        # Gauges asked at each scrape (e.g. Redis's PING), with what answers them.
+        self._probes: dict[str, tuple[Gauge, Callable[[], Awaitable[float]]]] = {}
         self._operation_names: set[str] = set()
 
     def watch(
@@ -121,9 +120,9 @@ class Metrics:
 
     def probe(self, name: str, help: str, ask: Callable[[], Awaitable[float]]) -> None:
         """Await ``ask()`` at each scrape and report its answer as the gauge ``name``."""
-        if name not in self._probe_gauges:
-            self._probe_gauges[name] = Gauge(name, help, registry=self.registry)
-        self.probes[name] = (help, ask)
+        known = self._probes.get(name)
+        gauge = known[0] if known else Gauge(name, help, registry=self.registry)
+        self._probes[name] = (gauge, ask)
 
     # --- GraphQL -------------------------------------------------------------------------
 
@@ -145,13 +144,13 @@ class Metrics:
     async def refresh(self) -> None:
         """What is read from elsewhere at each scrape: the outbox and the probes. A slow or
         failing source is logged and left as it was; the scrape still answers."""
-        for name, (_, ask) in list(self.probes.items()):
+        for name, (gauge, ask) in list(self._probes.items()):
             try:
                 async with asyncio.timeout(SCRAPE_QUERY_SECONDS):
-                    self._probe_gauges[name].set(await ask())
+                    gauge.set(await ask())
             except Exception as error:
                 log.warning("probe %s failed for /metrics: %s", name, error)
-                self._probe_gauges[name].set(0)
+                gauge.set(0)
         try:
             async with asyncio.timeout(SCRAPE_QUERY_SECONDS):
                 rows = (
