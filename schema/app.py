@@ -37,6 +37,7 @@ from schema.notifications import NotificationMutation, NotificationQuery
 from schema.oversight import OversightMutation, OversightQuery, OversightSubscription
 from schema.query import Query
 from schema.supervision import SupervisionMutation, SupervisionQuery
+from schema.timing import ObserveOperation, OperationTimer
 from schema.uploads import UploadMutation
 
 # Each room of the API adds its own root fields here (one module per concept).
@@ -65,7 +66,11 @@ MAX_TOKENS = 2000
 MAX_ALIASES = 15
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(*, observe_operation: ObserveOperation | None = None) -> strawberry.Schema:
+    """The schema; ``observe_operation`` hears the duration of each query and mutation."""
+    timing = (
+        [lambda: OperationTimer(observe=observe_operation)] if observe_operation is not None else []
+    )
     return strawberry.Schema(
         query=merge_types("Query", (Query, *EXTRA_QUERIES)),
         mutation=merge_types("Mutation", (Mutation, *EXTRA_MUTATIONS)),
@@ -75,6 +80,7 @@ def build_schema() -> strawberry.Schema:
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
             lambda: MaskErrors(should_mask_error=should_mask),
+            *timing,
         ],
     )
 
@@ -92,11 +98,15 @@ class OneWindowGraphQL(GraphQL[Context, None]):
         bus: EventBus | None = None,
         documents: DocumentEditor | None = None,
         upload_rules: UploadRules | None = None,
+        observe_operation: ObserveOperation | None = None,
         ide: IdePage | None = None,
     ) -> None:
         # No IDE page: browsers get 404 at GET /graphql (strawberry's own template loads
         # React and GraphiQL from a public CDN, so it is never served).
-        super().__init__(build_schema(), graphql_ide="graphiql" if ide else None)
+        super().__init__(
+            build_schema(observe_operation=observe_operation),
+            graphql_ide="graphiql" if ide else None,
+        )
         self.ide = ide
         self.upload_rules = upload_rules or UploadRules.default()
         self.token_ttl = token_ttl
@@ -159,6 +169,7 @@ def graphql_app(
     bus: EventBus | None = None,
     documents: DocumentEditor | None = None,
     upload_rules: UploadRules | None = None,
+    observe_operation: ObserveOperation | None = None,
     ide: IdePage | None = None,
 ) -> OneWindowGraphQL:
     return OneWindowGraphQL(
@@ -167,5 +178,6 @@ def graphql_app(
         bus=bus,
         documents=documents,
         upload_rules=upload_rules,
+        observe_operation=observe_operation,
         ide=ide,
     )

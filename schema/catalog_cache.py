@@ -1,9 +1,11 @@
 """The catalog as the API reads it: a snapshot of the small catalog tables kept in memory.
 
 Catalog rows change only when an admin loads the catalog, but every task, material and stage
-refers to them; reading them from memory lets those fields resolve without a round trip. The
-snapshot is refreshed when it is older than ``max_age`` seconds, so a `onewindow load-catalog`
-reaches a running server within that time.
+refers to them; reading them from memory lets those fields resolve without a round trip. A load
+that changes the catalog raises its generation (:mod:`approval.core.generations`); the cache
+looks the generation up at most every ``check_every`` seconds and reads the snapshot again when
+it moved, so a change made by any process (`onewindow load-catalog`, another instance) reaches
+every running instance within that time.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from approval.core import generations
 from storage.models import Department, MaterialType, Region, ServiceItem, StageDefinition
 
 
@@ -43,18 +46,28 @@ async def read_snapshot() -> CatalogSnapshot:
 
 
 class CatalogCache:
-    def __init__(self, *, max_age: float = 30.0, clock: Callable[[], float] = time.monotonic):
-        self.max_age = max_age
+    def __init__(
+        self, *, check_every: float = 0.5, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.check_every = check_every
         self.clock = clock
+        self.reads = 0  # snapshots read so far (tests and metrics)
         self._snapshot: CatalogSnapshot | None = None
-        self._read_at = 0.0
+        self._generation = 0
+        self._checked_at = 0.0
         self._lock = asyncio.Lock()
 
     async def current(self) -> CatalogSnapshot:
-        if self._snapshot is not None and self.clock() - self._read_at < self.max_age:
+        if self._snapshot is not None and self.clock() - self._checked_at < self.check_every:
             return self._snapshot
-        async with self._lock:  # one reader refreshes, the others wait for it
-            if self._snapshot is None or self.clock() - self._read_at >= self.max_age:
-                self._snapshot = await read_snapshot()
-                self._read_at = self.clock()
+        async with self._lock:  # one request checks (and reads), the others wait for it
+            if self._snapshot is None or self.clock() - self._checked_at >= self.check_every:
+                # The generation first: a load committed in between makes the next check read
+                # again, never the other way round.
+                generation = await generations.current(generations.CATALOG)
+                if self._snapshot is None or generation != self._generation:
+                    self._snapshot = await read_snapshot()
+                    self._generation = generation
+                    self.reads += 1
+                self._checked_at = self.clock()
             return self._snapshot

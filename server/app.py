@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
-from tortoise import Tortoise
 
 from approval.core.bus import EventBus
 from approval.fieldwork.policy import DocumentEditor
 from schema.app import graphql_app
+from server.cluster import instance_name, redis_client, redis_problem
+from server.event_relay import EventRelay, running_relay
 from server.fieldsync import FieldSync
+from server.health import REDIS_KEY, health_routes
+from server.metrics import Metrics, metrics_route
 from server.notifier import running_notifier
 from server.object_store import object_store_of, upload_rules_of
 from server.objects_endpoint import STATE_KEY as OBJECT_STORE_KEY
@@ -37,7 +41,6 @@ from server.sync_endpoint import (
 from server.web import graphiql_page, home_for, web_routes
 from storage.db import close_database, open_database
 from storage.models import SupervisionEvent
-from storage.objects import ObjectStore, ObjectStoreError
 
 log = logging.getLogger("onewindow.server")
 
@@ -59,40 +62,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-async def database_problem() -> str | None:
-    """None when a trivial query answers, else what went wrong (one line)."""
-    try:
-        await Tortoise.get_connection("default").execute_query("SELECT 1")
-    except Exception as error:  # any failure of the driver means "down" here
-        return f"{type(error).__name__}: {error}".splitlines()[0]
-    return None
-
-
-async def objects_problem(store: ObjectStore | None) -> str | None:
-    """None when the object store answers a lookup, else what went wrong (one line)."""
-    if store is None:
-        return "no object store in this app"
-    try:
-        await store.stat("healthz/probe")
-    except ObjectStoreError as error:
-        return str(error).splitlines()[0]
-    return None
-
-
-async def healthz(request: Request) -> Response:
-    database = await database_problem()
-    objects = await objects_problem(getattr(request.state, OBJECT_STORE_KEY, None))
-    if database is None and objects is None:
-        return JSONResponse({"status": "ok", "database": "ok", "objects": "ok"})
-    body: dict[str, str] = {
-        "status": "error",
-        "database": "ok" if database is None else "unavailable",
-        "objects": "ok" if objects is None else "unavailable",
-    }
-    body["reason"] = "; ".join(p for p in (database, objects) if p is not None)
-    return JSONResponse(body, status_code=503)
-
-
 async def home(request: Request) -> Response:
     return RedirectResponse(home_for(request), status_code=307)
 
@@ -102,20 +71,30 @@ def graphql_routes(
     clock: Clock,
     bus: EventBus | None = None,
     documents: DocumentEditor | None = None,
+    metrics: Metrics | None = None,
 ) -> list[BaseRoute]:
     """``/graphql`` for HTTP (the self-hosted GraphiQL for browsers on GET, unless the
     settings turn it off) and websockets (graphql-transport-ws subscriptions fed by ``bus``),
     served by ``schema.app``; mutations of what the field records change field documents
-    through ``documents``."""
-    app: ASGIApp = graphql_app(
+    through ``documents``; ``metrics`` times each operation and counts catalog snapshots."""
+    app = graphql_app(
         token_ttl=settings.token_ttl,
         clock=clock,
         bus=bus,
         documents=documents,
         upload_rules=upload_rules_of(settings),
+        observe_operation=metrics.observe_operation if metrics is not None else None,
         ide=graphiql_page(settings.web_dir) if settings.graphiql else None,
     )
-    return [Route("/graphql", app), WebSocketRoute("/graphql", app)]
+    if metrics is not None:
+        metrics.watch(
+            "onewindow_catalog_snapshots",
+            "Catalog snapshots read by this instance (one at start, one per catalog change)",
+            lambda: app.catalog.reads,
+            counter=True,
+        )
+    asgi: ASGIApp = app
+    return [Route("/graphql", asgi), WebSocketRoute("/graphql", asgi)]
 
 
 def create_app(
@@ -133,7 +112,9 @@ def create_app(
 
     The event bus of this app (``app.state.bus``) pushes those events to GraphQL subscribers
     (``supervisionEvents``); it is made here because the routes need it, and closed with the
-    lifespan (every subscription ends).
+    lifespan (every subscription ends). With ``ONEWINDOW_REDIS_URL`` set, the events go
+    through a Redis stream (``server.event_relay``), so every instance's subscribers hear
+    every instance's events, once and in the same order.
 
     Photos and material files go to the object store the settings name (a local folder by
     default, served by ``/objects/...``; MinIO when ``ONEWINDOW_MINIO_ENDPOINT`` is set), made
@@ -145,14 +126,26 @@ def create_app(
     its assigned inspectors and ``agency/{project id}`` for the project's agent, read-only for
     supervisors. GraphQL's ``recordCheck`` and ``fileConclusion`` edit those documents through
     the same sync server.
-    """
-    bus = EventBus()
-    field_sync = FieldSync(clock=clock or utc_now)
 
-    async def publish(events: list[SupervisionEvent]) -> None:
-        bus.publish(events)
-        if on_supervision_events is not None:
-            await on_supervision_events(events)
+    ``/livez``, ``/readyz`` (and ``/healthz``) answer load balancers (``server.health``);
+    ``/metrics`` answers Prometheus (``server.metrics``, the app's ``app.state.metrics``).
+    """
+    clock = clock or utc_now
+    bus = EventBus()
+    metrics = Metrics()
+    field_sync = FieldSync(clock=clock)
+    name = instance_name()
+    metrics.watch(
+        "onewindow_supervision_events",
+        "Supervision events delivered to this instance's subscribers",
+        lambda: bus.published,
+        counter=True,
+    )
+    metrics.watch(
+        "onewindow_subscriptions_open",
+        "GraphQL subscriptions of live supervision events on this instance",
+        lambda: bus.subscriber_count,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -163,27 +156,71 @@ def create_app(
         await open_database(settings.database_url)
         log.info("database opened")
         try:
-            async with (
-                running_notifier(settings, clock or utc_now),
-                running_supervisor(settings, clock or utc_now, publish),
-                running_sync_server(settings, policy_for or field_sync.policy_for) as sync_server,
-                field_sync.editor.attached(sync_server),
-            ):
-                yield {STATE_KEY: sync_server, OBJECT_STORE_KEY: objects}
+            async with AsyncExitStack() as stack:
+                redis: Redis | None = None
+                relay: EventRelay | None = None
+                if settings.redis_url:
+                    redis = await stack.enter_async_context(
+                        redis_client(settings.redis_url, name=name)
+                    )
+                    relay = await stack.enter_async_context(
+                        running_relay(
+                            redis=redis, prefix=settings.redis_prefix, bus=bus, origin=name
+                        )
+                    )
+                    metrics.probe("onewindow_redis_up", "1 when Redis answers", answers(redis))
+                    log.info("cooperating with other instances through Redis as %s", name)
+
+                async def publish(events: list[SupervisionEvent]) -> None:
+                    if relay is not None:
+                        await relay.publish(events)
+                    else:
+                        bus.publish(events)
+                    if on_supervision_events is not None:
+                        await on_supervision_events(events)
+
+                await stack.enter_async_context(running_notifier(settings, clock))
+                await stack.enter_async_context(
+                    running_supervisor(settings, clock, publish, holder=name)
+                )
+                sync_server = await stack.enter_async_context(
+                    running_sync_server(settings, policy_for or field_sync.policy_for)
+                )
+                await stack.enter_async_context(field_sync.editor.attached(sync_server))
+                metrics.watch(
+                    "onewindow_sync_rooms_open",
+                    "CRDT documents loaded in this instance",
+                    lambda: len(sync_server.rooms),
+                )
+                log.info("instance %s ready", name)
+                yield {STATE_KEY: sync_server, OBJECT_STORE_KEY: objects, REDIS_KEY: redis}
+                log.info("instance %s stopping: flushing documents, closing connections", name)
         finally:
+            metrics.forget("onewindow_sync_rooms_open")
             bus.close()
             await close_database()
             log.info("database closed")
 
     routes: list[BaseRoute] = [
         Route("/", home, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        *graphql_routes(settings, clock or utc_now, bus, field_sync.editor),
-        *page_routes(clock=clock or utc_now),
-        sync_route(access_for=access_for or field_sync.access_for, clock=clock or utc_now),
-        *object_routes(clock=clock or utc_now),
+        *health_routes(),
+        metrics_route(metrics),
+        *graphql_routes(settings, clock, bus, field_sync.editor, metrics),
+        *page_routes(clock=clock),
+        sync_route(access_for=access_for or field_sync.access_for, clock=clock, metrics=metrics),
+        *object_routes(clock=clock),
         *web_routes(settings.web_dir),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.bus = bus
+    app.state.metrics = metrics
     return app
+
+
+def answers(redis: Redis) -> Callable[[], Awaitable[float]]:
+    """1.0 when Redis answers a PING, else 0.0 (for the ``onewindow_redis_up`` gauge)."""
+
+    async def ask() -> float:
+        return 0.0 if await redis_problem(redis) else 1.0
+
+    return ask

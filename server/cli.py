@@ -11,11 +11,13 @@ import asyncio
 import secrets
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from starlette.types import ASGIApp
 
 from approval.catalog.parse import CatalogError, load_default_catalog, parse_catalog
 from approval.core.errors import DomainError
@@ -94,6 +96,27 @@ async def connected(settings: Settings) -> AsyncIterator[None]:
         yield
     finally:
         await close_database()
+
+
+@asynccontextmanager
+async def setup_turn(settings: Settings) -> AsyncIterator[None]:
+    """This process's turn to change the schema or the reference data: replicas that start
+    together on one database take turns (``storage.db.setup_lock``), saying so while they
+    wait."""
+    from storage.db import setup_lock
+
+    def waiting(seconds: float) -> None:
+        say(
+            "another instance is setting up the database; waiting for it"
+            + (f" ({seconds:.0f} s so far)" if seconds >= 1 else "")
+        )
+
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(setup_lock(settings.database_url, waiting=waiting))
+        except Exception as error:  # whatever the driver raises, the database is not there
+            raise _unreachable(settings, error) from None
+        yield
 
 
 # --- commands ----------------------------------------------------------------------------
@@ -301,9 +324,16 @@ async def run_orphans(settings: Settings, grace_hours: int, delete: bool) -> Non
 
 
 def run_serve(settings: Settings) -> None:
-    import uvicorn
+    from server.app import create_app
 
-    from server.app import create_app, tune_gc
+    check_services(settings)
+    say(f"serving on http://{settings.host}:{settings.port}/graphql")
+    serve(settings, create_app(settings))
+
+
+def check_services(settings: Settings) -> None:
+    """The database, the object store and (when set) Redis answer; else a one-line error."""
+    from server.cluster import redis_client
     from server.object_store import object_store_of
     from storage.objects import ObjectStoreError
 
@@ -314,12 +344,39 @@ def run_serve(settings: Settings) -> None:
             await object_store_of(settings).ensure_ready()
         except ObjectStoreError as error:
             raise CliError(str(error)) from None
+        if settings.redis_url:
+            try:
+                async with redis_client(settings.redis_url, name="check"):
+                    pass
+            except RuntimeError as error:
+                raise CliError(str(error)) from None
 
     asyncio.run(check())
-    say(f"serving on http://{settings.host}:{settings.port}/graphql")
-    app = create_app(settings)
+
+
+def serve(settings: Settings, app: ASGIApp) -> None:
+    """Serve ``app`` with uvicorn until SIGINT or SIGTERM: logs as the settings say
+    (``server.logs``); at the signal the instance stops taking connections, closes its
+    websockets with 1012 (service restart: clients reconnect, to another instance behind a
+    balancer), lets requests in flight finish for up to ``shutdown_seconds``, then flushes
+    its documents' rows and closes (the app's lifespan)."""
+    import uvicorn
+
+    from server.app import tune_gc
+    from server.logs import configure_logging, logging_config
+
+    configure_logging(level=settings.log_level, log_format=settings.log_format)
     tune_gc(settings.gc_threshold)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=logging_config(level=settings.log_level, log_format=settings.log_format),
+        timeout_graceful_shutdown=settings.shutdown_seconds,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 # --- parsing and dispatch ----------------------------------------------------------------
@@ -370,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that change the schema or the reference data run one at a time per database.
+SETUP_COMMANDS = frozenset({"migrate", "load-catalog", "load-holidays", "seed-demo", "setup"})
+
+
 def _command(
     args: argparse.Namespace, settings: Settings
 ) -> Callable[[], Coroutine[Any, Any, None]]:
@@ -383,7 +444,15 @@ def _command(
         "export-ledger": lambda: run_export_ledger(settings, args.out, args.month),
         "orphans": lambda: run_orphans(settings, args.grace_hours, args.delete),
     }
-    return handlers[args.command]
+    handler = handlers[args.command]
+    if args.command not in SETUP_COMMANDS:
+        return handler
+
+    async def in_turn() -> None:
+        async with setup_turn(settings):
+            await handler()
+
+    return in_turn
 
 
 def _fail(message: str) -> int:

@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 from approval.core import lease
 from approval.oversight.supervision import SupervisionSettings, supervise
+from server.cluster import instance_name
 from server.settings import Settings
 from storage.models import SupervisionEvent
 
@@ -30,11 +28,6 @@ log = logging.getLogger("onewindow.scheduler")
 LEASE_NAME = "supervision"
 OnEvents = Callable[[list[SupervisionEvent]], Awaitable[None]]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def default_holder() -> str:
-    """A name unique to this process: host, pid and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Supervisor:
@@ -54,7 +47,7 @@ class Supervisor:
         self.interval_seconds = interval_seconds
         self.settings = settings
         self.clock = clock
-        self.holder = holder or default_holder()
+        self.holder = holder or instance_name()
         self.on_events = on_events
         # Long enough to survive one slow scan, short enough for another process to take
         # over soon after this one dies.
@@ -117,9 +110,11 @@ async def running_supervisor(
     settings: Settings,
     clock: Callable[[], datetime],
     on_events: OnEvents | None = None,
+    *,
+    holder: str | None = None,
 ) -> AsyncIterator[Supervisor | None]:
     """The supervisor loop in the background while the block runs (off when
-    ``settings.supervise_seconds`` is 0)."""
+    ``settings.supervise_seconds`` is 0); ``holder`` names this instance in the lease."""
     if settings.supervise_seconds <= 0:
         yield None
         return
@@ -127,6 +122,7 @@ async def running_supervisor(
         interval_seconds=settings.supervise_seconds,
         settings=SupervisionSettings(warn_working_days=settings.warn_working_days),
         clock=clock,
+        holder=holder,
         on_events=on_events,
     )
     task = supervisor.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from server.web import default_web_dir
 
 DEFAULT_DATABASE_URL = "sqlite://var/onewindow.sqlite3"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LOG_FORMATS = ("json", "text")
 MAX_TOKEN_TTL_HOURS = 24 * 366
 
 
@@ -62,6 +64,65 @@ def _log_level(env: Mapping[str, str]) -> str:
     if raw.lower() not in LOG_LEVELS:
         raise SettingsError(name, raw, f"one of {', '.join(LOG_LEVELS)}")
     return raw.lower()
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_LOG_FORMAT"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return "json"
+    if raw.lower() not in LOG_FORMATS:
+        raise SettingsError(
+            name, raw, "json (one JSON object a line, for log collectors) or text (for people)"
+        )
+    return raw.lower()
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_REDIS_URL"
+    raw = env.get(name, "").strip()
+    if raw and (
+        not raw.startswith(("redis://", "rediss://", "unix://")) or any(c.isspace() for c in raw)
+    ):
+        raise SettingsError(
+            name,
+            raw,
+            "a redis://, rediss:// or unix:// URL, e.g. redis://127.0.0.1:6379/0 "
+            "(empty: one instance, no Redis)",
+        )
+    return raw
+
+
+def _redis_prefix(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_REDIS_PREFIX"
+    raw = env.get(name, "").strip() or "onewindow"
+    valid = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+    if len(raw) > 64 or not set(raw) <= valid:
+        raise SettingsError(
+            name, raw, "1-64 letters, digits, '_', '-' or '.', the same on every instance"
+        )
+    return raw
+
+
+def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_FORWARDED_ALLOW_IPS"
+    raw = env.get(name, "").strip()
+    if not raw:
+        return "127.0.0.1"
+    if raw == "*":
+        return raw
+    for part in raw.split(","):
+        try:
+            ipaddress.ip_network(part.strip(), strict=False)
+        except ValueError:
+            raise SettingsError(
+                name,
+                raw,
+                "the addresses (or networks) of the proxies whose X-Forwarded-For is believed, "
+                "comma-separated, e.g. 127.0.0.1,10.0.0.0/8, or * where only the proxy can "
+                "reach the instances",
+            ) from None
+    return ",".join(part.strip() for part in raw.split(","))
 
 
 def _host(env: Mapping[str, str]) -> str:
@@ -132,6 +193,7 @@ class Settings:
     port: int = 8000
     token_ttl: timedelta = timedelta(hours=12)
     log_level: str = "info"
+    log_format: str = "json"  # one JSON object a line; "text" for people
     supervise_seconds: int = 60  # 电子监察 scan interval; 0 turns the supervisor off
     warn_working_days: int = 1  # yellow warning this many working days before a deadline
     sms_gateway_url: str = ""  # empty: messages go to the log
@@ -155,6 +217,11 @@ class Settings:
     photo_max_mb: int = 25
     material_max_mb: int = 200
     upload_part_mb: int = 16  # larger files go to MinIO in parts of this size
+    # Several instances: they cooperate through Redis (empty: one instance, nothing shared).
+    redis_url: str = field(default="", repr=False)
+    redis_prefix: str = "onewindow"  # every key and channel name starts with it
+    shutdown_seconds: int = 20  # requests in flight may finish this long after SIGTERM
+    forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
     web_dir: Path = field(default_factory=default_web_dir)  # the built web apps (make web)
     graphiql: bool = True  # the self-hosted GraphiQL page at GET /graphql for browsers
 
@@ -169,6 +236,7 @@ class Settings:
             port=_int_in_range(env, "PORT", 8000, 1, 65535),
             token_ttl=timedelta(hours=hours),
             log_level=_log_level(env),
+            log_format=_log_format(env),
             supervise_seconds=_int_in_range(env, "ONEWINDOW_SUPERVISE_SECONDS", 60, 0, 86400),
             warn_working_days=_int_in_range(env, "ONEWINDOW_WARN_WORKING_DAYS", 1, 0, 30),
             sms_gateway_url=_gateway_url(env),
@@ -197,6 +265,10 @@ class Settings:
             photo_max_mb=_int_in_range(env, "ONEWINDOW_PHOTO_MAX_MB", 25, 1, 1024),
             material_max_mb=_int_in_range(env, "ONEWINDOW_MATERIAL_MAX_MB", 200, 1, 5120),
             upload_part_mb=_int_in_range(env, "ONEWINDOW_UPLOAD_PART_MB", 16, 5, 1024),
+            redis_url=_redis_url(env),
+            redis_prefix=_redis_prefix(env),
+            shutdown_seconds=_int_in_range(env, "ONEWINDOW_SHUTDOWN_SECONDS", 20, 1, 600),
+            forwarded_allow_ips=_forwarded_allow_ips(env),
             web_dir=Path(env.get("ONEWINDOW_WEB_DIR", "").strip() or default_web_dir()),
             graphiql=_flag(env, "ONEWINDOW_GRAPHIQL", True),
         )

@@ -31,6 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from approval.core.access import Viewer
 from approval.core.auth import authenticate
 from approval.core.errors import DomainError
+from server.metrics import Metrics
 from server.settings import Settings
 from sync.policy import Access
 from sync.server import CLOSE_INTERNAL_ERROR, PolicyFor, SyncServer, close_reason
@@ -113,7 +114,9 @@ def bearer_token(websocket: WebSocket) -> str | None:
     return token or None
 
 
-def sync_route(*, access_for: AccessFor, clock: Callable[[], datetime]) -> WebSocketRoute:
+def sync_route(
+    *, access_for: AccessFor, clock: Callable[[], datetime], metrics: Metrics | None = None
+) -> WebSocketRoute:
     async def endpoint(websocket: WebSocket) -> None:
         doc_name = str(websocket.path_params["doc"])
         # A browser fails the connection unless one of its offered subprotocols is chosen.
@@ -149,6 +152,11 @@ def sync_route(*, access_for: AccessFor, clock: Callable[[], datetime]) -> WebSo
             )
             return
         acks = websocket.query_params.get("ack", "") == "1"
-        await server.serve(doc_name, WebSocketChannel(websocket), access=access, acks=acks)
+        channel = WebSocketChannel(websocket)
+        if metrics is None:
+            await server.serve(doc_name, channel, access=access, acks=acks)
+            return
+        with metrics.connections_open.track_inprogress():
+            await server.serve(doc_name, channel, access=access, acks=acks)
 
     return WebSocketRoute("/sync/{doc:path}", endpoint)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tortoise import Tortoise
 from tortoise.migrations.api import migrate as migrate_api
@@ -51,3 +57,97 @@ async def migrate(
 ) -> None:
     """Apply every migration not yet applied; safe to run on every start."""
     await migrate_api(config=tortoise_config(database_url), progress=progress)
+
+
+# Every instance's set-up takes this PostgreSQL advisory lock ("onew" in ASCII).
+SETUP_LOCK_KEY = 0x6F6E6577
+SETUP_LOCK_POLL_SECONDS = 0.2
+SETUP_LOCK_REPORT_SECONDS = 10.0
+
+
+def _postgres_dsn(database_url: str) -> str:
+    """The asyncpg DSN of a Tortoise ``postgres://`` URL (Tortoise's own pool options are
+    dropped; ``sslmode`` is kept)."""
+    parts = urlsplit(database_url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query) if k in ("sslmode", "ssl")]
+    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(kept), ""))
+
+
+@asynccontextmanager
+async def setup_lock(
+    database_url: str, *, waiting: Callable[[float], object] | None = None
+) -> AsyncIterator[None]:
+    """Held while the schema, the catalog and the demo data are set up, so that replicas
+    starting together on an empty database take turns instead of racing (the first migrates,
+    the others find nothing left to do).
+
+    On PostgreSQL, a session advisory lock on a connection of its own: it is given back when
+    the block ends or the connection drops, so a process killed mid-way never leaves it taken.
+    On SQLite, an exclusive ``flock`` of a file next to the database, given back by the
+    kernel when the process ends. An in-memory database has nobody to share with.
+    ``waiting(seconds)`` hears that another process holds the lock, at once and every
+    ``SETUP_LOCK_REPORT_SECONDS`` while this one waits.
+    """
+    if database_url.startswith(("postgres://", "postgresql://", "asyncpg://")):
+        async with _postgres_lock(database_url, waiting):
+            yield
+        return
+    location = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    if not database_url.startswith("sqlite://") or location in ("", ":memory:"):
+        yield
+        return
+    async with _file_lock(Path(f"{location}.setup-lock"), waiting):
+        yield
+
+
+async def _wait_for(
+    take: Callable[[], Awaitable[bool]], waiting: Callable[[float], object] | None
+) -> None:
+    started = time.monotonic()
+    reported = -SETUP_LOCK_REPORT_SECONDS
+    while not await take():
+        waited = time.monotonic() - started
+        if waiting is not None and waited - reported >= SETUP_LOCK_REPORT_SECONDS:
+            reported = waited
+            waiting(waited)
+        await asyncio.sleep(SETUP_LOCK_POLL_SECONDS)
+
+
+@asynccontextmanager
+async def _postgres_lock(
+    database_url: str, waiting: Callable[[float], object] | None
+) -> AsyncIterator[None]:
+    import asyncpg
+
+    connection = await asyncpg.connect(_postgres_dsn(database_url))
+    try:
+
+        async def take() -> bool:
+            taken = await connection.fetchval("SELECT pg_try_advisory_lock($1)", SETUP_LOCK_KEY)
+            return bool(taken)
+
+        await _wait_for(take, waiting)
+        yield
+    finally:
+        await connection.close()  # gives the lock back with the session
+
+
+@asynccontextmanager
+async def _file_lock(path: Path, waiting: Callable[[float], object] | None) -> AsyncIterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+
+        async def take() -> bool:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        await _wait_for(take, waiting)
+        yield
+    finally:
+        os.close(descriptor)  # gives the lock back

@@ -478,6 +478,18 @@ class Lease(Model):
         table = "lease"
 
 
+class Generation(Model):
+    """A counter per kind of reference data (``catalog``), raised in the transaction that
+    changes that data: a server instance keeping a copy in memory compares the counter with
+    the one its copy was read at, so every instance sees a change within a second."""
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    value = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "generation"
+
+
 class SupervisionEvent(Model):
     """A warning, an overdue flag or a system action. ``key`` makes each fire exactly once."""
 

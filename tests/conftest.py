@@ -31,7 +31,7 @@ from storage import models
 from storage.db import close_database, migrate, open_database
 from storage.enums import Role
 
-pytest_plugins = ["tests.object_support"]
+pytest_plugins = ["tests.object_support", "tests.cluster_support"]
 
 # Catalog and calendar tables, children before parents (the order rows must be deleted in).
 CATALOG_MODELS = (

@@ -19,16 +19,42 @@ def compose() -> dict:  # type: ignore[type-arg]
     return yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
 
 
-def test_compose_runs_the_server_with_postgres_and_minio() -> None:
+def test_compose_runs_two_instances_behind_a_proxy_with_postgres_redis_and_minio() -> None:
     services = compose()["services"]
-    assert set(services) == {"server", "postgres", "minio"}
+    assert set(services) == {"proxy", "server", "postgres", "redis", "minio"}
     server = services["server"]
-    assert set(server["depends_on"]) == {"postgres", "minio"}
+    assert server["deploy"]["replicas"] >= 2
+    assert "ports" not in server, "instances are reached through the proxy only"
+    assert set(server["depends_on"]) == {"postgres", "redis", "minio"}
     env = server["environment"]
     assert env["ONEWINDOW_DATABASE_URL"].startswith("postgres://onewindow:")
     assert env["ONEWINDOW_DATABASE_URL"].endswith("@postgres:5432/onewindow")
+    assert env["ONEWINDOW_REDIS_URL"].startswith("redis://redis:6379")
     assert env["ONEWINDOW_MINIO_ENDPOINT"] == "minio:9000"
     assert server["build"]["dockerfile"] == "deploy/Dockerfile"
+    # the graceful shutdown (ONEWINDOW_SHUTDOWN_SECONDS, then the flush) fits Docker's grace
+    assert int(server["stop_grace_period"].rstrip("s")) > int(env["ONEWINDOW_SHUTDOWN_SECONDS"])
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("nginx:")
+    assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in proxy["volumes"]
+    assert proxy["ports"] == ["${ONEWINDOW_PORT:-8000}:80"]
+
+
+def test_the_proxy_follows_the_replicas_and_passes_websockets() -> None:
+    conf = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
+    # every replica of the "server" service, looked up again as the service scales
+    assert len(re.findall(r"^\s*server server:8000 resolve\b", conf, flags=re.MULTILINE)) == 2
+    assert re.search(r"^resolver 127\.0\.0\.11 valid=\d+s", conf, flags=re.MULTILINE)
+    for path, upstream in (
+        ("location /sync/", "onewindow_sync"),
+        ("location = /graphql", "onewindow"),
+    ):
+        block = conf.split(path, 1)[1].split("}", 1)[0]
+        assert f"proxy_pass http://{upstream};" in block and "proxy_read_timeout 1h;" in block
+    assert "hash $uri consistent;" in conf.split("upstream onewindow_sync", 1)[1].split("}")[0]
+    assert "proxy_set_header Upgrade $http_upgrade;" in conf
+    assert "proxy_set_header Connection $connection_upgrade;" in conf
+    assert "location = /metrics {\n        return 404;" in conf
 
 
 def test_every_variable_the_server_gets_is_one_the_settings_read() -> None:

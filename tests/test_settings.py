@@ -118,3 +118,43 @@ def test_bad_object_store_settings(env: dict[str, str], variable: str, hint: str
     with pytest.raises(SettingsError) as refused:
         Settings.from_env(env)
     assert refused.value.variable == variable and hint in str(refused.value)
+
+
+def test_instance_settings() -> None:
+    alone = Settings.from_env({})
+    assert (alone.redis_url, alone.redis_prefix, alone.log_format) == ("", "onewindow", "json")
+    assert alone.forwarded_allow_ips == "127.0.0.1" and alone.shutdown_seconds == 20
+    several = Settings.from_env(
+        {
+            "ONEWINDOW_REDIS_URL": "redis://:s3cret@redis:6379/0",
+            "ONEWINDOW_REDIS_PREFIX": "dezhou-prod",
+            "ONEWINDOW_LOG_FORMAT": "TEXT",
+            "ONEWINDOW_SHUTDOWN_SECONDS": "30",
+            "ONEWINDOW_FORWARDED_ALLOW_IPS": "10.0.0.0/8, 172.18.0.2",
+        }
+    )
+    assert several.redis_url == "redis://:s3cret@redis:6379/0"
+    assert "s3cret" not in repr(several)
+    assert (several.redis_prefix, several.log_format, several.shutdown_seconds) == (
+        "dezhou-prod",
+        "text",
+        30,
+    )
+    assert several.forwarded_allow_ips == "10.0.0.0/8,172.18.0.2"
+    assert Settings.from_env({"ONEWINDOW_FORWARDED_ALLOW_IPS": "*"}).forwarded_allow_ips == "*"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "hint"),
+    [
+        ("ONEWINDOW_REDIS_URL", "127.0.0.1:6379", "redis://"),
+        ("ONEWINDOW_REDIS_PREFIX", "one window", "letters, digits"),
+        ("ONEWINDOW_LOG_FORMAT", "xml", "json"),
+        ("ONEWINDOW_SHUTDOWN_SECONDS", "0", "from 1 to 600"),
+        ("ONEWINDOW_FORWARDED_ALLOW_IPS", "proxy.local", "addresses"),
+    ],
+)
+def test_bad_instance_settings(variable: str, value: str, hint: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({variable: value})
+    assert refused.value.variable == variable and hint in str(refused.value)

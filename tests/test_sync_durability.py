@@ -12,10 +12,10 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from pycrdt import Doc, Map, Text
 
+from tests.cluster_support import fresh_database
 from tests.sync_support import TIMEOUT, SyncClient, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,18 +28,7 @@ async def process_database(tmp_path: Path) -> str:
     url = os.environ.get("ONEWINDOW_TEST_DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         return f"sqlite://{tmp_path / 'process.sqlite3'}"
-    import asyncpg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/") + "_process"
-    assert name.replace("_", "").isalnum(), name
-    admin = await asyncpg.connect(urlunsplit(("postgresql", parts.netloc, "/postgres", "", "")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    return await fresh_database(url, "process")
 
 
 @contextlib.asynccontextmanager

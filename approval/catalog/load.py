@@ -1,7 +1,9 @@
 """Store a parsed :class:`~approval.catalog.parse.Catalog` in the database.
 
 Every section is upserted by ``code`` in one transaction, parents before children. Loading
-the same catalog twice changes nothing the second time. Items that left the catalog are
+the same catalog twice changes nothing the second time. A load that changes anything raises
+the catalog's generation in that transaction (:mod:`approval.core.generations`), so every
+running instance reads the new catalog within a second. Items that left the catalog are
 deactivated (``active=False``), never deleted: tasks refer to them. The material links of
 each catalog item are made to match the catalog exactly.
 
@@ -19,6 +21,7 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from approval.catalog.parse import Catalog, ChecklistSpec, RegionSpec
+from approval.core import generations
 from storage.enums import DepartmentLevel, RegionKind
 from storage.models import (
     ChecklistTemplate,
@@ -344,12 +347,15 @@ async def load_catalog(catalog: Catalog, *, progress: Progress | None = None) ->
         done("item_materials", item_materials)
         checklists = await _load_checklists(catalog, department_ids)
         done("checklists", checklists)
-    return LoadReport(
-        regions=regions,
-        departments=departments,
-        stages=stages,
-        material_types=material_types,
-        items=items,
-        item_materials=item_materials,
-        checklists=checklists,
-    )
+        report = LoadReport(
+            regions=regions,
+            departments=departments,
+            stages=stages,
+            material_types=material_types,
+            items=items,
+            item_materials=item_materials,
+            checklists=checklists,
+        )
+        if report.changed:  # every instance's catalog snapshot is stale from this commit on
+            await generations.advance(generations.CATALOG)
+    return report

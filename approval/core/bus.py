@@ -1,12 +1,13 @@
 """An in-process event bus: supervision events pushed to live dashboards (GraphQL subscriptions).
 
 One bus per server process, created with the application and passed explicitly to whoever
-publishes (the scheduler) and whoever subscribes (the GraphQL context). Each subscriber has a
-bounded queue of published batches (one ``publish`` call, however many events, is one
-entry); a subscriber that lets ``queue_size`` batches pile up unread is dropped (its
-subscription ends, with a log line) rather than letting the queue grow or slowing the
-publisher. ``publish`` may be called
-from any thread: delivery is handed to each subscriber's own event loop.
+publishes (the scheduler, or with several instances the relay that reads every instance's
+events from Redis, ``server.event_relay``) and whoever subscribes (the GraphQL context).
+Each subscriber has a bounded queue of published batches (one ``publish`` call, however
+many events, is one entry); a subscriber that lets ``queue_size`` batches pile up unread is
+dropped (its subscription ends, with a log line) rather than letting the queue grow or slowing
+the publisher. ``publish`` may be called from any thread: delivery is handed to each
+subscriber's own event loop.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class EventBus:
         self._lock = threading.Lock()
         self._numbers = itertools.count(1)
         self._closed = False
+        self.published = 0  # events handed to subscribers so far
 
     @property
     def subscriber_count(self) -> int:
@@ -57,6 +59,7 @@ class EventBus:
         batch = list(events)
         if not batch or self._closed:
             return 0
+        self.published += len(batch)
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
