@@ -107,8 +107,9 @@ test: lint web-check node-deps web
 	@if { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; } \
 	    || $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \
 	  url="$(PG_TEST_SERVER)/onewindow_test_$$(date +%s)_$$$$"; \
-	  echo "PostgreSQL answers on 127.0.0.1:5432: running the tests against $$url"; \
-	  ONEWINDOW_TEST_DATABASE_URL="$$url" $(PYTEST); \
+	  echo "PostgreSQL answers on 127.0.0.1:5432: running the tests against $$url" \
+	       "(the browser tests ran on the first leg; they test the web app, not the database)"; \
+	  ONEWINDOW_TEST_DATABASE_URL="$$url" $(PYTEST) --ignore=tests/browser; \
 	elif [ "$${REQUIRE_POSTGRES:-0}" = 1 ]; then \
 	  echo "error: REQUIRE_POSTGRES=1 but no PostgreSQL answers on 127.0.0.1:5432;" \
 	       "start it (e.g. .ci/run does) or unset REQUIRE_POSTGRES" >&2; \

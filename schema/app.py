@@ -1,14 +1,15 @@
-"""The schema and the ASGI app that serves it (GraphiQL on GET)."""
+"""The schema and the ASGI app that serves it (the IDE page the server hands in, on GET)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import strawberry
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.extensions import (
@@ -25,6 +26,7 @@ from approval.core.bus import EventBus
 from approval.core.errors import DomainError
 from approval.fieldwork.policy import DocumentEditor
 from approval.files.uploads import UploadRules
+from schema.board import BoardQuery
 from schema.catalog_cache import CatalogCache
 from schema.context import Context
 from schema.errors import should_mask
@@ -44,6 +46,7 @@ EXTRA_QUERIES: tuple[type, ...] = (
     NotificationQuery,
     SupervisionQuery,
     InspectionQuery,
+    BoardQuery,
 )
 EXTRA_MUTATIONS: tuple[type, ...] = (
     OversightMutation,
@@ -53,6 +56,9 @@ EXTRA_MUTATIONS: tuple[type, ...] = (
     UploadMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (OversightSubscription,)
+
+IdePage = Callable[[Request], Awaitable[Response]]
+"""The page a browser gets at GET /graphql (the self-hosted GraphiQL, made by the server)."""
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 MAX_DEPTH = 10
@@ -93,14 +99,25 @@ class OneWindowGraphQL(GraphQL[Context, None]):
         documents: DocumentEditor | None = None,
         upload_rules: UploadRules | None = None,
         observe_operation: ObserveOperation | None = None,
+        ide: IdePage | None = None,
     ) -> None:
-        super().__init__(build_schema(observe_operation=observe_operation), graphql_ide="graphiql")
+        # No IDE page: browsers get 404 at GET /graphql (strawberry's own template loads
+        # React and GraphiQL from a public CDN, so it is never served).
+        super().__init__(
+            build_schema(observe_operation=observe_operation),
+            graphql_ide="graphiql" if ide else None,
+        )
+        self.ide = ide
         self.upload_rules = upload_rules or UploadRules.default()
         self.token_ttl = token_ttl
         self.clock = clock
         self.bus = bus
         self.documents = documents
         self.catalog = CatalogCache()
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        assert self.ide is not None  # strawberry asks only when graphql_ide is set
+        return await self.ide(request)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer, auth_error = None, None
@@ -153,6 +170,7 @@ def graphql_app(
     documents: DocumentEditor | None = None,
     upload_rules: UploadRules | None = None,
     observe_operation: ObserveOperation | None = None,
+    ide: IdePage | None = None,
 ) -> OneWindowGraphQL:
     return OneWindowGraphQL(
         token_ttl=token_ttl,
@@ -161,4 +179,5 @@ def graphql_app(
         documents=documents,
         upload_rules=upload_rules,
         observe_operation=observe_operation,
+        ide=ide,
     )

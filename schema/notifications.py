@@ -221,6 +221,20 @@ class NotificationQuery:
             raise query_error(error) from None
         return [RatingNode.from_row(r) for r in rows]
 
+    @strawberry.field(description="我的好差评(申请人): 本企业已办结的服务, 待评价的在前")
+    async def my_ratings(self, info: Info) -> list[RatingNode]:
+        viewer = info.context.query_viewer()
+        try:
+            rows = (
+                await _ratings_page_query(ratings.applicant_ratings(viewer))
+                .order_by("-id")
+                .limit(MAX_PAGE)
+            )
+        except DomainError as error:
+            raise query_error(error) from None
+        rows.sort(key=lambda r: r.rated_at is not None)
+        return [RatingNode.from_row(r) for r in rows]
+
 
 @strawberry.type
 class NotificationMutation:
@@ -241,6 +255,26 @@ class NotificationMutation:
             follow_up_due=row.follow_up_due,
         )
         return RateServicePayload(rating=receipt)
+
+    @strawberry.mutation(description="申请人登录后评价本企业已办结的服务(1-5)")
+    async def rate_my_service(
+        self, info: Info, rating_id: relay.GlobalID, score: int, comment: str = ""
+    ) -> RatingPayload:
+        ctx = info.context
+
+        async def run() -> RatingNode:
+            row = await ratings.rate_own_service(
+                viewer=ctx.require_viewer(),
+                rating_id=decode_id(rating_id, "Rating", "ratingId"),
+                score=score,
+                comment=comment,
+                now=ctx.now(),
+            )
+            full = await models.Rating.get(id=row.id).select_related("stage__project")
+            return RatingNode.from_row(full)
+
+        rating, errors = await attempt(run)
+        return RatingPayload(rating=rating, errors=errors)
 
     @strawberry.mutation(description="中心管理办办结差评回访")
     async def close_follow_up(

@@ -333,6 +333,7 @@ class TaskNode(_Row):
     formal_opinion_due: date | None = strawberry.field(
         description="超时默认通过后, 部门补交正式意见的期限"
     )
+    formal_opinion_at: datetime | None = strawberry.field(description="正式意见补交时间")
     item_id: strawberry.Private[int]
     department_id: strawberry.Private[int]
     decided_by_id: strawberry.Private[int | None]
@@ -387,6 +388,7 @@ class TaskNode(_Row):
             paused=row.paused_at is not None,
             default_approved=row.default_approved,
             formal_opinion_due=row.formal_opinion_due,
+            formal_opinion_at=row.formal_opinion_at,
             item_id=row.item_id,
             department_id=row.department_id,
             decided_by_id=row.decided_by_id,

@@ -38,7 +38,7 @@ from server.sync_endpoint import (
     running_sync_server,
     sync_route,
 )
-from server.web import web_routes
+from server.web import graphiql_page, home_for, web_routes
 from storage.db import close_database, open_database
 from storage.models import SupervisionEvent
 
@@ -63,7 +63,7 @@ def utc_now() -> datetime:
 
 
 async def home(request: Request) -> Response:
-    return RedirectResponse("/graphql", status_code=307)
+    return RedirectResponse(home_for(request), status_code=307)
 
 
 def graphql_routes(
@@ -73,10 +73,10 @@ def graphql_routes(
     documents: DocumentEditor | None = None,
     metrics: Metrics | None = None,
 ) -> list[BaseRoute]:
-    """``/graphql`` for HTTP (GraphiQL on GET) and websockets (graphql-transport-ws
-    subscriptions fed by ``bus``), served by ``schema.app``; mutations of what the field
-    records change field documents through ``documents``; ``metrics`` times each operation
-    and counts catalog snapshots."""
+    """``/graphql`` for HTTP (the self-hosted GraphiQL for browsers on GET, unless the
+    settings turn it off) and websockets (graphql-transport-ws subscriptions fed by ``bus``),
+    served by ``schema.app``; mutations of what the field records change field documents
+    through ``documents``; ``metrics`` times each operation and counts catalog snapshots."""
     app = graphql_app(
         token_ttl=settings.token_ttl,
         clock=clock,
@@ -84,6 +84,7 @@ def graphql_routes(
         documents=documents,
         upload_rules=upload_rules_of(settings),
         observe_operation=metrics.observe_operation if metrics is not None else None,
+        ide=graphiql_page(settings.web_dir) if settings.graphiql else None,
     )
     if metrics is not None:
         metrics.watch(

@@ -223,6 +223,7 @@ class Settings:
     shutdown_seconds: int = 20  # requests in flight may finish this long after SIGTERM
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
     web_dir: Path = field(default_factory=default_web_dir)  # the built web apps (make web)
+    graphiql: bool = True  # the self-hosted GraphiQL page at GET /graphql for browsers
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -269,6 +270,7 @@ class Settings:
             shutdown_seconds=_int_in_range(env, "ONEWINDOW_SHUTDOWN_SECONDS", 20, 1, 600),
             forwarded_allow_ips=_forwarded_allow_ips(env),
             web_dir=Path(env.get("ONEWINDOW_WEB_DIR", "").strip() or default_web_dir()),
+            graphiql=_flag(env, "ONEWINDOW_GRAPHIQL", True),
         )
         if settings.minio_endpoint and not (
             settings.minio_access_key and settings.minio_secret_key

@@ -1,4 +1,6 @@
-"""The built web apps: ``clients/web/dist/<app>/`` served at ``/<app>/`` (same origin as the API).
+"""The built web apps: ``clients/web/dist/<app>/`` served at ``/<app>/`` (same origin as the API),
+and the self-hosted GraphiQL: its page at ``GET /graphql`` for browsers, its files at
+``/graphiql/assets/`` (built with the apps into ``dist/graphiql/``; no CDN anywhere).
 
 ``make run`` (or ``make web``) builds them with Vite. Caching follows what a service worker
 needs: ``index.html``, ``sw.js``, the manifest and anything else without a content hash are
@@ -12,6 +14,7 @@ says how to build it, never a stack trace.
 from __future__ import annotations
 
 import html
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -21,7 +24,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-WEB_APPS = {"field": "现场核查"}
+IDE = "graphiql"
+"""The folder of ``dist`` holding the GraphiQL page, and the path its assets are served at."""
+
+WEB_APPS = {"field": "现场核查", "console": "办公台"}
 """The web apps the server serves, by path, with the name people know them by."""
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -34,7 +40,7 @@ def default_web_dir() -> Path:
 
 
 def not_built(app: str, directory: Path) -> Response:
-    title = WEB_APPS.get(app, app)
+    title = WEB_APPS.get(app, "GraphiQL" if app == IDE else app)
     body = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{html.escape(title)}尚未构建</title></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 3em auto; line-height: 1.6">
@@ -84,6 +90,37 @@ def _is_screen(path: str) -> bool:
     return not path.startswith("assets/") and "." not in last
 
 
+class HashedAssets(StaticFiles):
+    """Files whose names carry their content hash: cached for a year."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory=directory, check_dir=False)
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code < 400:
+            response.headers["Cache-Control"] = IMMUTABLE
+        return response
+
+
+def graphiql_page(web_dir: Path) -> Callable[[Request], Awaitable[Response]]:
+    """The GraphiQL page (``dist/graphiql/index.html``), read at each request so that a new
+    build is served at once; 503 with how to build it when it is missing."""
+    index = web_dir / IDE / "index.html"
+
+    async def page(request: Request) -> Response:
+        if not index.is_file():
+            return not_built(IDE, index.parent)
+        return FileResponse(index, headers={"Cache-Control": REVALIDATE})
+
+    return page
+
+
+def home_for(request: Request) -> str:
+    """Where ``/`` sends a visitor: browsers to the office console, API clients to /graphql."""
+    return "/console/" if "text/html" in request.headers.get("accept", "") else "/graphql"
+
+
 def web_routes(web_dir: Path) -> list[BaseRoute]:
     """``/<app>`` redirects to ``/<app>/``, which serves the app from ``web_dir/<app>``."""
     routes: list[BaseRoute] = []
@@ -94,4 +131,5 @@ def web_routes(web_dir: Path) -> list[BaseRoute]:
 
         routes.append(Route(f"/{app}", slash, methods=["GET", "HEAD"]))
         routes.append(Mount(f"/{app}", app=BuiltApp(app, web_dir / app)))
+    routes.append(Mount(f"/{IDE}/assets", app=HashedAssets(web_dir / IDE / "assets")))
     return routes

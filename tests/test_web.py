@@ -103,3 +103,77 @@ def test_the_server_serves_the_checkout_build_by_default(built: Path) -> None:
     assert Settings.from_env({"ONEWINDOW_WEB_DIR": str(built)}).web_dir == built
     paths = {getattr(r, "path", "") for r in create_app(Settings(web_dir=built)).routes}
     assert {"/field", "/field/"} & paths
+
+
+# --- the self-hosted GraphiQL and the home page ----------------------------------------------
+
+
+@pytest.fixture
+def built_ide(built: Path, database: str) -> Path:
+    ide = built / "graphiql"
+    (ide / "assets").mkdir(parents=True)
+    (ide / "index.html").write_text(
+        '<!doctype html><title>GraphQL 接口调试</title><script src="/graphiql/assets/ide-Zz9.js">',
+        encoding="utf-8",
+    )
+    (ide / "assets" / "ide-Zz9.js").write_text("export {}", encoding="utf-8")
+    return built
+
+
+def app_serving(web_dir: Path, **settings: object) -> httpx.AsyncClient:
+    app = create_app(Settings(web_dir=web_dir, **settings))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+BROWSER = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+async def test_browsers_get_the_self_hosted_graphiql(built_ide: Path) -> None:
+    async with app_serving(built_ide) as http:
+        page = await http.get("/graphql", headers=BROWSER)
+        asset = await http.get("/graphiql/assets/ide-Zz9.js")
+    assert page.status_code == 200
+    assert "GraphQL 接口调试" in page.text
+    assert "cdn" not in page.text.lower() and "unpkg" not in page.text.lower()
+    assert page.headers["cache-control"] == "no-cache"
+    assert asset.status_code == 200
+    assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+async def test_graphql_requests_are_not_answered_with_the_page(built_ide: Path) -> None:
+    async with app_serving(built_ide) as http:
+        answer = await http.get("/graphql", params={"query": "{ __typename }"}, headers=BROWSER)
+        posted = await http.post("/graphql", json={"query": "{ __typename }"})
+    assert answer.json() == {"data": {"__typename": "Query"}}
+    assert posted.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_the_ide_switch_turns_the_page_off(built_ide: Path) -> None:
+    assert Settings.from_env({}).graphiql is True
+    assert Settings.from_env({"ONEWINDOW_GRAPHIQL": "0"}).graphiql is False
+    async with app_serving(built_ide, graphiql=False) as http:
+        page = await http.get("/graphql", headers=BROWSER)
+        posted = await http.post("/graphql", json={"query": "{ __typename }"})
+    assert page.status_code == 404
+    assert "GraphQL 接口调试" not in page.text
+    assert posted.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_an_unbuilt_graphiql_says_how_to_build_it(built: Path, database: str) -> None:
+    async with app_serving(built) as http:
+        page = await http.get("/graphql", headers=BROWSER)
+    assert page.status_code == 503
+    assert "make web" in page.text
+    assert "Traceback" not in page.text
+
+
+async def test_home_sends_browsers_to_the_console_and_clients_to_graphql(built: Path) -> None:
+    async with app_serving(built) as http:
+        browser = await http.get("/", headers=BROWSER)
+        client = await http.get("/", headers={"accept": "application/json"})
+        console = await http.get("/console/projects/2026-371400-47-01-000001", headers=BROWSER)
+    assert browser.status_code == 307 and browser.headers["location"] == "/console/"
+    assert client.status_code == 307 and client.headers["location"] == "/graphql"
+    assert console.status_code == 503  # the console is one of the apps (not built here)
+    assert "办公台" in console.text

@@ -169,3 +169,21 @@ def notification_query(
     if project_code:
         query = query.filter(project__code=project_code.strip())
     return query
+
+
+def applicant_ratings(viewer: Viewer) -> QuerySet[Rating]:
+    """An applicant's own ratings: those of completed stages of their enterprise's projects
+    (rated or still waiting), for rating in the portal instead of by the SMS code."""
+    require_role(viewer, Role.APPLICANT)
+    return Rating.filter(stage__project_id__in=_visible_projects(viewer))
+
+
+async def rate_own_service(
+    *, viewer: Viewer, rating_id: int, score: int, comment: str, now: datetime
+) -> Rating:
+    """The logged-in applicant rates one of their own completed services (same rules as by
+    code: once, 1 to 5, a bad rating opens a follow-up)."""
+    rating = await applicant_ratings(viewer).filter(id=rating_id).first()
+    if rating is None:
+        raise not_found("rating", rating_id, field="ratingId")
+    return await rate_service(code=rating.code, score=score, comment=comment, now=now)

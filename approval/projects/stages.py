@@ -22,6 +22,7 @@ from storage.models import (
     Region,
     ServiceItem,
     Stage,
+    StageDefinition,
     Task,
 )
 
@@ -122,14 +123,9 @@ async def accept_stage(
             field="stage",
         )
     today = now.astimezone(CHINA).date()
-    try:
-        calendar = await working_calendar(years=[today.year])
-        stage_deadline = calendar.add_working_days(today, stage.definition.time_limit_days)
-        deadlines = {
-            i.id: calendar.add_working_days(today, i.promised_days) for i in readiness.items
-        }
-    except CalendarUnknownError as exc:
-        raise DomainError(ErrorCode.CALENDAR_UNKNOWN, str(exc), field="stage") from None
+    stage_deadline, deadlines = await application_deadlines(
+        today=today, definition=stage.definition, items=readiness.items
+    )
     promised = {c.material_type_code: c for c in commitments or []}
     missing_non_core = {t.code: t for t in readiness.missing_non_core}
     for code, commitment in promised.items():
@@ -139,9 +135,10 @@ async def accept_stage(
                 f"stage; {code!r} is not one",
                 field="commitments",
             )
-        latest, needed_by = await _commitment_limit(
+        latest, item = await commitment_limit(
             readiness.items, missing_non_core[code], deadlines, stage_deadline
         )
+        needed_by = f"the deadline of {item.name}" if item else "the stage deadline"
         if not today < commitment.due <= latest:
             raise invalid(
                 f"the commitment for {code!r} is due {commitment.due}; it must fall "
@@ -225,24 +222,39 @@ async def accept_stage(
     return locked
 
 
-async def _commitment_limit(
+async def application_deadlines(
+    *, today: date, definition: StageDefinition, items: list[ServiceItem]
+) -> tuple[date, dict[int, date]]:
+    """The stage deadline and each item's (by id) for an application accepted ``today``."""
+    try:
+        calendar = await working_calendar(years=[today.year])
+        stage_deadline = calendar.add_working_days(today, definition.time_limit_days)
+        deadlines = {i.id: calendar.add_working_days(today, i.promised_days) for i in items}
+    except CalendarUnknownError as exc:
+        raise DomainError(ErrorCode.CALENDAR_UNKNOWN, str(exc), field="stage") from None
+    return stage_deadline, deadlines
+
+
+async def commitment_limit(
     items: list[ServiceItem],
     material_type: MaterialType,
     deadlines: dict[int, date],
     stage_deadline: date,
-) -> tuple[date, str]:
+) -> tuple[date, ServiceItem | None]:
     """The latest due date a 容缺 commitment may promise: the earliest deadline of the items
-    that need the material (and never after the stage deadline), with what sets it."""
+    that need the material (and never after the stage deadline), with the item that sets it
+    (None: the stage deadline does)."""
     needing = set(
         await ItemMaterial.filter(
             item_id__in=[i.id for i in items], material_type_id=material_type.id
         ).values_list("item_id", flat=True)
     )
-    latest, needed_by = stage_deadline, "the stage deadline"
+    latest: date = stage_deadline
+    by: ServiceItem | None = None
     for item in items:
         if item.id in needing and deadlines[item.id] < latest:
-            latest, needed_by = deadlines[item.id], f"the deadline of {item.name}"
-    return latest, needed_by
+            latest, by = deadlines[item.id], item
+    return latest, by
 
 
 def _check_can_accept(stage: Stage, stages: dict[str, Stage]) -> None:

@@ -3,8 +3,14 @@
 // screens themselves and the formatting of dates, times, sizes and failures.
 import { ApiError } from './graphql'
 
-const ERROR_LABELS: Record<string, string> = {
+export const ERROR_LABELS: Readonly<Record<string, string>> = {
   INVALID_INPUT: '输入有误',
+  INVALID_CREDIT_CODE: '统一社会信用代码有误',
+  MISSING_CORE_MATERIALS: '材料不齐, 不能受理',
+  CALENDAR_UNKNOWN: '节假日安排尚未公布, 无法计算期限',
+  NOT_INVITED: '该部门未受邀参加此次会议',
+  MEETING_CLOSED: '会议已结束',
+  ALREADY_RATED: '已评价过, 评价不能修改',
   NOT_FOUND: '未找到',
   UNAUTHENTICATED: '登录已失效, 请重新登录',
   INVALID_CREDENTIALS: '用户名或密码错误',
@@ -38,6 +44,48 @@ export function errorText(error: unknown): string {
 
 export function errorLabel(code: string): string {
   return ERROR_LABELS[code] ?? code
+}
+
+const FIELD_LABELS: Record<string, string> = {
+  name: '项目名称',
+  creditCode: '统一社会信用代码',
+  enterpriseName: '企业名称',
+  region: '区域',
+  regionCode: '区域',
+  industryCode: '行业代码',
+  landArea: '用地面积',
+  floorArea: '建筑面积',
+  investment: '总投资',
+  agentUsername: '代办员',
+  stage: '阶段',
+  materials: '材料',
+  commitments: '容缺承诺',
+  opinion: '意见',
+  reason: '原因',
+  note: '说明',
+  score: '评分',
+  comment: '评价内容',
+  username: '用户名',
+  password: '密码',
+  department: '部门',
+  departments: '部门',
+  uploadId: '上传文件',
+  materialType: '材料类型',
+}
+
+/** A failure split for a message box: the Chinese title (with the field it concerns) and the
+ * server's own explanation as detail (the API's messages are for people but in English). */
+export function errorParts(error: unknown): { title: string; detail: string } {
+  if (error instanceof ApiError) {
+    if (error.kind === 'offline' || error.kind === 'unauthenticated') {
+      return { title: error.message, detail: '' }
+    }
+    const label = (error.code && ERROR_LABELS[error.code]) || '操作未成功'
+    const field = error.field ? FIELD_LABELS[error.field] : undefined
+    const title = field && !label.includes(field) ? `${label} (${field})` : label
+    return { title, detail: error.message }
+  }
+  return { title: '操作未成功', detail: error instanceof Error ? error.message : String(error) }
 }
 
 const WEEKDAYS = ['日', '一', '二', '三', '四', '五', '六']
