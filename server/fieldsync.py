@@ -29,7 +29,7 @@ from pycrdt import Doc
 from approval.core.access import Viewer
 from approval.core.errors import DomainError, ErrorCode
 from approval.fieldwork.documents import LayoutError, parse_doc_name
-from approval.fieldwork.inspections import FieldRights, document_access
+from approval.fieldwork.inspections import FieldRights, document_access, document_exists
 from approval.fieldwork.policy import FieldAccess, FieldDocuments
 from sync.policy import Access, DocumentPolicy, UpdateRefused
 from sync.room import Refused
@@ -160,8 +160,17 @@ class FieldSync:
         return self.policy
 
     async def access_for(self, viewer: Viewer, doc_name: str) -> Access | None:
+        """The viewer's rights on ``doc_name``; None when the document exists and is not
+        theirs, ``UnknownDocument`` when there is no such inspection or project."""
         rights = await document_access(viewer, doc_name)
-        return None if rights is None else to_access(rights)
+        if rights is not None:
+            return to_access(rights)
+        if not await document_exists(doc_name):
+            raise UnknownDocument(
+                f"there is no document {doc_name!r}: no such inspection or project; check "
+                "the number the API gave you"
+            )
+        return None
 
 
 __all__ = ["FieldPolicy", "FieldSync", "SyncEditor", "merged", "to_access"]

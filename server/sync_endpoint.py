@@ -11,8 +11,8 @@ code and a reason, so that browsers see why:
 | code | meaning |
 | --- | --- |
 | 4401 | no token, or an unknown, revoked or expired one: log in again |
-| 4403 | this user may not open this document |
-| 4404 | no such document on this server |
+| 4403 | the document exists and this user may not open it |
+| 4404 | no such document on this server (checked before the user's rights) |
 | 1002 | a frame that is not a y-websocket message |
 
 ``?ack=1`` asks for the OneWindow acknowledgements and errors (see ``sync.protocol``).
@@ -34,7 +34,14 @@ from approval.core.errors import DomainError
 from server.metrics import Metrics
 from server.settings import Settings
 from sync.policy import Access
-from sync.server import CLOSE_INTERNAL_ERROR, PolicyFor, SyncServer, close_reason
+from sync.server import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_UNKNOWN_DOCUMENT,
+    PolicyFor,
+    SyncServer,
+    UnknownDocument,
+    close_reason,
+)
 from sync.store import UpdateStore
 
 log = logging.getLogger("onewindow.server.sync")
@@ -45,6 +52,8 @@ CLOSE_FORBIDDEN = 4403
 STATE_KEY = "sync_server"
 
 AccessFor = Callable[[Viewer, str], Awaitable[Access | None]]
+"""A viewer's rights on a document: None when it exists and is not theirs; raises
+``sync.server.UnknownDocument`` when it does not exist (answered 4404, whoever asks)."""
 
 
 @asynccontextmanager
@@ -144,7 +153,12 @@ def sync_route(
         except DomainError as error:
             await refuse(CLOSE_UNAUTHENTICATED, error.message)
             return
-        access = await access_for(viewer, doc_name)
+        try:
+            server.policy(doc_name)  # a name no policy serves
+            access = await access_for(viewer, doc_name)  # raises for a missing document
+        except UnknownDocument as error:
+            await refuse(CLOSE_UNKNOWN_DOCUMENT, str(error))
+            return
         if access is None:
             await refuse(
                 CLOSE_FORBIDDEN,

@@ -280,6 +280,28 @@ async def test_an_inspector_not_assigned_is_closed_with_4403(field: Field) -> No
     assert code == 4403 and "may not open" in reason
 
 
+async def test_a_document_that_does_not_exist_is_closed_with_4404(field: Field) -> None:
+    """4404 for an inspection or a project that does not exist, whoever asks (an assigned
+    inspector of another inspection, a supervisor); 4403 only for one that exists."""
+    inspector_name = field.viewers["zjj"].username
+    for doc_name, username in (
+        (f"inspection/{field.inspection.id + 1000}", inspector_name),
+        (f"inspection/{field.inspection.id + 1000}", "supervisor"),
+        (f"agency/{field.project_id + 1000}", inspector_name),
+    ):
+        client = await SyncClient.open(field.base, doc_name, token=field.tokens[username])
+        field.clients.append(client)
+        code, reason = await client.until_closed()
+        assert code == 4404, (doc_name, username, code, reason)
+        assert doc_name in reason
+    outsider = await SyncClient.open(
+        field.base, f"agency/{field.project_id}", token=field.tokens[inspector_name]
+    )
+    field.clients.append(outsider)
+    code, reason = await outsider.until_closed()
+    assert code == 4403 and "may not open" in reason
+
+
 async def test_conclusions_signed_in_the_document_complete_stage_four(field: Field) -> None:
     tablets = {code: await field.synced(v.username) for code, v in field.viewers.items()}
     for code, tablet in tablets.items():

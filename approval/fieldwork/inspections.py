@@ -685,6 +685,17 @@ async def inspection_layout(inspection_id: int) -> InspectionLayout:
     return InspectionLayout(departments={k: sorted(v) for k, v in checks.items()})
 
 
+async def document_exists(doc_name: str) -> bool:
+    """Whether ``doc_name`` names an inspection or a project that exists (whoever asks)."""
+    try:
+        kind, key = parse_doc_name(doc_name)
+    except LayoutError:
+        return False
+    if kind == "inspection":
+        return await Inspection.exists(id=key)
+    return await Project.exists(id=key)
+
+
 async def document_access(viewer: Viewer, doc_name: str) -> FieldRights | None:
     """Who may open a field document: an inspection for its assigned inspectors (writable while
     it is open) and supervisors (read-only); an agency document for the project's agent
