@@ -44,9 +44,10 @@ from approval.core.access import Viewer
 from approval.core.auth import create_user, viewer_of
 from approval.core.calendar import calendar_years
 from approval.core.codes import credit_code_with_check
+from approval.core.dates import CHINA, local_day
 from approval.core.errors import DomainError, ErrorCode
 from approval.projects.materials import MaterialFile, review_material, submit_material
-from approval.projects.projects import CHINA, ProjectApplication, create_project
+from approval.projects.projects import ProjectApplication, create_project
 from approval.projects.stages import Commitment, stage_readiness
 from approval.projects.stages import accept_stage as accept_stage_service
 from approval.projects.tasks import decide_task, request_supplement
@@ -351,7 +352,7 @@ class _Seeder:
             commitments.append(
                 Commitment(
                     material_type_code=promised.code,
-                    due=at.astimezone(CHINA).date() + timedelta(days=7),
+                    due=local_day(at) + timedelta(days=7),
                     signed_by=signatory,
                 )
             )

@@ -53,9 +53,10 @@ from approval.catalog.parse import load_default_catalog  # noqa: E402
 from approval.core.auth import viewer_of  # noqa: E402
 from approval.core.calendar import load_package_calendar  # noqa: E402
 from approval.core.codes import credit_code_with_check  # noqa: E402
+from approval.core.dates import CHINA  # noqa: E402
 from approval.demo import DEMO_PASSWORD, seed_demo  # noqa: E402
 from approval.projects.materials import MaterialFile, submit_material  # noqa: E402
-from approval.projects.projects import CHINA, ProjectApplication, create_project  # noqa: E402
+from approval.projects.projects import ProjectApplication, create_project  # noqa: E402
 from approval.projects.stages import accept_stage, stage_readiness  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402

@@ -48,9 +48,10 @@ from approval.core import auth
 from approval.core.access import Viewer, project_scope
 from approval.core.calendar import load_package_calendar
 from approval.core.codes import credit_code_with_check
+from approval.core.dates import CHINA
 from approval.core.errors import DomainError
 from approval.projects.materials import MaterialFile, submit_material
-from approval.projects.projects import CHINA, ProjectApplication, create_project
+from approval.projects.projects import ProjectApplication, create_project
 from approval.projects.stages import accept_stage, stage_readiness
 from schema.app import graphql_app
 from server.app import tune_gc

@@ -17,6 +17,7 @@ from strawberry.scalars import JSON
 
 from approval.core.access import Viewer
 from approval.core.errors import DomainError, ErrorCode
+from approval.core.labels import label
 from approval.fieldwork import inspections
 from approval.fieldwork import policy as fieldwork
 from approval.fieldwork.documents import (
@@ -146,11 +147,11 @@ class InspectionNode(relay.Node):
 
     @strawberry.field
     def kind_label(self) -> str:
-        return inspections.KIND_LABELS[self.kind]
+        return label(self.kind)
 
     @strawberry.field
     def status_label(self) -> str:
-        return inspections.STATUS_LABELS[self.status]
+        return label(self.status)
 
     @strawberry.field(description="各部门的整改事项")
     def rectifications(self) -> list[RectificationNode]:

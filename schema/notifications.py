@@ -10,10 +10,10 @@ import strawberry
 from strawberry import relay
 from tortoise.queryset import QuerySet
 
+from approval.core.dates import local_day
 from approval.core.errors import DomainError, invalid
 from approval.oversight import ratings
 from approval.oversight.notifications import MOMENT_LABELS
-from approval.projects.projects import CHINA
 from schema.context import Info, query_error
 from schema.errors import UserError
 from schema.mutation import attempt, decode_id
@@ -86,7 +86,7 @@ class RatingNode(relay.Node):
 
     @strawberry.field(description="差评回访已过期限仍未办结")
     def follow_up_overdue(self, info: Info) -> bool:
-        today = info.context.now().astimezone(CHINA).date()
+        today = local_day(info.context.now())
         return (
             self.follow_up_open() and self.follow_up_due is not None and self.follow_up_due < today
         )
@@ -183,7 +183,7 @@ class NotificationQuery:
         follow_up: FollowUpState | None = None,
     ) -> RatingConnection:
         viewer = info.context.query_viewer()
-        today = info.context.now().astimezone(CHINA).date()
+        today = local_day(info.context.now())
         try:
             matching = ratings.rating_query(viewer)
             if project:

@@ -12,6 +12,7 @@ import strawberry
 from strawberry import relay
 
 from approval.core.errors import DomainError, ErrorCode
+from approval.core.labels import label
 from approval.oversight import meetings, notice, reports
 from schema.context import Info, query_error
 from schema.errors import UserError
@@ -21,7 +22,6 @@ from storage import enums, models
 
 MeetingStatusEnum = strawberry.enum(enums.MeetingStatus, name="MeetingStatus")
 WarningLevelEnum = strawberry.enum(enums.WarningLevel, name="WarningLevel")
-LEVEL_LABELS = {enums.WarningLevel.YELLOW: "黄色预警", enums.WarningLevel.RED: "红色预警"}
 KIND_LABELS = {
     "task": "事项期限",
     "stage": "阶段期限",
@@ -210,7 +210,7 @@ class ReviewMeetingType:
             scheduled_for=m.scheduled_for,
             place=m.place,
             status=m.status,
-            status_label=meetings.STATUS_LABELS[m.status],
+            status_label=label(m.status),
             held_at=m.held_at,
             invitations=[
                 MeetingInvitationType(
@@ -313,7 +313,7 @@ async def events_out(rows: list[models.SupervisionEvent]) -> list[SupervisionEve
                 kind=r.kind,
                 kind_label=KIND_LABELS.get(r.kind, r.kind),
                 level=r.level,
-                level_label=LEVEL_LABELS[r.level] if r.level else None,
+                level_label=label(r.level) if r.level else None,
                 entity_type=r.entity_type,
                 entity_id=r.entity_id,
                 project_code=project.code if project else None,

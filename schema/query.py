@@ -8,8 +8,9 @@ from tortoise.expressions import Subquery
 from tortoise.queryset import QuerySet
 
 from approval.core.access import project_scope
+from approval.core.dates import local_day
 from approval.core.errors import DomainError
-from approval.projects.projects import CHINA, ProjectFilter, project_query
+from approval.projects.projects import ProjectFilter, project_by_code, project_query
 from schema.context import Info, query_error
 from schema.inspections import InspectionNode
 from schema.pagination import page
@@ -113,8 +114,10 @@ class Query:
 
     @strawberry.field(description="按项目代码查询")
     async def project(self, info: Info, code: str) -> ProjectNode | None:
-        viewer = info.context.query_viewer()
-        row = await models.Project.filter(project_scope(viewer), code=code.strip()).first()
+        try:
+            row = await project_by_code(viewer=info.context.query_viewer(), code=code)
+        except DomainError as error:
+            raise query_error(error) from None
         return ProjectNode.from_row(row) if row else None
 
     @strawberry.field(description="部门任务: 审批人员默认只看本部门")
@@ -136,7 +139,7 @@ class Query:
         if f.status:
             query = query.filter(status=f.status)
         if f.overdue:
-            today = info.context.now().astimezone(CHINA).date()
+            today = local_day(info.context.now())
             query = query.filter(
                 decided_at__isnull=True, paused_at__isnull=True, deadline__lt=today
             )

@@ -14,8 +14,8 @@ from tortoise.expressions import Subquery
 from tortoise.models import Model
 
 from approval.core.access import Viewer, project_scope
+from approval.core.dates import local_day
 from approval.core.labels import label
-from approval.projects.projects import CHINA
 from schema.context import Info
 from schema.files import StoredFileNode
 from storage import enums, models
@@ -36,7 +36,7 @@ def _ints(node_ids: Iterable[str]) -> list[int]:
 
 
 def _today(info: Info) -> date:
-    return info.context.now().astimezone(CHINA).date()
+    return local_day(info.context.now())
 
 
 async def _visible_rows(

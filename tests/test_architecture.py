@@ -155,3 +155,17 @@ def test_the_domain_check_sees_a_wrong_arrow(tmp_path: Path) -> None:
     assert _wrong_domain_imports("core", module) == ["approval", "approval.projects.tasks"]
     assert _wrong_domain_imports("oversight", module) == ["approval"]
     assert _relative_imports(module) == [4]
+
+
+def test_one_home_for_beijing_time_and_the_calendar_of_some_days() -> None:
+    """The zone, the local date and 'the calendar of these days' are defined once, in core."""
+    homes = {"approval/core/dates.py", "approval/core/calendar.py"}
+    written = [
+        f"{path.relative_to(ROOT)}: {needle}"
+        for room in ROOMS
+        for path in (ROOT / room).rglob("*.py")
+        if str(path.relative_to(ROOT)) not in homes
+        for needle in ('ZoneInfo("Asia/Shanghai")', ".astimezone(CHINA).date()", "d.year for d in")
+        if needle in path.read_text(encoding="utf-8")
+    ]
+    assert written == []

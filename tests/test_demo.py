@@ -11,9 +11,9 @@ from approval.catalog.load import load_catalog
 from approval.catalog.parse import load_default_catalog
 from approval.core.auth import login
 from approval.core.codes import validate_credit_code
+from approval.core.dates import CHINA
 from approval.core.errors import DomainError, ErrorCode
 from approval.demo import DEMO_PASSWORD, PROJECTS, DemoReport, seed_demo
-from approval.projects.projects import CHINA
 from storage import models
 from storage.enums import MaterialStatus, ProjectStatus, Role, StageStatus, TaskStatus
 from tests.conftest import CATALOG_MODELS, clear_tables
@@ -70,6 +70,22 @@ async def test_reviewers_cover_every_department_with_items(seeded: DemoReport) -
     )
     assert with_items <= reviewers
     assert {"fgw", "zrzy", "zjj", "sthj"} <= {u.username for u in seeded.users}
+
+
+async def test_the_readme_names_demo_users_that_exist(seeded: DemoReport) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    sentence = readme[readme.index("demo users:") : readme.index("`approval/demo.py` makes them")]
+    named = re.findall(r"`([a-z][a-z0-9-]*)`(?: \(([^)]+)\))?", sentence)
+    assert len(named) >= 10
+    users = {u.username: u for u in await models.User.all().select_related("department")}
+    for username, note in named:
+        assert username in users, f"README names demo user {username!r}, the demo has none"
+        department = users[username].department
+        if users[username].role is Role.REVIEWER and department is not None:
+            assert note == department.short_name, (username, note, department.short_name)
 
 
 async def test_enterprises_have_valid_credit_codes(seeded: DemoReport) -> None:

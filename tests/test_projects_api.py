@@ -183,3 +183,16 @@ async def test_unexpected_errors_are_masked(gql, monkeypatch):
     body = await gql("query { projects(first: 1) { totalCount } }", as_="supervisor")
     assert body["errors"][0]["message"] == "Unexpected error."
     assert "secret" not in str(body)
+
+
+async def test_a_malformed_project_code_is_an_input_error_not_an_unknown_project(gql):
+    project = await create_project(gql)
+    by_code = "query($code: String!) { project(code: $code) { name } }"
+    body = await gql(by_code, {"code": "2026-37140-47-01-000123"}, as_="supervisor")
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "INVALID_INPUT", "field": "code"}
+    assert "malformed" in error["message"] and "YYYY-RRRRRR-II-TT-NNNNNN" in error["message"]
+    unknown = await gql(by_code, {"code": "2026-371402-47-01-999999"}, as_="supervisor")
+    assert unknown["data"]["project"] is None and "errors" not in unknown
+    padded = await gql(by_code, {"code": f" {project['code']} "}, as_="supervisor")
+    assert padded["data"]["project"]["name"] == project["name"]

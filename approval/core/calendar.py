@@ -148,3 +148,8 @@ async def calendar_years() -> list[tuple[int, str]]:
     """Every stored year with its source, sorted by year."""
     rows = await CalendarYear.all().order_by("year").values_list("year", "source")
     return [(int(year), str(source)) for year, source in rows]
+
+
+async def calendar_for(*days: date) -> WorkingCalendar:
+    """The working calendar covering the years of ``days`` (each with the year after it)."""
+    return await working_calendar(years=sorted({d.year for d in days}))

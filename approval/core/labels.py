@@ -6,7 +6,10 @@ Keyed by (enum, member): different enums share values, such as "city".
 from storage.enums import (
     Decision,
     DepartmentLevel,
+    InspectionKind,
+    InspectionStatus,
     MaterialStatus,
+    MeetingStatus,
     ObjectKind,
     ProjectStatus,
     ProjectType,
@@ -15,6 +18,7 @@ from storage.enums import (
     StageStatus,
     TaskStatus,
     UploadStatus,
+    WarningLevel,
 )
 
 LABELS: dict[tuple[type, object], str] = {
@@ -55,6 +59,17 @@ LABELS: dict[tuple[type, object], str] = {
     (ObjectKind, ObjectKind.MATERIAL): "材料文件",
     (UploadStatus, UploadStatus.PENDING): "待上传",
     (UploadStatus, UploadStatus.CONFIRMED): "已上传",
+    (InspectionKind, InspectionKind.SITE_CHECK): "现场踏勘",
+    (InspectionKind, InspectionKind.JOINT_ACCEPTANCE): "联合验收",
+    (InspectionStatus, InspectionStatus.SCHEDULED): "已安排",
+    (InspectionStatus, InspectionStatus.IN_PROGRESS): "进行中",
+    (InspectionStatus, InspectionStatus.PASSED): "合格",
+    (InspectionStatus, InspectionStatus.RECTIFICATION_REQUIRED): "需整改复验",
+    (InspectionStatus, InspectionStatus.CANCELLED): "已取消",
+    (MeetingStatus, MeetingStatus.SCHEDULED): "待召开",
+    (MeetingStatus, MeetingStatus.HELD): "已召开",
+    (WarningLevel, WarningLevel.YELLOW): "黄色预警",
+    (WarningLevel, WarningLevel.RED): "红色预警",
 }
 
 

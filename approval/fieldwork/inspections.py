@@ -20,11 +20,12 @@ from tortoise.transactions import in_transaction
 
 from approval.core import audit
 from approval.core.access import Viewer, project_scope, require_role, visible_project
-from approval.core.calendar import working_calendar
+from approval.core.calendar import calendar_for
+from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
+from approval.core.labels import label
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
 from approval.fieldwork.documents import InspectionLayout, LayoutError, parse_doc_name
-from approval.projects.projects import CHINA
 from approval.projects.tasks import approve_after_inspection
 from storage.enums import Conclusion, InspectionKind, InspectionStatus, Role, StageStatus
 from storage.models import (
@@ -46,18 +47,6 @@ ACCEPTANCE_STAGE = "completion_acceptance"
 OPEN_STATUSES = (InspectionStatus.SCHEDULED, InspectionStatus.IN_PROGRESS)
 SCHEDULERS = (Role.WINDOW_CLERK, Role.SUPERVISOR)
 
-KIND_LABELS = {
-    InspectionKind.SITE_CHECK: "现场踏勘",
-    InspectionKind.JOINT_ACCEPTANCE: "联合验收",
-}
-STATUS_LABELS = {
-    InspectionStatus.SCHEDULED: "已安排",
-    InspectionStatus.IN_PROGRESS: "进行中",
-    InspectionStatus.PASSED: "合格",
-    InspectionStatus.RECTIFICATION_REQUIRED: "需整改复验",
-    InspectionStatus.CANCELLED: "已取消",
-}
-
 
 @dataclass(frozen=True)
 class FieldRights:
@@ -73,15 +62,6 @@ class FieldRights:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _today(now: datetime) -> date:
-    return now.astimezone(CHINA).date()
-
-
-async def _calendar(*days: date) -> WorkingCalendar:
-    """The stored calendar of the years of ``days``; an unknown year raises when it is used."""
-    return await working_calendar(years=sorted({d.year for d in days}))
-
-
 def _working_days_after(calendar: WorkingCalendar, start: date, days: int, field: str) -> date:
     try:
         return calendar.add_working_days(start, days)
@@ -90,13 +70,13 @@ def _working_days_after(calendar: WorkingCalendar, start: date, days: int, field
 
 
 async def _scheduled_day(scheduled_for: date, now: datetime) -> date:
-    today = _today(now)
+    today = local_day(now)
     if scheduled_for < today:
         raise invalid(
             f"the inspection is scheduled for {scheduled_for}, which is before today {today}",
             field="scheduledFor",
         )
-    calendar = await _calendar(scheduled_for)
+    calendar = await calendar_for(scheduled_for)
     try:
         working = calendar.is_working_day(scheduled_for)
     except CalendarUnknownError as exc:
@@ -287,7 +267,7 @@ def _require_open(inspection: Inspection) -> None:
     if inspection.status not in OPEN_STATUSES:
         raise DomainError(
             ErrorCode.INVALID_STATE,
-            f"inspection {inspection.id} is {STATUS_LABELS[inspection.status]} "
+            f"inspection {inspection.id} is {label(inspection.status)} "
             f"({inspection.status.value}); it is closed",
             field="inspectionId",
         )
@@ -310,8 +290,8 @@ async def schedule_site_check(
             "organises one with several departments",
             field="departments",
         )
-    today = _today(now)
-    calendar = await _calendar(today)
+    today = local_day(now)
+    calendar = await calendar_for(today)
     due = _working_days_after(calendar, today, SITE_CHECK_DAYS, "projectId")
     stage = (
         await Stage.filter(project_id=project.id, status=StageStatus.IN_REVIEW)
@@ -395,7 +375,7 @@ async def schedule_reinspection(
     if previous.status is not InspectionStatus.RECTIFICATION_REQUIRED:
         raise DomainError(
             ErrorCode.INVALID_STATE,
-            f"inspection {previous.id} is {STATUS_LABELS[previous.status]}; only a round that "
+            f"inspection {previous.id} is {label(previous.status)}; only a round that "
             "requires rectification is re-inspected",
             field="inspectionId",
         )
@@ -412,8 +392,8 @@ async def schedule_reinspection(
             raise invalid("a joint acceptance re-inspection needs a date", field="scheduledFor")
         due = scheduled_for = await _scheduled_day(scheduled_for, now)
     else:
-        today = _today(now)
-        calendar = await _calendar(today)
+        today = local_day(now)
+        calendar = await calendar_for(today)
         due = _working_days_after(calendar, today, SITE_CHECK_DAYS, "inspectionId")
     failed = (
         await InspectionDepartment.filter(inspection_id=previous.id, conclusion=Conclusion.FAIL)

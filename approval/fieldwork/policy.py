@@ -22,6 +22,7 @@ from tortoise.transactions import in_transaction
 
 from approval.core import audit
 from approval.core.access import Viewer
+from approval.core.dates import CHINA
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.fieldwork.documents import (
     MAX_NAME,
@@ -48,7 +49,6 @@ from approval.fieldwork.inspections import (
     mark_in_progress,
     record_conclusion,
 )
-from approval.projects.projects import CHINA
 from storage.enums import CheckOutcome, Conclusion
 from storage.models import (
     AgencyEntry,

@@ -21,12 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from PIL import ExifTags, Image, ImageFile, ImageOps
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-"""The center's zone, which cameras are set to when their EXIF carries no offset."""
+from approval.core.dates import CHINA
 
 # The formats a site photo may come in; Image.open would also try PostScript (run through
 # Ghostscript), fonts, icons and the like, none of which a camera or a tablet produces.
@@ -83,7 +81,7 @@ class PhotoEvidence:
     orientation: int
 
 
-def read_evidence(data: bytes, *, default_tz: tzinfo = SHANGHAI) -> PhotoEvidence:
+def read_evidence(data: bytes, *, default_tz: tzinfo = CHINA) -> PhotoEvidence:
     """The capture time, position and displayed size of the photo in ``data``.
 
     The time is DateTimeOriginal, else DateTimeDigitized, else DateTime, each with its own

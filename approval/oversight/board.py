@@ -15,10 +15,10 @@ from datetime import date, datetime
 
 from approval.core.access import Viewer, project_scope, require_role
 from approval.core.calendar import working_calendar
+from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.workdays import CalendarUnknownError
 from approval.oversight.lights import Light, rank, task_clock, warned_levels, worst
-from approval.projects.projects import CHINA
 from storage.enums import Decision, ProjectStatus, Role, StageStatus, TaskStatus
 from storage.models import Department, Enterprise, Project, Region, Stage, StageDefinition, Task
 
@@ -99,7 +99,7 @@ async def wall_chart(
         and t.decided_at is None
         and stage_of[t.stage_id].status is StageStatus.IN_REVIEW
     ]
-    today = now.astimezone(CHINA).date()
+    today = local_day(now)
     warned = await warned_levels(t.id for t in open_tasks)
     try:
         years = sorted({today.year, *(t.deadline.year for t in open_tasks)})

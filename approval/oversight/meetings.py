@@ -29,7 +29,6 @@ from storage.models import (
 PLACE_MAX = 128
 OPINION_MAX = 4000
 PASSING = (Decision.APPROVED, Decision.APPROVED_WITH_CONDITIONS)
-STATUS_LABELS = {MeetingStatus.SCHEDULED: "待召开", MeetingStatus.HELD: "已召开"}
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,10 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from approval.core.calendar import working_calendar
+from approval.core.calendar import calendar_for
+from approval.core.dates import local_day
 from approval.core.labels import label
 from approval.core.workdays import CalendarUnknownError
-from approval.projects.projects import CHINA
 from storage.enums import Decision, NotificationStatus, Role, StageStatus, WarningLevel
 from storage.models import (
     AuditEvent,
@@ -299,7 +299,7 @@ async def _completed(event: AuditEvent, stage: Stage, now: datetime) -> int:
 
 
 async def _collect_midway(*, now: datetime) -> int:
-    today = now.astimezone(CHINA).date()
+    today = local_day(now)
     stages = (
         await Stage.filter(
             status=StageStatus.IN_REVIEW,
@@ -315,8 +315,8 @@ async def _collect_midway(*, now: datetime) -> int:
     todo = [s for s in stages if f"{MIDWAY}:{s.id}:{s.round}" not in done]
     if not todo:
         return 0
-    accepted = {s.id: s.accepted_at.astimezone(CHINA).date() for s in todo if s.accepted_at}
-    calendar = await working_calendar(years=sorted({d.year for d in accepted.values()}))
+    accepted = {s.id: local_day(s.accepted_at) for s in todo if s.accepted_at}
+    calendar = await calendar_for(*accepted.values())
     created = 0
     for stage in todo:
         limit = stage.definition.time_limit_days

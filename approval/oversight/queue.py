@@ -11,10 +11,10 @@ from tortoise.expressions import Subquery
 
 from approval.core.access import Viewer, project_scope, require_role
 from approval.core.calendar import working_calendar
+from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.workdays import CalendarUnknownError
 from approval.oversight.lights import Light, TaskClock, task_clock, warned_levels
-from approval.projects.projects import CHINA
 from storage.enums import Role, StageStatus, TaskStatus
 from storage.models import Department, Project, Task
 
@@ -69,7 +69,7 @@ async def review_queue(
         .order_by("formal_opinion_due", "id")
         .limit(first)
     )
-    today = now.astimezone(CHINA).date()
+    today = local_day(now)
     warned = await warned_levels(t.id for t in open_rows)
     try:
         years = sorted({today.year, *(t.deadline.year for t in open_rows)})

@@ -16,9 +16,9 @@ from tortoise.transactions import in_transaction
 from approval.core import audit
 from approval.core.access import Viewer, project_scope, require_role
 from approval.core.calendar import working_calendar
+from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.core.workdays import CalendarUnknownError
-from approval.projects.projects import CHINA
 from storage.enums import NotificationStatus, Role, StageStatus
 from storage.models import Notification, Project, Rating, Stage
 
@@ -63,7 +63,7 @@ async def rate_service(*, code: str, score: int, comment: str, now: datetime) ->
             field="code",
         )
     follow_up_due = None
-    today = now.astimezone(CHINA).date()
+    today = local_day(now)
     if score <= BAD_SCORE:
         try:
             calendar = await working_calendar(years=[today.year])

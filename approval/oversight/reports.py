@@ -20,11 +20,11 @@ from typing import Any
 from tortoise.expressions import Q, Subquery
 
 from approval.core.access import Viewer, project_scope, require_role
-from approval.core.calendar import working_calendar
+from approval.core.calendar import calendar_for, working_calendar
+from approval.core.dates import CHINA, local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.labels import label
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
-from approval.projects.projects import CHINA
 from storage.enums import Role, StageStatus, TaskStatus, WarningLevel
 from storage.models import (
     Department,
@@ -71,15 +71,6 @@ def parse_month(month: str, *, field: str = "month") -> Period:
     return Period(month=text, start=start, end=end)
 
 
-def _day(moment: datetime) -> date:
-    return moment.astimezone(CHINA).date()
-
-
-async def _calendar(days: Iterable[date]) -> WorkingCalendar:
-    years = {d.year for d in days}
-    return await working_calendar(years=sorted(years))
-
-
 def _unknown(error: CalendarUnknownError, field: str | None = None) -> DomainError:
     return DomainError(ErrorCode.CALENDAR_UNKNOWN, str(error), field=field)
 
@@ -94,8 +85,8 @@ def _task_start(task: Task) -> date:
     earlier round (the stage row keeps only the latest acceptance) the task's creation."""
     stage = task.stage
     if stage.accepted_at is not None and task.round == stage.round:
-        return _day(stage.accepted_at)
-    return _day(task.created_at)
+        return local_day(stage.accepted_at)
+    return local_day(task.created_at)
 
 
 # --- warnings and overdue --------------------------------------------------------------------
@@ -185,10 +176,10 @@ async def warnings(
             f"withinDays must be between 0 and 30 working days, got {within_days}",
             field="withinDays",
         )
-    today = _day(now)
+    today = local_day(now)
     tasks = [t for t in _current(await _open_tasks(viewer)) if t.deadline >= today]
     try:
-        calendar = await _calendar([today, *(t.deadline for t in tasks)])
+        calendar = await calendar_for(today, *(t.deadline for t in tasks))
         alerts = [
             _alert(t, left, WarningLevel.YELLOW)
             for t in tasks
@@ -202,10 +193,10 @@ async def warnings(
 async def overdue(*, viewer: Viewer, now: datetime) -> Alerts:
     """超期: open tasks past their deadline (most overdue first), and the red events."""
     require_role(viewer, Role.SUPERVISOR)
-    today = _day(now)
+    today = local_day(now)
     tasks = [t for t in _current(await _open_tasks(viewer)) if t.deadline < today]
     try:
-        calendar = await _calendar([today, *(t.deadline for t in tasks)])
+        calendar = await calendar_for(today, *(t.deadline for t in tasks))
         alerts = [
             _alert(t, -calendar.working_days_between(t.deadline, today), WarningLevel.RED)
             for t in tasks
@@ -240,16 +231,16 @@ async def department_figures(
     """Per department: tasks decided (in ``month`` when given), on-time rate, average
     working days per decided item, default approvals; and tasks open and overdue now."""
     require_role(viewer, Role.SUPERVISOR)
-    today = _day(now)
+    today = local_day(now)
     decided_q = _scoped_tasks(viewer).filter(decided_at__isnull=False)
     if month is not None:
         period = parse_month(month)
         decided_q = decided_q.filter(decided_at__gte=period.start, decided_at__lt=period.end)
     decided = await decided_q.select_related("stage").order_by("id")
     open_rows = await _scoped_tasks(viewer).filter(status__in=list(OPEN), decided_at__isnull=True)
-    spans = [(_task_start(t), _day(t.decided_at)) for t in decided if t.decided_at]
+    spans = [(_task_start(t), local_day(t.decided_at)) for t in decided if t.decided_at]
     try:
-        calendar = await _calendar([today, *(d for span in spans for d in span)])
+        calendar = await calendar_for(today, *(d for span in spans for d in span))
         elapsed: dict[int, list[int]] = defaultdict(list)
         for task, (start, end) in zip(decided, spans, strict=True):
             elapsed[task.department_id].append(calendar.working_days_between(start, end))
@@ -277,7 +268,7 @@ async def department_figures(
                     for t in rows
                     if t.decided_at is not None
                     and not t.default_approved
-                    and _day(t.decided_at) <= t.deadline
+                    and local_day(t.decided_at) <= t.deadline
                 ),
                 default_approved=sum(1 for t in rows if t.default_approved),
                 average_working_days=round(fmean(days), 2) if days else None,
@@ -310,7 +301,7 @@ async def stage_durations(
     """Per stage across projects: how many completed (in ``month`` when given), average and
     longest working days from acceptance to completion, and how many are in review now."""
     require_role(viewer, Role.SUPERVISOR)
-    today = _day(now)
+    today = local_day(now)
     visible = Project.filter(project_scope(viewer)).values("id")
     stages = Stage.filter(project_id__in=Subquery(visible))
     done_q = stages.filter(
@@ -324,9 +315,9 @@ async def stage_durations(
         project_id__in=Subquery(Project.filter(project_scope(viewer)).values("id")),
         status=StageStatus.IN_REVIEW,
     )
-    spans = [(_day(s.accepted_at), _day(s.completed_at)) for s in done]  # type: ignore[arg-type]
+    spans = [(local_day(s.accepted_at), local_day(s.completed_at)) for s in done]  # type: ignore[arg-type]
     try:
-        calendar = await _calendar([today, *(d for span in spans for d in span)])
+        calendar = await calendar_for(today, *(d for span in spans for d in span))
         durations: dict[int, list[int]] = defaultdict(list)
         for stage, (start, end) in zip(done, spans, strict=True):
             durations[stage.definition_id].append(calendar.working_days_between(start, end))
@@ -450,7 +441,7 @@ async def ledger_rows(
     stages active in that month (accepted before its end, not completed before its start)."""
     require_role(viewer, Role.SUPERVISOR)
     say = progress or (lambda _line: None)
-    today = _day(now)
+    today = local_day(now)
     projects = list(await Project.filter(project_scope(viewer)).order_by("code"))
     stage_q = Stage.filter(project_id__in=[p.id for p in projects])
     if month is not None:
@@ -486,9 +477,9 @@ async def ledger_rows(
                 "region_name": regions[project.region_id].name,
                 "stage_name": stage.definition.name,
                 "stage_status": label(stage.status),
-                "accepted_on": _day(stage.accepted_at) if stage.accepted_at else None,
+                "accepted_on": local_day(stage.accepted_at) if stage.accepted_at else None,
                 "stage_deadline": stage.deadline,
-                "completed_on": _day(stage.completed_at) if stage.completed_at else None,
+                "completed_on": local_day(stage.completed_at) if stage.completed_at else None,
             }
             stage_tasks = by_stage.get(stage.id, [])
             if not stage_tasks:
@@ -511,7 +502,7 @@ async def ledger_rows(
                 continue
             for task in stage_tasks:
                 task.stage = stage
-                decided_on = _day(task.decided_at) if task.decided_at else None
+                decided_on = local_day(task.decided_at) if task.decided_at else None
                 is_open = task.decided_at is None and task.status in OPEN
                 rows.append(
                     LedgerRow(

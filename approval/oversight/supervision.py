@@ -28,13 +28,13 @@ from tortoise.transactions import in_transaction
 
 from approval.core import audit
 from approval.core.calendar import working_calendar
+from approval.core.dates import local_day
 from approval.core.errors import DomainError
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
 from approval.projects.tasks import (
     OPEN,
     STAGE_SUSPENDED,
     default_approve,
-    local_day,
     stop_clocks,
 )
 from storage.enums import MaterialStatus, StageStatus, WarningLevel

@@ -14,8 +14,8 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from approval.core.access import Viewer, visible_project
+from approval.core.dates import local_day
 from approval.core.errors import invalid
-from approval.projects.projects import CHINA
 from approval.projects.stages import (
     application_deadlines,
     commitment_limit,
@@ -77,7 +77,7 @@ async def stage_application(
     if stage is None:
         raise invalid(f"stage {stage_code!r} is not a stage of this project", field="stage")
     readiness = await stage_readiness(project=project, stage=stage)
-    today = now.astimezone(CHINA).date()
+    today = local_day(now)
     stage_deadline, deadlines = await application_deadlines(
         today=today, definition=stage.definition, items=readiness.items
     )

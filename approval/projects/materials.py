@@ -11,13 +11,13 @@ from tortoise.transactions import in_transaction
 from approval.core import audit
 from approval.core.access import Viewer, require_role, visible_project
 from approval.core.calendar import working_calendar
+from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
 from approval.projects.tasks import (
     STAGE_SUSPENDED,
     PauseReason,
     calendar_error,
-    local_day,
     restart_clocks,
 )
 from storage.enums import MaterialStatus, ObjectKind, Role, StageStatus, TaskStatus, UploadStatus

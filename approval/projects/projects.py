@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
 from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
@@ -17,9 +16,11 @@ from approval.core.codes import (
     PROJECT_TYPE_CODES,
     InvalidCodeError,
     format_project_code,
+    parse_project_code,
     validate_credit_code,
     validate_industry_code,
 )
+from approval.core.dates import CHINA, local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
 from storage.enums import ProjectType, Role, StageStatus
 from storage.models import (
@@ -32,8 +33,6 @@ from storage.models import (
     Task,
     User,
 )
-
-CHINA = ZoneInfo("Asia/Shanghai")
 
 
 @dataclass(frozen=True)
@@ -206,9 +205,22 @@ def project_query(*, viewer: Viewer, where: ProjectFilter) -> QuerySet[Project]:
             stage_q = stage_q.filter(status=where.stage_status)
         query = query.filter(id__in=Subquery(stage_q.values("project_id")))
     if where.overdue_on is not None:
-        today = where.overdue_on.astimezone(CHINA).date()
+        today = local_day(where.overdue_on)
         late = Task.filter(
             decided_at__isnull=True, paused_at__isnull=True, deadline__lt=today
         ).values("stage__project_id")
         query = query.filter(id__in=Subquery(late))
     return query
+
+
+async def project_by_code(*, viewer: Viewer, code: str) -> Project | None:
+    """The project with this national code if the viewer may see it; None when there is none.
+
+    A malformed code is an input error that says what is wrong, not an unknown project.
+    """
+    try:
+        canonical = str(parse_project_code(code))
+    except InvalidCodeError as exc:
+        hint = "copy the code from the project's record or receipt"
+        raise invalid(f"{exc} {hint}", field="code") from None
+    return await Project.filter(project_scope(viewer), code=canonical).first()

@@ -10,9 +10,9 @@ from tortoise.transactions import in_transaction
 from approval.core import audit
 from approval.core.access import Viewer, require_role, visible_project
 from approval.core.calendar import working_calendar
+from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.workdays import CalendarUnknownError
-from approval.projects.projects import CHINA
 from storage.enums import Decision, MaterialStatus, Role, StageStatus
 from storage.models import (
     ItemMaterial,
@@ -122,7 +122,7 @@ async def accept_stage(
             f"no item of stage {stage.definition.name} applies to this project; nothing to accept",
             field="stage",
         )
-    today = now.astimezone(CHINA).date()
+    today = local_day(now)
     stage_deadline, deadlines = await application_deadlines(
         today=today, definition=stage.definition, items=readiness.items
     )

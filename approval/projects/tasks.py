@@ -21,10 +21,10 @@ from tortoise.transactions import in_transaction
 
 from approval.core import audit
 from approval.core.access import Viewer, require_role
-from approval.core.calendar import working_calendar
+from approval.core.calendar import calendar_for
+from approval.core.dates import CHINA, local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
-from approval.projects.projects import CHINA
 from storage.enums import Decision, MaterialStatus, ProjectStatus, Role, StageStatus, TaskStatus
 from storage.models import (
     Material,
@@ -63,15 +63,6 @@ STAGE_SUSPENDED = "stage_suspended"
 def stage_outcome(decisions: list[Decision]) -> Decision:
     """The most severe decision: rejected > supplement required > with conditions > approved."""
     return max(decisions, key=SEVERITY.__getitem__)
-
-
-def local_day(moment: datetime) -> date:
-    return moment.astimezone(CHINA).date()
-
-
-async def calendar_for(*days: date) -> WorkingCalendar:
-    """The working calendar of the years of ``days`` (and each following year)."""
-    return await working_calendar(years=sorted({d.year for d in days}))
 
 
 def calendar_error(exc: CalendarUnknownError, *, field: str | None = None) -> DomainError:

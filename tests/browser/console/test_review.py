@@ -10,8 +10,8 @@ from typing import Any
 from playwright.async_api import Browser, expect
 
 from approval.core.codes import credit_code_with_check
+from approval.core.dates import CHINA
 from approval.oversight.supervision import SupervisionSettings, supervise
-from approval.projects.projects import CHINA
 from tests.browser.console.conftest import Desk, Office
 
 STAGE = "project_approval"
