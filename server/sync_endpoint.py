@@ -60,7 +60,8 @@ AccessFor = Callable[[Viewer, str], Awaitable[Access | None]]
 async def running_sync_server(
     settings: Settings, policy_for: PolicyFor
 ) -> AsyncIterator[SyncServer]:
-    """A SyncServer for the lifespan; closed (rooms flushed) when the lifespan ends."""
+    """A SyncServer for the lifespan, catching up the rows of documents left behind by a
+    crash; closed (rooms flushed) when the lifespan ends."""
     server = SyncServer(
         store=UpdateStore(),
         policy_for=policy_for,
@@ -68,6 +69,7 @@ async def running_sync_server(
         idle_seconds=settings.sync_idle_seconds,
         materialise_delay=settings.sync_materialise_ms / 1000,
     )
+    server.start()  # materialises the documents whose rows are behind their log
     try:
         yield server
     finally:

@@ -781,6 +781,19 @@ class DocumentSnapshot(Model):
         table = "document_snapshot"
 
 
+class DocumentProjection(Model):
+    """How far the rows GraphQL reads follow a document's log: every update with an id up to
+    ``upto_id`` is materialised (a document whose log is further on is materialised again when
+    its room loads and at start-up)."""
+
+    doc = fields.CharField(max_length=128, primary_key=True)
+    upto_id = fields.BigIntField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "document_projection"
+
+
 class StoredObject(Model):
     """The bytes of one file in object storage, kept once: the key follows from kind and hash.
 

@@ -116,6 +116,8 @@ class Room:
         self.presence: dict[int, protocol.AwarenessEntry] = {}
         self.presence_of: dict[Peer, set[int]] = {}
         self.lock = asyncio.Lock()
+        self.position = 0  # the log id of the last update the room's document holds
+        self._projected = 0  # the position up to which the rows are written
         self.users = 0  # connections and edits holding the room open
         self.closing = False
         self.closed = asyncio.Event()
@@ -140,27 +142,50 @@ class Room:
         """Apply the stored log; seed it with the policy's initial update when empty.
 
         A policy with an ``async prepare(doc_name)`` (see ``sync.policy``) has it awaited
-        first, so that it can read what its synchronous methods need."""
+        first, so that it can read what its synchronous methods need. When the log is further
+        on than the rows (``UpdateStore.projected``: a commit just before a crash), the
+        document is materialised at once."""
         prepare = getattr(self.policy, "prepare", None)
         if prepare is not None:
             await prepare(self.name)
-        updates = await self.store.load(self.name)
+        stored = await self.store.log(self.name)
+        updates, self.position = stored.updates, stored.position
+        self._projected = await self.store.projected(self.name)
         if not updates:
             initial = self.policy.initial_update(self.name)
             if initial:
-                await self.store.append(self.name, initial)
+                self.position = await self.store.append(self.name, initial)
                 updates = [initial]
+            self._projected = self.position  # the layout alone carries no rows
         for update in updates:
             self.doc.apply_update(update)
         held = DocState.of(self.doc)
         self.pending = [update for update in updates if not held.covers(update)]
         self._projector = asyncio.create_task(self._project_loop(), name=f"project {self.name}")
+        if self._projected < self.position:
+            log.info(
+                "room %s: rows written up to log position %d, the log is at %d: materialising",
+                self.name,
+                self._projected,
+                self.position,
+            )
+            self._mark_dirty(at_once=True)
         log.info(
             "room %s loaded: %d stored updates, %d pending",
             self.name,
             len(updates),
             len(self.pending),
         )
+
+    async def catch_up(self) -> bool:
+        """Materialise now unless the rows are written up to the log's position already;
+        False when the materialisation failed."""
+        if self._projecting is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._projecting
+        if self._projected >= self.position:
+            return True
+        return await self._materialise()
 
     async def close(self) -> None:
         """Stop the projector and run a last materialisation if commits are unprojected."""
@@ -314,7 +339,7 @@ class Room:
             if not batch:
                 return results
             try:
-                await self.store.append_many(self.name, batch)
+                last = await self.store.append_many(self.name, batch)
             except Exception:
                 log.exception("could not store %d updates of %s", len(batch), self.name)
                 self._forget_copies()
@@ -329,6 +354,7 @@ class Room:
             raise
         finally:
             self._batch = []
+        self.position = max(self.position, last)  # applied below, without awaiting first
         # Merged a chunk at a time (merge_updates is quadratic in the number of updates), then
         # applied in one transaction: the same state as applying them one by one.
         chunks = [batch[start : start + MERGE_CHUNK] for start in range(0, len(batch), MERGE_CHUNK)]
@@ -554,8 +580,14 @@ class Room:
 
     # --- materialisation -------------------------------------------------------------------
 
-    def _mark_dirty(self) -> None:
+    def _mark_dirty(self, *, at_once: bool = False) -> None:
         now = asyncio.get_running_loop().time()
+        if at_once:  # due now: as if the delays had passed
+            self._first_dirty = now - self.settings.materialise_max_wait
+            self._last_commit = now - self.settings.materialise_delay
+            self._dirty = True
+            self._wake.set()
+            return
         if not self._dirty:
             self._first_dirty = now
         self._dirty = True
@@ -585,10 +617,14 @@ class Room:
 
     async def _materialise(self) -> bool:
         self._dirty = False
+        position = self.position  # what the copy holds: both read without awaiting between
         copy: Doc = Doc()
         copy.apply_update(self.doc.get_update())
         try:
             await self.policy.materialise(doc_name=self.name, doc=copy)
+            if position > self._projected:
+                await self.store.mark_projected(self.name, position)
+                self._projected = position
         except Exception:
             log.exception("materialising %s failed; it will be tried again", self.name)
             if not self._dirty:

@@ -256,6 +256,36 @@ class SyncServer:
         self._unloading: set[asyncio.Task[None]] = set()
         self._connections: set[Connection] = set()
         self._closed = False
+        self._catching_up: asyncio.Task[int] | None = None
+
+    def start(self) -> None:
+        """Begin the start-up catch-up (``catch_up``) in the background."""
+        self._catching_up = asyncio.create_task(self.catch_up(), name="sync catch-up")
+
+    async def catch_up(self) -> int:
+        """Materialise every document whose log is further on than its rows (updates committed
+        just before a crash), one at a time; returns how many were materialised."""
+        count = 0
+        for doc_name in await self.store.behind():
+            try:
+                self.policy(doc_name)
+            except UnknownDocument:
+                continue  # no policy serves it any more: nothing to write
+            try:
+                room = await self._acquire(doc_name)
+            except ServerClosing:
+                break
+            except Exception:
+                log.exception("catching up %s: its room could not be opened", doc_name)
+                continue
+            try:
+                if await room.catch_up():
+                    count += 1
+            finally:
+                self._release(room)
+        if count:
+            log.info("caught up the rows of %d documents", count)
+        return count
 
     # --- documents -------------------------------------------------------------------------
 
@@ -530,6 +560,10 @@ class SyncServer:
     async def close(self) -> None:
         """Close every connection, flush every room's materialisation, unload every room."""
         self._closed = True
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._catching_up
         for connection in list(self._connections):
             connection.close(CLOSE_GOING_AWAY, "the server is shutting down; reconnect later")
         for timer in self._idle.values():

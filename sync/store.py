@@ -9,21 +9,31 @@ rows. ``Doc.get_update()`` leaves out updates that are still pending (their pred
 not arrived), so a row is deleted only when the snapshot's state vector covers every struct of
 it and every range it deletes; the others stay in the log and keep being loaded after the
 snapshot. No update is ever merged with ``merge_updates`` (quadratic) or squashed away.
+
+Each document's position is the id of the last update in its log (the snapshot's ``upto_id``
+once compacted). ``DocumentProjection`` records up to which position the document's rows are
+written: a room records it after each materialisation, and a room whose document is further
+on than its rows (an update committed and acknowledged just before a crash) materialises it
+when it loads; ``behind`` lists such documents for the start-up catch-up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from pycrdt import Doc, Snapshot, get_update
 from tortoise import timezone
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
-from storage.models import DocumentSnapshot, DocumentUpdate
+from storage.models import DocumentProjection, DocumentSnapshot, DocumentUpdate
 from sync.protocol import ProtocolError, Reader, decode_delete_set, decode_state_vector
 
 log = logging.getLogger("onewindow.sync.store")
@@ -38,15 +48,21 @@ TABLE = DocumentUpdate._meta.db_table
 def _sqlite_insert(rows: int) -> str:
     """One INSERT of ``rows`` rows, numbered parameters: ?1 the doc, ?2 the time, then data."""
     values = ", ".join(f"(?1, ?{index + 3}, ?2)" for index in range(rows))
-    return f'INSERT INTO "{TABLE}" ("doc", "data", "created_at") VALUES {values}'
+    return f'INSERT INTO "{TABLE}" ("doc", "data", "created_at") VALUES {values} RETURNING "id"'
 
 
 # One statement for any number of rows; the ORDER BY makes the ids follow the array's order
 # (the serial's defaults are drawn as the sorted rows are inserted).
 _POSTGRES_INSERT = (
     f'INSERT INTO "{TABLE}" ("doc", "data", "created_at") '
-    "SELECT $1, u.data, $2 FROM unnest($3::bytea[]) WITH ORDINALITY AS u(data, n) ORDER BY u.n"
+    "SELECT $1, u.data, $2 FROM unnest($3::bytea[]) WITH ORDINALITY AS u(data, n) ORDER BY u.n "
+    'RETURNING "id"'
 )
+
+
+def _last_id(rows: list[dict[str, Any]]) -> int:
+    """The largest id among the rows an ``INSERT ... RETURNING "id"`` gave."""
+    return max(int(row["id"]) for row in rows)
 
 
 def _holds(ranges: list[tuple[int, int]], clock: int, length: int) -> bool:
@@ -143,6 +159,15 @@ class DocState:
 
 
 @dataclass(frozen=True)
+class StoredLog:
+    """A document's log as ``UpdateStore.log`` reads it: the updates and the position of the
+    last one (0 for an empty log)."""
+
+    updates: list[bytes]
+    position: int
+
+
+@dataclass(frozen=True)
 class Compaction:
     doc: str
     rows_before: int
@@ -162,8 +187,9 @@ class UpdateStore:
         row = await DocumentUpdate.create(doc=doc, data=bytes(update))
         return int(row.id)
 
-    async def append_many(self, doc: str, updates: list[bytes]) -> None:
-        """Commit ``updates`` in one transaction, in this order: all of them or none.
+    async def append_many(self, doc: str, updates: list[bytes]) -> int:
+        """Commit ``updates`` in one transaction, in this order: all of them or none; returns
+        the log id of the last one (0 when there is none).
 
         A raw multi-row INSERT (building a model object per row cost more than the insert):
         on PostgreSQL one ``INSERT ... SELECT FROM unnest(...) WITH ORDINALITY ORDER BY``, on
@@ -171,32 +197,68 @@ class UpdateStore:
         ``INSERT_BATCH``). Either way the ids follow the order of ``updates``, as ``load``
         expects. Raises if the database refuses them."""
         if not updates:
-            return
+            return 0
         if len(updates) == 1:
-            await self.append(doc, updates[0])
-            return
+            return await self.append(doc, updates[0])
         now = timezone.now()
         data = [bytes(update) for update in updates]
         connection: BaseDBAsyncClient = DocumentUpdate._meta.db
         if connection.capabilities.dialect == "postgres":
-            await connection.execute_query(_POSTGRES_INSERT, [doc, now, data])
-            return
+            return _last_id(await connection.execute_query_dict(_POSTGRES_INSERT, [doc, now, data]))
         if len(data) <= INSERT_BATCH:  # one statement: atomic without a transaction
-            await connection.execute_query(_sqlite_insert(len(data)), [doc, now, *data])
-            return
+            statement = _sqlite_insert(len(data))
+            return _last_id(await connection.execute_query_dict(statement, [doc, now, *data]))
+        last = 0
         async with in_transaction() as transaction:
             for start in range(0, len(data), INSERT_BATCH):
                 chunk = data[start : start + INSERT_BATCH]
-                await transaction.execute_query(_sqlite_insert(len(chunk)), [doc, now, *chunk])
+                statement = _sqlite_insert(len(chunk))
+                rows = await transaction.execute_query_dict(statement, [doc, now, *chunk])
+                last = max(last, _last_id(rows))
+        return last
 
     async def load(self, doc: str) -> list[bytes]:
         """The snapshot (if any), then every row kept, in arrival order."""
+        return (await self.log(doc)).updates
+
+    async def log(self, doc: str) -> StoredLog:
+        """``load`` with the document's position: the id of its last update."""
         snapshot = await DocumentSnapshot.get_or_none(doc=doc)
-        rows = await DocumentUpdate.filter(doc=doc).order_by("id").values_list("data", flat=True)
-        updates = [bytes(data) for data in rows]
+        rows = await DocumentUpdate.filter(doc=doc).order_by("id").values_list("id", "data")
+        updates = [bytes(data) for _, data in rows]
+        position = int(rows[-1][0]) if rows else 0
         if snapshot is not None:
             updates.insert(0, bytes(snapshot.data))
-        return updates
+            position = max(position, int(snapshot.upto_id))
+        return StoredLog(updates, position)
+
+    async def projected(self, doc: str) -> int:
+        """The position up to which the rows of ``doc`` are written (0: never)."""
+        row = await DocumentProjection.get_or_none(doc=doc)
+        return int(row.upto_id) if row is not None else 0
+
+    async def mark_projected(self, doc: str, position: int) -> None:
+        """Record that the rows of ``doc`` are written up to ``position``; never moves back."""
+        if await DocumentProjection.filter(doc=doc, upto_id__lt=position).update(upto_id=position):
+            return
+        if not await DocumentProjection.exists(doc=doc):
+            with contextlib.suppress(IntegrityError):  # another materialisation made it first
+                await DocumentProjection.create(doc=doc, upto_id=position)
+            await DocumentProjection.filter(doc=doc, upto_id__lt=position).update(upto_id=position)
+
+    async def behind(self) -> list[str]:
+        """The documents whose log is further on than their rows, in name order."""
+        last: dict[str, int] = {
+            str(doc): int(upto)
+            for doc, upto in await DocumentSnapshot.all().values_list("doc", "upto_id")
+        }
+        rows = (
+            await DocumentUpdate.annotate(last=Max("id")).group_by("doc").values_list("doc", "last")
+        )
+        for doc, upto in rows:
+            last[str(doc)] = max(last.get(str(doc), 0), int(upto))
+        projected = dict(await DocumentProjection.all().values_list("doc", "upto_id"))
+        return sorted(doc for doc, upto in last.items() if int(projected.get(doc, 0)) < upto)
 
     async def row_count(self, doc: str) -> int:
         return await DocumentUpdate.filter(doc=doc).count()

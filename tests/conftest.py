@@ -134,6 +134,7 @@ async def clean_catalog(database: str) -> AsyncIterator[None]:
 WORK_MODELS = (
     models.DocumentSnapshot,
     models.DocumentUpdate,
+    models.DocumentProjection,
     models.AgencyEntry,
     models.Rectification,
     models.CheckResult,

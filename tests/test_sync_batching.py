@@ -46,12 +46,13 @@ class GatedStore(UpdateStore):
         self.commits: list[int] = []
         self.fail = False
 
-    async def append_many(self, doc: str, updates: list[bytes]) -> None:
+    async def append_many(self, doc: str, updates: list[bytes]) -> int:
         await self.gate.wait()
         if self.fail:
             raise OSError("the disk is gone")
-        await super().append_many(doc, updates)
+        last = await super().append_many(doc, updates)
         self.commits.append(len(updates))
+        return last
 
 
 @dataclass(eq=False)

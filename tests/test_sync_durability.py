@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import secrets
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 from pycrdt import Doc, Map, Text
 
 from tests.cluster_support import fresh_database
-from tests.sync_support import TIMEOUT, SyncClient, free_port
+from tests.sync_support import TIMEOUT, SyncClient, free_port, until
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = "test/durable"
@@ -33,7 +34,7 @@ async def process_database(tmp_path: Path) -> str:
 
 @contextlib.asynccontextmanager
 async def server_process(
-    url: str, token: str, log: Path, mode: str = "permissive"
+    url: str, token: str, log: Path, mode: str = "permissive", *extra: str
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     port = free_port()
     with log.open("ab") as out:
@@ -45,6 +46,7 @@ async def server_process(
             str(port),
             token,
             mode,
+            *extra,
             cwd=ROOT,
             stdout=out,
             stderr=out,
@@ -152,3 +154,32 @@ async def test_the_default_app_refuses_documents_it_does_not_know(tmp_path: Path
         client = await SyncClient.open(base, DOC, token=token)
         code, reason = await client.until_closed()
         assert code == 4404 and DOC in reason
+
+
+async def test_rows_catch_up_after_a_sigkill_without_any_client(tmp_path: Path) -> None:
+    """Updates acknowledged and then killed before their (debounced) materialisation reach
+    the rows at the next start-up, before any client opens the document."""
+    url = await process_database(tmp_path)
+    token = secrets.token_urlsafe(16)
+    log, rows = tmp_path / "server.log", tmp_path / "rows.json"
+    doc = f"test/rows-{secrets.token_hex(4)}"
+
+    def written() -> dict[str, int]:
+        if not rows.exists():
+            return {}
+        value: dict[str, int] = json.loads(rows.read_text()).get(doc, {})
+        return value
+
+    async with server_process(url, token, log, "projecting", str(rows)) as (base, process):
+        writer = await SyncClient.open(base, doc, token=token)
+        await writer.until(writer.synced.is_set, "the first sync")
+        for i in range(5):
+            await writer.change(lambda doc, i=i: doc.get("m", type=Map).__setitem__(f"k{i}", i))
+        await writer.until(lambda: writer.sent in writer.acks, "the acknowledgements")
+        os.kill(process.pid, signal.SIGKILL)
+        await writer.until_closed()
+    assert written() == {}, "materialised before the kill: the test proves nothing"
+
+    async with server_process(url, token, log, "projecting", str(rows)):
+        expected = {f"k{i}": i for i in range(5)}
+        await until(lambda: written() == expected, "the rows caught up at start-up")
