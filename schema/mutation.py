@@ -12,7 +12,6 @@ from strawberry import relay
 
 from approval.core import auth
 from approval.core.errors import DomainError, invalid
-from approval.core.inputs import row_id
 from approval.files import uploads
 from approval.projects import materials, projects, stages, tasks
 from schema.context import Info
@@ -48,14 +47,12 @@ async def task_result(action: Callable[[], Awaitable[models.Task]]) -> TaskPaylo
 
 
 def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
-    number = row_id(global_id.node_id)
-    if global_id.type_name != type_name or number is None:
+    if global_id.type_name != type_name or not global_id.node_id.isdigit():
         raise invalid(
-            f"{field} must be the id of a {type_name} from this API, got "
-            f"{global_id.type_name}:{global_id.node_id[:40]!r}",
+            f"{field} must be the id of a {type_name}, got one of a {global_id.type_name}",
             field=field,
         )
-    return number
+    return int(global_id.node_id)
 
 
 @strawberry.input(description="一表制申报: 项目申请表")

@@ -164,6 +164,27 @@ async def run_load_catalog(settings: Settings, file: str | None) -> None:
     say("load-catalog: " + ("catalog updated" if report.changed else "catalog unchanged"))
 
 
+async def run_load_company_catalog(settings: Settings, file: str | None) -> None:
+    from approval.catalog.company import load_default_company_catalog, parse_company_catalog
+    from approval.catalog.company_load import load_company_catalog
+
+    if file is None:
+        catalog = load_default_company_catalog()
+        source = "company.yaml"
+        say("company catalog: the shipped one (1+4+X, 18 flows)")
+    else:
+        catalog = parse_company_catalog(read_text(file, "company catalog file"), source=file)
+        source = file
+        say(f"company catalog: {file}")
+    async with connected(settings):
+        report = await load_company_catalog(catalog, source=source)
+    say(report.summary())
+    say(
+        "load-company-catalog: "
+        + ("company catalog updated" if report.changed else "company catalog unchanged")
+    )
+
+
 async def run_load_holidays(settings: Settings, file: str) -> None:
     from approval.core.calendar import load_holiday_year
 
@@ -204,6 +225,8 @@ async def run_setup(settings: Settings) -> None:
     await run_migrate(settings)
     say("== load-catalog")
     await run_load_catalog(settings, None)
+    say("== load-company-catalog")
+    await run_load_company_catalog(settings, None)
     say("== seed-demo --if-empty")
     async with connected(settings):
         await _seed_demo(True)
@@ -395,6 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
         "load-catalog", help="load the approval catalog and the package holiday calendar"
     )
     catalog.add_argument("--file", help="a catalog YAML file (default: the shipped one)")
+    company = commands.add_parser(
+        "load-company-catalog",
+        help="load the company-setup catalog (1+4+X: permits, flows, business types)",
+    )
+    company.add_argument(
+        "--file", help="a company catalog YAML file (default: the shipped company.yaml)"
+    )
     holidays = commands.add_parser(
         "load-holidays", help="load one year's holidays from an administrator's file"
     )
@@ -410,7 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--display-name", metavar="NAME")
     user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     commands.add_parser("serve", help="run the HTTP server (GraphQL at /graphql)")
-    commands.add_parser("setup", help="migrate, load-catalog and seed-demo --if-empty")
+    commands.add_parser(
+        "setup", help="migrate, load-catalog, load-company-catalog and seed-demo --if-empty"
+    )
     ledger = commands.add_parser(
         "export-ledger", help="write the ledger (台账) of projects, stages and tasks to Excel"
     )
@@ -428,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that change the schema or the reference data run one at a time per database.
-SETUP_COMMANDS = frozenset({"migrate", "load-catalog", "load-holidays", "seed-demo", "setup"})
+SETUP_COMMANDS = frozenset(
+    {"migrate", "load-catalog", "load-company-catalog", "load-holidays", "seed-demo", "setup"}
+)
 
 
 def _command(
@@ -437,6 +471,7 @@ def _command(
     handlers: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "migrate": lambda: run_migrate(settings),
         "load-catalog": lambda: run_load_catalog(settings, args.file),
+        "load-company-catalog": lambda: run_load_company_catalog(settings, args.file),
         "load-holidays": lambda: run_load_holidays(settings, args.file),
         "seed-demo": lambda: run_seed_demo(settings, args.if_empty),
         "create-user": lambda: run_create_user(settings, args),

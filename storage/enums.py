@@ -121,3 +121,12 @@ class ObjectKind(StrEnum):
 class UploadStatus(StrEnum):
     PENDING = "pending"  # a ticket was given; the bytes are not confirmed yet
     CONFIRMED = "confirmed"  # checked and kept as a stored object
+
+
+class SetupStatus(StrEnum):
+    """A company setup (企业设立) from acceptance at the window to the certificates issued."""
+
+    IN_REVIEW = "in_review"  # the departments review in parallel (同步审批)
+    READY = "ready"  # every permit approved: the window issues them together (统一发证)
+    ISSUED = "issued"  # the certificates were handed over
+    REFUSED = "refused"  # a department refused or asked for more; the window tells the applicant

@@ -27,6 +27,7 @@ from storage.enums import (
     ProjectType,
     RegionKind,
     Role,
+    SetupStatus,
     StageStatus,
     TaskStatus,
     UploadStatus,
@@ -869,3 +870,224 @@ class Upload(Model):
 
     class Meta:
         table = "upload"
+
+
+# --- company setup (企业设立 1+4+X) ------------------------------------------------------------
+
+
+class SetupRules(Model):
+    """The company catalog's one row of rules: the window and the working-day limits."""
+
+    id = fields.IntField(primary_key=True)
+    window: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="setup_windows", on_delete=fields.RESTRICT
+    )
+    window_id: int
+    core_days = fields.IntField()  # 一照三证 within these working days
+    x_days = fields.IntField()  # the X permits
+    site_check_days = fields.IntField()  # a site check after its request
+
+    class Meta:
+        table = "setup_rules"
+
+
+class SetupFlowGroup(Model):
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=64)
+    order = fields.SmallIntField()
+
+    class Meta:
+        table = "setup_flow_group"
+
+
+class SetupFlow(Model):
+    """One of the flows (流程图) of company setup: the X permits beyond the core ones."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=128)
+    group: fields.ForeignKeyRelation[SetupFlowGroup] = fields.ForeignKeyField(
+        "models.SetupFlowGroup", related_name="flows", on_delete=fields.RESTRICT
+    )
+    group_id: int
+    order = fields.SmallIntField()
+    starts_project = fields.BooleanField(default=False)  # also starts a construction project
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "setup_flow"
+
+
+class SetupPermit(Model):
+    """A licence or permit one department issues at setup (``core``: one of the 4)."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=128)
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="setup_permits", on_delete=fields.RESTRICT
+    )
+    department_id: int
+    core = fields.BooleanField()
+    site_check: fields.ForeignKeyNullableRelation[ChecklistTemplate] = fields.ForeignKeyField(
+        "models.ChecklistTemplate",
+        related_name="setup_permits",
+        null=True,
+        on_delete=fields.RESTRICT,
+    )
+    site_check_id: int | None
+    default_approval = fields.BooleanField(default=True)  # 超时默认 unless the law excludes it
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "setup_permit"
+
+
+class SetupFlowPermit(Model):
+    flow: fields.ForeignKeyRelation[SetupFlow] = fields.ForeignKeyField(
+        "models.SetupFlow", related_name="permit_links", on_delete=fields.CASCADE
+    )
+    flow_id: int
+    permit: fields.ForeignKeyRelation[SetupPermit] = fields.ForeignKeyField(
+        "models.SetupPermit", related_name="flow_links", on_delete=fields.RESTRICT
+    )
+    permit_id: int
+
+    class Meta:
+        table = "setup_flow_permit"
+        unique_together = (("flow", "permit"),)
+
+
+class SetupPermitMaterial(Model):
+    permit: fields.ForeignKeyRelation[SetupPermit] = fields.ForeignKeyField(
+        "models.SetupPermit", related_name="materials", on_delete=fields.CASCADE
+    )
+    permit_id: int
+    material_type: fields.ForeignKeyRelation[MaterialType] = fields.ForeignKeyField(
+        "models.MaterialType", related_name="setup_permit_links", on_delete=fields.RESTRICT
+    )
+    material_type_id: int
+    core = fields.BooleanField()
+
+    class Meta:
+        table = "setup_permit_material"
+        unique_together = (("permit", "material_type"),)
+
+
+class BusinessType(Model):
+    """What the applicant says they open (饭店, 药店, 超市, 网店 ...): it picks one flow."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=64)
+    flow: fields.ForeignKeyRelation[SetupFlow] = fields.ForeignKeyField(
+        "models.SetupFlow", related_name="business_types", on_delete=fields.RESTRICT
+    )
+    flow_id: int
+    active = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "business_type"
+
+
+class CompanySetup(Model):
+    """One company setup application, accepted once at the company window (一窗受理)."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=32, unique=True)  # QS-2026-000001: the receipt number
+    company_name = fields.CharField(max_length=128)
+    business_type: fields.ForeignKeyRelation[BusinessType] = fields.ForeignKeyField(
+        "models.BusinessType", related_name="setups", on_delete=fields.RESTRICT
+    )
+    business_type_id: int
+    flow: fields.ForeignKeyRelation[SetupFlow] = fields.ForeignKeyField(
+        "models.SetupFlow", related_name="setups", on_delete=fields.RESTRICT
+    )
+    flow_id: int
+    region: fields.ForeignKeyRelation[Region] = fields.ForeignKeyField(
+        "models.Region", related_name="setups", on_delete=fields.RESTRICT
+    )
+    region_id: int
+    contact_name = fields.CharField(max_length=64)
+    contact_phone = fields.CharField(max_length=32)
+    status = fields.CharEnumField(SetupStatus, max_length=20, default=SetupStatus.IN_REVIEW)
+    outcome = fields.CharEnumField(Decision, max_length=30, null=True)
+    accepted_at = fields.DatetimeField()
+    accepted_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="accepted_setups", null=True, on_delete=fields.RESTRICT
+    )
+    accepted_by_id: int | None
+    core_deadline = fields.DateField()
+    x_deadline = fields.DateField()
+    completed_at = fields.DatetimeField(null=True)  # the last department decided
+    issued_at = fields.DatetimeField(null=True)  # 统一发证
+    issued_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="issued_setups", null=True, on_delete=fields.RESTRICT
+    )
+    issued_by_id: int | None
+    # A foreign-capital setup that also starts a construction project links the two cases.
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="setups", null=True, on_delete=fields.SET_NULL
+    )
+    project_id: int | None
+
+    class Meta:
+        table = "company_setup"
+
+
+class SetupTask(Model):
+    """One department's review of one permit of a setup, in parallel with the others."""
+
+    id = fields.IntField(primary_key=True)
+    setup: fields.ForeignKeyRelation[CompanySetup] = fields.ForeignKeyField(
+        "models.CompanySetup", related_name="tasks", on_delete=fields.CASCADE
+    )
+    setup_id: int
+    permit: fields.ForeignKeyRelation[SetupPermit] = fields.ForeignKeyField(
+        "models.SetupPermit", related_name="tasks", on_delete=fields.RESTRICT
+    )
+    permit_id: int
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "models.Department", related_name="setup_tasks", on_delete=fields.RESTRICT
+    )
+    department_id: int
+    core = fields.BooleanField()
+    status = fields.CharEnumField(TaskStatus, max_length=30, default=TaskStatus.PENDING)
+    decision = fields.CharEnumField(Decision, max_length=30, null=True)
+    opinion = fields.TextField(default="")
+    deadline = fields.DateField()
+    default_approved = fields.BooleanField(default=False)  # 超时默认, by the system
+    site_check_requested_at = fields.DatetimeField(null=True)
+    site_check_due = fields.DateField(null=True)  # within the rules' site-check working days
+    site_check_done_at = fields.DatetimeField(null=True)
+    decided_at = fields.DatetimeField(null=True)
+    decided_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="decided_setup_tasks", null=True, on_delete=fields.RESTRICT
+    )
+    decided_by_id: int | None
+
+    class Meta:
+        table = "setup_task"
+        unique_together = (("setup", "permit"),)
+
+
+class SetupMaterial(Model):
+    """A material of a setup: collected once at the window and shared by its departments."""
+
+    id = fields.IntField(primary_key=True)
+    setup: fields.ForeignKeyRelation[CompanySetup] = fields.ForeignKeyField(
+        "models.CompanySetup", related_name="materials", on_delete=fields.CASCADE
+    )
+    setup_id: int
+    material_type: fields.ForeignKeyRelation[MaterialType] = fields.ForeignKeyField(
+        "models.MaterialType", related_name="setup_materials", on_delete=fields.RESTRICT
+    )
+    material_type_id: int
+    status = fields.CharEnumField(MaterialStatus, max_length=20)
+    commitment_due = fields.DateField(null=True)  # 容缺: missing, promised by this date
+    commitment_signed_by = fields.CharField(max_length=64, default="")
+
+    class Meta:
+        table = "setup_material"
+        unique_together = (("setup", "material_type"),)

@@ -35,6 +35,13 @@ pytest_plugins = ["tests.object_support", "tests.cluster_support"]
 
 # Catalog and calendar tables, children before parents (the order rows must be deleted in).
 CATALOG_MODELS = (
+    models.SetupPermitMaterial,
+    models.SetupFlowPermit,
+    models.BusinessType,
+    models.SetupFlow,
+    models.SetupFlowGroup,
+    models.SetupRules,
+    models.SetupPermit,
     models.ItemMaterial,
     models.ChecklistTemplate,
     models.ServiceItem,
@@ -156,6 +163,9 @@ WORK_MODELS = (
     models.Material,
     models.Task,
     models.Stage,
+    models.SetupMaterial,
+    models.SetupTask,
+    models.CompanySetup,
     models.Project,
     models.CodeSequence,
     models.AccessToken,

@@ -65,18 +65,11 @@ class SectionCounts:
         return text
 
 
-@dataclass(frozen=True)
-class LoadReport:
-    regions: SectionCounts = field(default_factory=SectionCounts)
-    departments: SectionCounts = field(default_factory=SectionCounts)
-    stages: SectionCounts = field(default_factory=SectionCounts)
-    material_types: SectionCounts = field(default_factory=SectionCounts)
-    items: SectionCounts = field(default_factory=SectionCounts)
-    item_materials: SectionCounts = field(default_factory=SectionCounts)
-    checklists: SectionCounts = field(default_factory=SectionCounts)
+class SectionReport:
+    """What a load did, section by section (a dataclass of SectionCounts fields)."""
 
     def sections(self) -> list[tuple[str, SectionCounts]]:
-        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]  # type: ignore[arg-type]
 
     @property
     def changed(self) -> bool:
@@ -87,10 +80,21 @@ class LoadReport:
         return "\n".join(f"{name}: {counts.describe()}" for name, counts in self.sections())
 
 
+@dataclass(frozen=True)
+class LoadReport(SectionReport):
+    regions: SectionCounts = field(default_factory=SectionCounts)
+    departments: SectionCounts = field(default_factory=SectionCounts)
+    stages: SectionCounts = field(default_factory=SectionCounts)
+    material_types: SectionCounts = field(default_factory=SectionCounts)
+    items: SectionCounts = field(default_factory=SectionCounts)
+    item_materials: SectionCounts = field(default_factory=SectionCounts)
+    checklists: SectionCounts = field(default_factory=SectionCounts)
+
+
 # --- helpers -----------------------------------------------------------------------------
 
 
-class _Upsert:
+class Upsert:
     """Upsert rows of one model by ``code``; reads the table once."""
 
     def __init__(self, model: type[Model], existing: Mapping[str, Model]) -> None:
@@ -136,7 +140,7 @@ class _Upsert:
         )
 
 
-async def _by_code(model: type[_M]) -> dict[str, _M]:
+async def by_code(model: type[_M]) -> dict[str, _M]:
     return {row.code: row for row in await model.all()}  # type: ignore[attr-defined]
 
 
@@ -160,7 +164,7 @@ def _region_levels(regions: Iterable[RegionSpec]) -> list[list[RegionSpec]]:
     return levels
 
 
-def _checks(spec: ChecklistSpec) -> list[dict[str, Any]]:
+def checklist_checks(spec: ChecklistSpec) -> list[dict[str, Any]]:
     return [
         {"code": c.code, "label": c.label, "measured": c.measured, "unit": c.unit}
         for c in spec.checks
@@ -171,7 +175,7 @@ def _checks(spec: ChecklistSpec) -> list[dict[str, Any]]:
 
 
 async def _load_regions(catalog: Catalog) -> tuple[SectionCounts, dict[str, int]]:
-    upsert = _Upsert(Region, await _by_code(Region))
+    upsert = Upsert(Region, await by_code(Region))
     ids: dict[str, int] = {}
     for level in _region_levels(catalog.regions):
         ids |= await upsert.apply(
@@ -195,7 +199,7 @@ async def _load_regions(catalog: Catalog) -> tuple[SectionCounts, dict[str, int]
 async def _load_departments(
     catalog: Catalog, regions: Mapping[str, int]
 ) -> tuple[SectionCounts, dict[str, int]]:
-    upsert = _Upsert(Department, await _by_code(Department))
+    upsert = Upsert(Department, await by_code(Department))
     ids = await upsert.apply(
         (
             d.code,
@@ -214,7 +218,7 @@ async def _load_departments(
 async def _load_stages(
     catalog: Catalog, departments: Mapping[str, int]
 ) -> tuple[SectionCounts, dict[str, int]]:
-    upsert = _Upsert(StageDefinition, await _by_code(StageDefinition))
+    upsert = Upsert(StageDefinition, await by_code(StageDefinition))
     ids = await upsert.apply(
         (
             s.code,
@@ -231,7 +235,7 @@ async def _load_stages(
 
 
 async def _load_material_types(catalog: Catalog) -> tuple[SectionCounts, dict[str, int]]:
-    upsert = _Upsert(MaterialType, await _by_code(MaterialType))
+    upsert = Upsert(MaterialType, await by_code(MaterialType))
     ids = await upsert.apply(
         (t.code, {"name": t.name, "description": t.description}) for t in catalog.material_types
     )
@@ -241,8 +245,8 @@ async def _load_material_types(catalog: Catalog) -> tuple[SectionCounts, dict[st
 async def _load_items(
     catalog: Catalog, stages: Mapping[str, int], departments: Mapping[str, int]
 ) -> tuple[SectionCounts, dict[str, int]]:
-    existing = await _by_code(ServiceItem)
-    upsert = _Upsert(ServiceItem, existing)
+    existing = await by_code(ServiceItem)
+    upsert = Upsert(ServiceItem, existing)
     ids = await upsert.apply(
         (
             i.code,
@@ -311,11 +315,15 @@ async def _load_item_materials(
 
 
 async def _load_checklists(catalog: Catalog, departments: Mapping[str, int]) -> SectionCounts:
-    upsert = _Upsert(ChecklistTemplate, await _by_code(ChecklistTemplate))
+    upsert = Upsert(ChecklistTemplate, await by_code(ChecklistTemplate))
     await upsert.apply(
         (
             c.code,
-            {"name": c.name, "department_id": departments[c.department], "checks": _checks(c)},
+            {
+                "name": c.name,
+                "department_id": departments[c.department],
+                "checks": checklist_checks(c),
+            },
         )
         for c in catalog.checklists
     )

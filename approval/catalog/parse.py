@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import yaml
 
@@ -175,23 +175,23 @@ def _find(specs: tuple[_S, ...], code: str, what: str) -> _S:
 # --- YAML with line numbers --------------------------------------------------------------
 
 
-class _Map(dict[Any, Any]):
+class LineMap(dict[Any, Any]):
     """A YAML mapping that remembers its line and the line of each key (1-based)."""
 
     line: int
     key_lines: dict[Any, int]
 
 
-class _Seq(list[Any]):
+class LineSeq(list[Any]):
     line: int
 
 
-class _LineLoader(yaml.SafeLoader):
+class LineLoader(yaml.SafeLoader):
     pass
 
 
-def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> Iterator[_Map]:
-    data = _Map()
+def _construct_map(loader: LineLoader, node: yaml.MappingNode) -> Iterator[LineMap]:
+    data = LineMap()
     data.line = node.start_mark.line + 1
     data.key_lines = {}
     yield data
@@ -210,15 +210,15 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> Iterator[_Map
         data[key] = loader.construct_object(value_node, deep=True)
 
 
-def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> Iterator[_Seq]:
-    data = _Seq()
+def _construct_seq(loader: LineLoader, node: yaml.SequenceNode) -> Iterator[LineSeq]:
+    data = LineSeq()
     data.line = node.start_mark.line + 1
     yield data
     data.extend(loader.construct_sequence(node, deep=True))
 
 
-_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
 # --- the parser --------------------------------------------------------------------------
@@ -232,7 +232,11 @@ _SECTIONS = {
 _TOP_KEYS = ("version", "regions", "departments", "stages", "material_types", "items", "checklists")
 
 
-class _Parser:
+class CatalogReader:
+    """Reads one YAML catalog file, refusing with the line and what to do."""
+
+    sections: ClassVar[dict[str, str]] = _SECTIONS  # kind of a reference -> the section defining it
+
     def __init__(self, source: str) -> None:
         self.source = source
 
@@ -242,7 +246,7 @@ class _Parser:
     # field access -----------------------------------------------------------------------
 
     def keys(
-        self, m: _Map, what: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
+        self, m: LineMap, what: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
     ) -> None:
         allowed = required + optional
         for key in m:
@@ -256,10 +260,10 @@ class _Parser:
             if key not in m:
                 self.fail(m.line, f"{what} is missing required key {key!r}", f"add {key}: ...")
 
-    def line_of(self, m: _Map, key: str) -> int:
+    def line_of(self, m: LineMap, key: str) -> int:
         return m.key_lines.get(key, m.line)
 
-    def wrong_type(self, m: _Map, key: str, what: str, expected: str) -> NoReturn:
+    def wrong_type(self, m: LineMap, key: str, what: str, expected: str) -> NoReturn:
         value = m[key]
         hint = f"write {key} as {expected}"
         if expected.startswith("a quoted") and isinstance(value, int | float):
@@ -270,7 +274,7 @@ class _Parser:
             hint,
         )
 
-    def text(self, m: _Map, key: str, what: str, max_len: int = _NAME_MAX) -> str:
+    def text(self, m: LineMap, key: str, what: str, max_len: int = _NAME_MAX) -> str:
         value = m[key]
         if not isinstance(value, str) or not value.strip():
             self.wrong_type(m, key, what, "a non-empty string")
@@ -282,7 +286,7 @@ class _Parser:
             )
         return value.strip()
 
-    def code(self, m: _Map, key: str, what: str) -> str:
+    def code(self, m: LineMap, key: str, what: str) -> str:
         value = m[key]
         if not isinstance(value, str):
             self.wrong_type(m, key, what, "a quoted string code")
@@ -294,13 +298,13 @@ class _Parser:
             )
         return value
 
-    def integer(self, m: _Map, key: str, what: str) -> int:
+    def integer(self, m: LineMap, key: str, what: str) -> int:
         value = m[key]
         if isinstance(value, bool) or not isinstance(value, int):
             self.wrong_type(m, key, what, "an integer")
         return value
 
-    def number(self, m: _Map, key: str, what: str) -> float:
+    def number(self, m: LineMap, key: str, what: str) -> float:
         value = m[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.wrong_type(m, key, what, "a number")
@@ -308,24 +312,24 @@ class _Parser:
             self.fail(self.line_of(m, key), f"{key} of {what} must be positive", "fix the value")
         return float(value)
 
-    def boolean(self, m: _Map, key: str, what: str) -> bool:
+    def boolean(self, m: LineMap, key: str, what: str) -> bool:
         value = m[key]
         if not isinstance(value, bool):
             self.wrong_type(m, key, what, "true or false")
         return value
 
-    def seq(self, m: _Map, key: str, what: str) -> _Seq:
+    def seq(self, m: LineMap, key: str, what: str) -> LineSeq:
         value = m[key]
-        if not isinstance(value, _Seq):
+        if not isinstance(value, LineSeq):
             self.wrong_type(m, key, what, "a list")
         return value
 
-    def entries(self, m: _Map, key: str, what: str) -> list[_Map]:
+    def entries(self, m: LineMap, key: str, what: str) -> list[LineMap]:
         """The mappings of list ``m[key]``; each must be a mapping."""
         items = self.seq(m, key, what)
-        result: list[_Map] = []
+        result: list[LineMap] = []
         for position, entry in enumerate(items, start=1):
-            if not isinstance(entry, _Map):
+            if not isinstance(entry, LineMap):
                 self.fail(
                     getattr(entry, "line", items.line),
                     f"entry {position} of {key} in {what} is not a mapping",
@@ -334,7 +338,7 @@ class _Parser:
             result.append(entry)
         return result
 
-    def unique(self, entries: list[_Map], codes: list[str], section: str) -> None:
+    def unique(self, entries: list[LineMap], codes: list[str], section: str) -> None:
         seen: dict[str, int] = {}
         for entry, code in zip(entries, codes, strict=True):
             if code in seen:
@@ -345,17 +349,17 @@ class _Parser:
                 )
             seen[code] = entry.line
 
-    def ref(self, m: _Map, key: str, what: str, known: dict[str, Any], kind: str) -> str:
+    def ref(self, m: LineMap, key: str, what: str, known: dict[str, Any], kind: str) -> str:
         code = self.code(m, key, what)
         if code not in known:
             self.fail(
                 self.line_of(m, key),
                 f"{what} refers to unknown {kind} {code!r}",
-                f"use a code defined under {_SECTIONS[kind]}",
+                f"use a code defined under {self.sections[kind]}",
             )
         return code
 
-    def choice(self, m: _Map, key: str, what: str, allowed: tuple[str, ...], kind: str) -> str:
+    def choice(self, m: LineMap, key: str, what: str, allowed: tuple[str, ...], kind: str) -> str:
         value = m[key]
         if not isinstance(value, str) or value not in allowed:
             self.fail(
@@ -366,7 +370,7 @@ class _Parser:
         return value
 
     def choices(
-        self, m: _Map, key: str, what: str, allowed: tuple[str, ...], kind: str
+        self, m: LineMap, key: str, what: str, allowed: tuple[str, ...], kind: str
     ) -> tuple[str, ...]:
         values = self.seq(m, key, what)
         result: list[str] = []
@@ -388,9 +392,12 @@ class _Parser:
 
     # sections ---------------------------------------------------------------------------
 
-    def parse(self, text: str) -> Catalog:
+    def document(
+        self, text: str, *, required: tuple[str, ...], optional: tuple[str, ...] = (), version: int
+    ) -> LineMap:
+        """The file's top mapping, its keys and its version (``required[0]``) checked."""
         try:
-            doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: no arbitrary objects
+            doc = yaml.load(text, Loader=LineLoader)  # a SafeLoader subclass: no arbitrary objects
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark or error.context_mark
             problem = error.problem or error.context or "malformed YAML"
@@ -403,20 +410,25 @@ class _Parser:
             )
         except yaml.YAMLError as error:
             self.fail(None, f"YAML syntax error: {error}", "fix the YAML")
-        if not isinstance(doc, _Map):
+        if not isinstance(doc, LineMap):
             self.fail(
                 1 if doc is not None else None,
                 "the catalog is not a mapping" if doc is not None else "the catalog is empty",
-                f"start with version: {CATALOG_VERSION}, then {', '.join(_TOP_KEYS[1:])}",
+                f"start with version: {version}, then {', '.join(required[1:])}",
             )
-        self.keys(doc, "the catalog", _TOP_KEYS)
-        version = self.integer(doc, "version", "the catalog")
-        if version != CATALOG_VERSION:
+        self.keys(doc, "the catalog", required, optional)
+        found = self.integer(doc, "version", "the catalog")
+        if found != version:
             self.fail(
                 self.line_of(doc, "version"),
-                f"unsupported catalog version {version}",
-                f"this build reads version {CATALOG_VERSION}",
+                f"unsupported catalog version {found}",
+                f"this build reads version {version}",
             )
+        return doc
+
+    def parse(self, text: str) -> Catalog:
+        doc = self.document(text, required=_TOP_KEYS, version=CATALOG_VERSION)
+        version = CATALOG_VERSION
         regions = self.regions(doc)
         region_codes = {r.code: r for r in regions}
         departments = self.departments(doc, region_codes)
@@ -440,7 +452,7 @@ class _Parser:
             checklists=checklists,
         )
 
-    def regions(self, doc: _Map) -> tuple[RegionSpec, ...]:
+    def regions(self, doc: LineMap) -> tuple[RegionSpec, ...]:
         entries = self.entries(doc, "regions", "the catalog")
         specs: list[RegionSpec] = []
         for m in entries:
@@ -467,7 +479,7 @@ class _Parser:
             investment: float | None = None
             if "limits" in m:
                 limits = m["limits"]
-                if not isinstance(limits, _Map):
+                if not isinstance(limits, LineMap):
                     self.wrong_type(m, "limits", what, "a mapping")
                 limit_keys = ("max_land_area_m2", "max_investment_10k_yuan")
                 self.keys(limits, f"limits of {what}", (), limit_keys)
@@ -515,7 +527,9 @@ class _Parser:
                 seen.append(parent)
                 parent = by_code[parent].parent
 
-    def departments(self, doc: _Map, regions: dict[str, RegionSpec]) -> tuple[DepartmentSpec, ...]:
+    def departments(
+        self, doc: LineMap, regions: dict[str, RegionSpec]
+    ) -> tuple[DepartmentSpec, ...]:
         entries = self.entries(doc, "departments", "the catalog")
         specs: list[DepartmentSpec] = []
         for m in entries:
@@ -534,7 +548,7 @@ class _Parser:
         self.unique(entries, [s.code for s in specs], "department")
         return tuple(specs)
 
-    def stages(self, doc: _Map, departments: dict[str, DepartmentSpec]) -> tuple[StageSpec, ...]:
+    def stages(self, doc: LineMap, departments: dict[str, DepartmentSpec]) -> tuple[StageSpec, ...]:
         entries = self.entries(doc, "stages", "the catalog")
         expected = ", ".join(STAGE_CODES)
         if len(entries) != len(STAGE_CODES):
@@ -575,7 +589,7 @@ class _Parser:
             )
         return tuple(specs)
 
-    def material_types(self, doc: _Map) -> tuple[MaterialTypeSpec, ...]:
+    def material_types(self, doc: LineMap) -> tuple[MaterialTypeSpec, ...]:
         entries = self.entries(doc, "material_types", "the catalog")
         specs: list[MaterialTypeSpec] = []
         for m in entries:
@@ -596,7 +610,7 @@ class _Parser:
 
     def items(
         self,
-        doc: _Map,
+        doc: LineMap,
         stages: dict[str, StageSpec],
         departments: dict[str, DepartmentSpec],
         material_types: dict[str, MaterialTypeSpec],
@@ -678,7 +692,7 @@ class _Parser:
         return tuple(specs)
 
     def item_materials(
-        self, m: _Map, what: str, material_types: dict[str, MaterialTypeSpec]
+        self, m: LineMap, what: str, material_types: dict[str, MaterialTypeSpec]
     ) -> tuple[ItemMaterialSpec, ...]:
         entries = self.entries(m, "materials", what)
         specs: list[ItemMaterialSpec] = []
@@ -699,7 +713,7 @@ class _Parser:
         return tuple(specs)
 
     def checklists(
-        self, doc: _Map, departments: dict[str, DepartmentSpec]
+        self, doc: LineMap, departments: dict[str, DepartmentSpec]
     ) -> tuple[ChecklistSpec, ...]:
         entries = self.entries(doc, "checklists", "the catalog")
         specs: list[ChecklistSpec] = []
@@ -747,7 +761,7 @@ class _Parser:
 
 def parse_catalog(text: str, *, source: str = "catalog.yaml") -> Catalog:
     """Parse and validate a catalog; raises CatalogError naming the offending line."""
-    return _Parser(source).parse(text)
+    return CatalogReader(source).parse(text)
 
 
 def default_catalog_path() -> Path:
