@@ -10,27 +10,24 @@ from typing import Any
 import strawberry
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.extensions import (
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-)
+from strawberry.extensions import MaskErrors
 from strawberry.tools import merge_types
 from strawberry.types.unset import UNSET, UnsetType
 
 from approval.core import auth
 from approval.core.bus import EventBus
-from approval.core.errors import DomainError
+from approval.core.errors import DomainError, ErrorCode
 from approval.fieldwork.policy import DocumentEditor
 from approval.files.uploads import UploadRules
 from schema.board import BoardQuery
 from schema.catalog_cache import CatalogCache
 from schema.context import Context
-from schema.errors import should_mask
+from schema.errors import TypedErrors, should_mask
 from schema.inspections import InspectionMutation, InspectionQuery
+from schema.limits import BudgetedSchema, RefusedRequest, RequestGuard, RequestLimits
 from schema.loaders import build_loaders
 from schema.mutation import Mutation
 from schema.notifications import NotificationMutation, NotificationQuery
@@ -61,28 +58,32 @@ IdePage = Callable[[Request], Awaitable[Response]]
 """The page a browser gets at GET /graphql (the self-hosted GraphiQL, made by the server)."""
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
-MAX_DEPTH = 10
-MAX_TOKENS = 2000
-MAX_ALIASES = 15
 
 
-def build_schema(*, observe_operation: ObserveOperation | None = None) -> strawberry.Schema:
-    """The schema; ``observe_operation`` hears the duration of each query and mutation."""
+def build_schema(
+    *,
+    observe_operation: ObserveOperation | None = None,
+    limits: RequestLimits | None = None,
+) -> strawberry.Schema:
+    """The schema; ``observe_operation`` hears the duration of each query and mutation;
+    ``limits`` bound what one request may cost (``schema.limits``)."""
+    limits = limits or RequestLimits()
     timing = (
         [lambda: OperationTimer(observe=observe_operation)] if observe_operation is not None else []
     )
-    return strawberry.Schema(
+    schema = BudgetedSchema(
         query=merge_types("Query", (Query, *EXTRA_QUERIES)),
         mutation=merge_types("Mutation", (Mutation, *EXTRA_MUTATIONS)),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            lambda: RequestGuard(limits),
+            TypedErrors,
             lambda: MaskErrors(should_mask_error=should_mask),
             *timing,
         ],
     )
+    schema.time_budget_seconds = limits.time_budget_seconds
+    return schema
 
 
 def export_sdl() -> str:
@@ -100,11 +101,12 @@ class OneWindowGraphQL(GraphQL[Context, None]):
         upload_rules: UploadRules | None = None,
         observe_operation: ObserveOperation | None = None,
         ide: IdePage | None = None,
+        limits: RequestLimits | None = None,
     ) -> None:
         # No IDE page: browsers get 404 at GET /graphql (strawberry's own template loads
         # React and GraphiQL from a public CDN, so it is never served).
         super().__init__(
-            build_schema(observe_operation=observe_operation),
+            build_schema(observe_operation=observe_operation, limits=limits),
             graphql_ide="graphiql" if ide else None,
         )
         self.ide = ide
@@ -114,6 +116,22 @@ class OneWindowGraphQL(GraphQL[Context, None]):
         self.bus = bus
         self.documents = documents
         self.catalog = CatalogCache()
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON nested deeper than Python's recursion limit is refused, not a crash (500)."""
+        try:
+            return super().decode_json(data)
+        except RecursionError:
+            raise RefusedRequest(
+                ErrorCode.INVALID_INPUT,
+                "the request body nests lists and objects too deeply to read; send flatter JSON",
+            ) from None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except RefusedRequest as refused:
+            await refused.response()(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         assert self.ide is not None  # strawberry asks only when graphql_ide is set
@@ -171,6 +189,7 @@ def graphql_app(
     upload_rules: UploadRules | None = None,
     observe_operation: ObserveOperation | None = None,
     ide: IdePage | None = None,
+    limits: RequestLimits | None = None,
 ) -> OneWindowGraphQL:
     return OneWindowGraphQL(
         token_ttl=token_ttl,
@@ -180,4 +199,5 @@ def graphql_app(
         upload_rules=upload_rules,
         observe_operation=observe_operation,
         ide=ide,
+        limits=limits,
     )

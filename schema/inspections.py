@@ -17,6 +17,7 @@ from strawberry.scalars import JSON
 
 from approval.core.access import Viewer
 from approval.core.errors import DomainError, ErrorCode
+from approval.core.inputs import row_id
 from approval.core.labels import label
 from approval.fieldwork import inspections
 from approval.fieldwork import policy as fieldwork
@@ -164,7 +165,8 @@ class InspectionNode(relay.Node):
         viewer = info.context.query_viewer()
         found: list[InspectionNode | None] = []
         for node_id in node_ids:
-            row = await _visible(viewer, int(node_id)) if str(node_id).isdigit() else None
+            number = row_id(node_id)
+            row = await _visible(viewer, number) if number is not None else None
             found.append(None if row is None else await _node(row))
         return found
 

@@ -12,6 +12,7 @@ from strawberry import relay
 
 from approval.core import auth
 from approval.core.errors import DomainError, invalid
+from approval.core.inputs import row_id
 from approval.files import uploads
 from approval.projects import materials, projects, stages, tasks
 from schema.context import Info
@@ -47,12 +48,14 @@ async def task_result(action: Callable[[], Awaitable[models.Task]]) -> TaskPaylo
 
 
 def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
-    if global_id.type_name != type_name or not global_id.node_id.isdigit():
+    number = row_id(global_id.node_id)
+    if global_id.type_name != type_name or number is None:
         raise invalid(
-            f"{field} must be the id of a {type_name}, got one of a {global_id.type_name}",
+            f"{field} must be the id of a {type_name} from this API, got "
+            f"{global_id.type_name}:{global_id.node_id[:40]!r}",
             field=field,
         )
-    return int(global_id.node_id)
+    return number
 
 
 @strawberry.input(description="一表制申报: 项目申请表")

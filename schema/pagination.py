@@ -10,6 +10,7 @@ from strawberry import relay
 from tortoise.queryset import QuerySet
 
 from approval.core.errors import invalid
+from approval.core.inputs import row_id
 
 T = TypeVar("T", bound=relay.Node)
 MAX_PAGE = 100
@@ -22,8 +23,9 @@ def encode_cursor(row_id: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         kind, _, value = base64.b64decode(cursor, validate=True).decode().partition(":")
-        if kind == "cursor" and value.isdigit():
-            return int(value)
+        number = row_id(value)
+        if kind == "cursor" and number is not None:
+            return number
     except ValueError:
         pass
     raise invalid(

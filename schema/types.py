@@ -15,6 +15,7 @@ from tortoise.models import Model
 
 from approval.core.access import Viewer, project_scope
 from approval.core.dates import local_day
+from approval.core.inputs import row_id
 from approval.core.labels import label
 from schema.context import Info
 from schema.files import StoredFileNode
@@ -32,7 +33,7 @@ DepartmentLevelEnum = strawberry.enum(enums.DepartmentLevel, name="DepartmentLev
 
 
 def _ints(node_ids: Iterable[str]) -> list[int]:
-    return [int(i) for i in node_ids if str(i).isdigit()]
+    return [found for i in node_ids if (found := row_id(i)) is not None]
 
 
 def _today(info: Info) -> date:
@@ -66,7 +67,7 @@ class _Row(relay.Node):
         viewer = info.context.query_viewer()
         ids = list(node_ids)
         rows = await _visible_rows(cls._model, viewer, _ints(ids), cls._project_path)
-        found = [rows.get(int(i)) if str(i).isdigit() else None for i in ids]
+        found = [rows.get(row_id(i) or 0) for i in ids]
         return [cls.from_row(row) if row is not None else None for row in found]
 
 

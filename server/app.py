@@ -11,6 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -19,6 +20,8 @@ from starlette.types import ASGIApp
 from approval.core.bus import EventBus
 from approval.fieldwork.policy import DocumentEditor
 from schema.app import graphql_app
+from schema.limits import RequestLimits
+from server.body_limit import BodyLimit
 from server.cluster import instance_name, redis_client, redis_problem
 from server.event_relay import EventRelay, running_relay
 from server.fieldsync import FieldSync
@@ -85,6 +88,7 @@ def graphql_routes(
         upload_rules=upload_rules_of(settings),
         observe_operation=metrics.observe_operation if metrics is not None else None,
         ide=graphiql_page(settings.web_dir) if settings.graphiql else None,
+        limits=RequestLimits(time_budget_seconds=settings.request_seconds),
     )
     if metrics is not None:
         metrics.watch(
@@ -211,7 +215,11 @@ def create_app(
         *object_routes(clock=clock),
         *web_routes(settings.web_dir),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_kb * 1024)],
+    )
     app.state.bus = bus
     app.state.metrics = metrics
     return app

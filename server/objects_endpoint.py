@@ -67,7 +67,7 @@ def object_routes(*, clock: Callable[[], datetime]) -> list[BaseRoute]:
             return _ticket_error(error)
         declared = request.headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not (declared.isascii() and declared.isdigit()):
                 return _error(400, "bad_request", "Content-Length must be a number of bytes")
             if int(declared) > grant.max_size:
                 return _error(

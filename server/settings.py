@@ -224,6 +224,8 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1"  # proxies whose X-Forwarded-For names the client
     web_dir: Path = field(default_factory=default_web_dir)  # the built web apps (make web)
     graphiql: bool = True  # the self-hosted GraphiQL page at GET /graphql for browsers
+    max_body_kb: int = 1024  # the largest request body (uploads keep their own limits)
+    request_seconds: int = 15  # the time budget of one GraphQL query or mutation
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -271,6 +273,8 @@ class Settings:
             forwarded_allow_ips=_forwarded_allow_ips(env),
             web_dir=Path(env.get("ONEWINDOW_WEB_DIR", "").strip() or default_web_dir()),
             graphiql=_flag(env, "ONEWINDOW_GRAPHIQL", True),
+            max_body_kb=_int_in_range(env, "ONEWINDOW_MAX_BODY_KB", 1024, 16, 1 << 20),
+            request_seconds=_int_in_range(env, "ONEWINDOW_REQUEST_SECONDS", 15, 1, 3600),
         )
         if settings.minio_endpoint and not (
             settings.minio_access_key and settings.minio_secret_key

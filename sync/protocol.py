@@ -32,6 +32,10 @@ group was refused, so that a client knows each of its updates up to N is answere
 only grow, so a client settles its outstanding updates numbered N or less. The per-update ack
 (0) is no longer sent by this server; clients still accept it as an ack of that one update.
 
+A presence update goes to every connection of the room, its sender included, as the reference
+y-websocket server does: stock y-websocket clients renew their presence every 15 s and close a
+socket on which nothing arrived for 30 s, so the echo is a lone client's keep-alive.
+
 Decoding never trusts the input: a truncated number, a length past the end of the frame, an
 unknown message type or bytes left over raise ``ProtocolError`` with the reason.
 

@@ -254,8 +254,8 @@ class Room:
                 self.presence[entry.client_id] = entry
                 owned.add(entry.client_id)
             changed.append(entry)
-        if changed:
-            self._broadcast(protocol.awareness(changed), exclude=peer)
+        if changed:  # to the sender too, as the reference server does: its keep-alive
+            self._broadcast(protocol.awareness(changed), exclude=None)
 
     def presence_all(self) -> bytes:
         return protocol.awareness(list(self.presence.values()))

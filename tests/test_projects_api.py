@@ -144,10 +144,12 @@ async def test_query_limits_and_masked_errors(gql):
         "{ parent { parent { parent { parent { code } } } } } } } } } } } } }"
     )
     body = await gql(deep, as_="supervisor")
-    assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+    assert "more than 10" in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     aliases = "query { " + " ".join(f"a{i}: viewer {{ username }}" for i in range(20)) + " }"
     body = await gql(aliases, as_="supervisor")
     assert "aliases" in body["errors"][0]["message"].lower()
+    assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
 
 
 async def test_catalog_queries_have_chinese_names(gql):

@@ -20,7 +20,9 @@ from approval.core.access import Viewer
 from approval.core.auth import viewer_of
 from approval.core.errors import DomainError, ErrorCode
 from approval.oversight.reports import (
+    FORMULA_STARTS,
     LEDGER_HEADERS,
+    LedgerRow,
     department_figures,
     ledger_rows,
     ledger_xlsx,
@@ -304,6 +306,37 @@ async def test_ledger_rows_and_excel(gql, clock: Clock) -> None:
     march = await ledger_rows(viewer=await supervisor(), now=at(20), month="2026-03")
     assert {r.project_code for r in march} == {project["code"]}
     assert len(march) == tasks
+
+
+HOSTILE = (
+    '=HYPERLINK("http://evil.example","点击")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1)",
+    "\t=1",
+    "\r=1",
+)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+async def test_no_text_in_the_ledger_becomes_a_formula(gql, text: str) -> None:
+    """Every text cell (names come from applicants) stays text, whatever it starts with."""
+    await create_project(gql, name=text, enterpriseName=text, address=text)
+    rows = await ledger_rows(viewer=await supervisor(), now=at(20))
+    hostile = LedgerRow(
+        **{
+            name: (text if isinstance(value, str) else value)
+            for name, value in vars(rows[0]).items()
+        }
+    )
+    workbook = load_workbook(io.BytesIO(ledger_xlsx([*rows, hostile])))
+    cells = [cell for row in workbook["台账"].iter_rows(min_row=2) for cell in row]
+    assert all(cell.data_type != "f" for cell in cells)
+    # XML keeps a CR as a line feed; either way the cell is text that starts with an apostrophe
+    texts = [str(cell.value).replace("\n", "\r") for cell in cells if cell.data_type == "s"]
+    assert "'" + text in texts
+    assert all(not str(value).startswith(FORMULA_STARTS) for value in texts)
+    assert texts.count("'" + text) >= sum(value == text for value in vars(hostile).values())
 
 
 async def test_ledger_download_is_for_supervisors(gql, pages: httpx.AsyncClient) -> None:

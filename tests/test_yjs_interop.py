@@ -223,3 +223,38 @@ async def test_a_yjs_client_and_a_pycrdt_client_see_each_others_checks(token: st
             assert python.map() == done["map"]
         finally:
             await python.close()
+
+
+IDLE_SCRIPT = NODE_DIR / "idle.js"
+IDLE_SECONDS = 70  # more than twice y-websocket's 30 s without a message
+
+
+async def test_a_lone_idle_yjs_client_is_never_closed(token: str) -> None:
+    """The unmodified y-websocket client alone on a document, idle for 70 s: it renews its
+    presence every 15 s and the server echoes it back, as the reference server does, so the
+    client never finds its socket silent for 30 s and never reconnects."""
+    node, _ = node_command()
+    doc = f"test/idle-{uuid.uuid4().hex[:8]}"
+    async with sync_app() as (base, _):
+        process = await asyncio.create_subprocess_exec(
+            node,
+            str(IDLE_SCRIPT),
+            f"{base}/sync",
+            doc,
+            token,
+            str(IDLE_SECONDS),
+            cwd=NODE_DIR,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(IDLE_SECONDS + NODE_TIMEOUT):
+                out, err = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, err.decode(errors="replace")
+    event = json.loads(out.decode().strip().splitlines()[-1])
+    assert event["seconds"] >= IDLE_SECONDS
+    assert event["closes"] == 0 and event["connects"] == 1, event

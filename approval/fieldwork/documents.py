@@ -84,10 +84,14 @@ def agency_doc_name(project_id: int) -> str:
     return f"agency/{project_id}"
 
 
+_DOC_NUMBER = re.compile(r"[1-9][0-9]{0,8}")
+
+
 def parse_doc_name(doc_name: str) -> tuple[DocKind, int]:
     """``("inspection", 12)`` for ``"inspection/12"``; LayoutError for any other name."""
     kind, _, number = doc_name.partition("/")
-    if kind in ("inspection", "agency") and number.isdigit() and not number.startswith("0"):
+    # ASCII digits only (str.isdigit() takes "²") and within the database's 32-bit ids.
+    if kind in ("inspection", "agency") and _DOC_NUMBER.fullmatch(number):
         return ("inspection" if kind == "inspection" else "agency"), int(number)
     raise LayoutError(
         f"{doc_name!r} is not a field document name; use 'inspection/<id>' or 'agency/<project id>'"

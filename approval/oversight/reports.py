@@ -526,6 +526,19 @@ async def ledger_rows(
     return rows
 
 
+# What a spreadsheet reads as the start of a formula (or of a cell it may turn into one).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: object) -> object:
+    """A value safe to put in a spreadsheet or CSV cell: text that a spreadsheet would read as
+    a formula (``=HYPERLINK(...)`` as a project name) gets a leading apostrophe, so it stays
+    text; numbers and dates are left alone."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def ledger_xlsx(rows: list[LedgerRow], *, title: str = "台账") -> bytes:
     """The ledger as an Excel workbook: one sheet, Chinese headers, frozen header row."""
     from openpyxl import Workbook
@@ -542,7 +555,11 @@ def ledger_xlsx(rows: list[LedgerRow], *, title: str = "台账") -> bytes:
         cell.fill = PatternFill("solid", fgColor="DDEBF7")
         cell.alignment = Alignment(horizontal="center", vertical="center")
     for row in rows:
-        sheet.append(list(row.cells()))
+        sheet.append([spreadsheet_cell(value) for value in row.cells()])
+    for cells in sheet.iter_rows(min_row=2):
+        for cell in cells:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # never a formula, whatever openpyxl guessed
     widths = [26, 30, 24, 16, 18, 10, 12, 12, 12, 6, 24, 36, 10, 12, 12, 12, 12, 10, 10, 10]
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width

@@ -178,6 +178,9 @@ async def _next_serial(*, year: int, admin_code: str) -> int:
     return row.last_serial
 
 
+MAX_SEARCH_CHARS = 200
+
+
 @dataclass(frozen=True)
 class ProjectFilter:
     stage_code: str | None = None  # projects whose current stage (first not completed) is this
@@ -191,6 +194,12 @@ class ProjectFilter:
 def project_query(*, viewer: Viewer, where: ProjectFilter) -> QuerySet[Project]:
     """Projects visible to the viewer matching the filter, newest first."""
     query = Project.filter(project_scope(viewer))
+    if where.text and len(where.text) > MAX_SEARCH_CHARS:
+        raise invalid(
+            f"the search text has {len(where.text)} characters; search with at most "
+            f"{MAX_SEARCH_CHARS} (a part of the project's name or code)",
+            field="text",
+        )
     if where.text:
         query = query.filter(Q(name__icontains=where.text) | Q(code__icontains=where.text))
     if where.region_code:

@@ -22,13 +22,16 @@ export const ERROR_LABELS: Readonly<Record<string, string>> = {
   CONFLICT: '与他人的操作冲突',
   SYNC_UNAVAILABLE: '同步服务不可用',
   DOCUMENT_REFUSED: '服务器拒收了这项修改',
-  TOO_LARGE: '文件过大',
+  TOO_LARGE: '文件或请求过大',
   TYPE_NOT_ALLOWED: '文件类型不允许',
   UPLOAD_EXPIRED: '上传凭证已过期',
   UPLOAD_NOT_RECEIVED: '服务器未收到文件',
   SIZE_MISMATCH: '文件大小不符',
   HASH_MISMATCH: '文件内容校验不符',
   STORAGE_UNAVAILABLE: '文件存储暂时不可用',
+  QUERY_TOO_COMPLEX: '查询过于复杂, 请分次查询',
+  REQUEST_TIMEOUT: '请求超时, 请稍后重试',
+  TOO_MANY_ATTEMPTS: '尝试次数过多, 请稍后再试',
 }
 
 /** A failure as a person reads it: the Chinese gist, then the server's own words. */

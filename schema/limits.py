@@ -1,0 +1,343 @@
+"""What one GraphQL request may cost: tokens, depth, aliases, cost, input shape and time.
+
+strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` walk a fragment again at every
+spread, so fragments that each spread the next one twice cost 2^n (a 1.7 KB query held the
+event loop for hours). Here the document is measured in one pass that visits each fragment once
+and remembers its figures, before graphql-core's own validation runs; every refusal is a GraphQL
+error with ``extensions.code``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import strawberry
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
+    ObjectValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    StringValueNode,
+    ValueNode,
+    VariableNode,
+    parse,
+)
+from starlette.responses import JSONResponse
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionResult
+
+from approval.core.errors import ErrorCode
+from approval.core.inputs import text_problem
+
+# Connections multiply the cost of what they select by the page asked for (schema.pagination).
+PAGE_ARGUMENTS = ("first", "last")
+MAX_PAGE_FACTOR = 100
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    max_tokens: int = 2000
+    max_depth: int = 10
+    max_aliases: int = 15
+    # Fields resolved, a connection's children counted once per item of the page it asks for.
+    max_cost: int = 20_000
+    # Fields, inline fragments and spreads nested inside one another.
+    max_nesting: int = 64
+    # Fields under one response name in one selection set (graphql-core compares each pair).
+    max_repeats: int = 10
+    # Lists and objects nested inside one another in the variables and arguments.
+    max_input_nesting: int = 32
+    # Characters of one string in the variables or arguments.
+    max_string_chars: int = 65_536
+    # Wall-clock seconds one query or mutation may take (0: no budget).
+    time_budget_seconds: float = 15.0
+
+
+class RefusedRequest(Exception):
+    """A request refused before GraphQL reads it (its body too large or too deeply nested):
+    answered with ``status`` and the usual ``{"errors": [...]}`` body with its code."""
+
+    def __init__(self, code: ErrorCode, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def response(self) -> JSONResponse:
+        body = {"errors": [{"message": self.message, "extensions": {"code": self.code.value}}]}
+        return JSONResponse(body, status_code=self.status)
+
+
+def limit_error(code: ErrorCode, message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code.value, "field": None})
+
+
+def too_complex(message: str) -> GraphQLError:
+    return limit_error(ErrorCode.QUERY_TOO_COMPLEX, message)
+
+
+@dataclass(frozen=True)
+class Figures:
+    depth: int = 0
+    aliases: int = 0
+    cost: int = 0
+    # How often each response name occurs in the selection set, fragments included.
+    names: Mapping[str, int] = field(default_factory=dict)
+
+
+class _Measure:
+    """One pass over an operation; each fragment measured once, at its first spread."""
+
+    def __init__(
+        self,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+        limits: RequestLimits,
+    ) -> None:
+        self.fragments = fragments
+        self.variables = variables
+        self.limits = limits
+        self.known: dict[str, Figures] = {}
+        self.open: set[str] = set()
+
+    def selections(self, node: SelectionSetNode | None, nesting: int) -> Figures:
+        if node is None:
+            return Figures()
+        if nesting > self.limits.max_nesting:
+            raise too_complex(
+                f"the query nests fields and fragments more than {self.limits.max_nesting} "
+                "levels deep; flatten it"
+            )
+        depth = aliases = cost = 0
+        names: dict[str, int] = {}
+        for selection in node.selections:
+            if isinstance(selection, FieldNode):
+                inner = self.selections(selection.selection_set, nesting + 1)
+                introspection = selection.name.value.startswith("__")
+                if selection.selection_set is not None and not introspection:
+                    depth = max(depth, 1 + inner.depth)
+                aliases += inner.aliases + (selection.alias is not None)
+                cost += 1 + self.page_factor(selection) * inner.cost
+                name = (selection.alias or selection.name).value
+                names[name] = names.get(name, 0) + 1
+            else:
+                inner = (
+                    self.fragment(selection.name.value, nesting + 1)
+                    if isinstance(selection, FragmentSpreadNode)
+                    else self.selections(
+                        cast(InlineFragmentNode, selection).selection_set, nesting + 1
+                    )
+                )
+                depth = max(depth, inner.depth)
+                aliases += inner.aliases
+                cost += inner.cost
+                for name, count in inner.names.items():
+                    names[name] = names.get(name, 0) + count
+            # Capped, so the figures of a fragment bomb stay small numbers.
+            cost = min(cost, self.limits.max_cost + 1)
+            aliases = min(aliases, self.limits.max_aliases + 1)
+        repeated = max(names.items(), key=lambda item: item[1], default=("", 0))
+        if repeated[1] > self.limits.max_repeats:
+            raise too_complex(
+                f"the field {repeated[0]!r} is asked for {repeated[1]} times in one selection; "
+                f"at most {self.limits.max_repeats} are accepted, ask for it once"
+            )
+        return Figures(depth=depth, aliases=aliases, cost=cost, names=names)
+
+    def fragment(self, name: str, nesting: int) -> Figures:
+        if name in self.known:
+            return self.known[name]
+        definition = self.fragments.get(name)
+        if definition is None or name in self.open:
+            return Figures()  # unknown or cyclic: graphql-core's validation says so
+        self.open.add(name)
+        figures = self.selections(definition.selection_set, nesting)
+        self.open.discard(name)
+        self.known[name] = figures
+        return figures
+
+    def page_factor(self, field: FieldNode) -> int:
+        for argument in field.arguments or ():
+            if argument.name.value not in PAGE_ARGUMENTS:
+                continue
+            value: Any = None
+            if isinstance(argument.value, IntValueNode):
+                value = int(argument.value.value)
+            elif isinstance(argument.value, VariableNode):
+                value = self.variables.get(argument.value.name.value)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return max(1, min(value, MAX_PAGE_FACTOR))
+        return 1
+
+
+def measure(
+    document: DocumentNode, variables: Mapping[str, Any], limits: RequestLimits
+) -> dict[str, Figures]:
+    """The figures of every operation in ``document``; QUERY_TOO_COMPLEX past a limit."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    walk = _Measure(fragments, variables, limits)
+    found: dict[str, Figures] = {}
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        name = definition.name.value if definition.name else "anonymous"
+        figures = walk.selections(definition.selection_set, 0)
+        if figures.depth > limits.max_depth:
+            raise too_complex(
+                f"operation {name!r} nests {figures.depth} levels of fields, more than "
+                f"{limits.max_depth}; ask for less at once"
+            )
+        if figures.aliases > limits.max_aliases:
+            raise too_complex(
+                f"operation {name!r} uses more than {limits.max_aliases} aliases; "
+                "send fewer fields under other names"
+            )
+        if figures.cost > limits.max_cost:
+            raise too_complex(
+                f"operation {name!r} would resolve more than {limits.max_cost} fields "
+                "(a connection's fields count once per item of its page); ask for smaller "
+                "pages or fewer fields"
+            )
+        found[name] = figures
+    return found
+
+
+def _literal_strings(node: ValueNode, depth: int, limits: RequestLimits) -> Iterator[str]:
+    if depth > limits.max_input_nesting:
+        raise limit_error(
+            ErrorCode.INVALID_INPUT,
+            f"an argument nests lists and objects more than {limits.max_input_nesting} levels "
+            "deep; send flatter input",
+        )
+    if isinstance(node, StringValueNode):
+        yield node.value
+    elif isinstance(node, ListValueNode):
+        for value in node.values:
+            yield from _literal_strings(value, depth + 1, limits)
+    elif isinstance(node, ObjectValueNode):
+        for field in node.fields:
+            yield from _literal_strings(field.value, depth + 1, limits)
+
+
+def _value_strings(value: object, limits: RequestLimits) -> Iterator[str]:
+    """Every string (keys too) in a JSON value, without recursion; INVALID_INPUT when it
+    nests deeper than the limit."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, list | dict):
+            if depth >= limits.max_input_nesting:
+                raise limit_error(
+                    ErrorCode.INVALID_INPUT,
+                    "the variables nest lists and objects more than "
+                    f"{limits.max_input_nesting} levels deep; send flatter input",
+                )
+            if isinstance(item, dict):
+                stack.extend((key, depth + 1) for key in item)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+
+
+def check_inputs(
+    document: DocumentNode, variables: Mapping[str, Any] | None, limits: RequestLimits
+) -> None:
+    """INVALID_INPUT for a string no database could keep (a lone surrogate, a NUL), a string
+    longer than the limit, or input nested deeper than the limit."""
+    strings: list[Iterator[str]] = [_value_strings(dict(variables or {}), limits)]
+    stack: list[Any] = list(document.definitions)
+    while stack:  # every argument literal of the document, fragments included
+        node = stack.pop()
+        for argument in getattr(node, "arguments", None) or ():
+            strings.append(_literal_strings(argument.value, 0, limits))
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+    for source in strings:
+        for text in source:
+            if len(text) > limits.max_string_chars:
+                raise limit_error(
+                    ErrorCode.INVALID_INPUT,
+                    f"a string of {len(text)} characters was sent; at most "
+                    f"{limits.max_string_chars} are accepted",
+                )
+            problem = text_problem(text)
+            if problem is not None:
+                raise limit_error(ErrorCode.INVALID_INPUT, problem)
+
+
+class RequestGuard(SchemaExtension):
+    """Parses with a token limit, then measures the document and checks its inputs before
+    graphql-core validates it."""
+
+    def __init__(self, limits: RequestLimits) -> None:
+        self.limits = limits
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query:
+            try:
+                context.graphql_document = parse(context.query, max_tokens=self.limits.max_tokens)
+            except GraphQLError as error:
+                if "tokens" in error.message:
+                    raise too_complex(
+                        f"the query has more than {self.limits.max_tokens} tokens; "
+                        "send a shorter one"
+                    ) from None
+                error.extensions = {"code": ErrorCode.INVALID_INPUT.value, "field": None}
+                raise
+            except RecursionError:
+                raise too_complex("the query nests too deeply to read; flatten it") from None
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None:
+            check_inputs(document, context.variables, self.limits)
+            measure(document, context.variables or {}, self.limits)
+        yield
+
+
+def timed_out(seconds: float) -> ExecutionResult:
+    return ExecutionResult(
+        data=None,
+        errors=[
+            limit_error(
+                ErrorCode.REQUEST_TIMEOUT,
+                f"the request took longer than {seconds:g} s and was stopped; "
+                "ask for less at once, or try again later",
+            )
+        ],
+    )
+
+
+class BudgetedSchema(strawberry.Schema):
+    """A schema whose queries and mutations stop after ``time_budget_seconds`` (subscriptions
+    live as long as their client): the request ends with REQUEST_TIMEOUT and the transaction
+    of a mutation cut short is rolled back."""
+
+    time_budget_seconds: float = 0.0
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        if self.time_budget_seconds <= 0:
+            return await super().execute(*args, **kwargs)
+        try:
+            async with asyncio.timeout(self.time_budget_seconds):
+                return await super().execute(*args, **kwargs)
+        except TimeoutError:
+            return timed_out(self.time_budget_seconds)
