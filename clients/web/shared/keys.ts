@@ -3,3 +3,6 @@
 
 /** The office console's session (token, expiry, viewer) in localStorage. */
 export const CONSOLE_SESSION_KEY = 'onewindow.console.session'
+
+/** The field app's session in localStorage. */
+export const FIELD_SESSION_KEY = 'onewindow.field.session'

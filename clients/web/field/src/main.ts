@@ -4,5 +4,7 @@ import '@shared/tokens.css'
 import './theme.css'
 import App from './App.vue'
 import { router } from './router'
+import { registerServiceWorker } from './updates'
 
 createApp(App).use(router).mount('#app')
+registerServiceWorker()
