@@ -12,7 +12,8 @@ from approval.core.access import Viewer
 from approval.core.auth import viewer_of
 from approval.fieldwork.inspections import FieldRights
 from approval.fieldwork.policy import FieldDocuments
-from approval.projects.tasks import OPEN, decide_task
+from approval.projects.tasks import decide_task
+from approval.review.rules import OPEN
 from storage.enums import Decision, Role
 from storage.models import Department, Stage, Task, User
 from tests.helpers import accept, create_project, db_id, ready_stage

@@ -7,7 +7,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from approval.core.access import Viewer
-from approval.projects.tasks import OPEN, decide_task
+from approval.projects.tasks import decide_task
+from approval.review.rules import OPEN
 from storage.enums import Decision, Role
 from storage.models import CalendarDay, CalendarYear, Department, Stage, Task, User
 from tests.helpers import accept, create_project, db_id, ready_stage

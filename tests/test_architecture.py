@@ -79,14 +79,25 @@ def test_the_check_sees_a_wrong_arrow(tmp_path: Path) -> None:
 # --- the domain's packages (approval/<package>/) -----------------------------------------------
 
 DOMAIN = ROOT / "approval"
-DOMAIN_PACKAGES = ("core", "catalog", "projects", "fieldwork", "files", "oversight")
+DOMAIN_PACKAGES = (
+    "core",
+    "catalog",
+    "review",
+    "projects",
+    "company",
+    "fieldwork",
+    "files",
+    "oversight",
+)
 DOMAIN_MAY_IMPORT = {
     "core": set(),
     "catalog": {"core"},
-    "projects": {"core", "catalog"},
-    "fieldwork": {"core", "catalog", "projects"},
+    "review": {"core"},
+    "projects": {"core", "catalog", "review"},
+    "company": {"core", "catalog", "review", "projects"},
+    "fieldwork": {"core", "catalog", "review", "projects"},
     "files": {"core", "projects", "fieldwork"},
-    "oversight": {"core", "catalog", "projects", "fieldwork", "files"},
+    "oversight": {"core", "catalog", "review", "projects", "company", "fieldwork", "files"},
 }
 
 

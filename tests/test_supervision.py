@@ -12,7 +12,8 @@ from approval.core.calendar import load_holiday_year, working_calendar
 from approval.core.errors import DomainError, ErrorCode
 from approval.oversight.supervision import SupervisionSettings, supervise
 from approval.projects.materials import MaterialFile, submit_material
-from approval.projects.tasks import DEFAULT_OPINION, decide_task, file_formal_opinion
+from approval.projects.tasks import decide_task, file_formal_opinion
+from approval.review.rules import DEFAULT_OPINION
 from storage.enums import Decision, MaterialStatus, StageStatus, TaskStatus, WarningLevel
 from storage.models import (
     AuditEvent,

@@ -19,10 +19,10 @@ from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.workdays import CalendarUnknownError
 from approval.oversight.lights import Light, rank, task_clock, warned_levels, worst
-from storage.enums import Decision, ProjectStatus, Role, StageStatus, TaskStatus
+from approval.review.rules import OPEN
+from storage.enums import Decision, ProjectStatus, Role, StageStatus
 from storage.models import Department, Enterprise, Project, Region, Stage, StageDefinition, Task
 
-OPEN = (TaskStatus.PENDING, TaskStatus.SUPPLEMENT_REQUESTED)
 MAX_CODES = 200  # project codes one refresh may name
 
 

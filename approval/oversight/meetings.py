@@ -14,7 +14,8 @@ from approval.core import audit
 from approval.core.access import Viewer, require_role, visible_project
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.projects.stages import exempt_by_regional_assessment
-from storage.enums import Decision, MeetingStatus, Role, StageStatus
+from approval.review.rules import PASSING
+from storage.enums import MeetingStatus, Role, StageStatus
 from storage.models import (
     Department,
     MeetingInvitation,
@@ -28,7 +29,6 @@ from storage.models import (
 
 PLACE_MAX = 128
 OPINION_MAX = 4000
-PASSING = (Decision.APPROVED, Decision.APPROVED_WITH_CONDITIONS)
 
 
 @dataclass(frozen=True)

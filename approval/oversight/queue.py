@@ -15,10 +15,10 @@ from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.workdays import CalendarUnknownError
 from approval.oversight.lights import Light, TaskClock, task_clock, warned_levels
-from storage.enums import Role, StageStatus, TaskStatus
+from approval.review.rules import OPEN
+from storage.enums import Role, StageStatus
 from storage.models import Department, Project, Task
 
-OPEN = (TaskStatus.PENDING, TaskStatus.SUPPLEMENT_REQUESTED)
 MAX_QUEUE = 1000
 
 

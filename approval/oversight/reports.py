@@ -25,7 +25,8 @@ from approval.core.dates import CHINA, local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.labels import label
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
-from storage.enums import Role, StageStatus, TaskStatus, WarningLevel
+from approval.review.rules import OPEN
+from storage.enums import Role, StageStatus, WarningLevel
 from storage.models import (
     Department,
     Enterprise,
@@ -37,7 +38,6 @@ from storage.models import (
     Task,
 )
 
-OPEN = (TaskStatus.PENDING, TaskStatus.SUPPLEMENT_REQUESTED)
 DEFAULT_WARNING_DAYS = 1  # as the supervisor's yellow warning (Settings.warn_working_days)
 MAX_EVENTS = 200
 Progress = Callable[[str], None]

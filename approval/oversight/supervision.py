@@ -32,11 +32,11 @@ from approval.core.dates import local_day
 from approval.core.errors import DomainError
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
 from approval.projects.tasks import (
-    OPEN,
     STAGE_SUSPENDED,
     default_approve,
     stop_clocks,
 )
+from approval.review.rules import OPEN
 from storage.enums import MaterialStatus, StageStatus, WarningLevel
 from storage.models import (
     ItemMaterial,

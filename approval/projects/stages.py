@@ -9,11 +9,11 @@ from tortoise.transactions import in_transaction
 
 from approval.core import audit
 from approval.core.access import Viewer, require_role, visible_project
-from approval.core.calendar import working_calendar
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
-from approval.core.workdays import CalendarUnknownError
-from storage.enums import Decision, MaterialStatus, Role, StageStatus
+from approval.review import rules
+from approval.review.rules import PASSING
+from storage.enums import MaterialStatus, Role, StageStatus
 from storage.models import (
     ItemMaterial,
     Material,
@@ -26,7 +26,6 @@ from storage.models import (
     Task,
 )
 
-PASSING = (Decision.APPROVED, Decision.APPROVED_WITH_CONDITIONS)
 HELD = (MaterialStatus.SUBMITTED, MaterialStatus.ACCEPTED)
 
 
@@ -226,13 +225,10 @@ async def application_deadlines(
     *, today: date, definition: StageDefinition, items: list[ServiceItem]
 ) -> tuple[date, dict[int, date]]:
     """The stage deadline and each item's (by id) for an application accepted ``today``."""
-    try:
-        calendar = await working_calendar(years=[today.year])
-        stage_deadline = calendar.add_working_days(today, definition.time_limit_days)
-        deadlines = {i.id: calendar.add_working_days(today, i.promised_days) for i in items}
-    except CalendarUnknownError as exc:
-        raise DomainError(ErrorCode.CALENDAR_UNKNOWN, str(exc), field="stage") from None
-    return stage_deadline, deadlines
+    working_days = {i.id: i.promised_days for i in items}
+    working_days[0] = definition.time_limit_days  # ids start at 1: 0 is the stage's own
+    found = await rules.deadlines(today=today, working_days=working_days, field="stage")
+    return found.pop(0), found
 
 
 async def commitment_limit(

@@ -25,6 +25,7 @@ from approval.core.calendar import calendar_for
 from approval.core.dates import CHINA, local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
+from approval.review.rules import DEFAULT_OPINION, OPEN, most_severe
 from storage.enums import Decision, MaterialStatus, ProjectStatus, Role, StageStatus, TaskStatus
 from storage.models import (
     Material,
@@ -36,14 +37,6 @@ from storage.models import (
     TaskPause,
 )
 
-SEVERITY = {
-    Decision.APPROVED: 0,
-    Decision.APPROVED_WITH_CONDITIONS: 1,
-    Decision.SUPPLEMENT_REQUIRED: 2,
-    Decision.REJECTED: 3,
-}
-OPEN = (TaskStatus.PENDING, TaskStatus.SUPPLEMENT_REQUESTED)
-DEFAULT_OPINION = "超时默认通过"
 FORMAL_OPINION_DAYS = 1  # working days the late department has to file its formal opinion
 
 
@@ -58,11 +51,6 @@ class PauseReason(StrEnum):
 
 # The system stops every open clock of a stage suspended (中止) for an overdue 容缺 commitment.
 STAGE_SUSPENDED = "stage_suspended"
-
-
-def stage_outcome(decisions: list[Decision]) -> Decision:
-    """The most severe decision: rejected > supplement required > with conditions > approved."""
-    return max(decisions, key=SEVERITY.__getitem__)
 
 
 def calendar_error(exc: CalendarUnknownError, *, field: str | None = None) -> DomainError:
@@ -366,7 +354,7 @@ async def _close_stage_if_done(*, stage: Stage, now: datetime, actor_id: int | N
     rows = await Task.filter(stage_id=stage.id, round=stage.round).values_list("status", "decision")
     if any(TaskStatus(status) in OPEN for status, _ in rows):
         return
-    outcome = stage_outcome([Decision(d) for _, d in rows])
+    outcome = most_severe([Decision(d) for _, d in rows])
     stage.status = StageStatus.COMPLETED
     stage.outcome = outcome
     stage.completed_at = now
