@@ -174,5 +174,5 @@ async def open_inspection(tablet: Tablet, inspection: dict[str, Any]) -> None:
     row = tablet.page.locator("[data-test=inspection-row]", has_text=inspection["project"]["name"])
     await row.first.click()
     first = inspection["departments"][0]["checks"][0]["code"]
-    await expect(tablet.check(first)).to_be_visible()
+    await expect(tablet.check(first).get_by_role("radio").first).to_be_visible()
     await expect(tablet.page.locator("[data-test=network]")).to_contain_text("已连接")
