@@ -24,6 +24,7 @@ from approval.fieldwork.policy import DocumentEditor
 from approval.files.uploads import UploadRules
 from schema.board import BoardQuery
 from schema.catalog_cache import CatalogCache
+from schema.company import CompanyMutation, CompanyQuery
 from schema.context import Context
 from schema.errors import TypedErrors, should_mask
 from schema.inspections import InspectionMutation, InspectionQuery
@@ -44,6 +45,7 @@ EXTRA_QUERIES: tuple[type, ...] = (
     SupervisionQuery,
     InspectionQuery,
     BoardQuery,
+    CompanyQuery,
 )
 EXTRA_MUTATIONS: tuple[type, ...] = (
     OversightMutation,
@@ -51,6 +53,7 @@ EXTRA_MUTATIONS: tuple[type, ...] = (
     SupervisionMutation,
     InspectionMutation,
     UploadMutation,
+    CompanyMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (OversightSubscription,)
 

@@ -15,6 +15,7 @@ from storage.enums import (
     ProjectType,
     RegionKind,
     Role,
+    SetupStatus,
     StageStatus,
     TaskStatus,
     UploadStatus,
@@ -70,6 +71,10 @@ LABELS: dict[tuple[type, object], str] = {
     (MeetingStatus, MeetingStatus.HELD): "已召开",
     (WarningLevel, WarningLevel.YELLOW): "黄色预警",
     (WarningLevel, WarningLevel.RED): "红色预警",
+    (SetupStatus, SetupStatus.IN_REVIEW): "并联审批中",
+    (SetupStatus, SetupStatus.READY): "待统一发证",
+    (SetupStatus, SetupStatus.ISSUED): "已发证",
+    (SetupStatus, SetupStatus.REFUSED): "未通过",
 }
 
 

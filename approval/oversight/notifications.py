@@ -45,6 +45,7 @@ from approval.core.workdays import CalendarUnknownError
 from storage.enums import Decision, NotificationStatus, Role, StageStatus, WarningLevel
 from storage.models import (
     AuditEvent,
+    CompanySetup,
     Notification,
     Project,
     Rating,
@@ -81,6 +82,13 @@ TEMPLATES: dict[str, str] = {
     OVERDUE: SIGNATURE + "电子监察超期督办: {subject}{message}",
     SUPERVISION: SIGNATURE + "电子监察通知: {subject}{message}",
 }
+# A company setup's two moments: received at the window, and the certificates ready together.
+SETUP_TEMPLATES: dict[str, str] = {
+    RECEIVED: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 已受理, "
+    "一照三证承诺 {core_deadline} 前办结, 其他许可 {x_deadline} 前办结。",
+    READY: SIGNATURE + "您的企业“{company}”(受理编号 {code}) 的营业执照及各项许可证件已办结, "
+    "请携带有效证件到中心企业设立综合窗口统一领取。",
+}
 
 MOMENT_LABELS: dict[str, str] = {
     RECEIVED: "办件确认",
@@ -92,7 +100,7 @@ MOMENT_LABELS: dict[str, str] = {
     SUPERVISION: "电子监察",
 }
 
-AUDIT_ACTIONS = ("stage.accept", "stage.complete")
+AUDIT_ACTIONS = ("stage.accept", "stage.complete", "setup.accept", "setup.issue")
 AUDIT_MOMENTS = (RECEIVED, READY)  # the first key of each audit event (rate goes with ready)
 SUPERVISION_MOMENTS = (WARNING, OVERDUE, SUPERVISION)
 LEVEL_MOMENTS: dict[WarningLevel | None, str] = {
@@ -206,26 +214,35 @@ def _stage_values(stage: Stage) -> dict[str, str]:
 
 
 def _audit_key(event: AuditEvent) -> str:
-    return f"{RECEIVED if event.action == 'stage.accept' else READY}:{event.id}"
+    received = event.action in ("stage.accept", "setup.accept")
+    return f"{RECEIVED if received else READY}:{event.id}"
 
 
 async def _collect_audit(*, now: datetime, batch: int) -> int:
     created = 0
     mark = await _mark(AUDIT_MOMENTS)
-    relevant = AuditEvent.filter(action__in=AUDIT_ACTIONS, entity_type="stage")
+    relevant = AuditEvent.filter(action__in=AUDIT_ACTIONS, entity_type__in=("stage", "setup"))
     events = list(await relevant.filter(id__lte=mark).order_by("-id").limit(LOOKBACK))
     while True:
         fresh = list(await relevant.filter(id__gt=mark).order_by("id").limit(batch))
         events = sorted(events + fresh, key=lambda e: e.id)
         done = await _existing(_audit_key(e) for e in events)
         todo = [e for e in events if _audit_key(e) not in done]
+        stage_ids = sorted({e.entity_id for e in todo if e.entity_type == "stage"})
         stages = {
             s.id: s
-            for s in await Stage.filter(id__in=sorted({e.entity_id for e in todo}))
+            for s in await Stage.filter(id__in=stage_ids)
             .select_related("definition", "project__enterprise")
             .all()
         }
+        setup_ids = sorted({e.entity_id for e in todo if e.entity_type == "setup"})
+        setups = {s.id: s for s in await CompanySetup.filter(id__in=setup_ids)}
         for event in todo:
+            if event.entity_type == "setup":
+                setup = setups.get(event.entity_id)
+                if setup is not None:
+                    created += await _setup_moment(event, setup, now)
+                continue
             stage = stages.get(event.entity_id)
             if stage is None:
                 continue  # the project was deleted meanwhile: nobody to tell
@@ -236,6 +253,28 @@ async def _collect_audit(*, now: datetime, batch: int) -> int:
         if len(fresh) < batch:
             return created
         mark, events = fresh[-1].id, []
+
+
+async def _setup_moment(event: AuditEvent, setup: CompanySetup, now: datetime) -> int:
+    """办件确认 when a setup is accepted, 领件通知 when its certificates are issued together."""
+    moment = RECEIVED if event.action == "setup.accept" else READY
+    text = SETUP_TEMPLATES[moment].format_map(
+        {
+            "company": setup.company_name,
+            "code": setup.code,
+            "core_deadline": chinese_date(setup.core_deadline),
+            "x_deadline": chinese_date(setup.x_deadline),
+        }
+    )
+    row = _row(
+        key=f"{moment}:{event.id}",
+        moment=moment,
+        recipient=setup.contact_phone.strip(),
+        text=text,
+        project_id=None,
+        now=now,
+    )
+    return await _insert(row)
 
 
 async def _received(event: AuditEvent, stage: Stage, now: datetime) -> int:

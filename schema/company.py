@@ -1,0 +1,395 @@
+"""The company-setup face of the API (企业设立 1+4+X): the flows by business type, setups,
+their department tasks and materials; intake, decisions, site checks and unified issuing."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+
+from approval.company import intake, issuing, review
+from approval.company.access import setup_scope
+from approval.core.errors import DomainError
+from approval.core.labels import label
+from schema.context import Info, query_error
+from schema.errors import UserError
+from schema.mutation import attempt
+from schema.types import DecisionEnum, MaterialStatusEnum
+from storage import enums, models
+
+SetupStatusEnum = strawberry.enum(enums.SetupStatus, name="SetupStatus")
+
+
+@strawberry.type(description="所需材料")
+class SetupMaterialNeed:
+    code: str
+    name: str
+    core: bool = strawberry.field(description="核心材料(不可容缺)")
+
+
+@strawberry.type(description="许可证照: 一照三证(核心) 或 X 部门的许可")
+class SetupPermit:
+    code: str
+    name: str
+    core: bool = strawberry.field(description="一照三证之一(4个工作日)")
+    department: str = strawberry.field(description="审批部门")
+    site_check: str | None = strawberry.field(description="现场踏勘核查表, 无则不需踏勘")
+    default_approval: bool = strawberry.field(description="超时默认适用")
+    materials: list[SetupMaterialNeed]
+
+
+@strawberry.type(description="经营类型")
+class BusinessTypeInfo:
+    code: str
+    name: str
+
+
+@strawberry.type(description="企业设立流程图")
+class SetupFlowInfo:
+    code: str
+    name: str
+    starts_project: bool = strawberry.field(description="同时启动建设项目(外资工业)")
+    business_types: list[BusinessTypeInfo]
+
+
+@strawberry.type(description="流程情形(6种)")
+class SetupFlowGroupInfo:
+    code: str
+    name: str
+    flows: list[SetupFlowInfo]
+
+
+@strawberry.type(description="量体裁衣: 一种经营类型的最优流程")
+class SetupPlan:
+    business_type: BusinessTypeInfo
+    flow: SetupFlowInfo
+    permits: list[SetupPermit]
+    materials: list[SetupMaterialNeed] = strawberry.field(description="一套材料, 一次收取")
+    core_days: int = strawberry.field(description="一照三证办结时限(工作日)")
+    x_days: int = strawberry.field(description="X 部门许可办结时限(工作日)")
+    site_check_days: int = strawberry.field(description="现场踏勘时限(工作日)")
+
+
+@strawberry.type(description="企业设立的部门审批任务")
+class SetupTaskInfo:
+    task_id: int
+    permit: str
+    permit_code: str
+    department: str
+    department_code: str
+    core: bool
+    status: str
+    status_label: str
+    decision: DecisionEnum | None  # type: ignore[valid-type]
+    decision_label: str | None
+    opinion: str
+    deadline: date
+    default_approved: bool
+    site_check_due: date | None
+    site_check_done_at: datetime | None
+    decided_at: datetime | None
+
+
+@strawberry.type(description="企业设立的材料")
+class SetupMaterialInfo:
+    code: str
+    name: str
+    status: MaterialStatusEnum  # type: ignore[valid-type]
+    status_label: str
+    commitment_due: date | None
+    commitment_signed_by: str
+
+
+@strawberry.type(description="企业设立申请(一窗受理)")
+class CompanySetupInfo:
+    code: str = strawberry.field(description="受理编号")
+    company_name: str
+    business_type: BusinessTypeInfo
+    flow: str
+    region: str
+    contact_name: str
+    status: SetupStatusEnum  # type: ignore[valid-type]
+    status_label: str
+    outcome: DecisionEnum | None  # type: ignore[valid-type]
+    accepted_at: datetime
+    core_deadline: date = strawberry.field(description="一照三证时限")
+    x_deadline: date = strawberry.field(description="X 部门许可时限")
+    completed_at: datetime | None
+    issued_at: datetime | None = strawberry.field(description="统一发证时间")
+    project_code: str | None = strawberry.field(description="关联的建设项目(外资)")
+    setup_id: strawberry.Private[int]
+
+    @strawberry.field(description="各部门并联审批任务")
+    async def tasks(self) -> list[SetupTaskInfo]:
+        rows = (
+            await models.SetupTask.filter(setup_id=self.setup_id)
+            .select_related("permit", "department")
+            .order_by("id")
+        )
+        return [_task(row) for row in rows]
+
+    @strawberry.field(description="一套材料")
+    async def materials(self) -> list[SetupMaterialInfo]:
+        rows = (
+            await models.SetupMaterial.filter(setup_id=self.setup_id)
+            .select_related("material_type")
+            .order_by("material_type_id")
+        )
+        return [
+            SetupMaterialInfo(
+                code=row.material_type.code,
+                name=row.material_type.name,
+                status=row.status,
+                status_label=label(row.status),
+                commitment_due=row.commitment_due,
+                commitment_signed_by=row.commitment_signed_by,
+            )
+            for row in rows
+        ]
+
+
+def _task(row: models.SetupTask) -> SetupTaskInfo:
+    return SetupTaskInfo(
+        task_id=row.id,
+        permit=row.permit.name,
+        permit_code=row.permit.code,
+        department=row.department.short_name,
+        department_code=row.department.code,
+        core=row.core,
+        status=row.status.value,
+        status_label=label(row.status),
+        decision=row.decision,
+        decision_label=label(row.decision) if row.decision else None,
+        opinion=row.opinion,
+        deadline=row.deadline,
+        default_approved=row.default_approved,
+        site_check_due=row.site_check_due,
+        site_check_done_at=row.site_check_done_at,
+        decided_at=row.decided_at,
+    )
+
+
+async def setup_info(row: models.CompanySetup) -> CompanySetupInfo:
+    await row.fetch_related("business_type", "flow", "region", "project")
+    return CompanySetupInfo(
+        code=row.code,
+        company_name=row.company_name,
+        business_type=BusinessTypeInfo(code=row.business_type.code, name=row.business_type.name),
+        flow=row.flow.name,
+        region=row.region.name,
+        contact_name=row.contact_name,
+        status=row.status,
+        status_label=label(row.status),
+        outcome=row.outcome,
+        accepted_at=row.accepted_at,
+        core_deadline=row.core_deadline,
+        x_deadline=row.x_deadline,
+        completed_at=row.completed_at,
+        issued_at=row.issued_at,
+        project_code=row.project.code if row.project else None,
+        setup_id=row.id,
+    )
+
+
+def _flow_info(flow: models.SetupFlow, types: list[models.BusinessType]) -> SetupFlowInfo:
+    return SetupFlowInfo(
+        code=flow.code,
+        name=flow.name,
+        starts_project=flow.starts_project,
+        business_types=[BusinessTypeInfo(code=t.code, name=t.name) for t in types],
+    )
+
+
+@strawberry.type
+class CompanyQuery:
+    @strawberry.field(description="企业设立: 6种情形的流程图")
+    async def setup_flow_groups(self, info: Info) -> list[SetupFlowGroupInfo]:
+        info.context.query_viewer()
+        groups = await models.SetupFlowGroup.all().order_by("order")
+        flows = await models.SetupFlow.filter(active=True).order_by("order")
+        types = await models.BusinessType.filter(active=True).order_by("id")
+        return [
+            SetupFlowGroupInfo(
+                code=g.code,
+                name=g.name,
+                flows=[
+                    _flow_info(f, [t for t in types if t.flow_id == f.id])
+                    for f in flows
+                    if f.group_id == g.id
+                ],
+            )
+            for g in groups
+        ]
+
+    @strawberry.field(description="量体裁衣: 经营类型对应的最优流程、许可、材料和踏勘")
+    async def setup_plan(self, info: Info, business_type: str) -> SetupPlan:
+        info.context.query_viewer()
+        try:
+            plan = await intake.flow_plan(business_type=business_type)
+        except DomainError as error:
+            raise query_error(error) from None
+        types = await models.BusinessType.filter(flow_id=plan.flow.id, active=True)
+        return SetupPlan(
+            business_type=BusinessTypeInfo(
+                code=plan.business_type.code, name=plan.business_type.name
+            ),
+            flow=_flow_info(plan.flow, list(types)),
+            permits=[
+                SetupPermit(
+                    code=need.permit.code,
+                    name=need.permit.name,
+                    core=need.permit.core,
+                    department=need.permit.department.short_name,
+                    site_check=need.permit.site_check.name if need.permit.site_check else None,
+                    default_approval=need.permit.default_approval,
+                    materials=[
+                        SetupMaterialNeed(code=t.code, name=t.name, core=core)
+                        for t, core in need.materials
+                    ],
+                )
+                for need in plan.permits
+            ],
+            materials=[
+                SetupMaterialNeed(code=t.code, name=t.name, core=core)
+                for t, core in plan.material_types().values()
+            ],
+            core_days=plan.rules.core_days,
+            x_days=plan.rules.x_days,
+            site_check_days=plan.rules.site_check_days,
+        )
+
+    @strawberry.field(description="企业设立申请, 最新的在前")
+    async def company_setups(
+        self,
+        info: Info,
+        status: SetupStatusEnum | None = None,  # type: ignore[valid-type]
+        first: int = 50,
+    ) -> list[CompanySetupInfo]:
+        viewer = info.context.query_viewer()
+        query = models.CompanySetup.filter(setup_scope(viewer))
+        if status is not None:
+            query = query.filter(status=status)
+        rows = await query.order_by("-id").limit(max(1, min(first, 200)))
+        return [await setup_info(row) for row in rows]
+
+    @strawberry.field(description="按受理编号查询企业设立")
+    async def company_setup(self, info: Info, code: str) -> CompanySetupInfo | None:
+        viewer = info.context.query_viewer()
+        row = await models.CompanySetup.filter(setup_scope(viewer), code=code.strip()).first()
+        return await setup_info(row) if row else None
+
+    @strawberry.field(description="本部门的企业设立审批任务(审批人员)")
+    async def setup_tasks(self, info: Info, open_only: bool = True) -> list[SetupTaskInfo]:
+        viewer = info.context.query_viewer()
+        query = models.SetupTask.filter(department_id=viewer.department_id or -1)
+        if open_only:
+            query = query.filter(status__not=enums.TaskStatus.DECIDED)
+        rows = await query.select_related("permit", "department").order_by("deadline", "id")
+        return [_task(row) for row in rows]
+
+
+@strawberry.input(description="容缺承诺")
+class SetupCommitmentInput:
+    material_type: str
+    due: date
+    signed_by: str
+
+
+@strawberry.input(description="企业设立申请表(一窗受理)")
+class AcceptCompanySetupInput:
+    company_name: str
+    business_type: str = strawberry.field(description="经营类型代码, 如 restaurant")
+    region: str = strawberry.field(description="区域代码")
+    contact_name: str
+    contact_phone: str = strawberry.field(description="领件通知短信发往此号码")
+    materials: list[str] = strawberry.field(description="窗口收取的材料类型代码")
+    commitments: list[SetupCommitmentInput] = strawberry.field(default_factory=list)
+    project_code: str | None = strawberry.field(default=None, description="外资: 建设项目代码")
+
+
+@strawberry.input(description="部门对一项企业设立许可的决定")
+class DecideSetupTaskInput:
+    task_id: int
+    decision: DecisionEnum  # type: ignore[valid-type]
+    opinion: str = ""
+
+
+@strawberry.type
+class CompanySetupPayload:
+    setup: CompanySetupInfo | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def _payload(row: models.CompanySetup | None, errors: list[UserError]) -> CompanySetupPayload:
+    return CompanySetupPayload(setup=await setup_info(row) if row else None, errors=errors)
+
+
+async def _setup_of(task: models.SetupTask | None) -> models.CompanySetup | None:
+    return await models.CompanySetup.get(id=task.setup_id) if task else None
+
+
+@strawberry.type
+class CompanyMutation:
+    @strawberry.mutation(description="一窗受理企业设立: 各部门同时收到任务")
+    async def accept_company_setup(
+        self, info: Info, input: AcceptCompanySetupInput
+    ) -> CompanySetupPayload:
+        form = intake.SetupApplication(
+            company_name=input.company_name,
+            business_type=input.business_type,
+            region_code=input.region,
+            contact_name=input.contact_name,
+            contact_phone=input.contact_phone,
+            materials=list(input.materials),
+            commitments=[
+                intake.SetupCommitment(
+                    material_type_code=c.material_type, due=c.due, signed_by=c.signed_by
+                )
+                for c in input.commitments
+            ],
+            project_code=input.project_code,
+        )
+        row, errors = await attempt(
+            lambda: intake.accept_setup(
+                viewer=info.context.require_viewer(), form=form, now=info.context.now()
+            )
+        )
+        return await _payload(row, errors)
+
+    @strawberry.mutation(description="部门对企业设立许可作出决定(同步审批)")
+    async def decide_setup_task(
+        self, info: Info, input: DecideSetupTaskInput
+    ) -> CompanySetupPayload:
+        task, errors = await attempt(
+            lambda: review.decide_setup_task(
+                viewer=info.context.require_viewer(),
+                task_id=input.task_id,
+                decision=input.decision,
+                opinion=input.opinion,
+                now=info.context.now(),
+            )
+        )
+        return await _payload(await _setup_of(task), errors)
+
+    @strawberry.mutation(description="记录现场踏勘已完成")
+    async def record_setup_site_check(
+        self, info: Info, task_id: int, note: str = ""
+    ) -> CompanySetupPayload:
+        task, errors = await attempt(
+            lambda: review.record_site_check(
+                viewer=info.context.require_viewer(),
+                task_id=task_id,
+                note=note,
+                now=info.context.now(),
+            )
+        )
+        return await _payload(await _setup_of(task), errors)
+
+    @strawberry.mutation(description="统一发证: 各部门均准予后窗口一并发放证照")
+    async def issue_company_setup(self, info: Info, code: str) -> CompanySetupPayload:
+        row, errors = await attempt(
+            lambda: issuing.issue_setup(
+                viewer=info.context.require_viewer(), code=code, now=info.context.now()
+            )
+        )
+        return await _payload(row, errors)

@@ -1,0 +1,289 @@
+"""Company setup (1+4+X) through GraphQL: a business type's plan, intake at the window with
+容缺, parallel review with site checks and the fan-in, unified issuing with its SMS, scope."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+
+import pytest
+
+from approval.catalog.company import load_default_company_catalog
+from approval.catalog.company_load import load_company_catalog
+from approval.company.review import default_approve_setup_task
+from approval.core.auth import create_user, issue_token
+from approval.oversight.notifications import collect
+from storage.enums import Role, SetupStatus
+from storage.models import AuditEvent, CompanySetup, Notification, SetupTask
+from tests.conftest import Clock, GraphQLClient
+
+REVIEWERS = ("gongshang", "zhijian", "guoshui", "dishui", "shiyao", "xfjy", "shangwu", "renhang")
+CORE_MATERIALS = [
+    "setup_application",
+    "name_approval_notice",
+    "articles_of_association",
+    "shareholder_identity",
+    "legal_rep_appointment",
+    "premises_certificate",
+    "finance_officer_info",
+]
+RESTAURANT = [
+    *CORE_MATERIALS,
+    "food_safety_rules",
+    "premises_layout",
+    "fire_safety_rules",
+    "food_staff_health",
+    "decoration_fire_proof",
+]
+PROMISED = ("food_staff_health", "decoration_fire_proof")  # non-core: 容缺 allowed
+WITHOUT_PROMISED = [m for m in RESTAURANT if m not in PROMISED]
+
+PLAN = """query($type: String!) { setupPlan(businessType: $type) {
+  flow { code name } coreDays xDays siteCheckDays
+  permits { code core department siteCheck defaultApproval }
+  materials { code core } } }"""
+ACCEPT = """mutation($input: AcceptCompanySetupInput!) { acceptCompanySetup(input: $input) {
+  setup { code status statusLabel coreDeadline xDeadline projectCode
+    tasks { taskId permitCode departmentCode core deadline siteCheckDue }
+    materials { code status commitmentDue } }
+  errors { code field message } } }"""
+DECIDE = """mutation($input: DecideSetupTaskInput!) { decideSetupTask(input: $input) {
+  setup { status statusLabel outcome } errors { code field message } } }"""
+SITE_CHECK = """mutation($id: Int!) { recordSetupSiteCheck(taskId: $id, note: "布局合格") {
+  setup { code } errors { code message } } }"""
+ISSUE = """mutation($code: String!) { issueCompanySetup(code: $code) {
+  setup { status statusLabel issuedAt } errors { code field message } } }"""
+
+
+@pytest.fixture
+async def tokens(gql: GraphQLClient, clock: Clock) -> AsyncIterator[dict[str, str]]:
+    """The company catalog loaded and a reviewer of each company department."""
+    await load_company_catalog(load_default_company_catalog())
+    made: dict[str, str] = {}
+    for code in REVIEWERS:
+        user = await create_user(
+            username=f"r-{code}",
+            password="test-password",
+            display_name=code,
+            role=Role.REVIEWER,
+            department_code=code,
+        )
+        made[code], _ = await issue_token(user=user, now=clock(), ttl=timedelta(days=400))
+    yield made
+
+
+def form(business_type: str = "restaurant", **changes: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "companyName": "德州市老街餐饮有限公司",
+        "businessType": business_type,
+        "region": "371402",
+        "contactName": "赵敏",
+        "contactPhone": "13800000001",
+        "materials": RESTAURANT,
+        "commitments": [],
+    }
+    values.update(changes)
+    return values
+
+
+async def accept(gql: GraphQLClient, **changes: object) -> dict:
+    body = await gql(ACCEPT, {"input": form(**changes)}, as_="clerk")
+    payload = body["data"]["acceptCompanySetup"]
+    assert payload["errors"] == [], payload["errors"]
+    return payload["setup"]
+
+
+async def test_a_restaurant_gets_its_one_flow_with_two_site_checks(gql, tokens):
+    body = await gql(PLAN, {"type": "restaurant"}, as_="clerk")
+    plan = body["data"]["setupPlan"]
+    assert plan["flow"] == {"code": "catering", "name": "餐饮服务企业设立"}
+    assert (plan["coreDays"], plan["xDays"], plan["siteCheckDays"]) == (4, 10, 3)
+    permits = {p["code"]: p for p in plan["permits"]}
+    assert [p["department"] for p in plan["permits"] if p["core"]] == [
+        "工商局",
+        "质监局",
+        "国税局",
+        "地税局",
+    ]
+    assert permits["food_business_license"]["siteCheck"] == "食品经营场所核查"
+    assert permits["fire_safety_check"]["siteCheck"] == "消防安全检查"
+    assert not permits["business_license"]["defaultApproval"]
+    materials = {m["code"]: m["core"] for m in plan["materials"]}
+    assert materials["premises_layout"] is True  # one set of materials, core for any permit
+    assert materials["food_staff_health"] is False
+    unknown = await gql(PLAN, {"type": "spaceport"}, as_="clerk")
+    assert unknown["errors"][0]["extensions"] == {"code": "INVALID_INPUT", "field": "businessType"}
+
+
+async def test_intake_refuses_missing_core_materials_and_accepts_with_a_commitment(gql, tokens):
+    missing = await gql(ACCEPT, {"input": form(materials=CORE_MATERIALS)}, as_="clerk")
+    [error] = missing["data"]["acceptCompanySetup"]["errors"]
+    assert error["code"] == "MISSING_CORE_MATERIALS" and "food_safety_rules" in error["message"]
+    late = form(
+        materials=WITHOUT_PROMISED,
+        commitments=[
+            {"materialType": "food_staff_health", "due": "2026-03-20", "signedBy": "赵敏"}
+        ],
+    )
+    body = await gql(ACCEPT, {"input": late}, as_="clerk")
+    [error] = body["data"]["acceptCompanySetup"]["errors"]
+    assert error["field"] == "commitments" and "2026-03-16" in error["message"]
+    bad_phone = await gql(ACCEPT, {"input": form(contactPhone="call me")}, as_="clerk")
+    assert bad_phone["data"]["acceptCompanySetup"]["errors"][0]["field"] == "contactPhone"
+    assert await CompanySetup.all().count() == 0  # nothing stored by a refusal
+    setup = await accept(
+        gql,
+        materials=WITHOUT_PROMISED,
+        commitments=[
+            {"materialType": "food_staff_health", "due": "2026-03-13", "signedBy": "赵敏"},
+            {"materialType": "decoration_fire_proof", "due": "2026-03-13", "signedBy": "赵敏"},
+        ],
+    )
+    assert setup["code"] == f"QS2026{(await CompanySetup.get()).id:06d}"
+    assert setup["status"] == "IN_REVIEW" and setup["statusLabel"] == "并联审批中"
+    # Monday 2 March: 4 working days -> Friday 6 March, 10 -> Monday 16 March, 3 -> 5 March.
+    assert (setup["coreDeadline"], setup["xDeadline"]) == ("2026-03-06", "2026-03-16")
+    tasks = {t["permitCode"]: t for t in setup["tasks"]}
+    assert len(tasks) == 6
+    assert {t["deadline"] for t in setup["tasks"] if t["core"]} == {"2026-03-06"}
+    assert tasks["fire_safety_check"]["deadline"] == "2026-03-16"
+    assert tasks["food_business_license"]["siteCheckDue"] == "2026-03-05"
+    assert tasks["business_license"]["siteCheckDue"] is None
+    committed = {m["code"]: m for m in setup["materials"] if m["status"] == "COMMITTED"}
+    assert set(committed) == {"food_staff_health", "decoration_fire_proof"}
+    event = await AuditEvent.get(action="setup.accept")
+    assert event.after["flow"] == "catering" and event.after["tasks"] == 6
+
+
+async def test_parallel_review_fans_in_and_the_window_issues_together(gql, tokens, clock):
+    setup = await accept(gql)
+    tasks = {t["permitCode"]: t for t in setup["tasks"]}
+    food = tasks.pop("food_business_license")
+    early = await gql(
+        DECIDE,
+        {"input": {"taskId": food["taskId"], "decision": "APPROVED"}},
+        token=tokens["shiyao"],
+    )
+    assert early["data"]["decideSetupTask"]["errors"][0]["code"] == "INVALID_STATE"
+    wrong = await gql(
+        DECIDE,
+        {"input": {"taskId": food["taskId"], "decision": "APPROVED"}},
+        token=tokens["gongshang"],
+    )
+    assert wrong["data"]["decideSetupTask"]["errors"][0]["code"] == "WRONG_DEPARTMENT"
+    checked = await gql(SITE_CHECK, {"id": food["taskId"]}, token=tokens["shiyao"])
+    assert checked["data"]["recordSetupSiteCheck"]["errors"] == []
+    body = await gql(
+        DECIDE,
+        {"input": {"taskId": food["taskId"], "decision": "APPROVED"}},
+        token=tokens["shiyao"],
+    )
+    assert body["data"]["decideSetupTask"]["setup"]["status"] == "IN_REVIEW"
+    not_yet = await gql(ISSUE, {"code": setup["code"]}, as_="clerk")
+    assert not_yet["data"]["issueCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
+    fire = tasks.pop("fire_safety_check")
+    await gql(SITE_CHECK, {"id": fire["taskId"]}, token=tokens["xfjy"])
+    for task in [fire, *tasks.values()]:
+        body = await gql(
+            DECIDE,
+            {"input": {"taskId": task["taskId"], "decision": "APPROVED"}},
+            token=tokens[task["departmentCode"]],
+        )
+        assert body["data"]["decideSetupTask"]["errors"] == []
+    assert body["data"]["decideSetupTask"]["setup"] == {
+        "status": "READY",
+        "statusLabel": "待统一发证",
+        "outcome": "APPROVED",
+    }
+    issued = await gql(ISSUE, {"code": setup["code"]}, as_="clerk")
+    assert issued["data"]["issueCompanySetup"]["setup"]["statusLabel"] == "已发证"
+    again = await gql(ISSUE, {"code": setup["code"]}, as_="clerk")
+    assert again["data"]["issueCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
+    assert await collect(now=clock()) == 2
+    texts = {n.moment: n for n in await Notification.filter(recipient="13800000001")}
+    assert "已受理" in texts["received"].text and setup["code"] in texts["received"].text
+    assert "统一领取" in texts["ready"].text
+    assert await collect(now=clock()) == 0  # exactly once
+
+
+async def test_one_refusal_refuses_the_setup_and_nothing_is_issued(gql, tokens):
+    setup = await accept(
+        gql,
+        businessType="supermarket",
+        materials=[*CORE_MATERIALS, "food_safety_rules", "premises_layout", "food_staff_health"],
+    )
+    core = next(t for t in setup["tasks"] if t["permitCode"] == "organization_code")
+    body = await gql(
+        DECIDE,
+        {"input": {"taskId": core["taskId"], "decision": "REJECTED", "opinion": ""}},
+        token=tokens["zhijian"],
+    )
+    assert body["data"]["decideSetupTask"]["errors"][0]["field"] == "opinion"
+    body = await gql(
+        DECIDE,
+        {"input": {"taskId": core["taskId"], "decision": "REJECTED", "opinion": "名称冲突"}},
+        token=tokens["zhijian"],
+    )
+    assert body["data"]["decideSetupTask"]["errors"] == []
+    for task in setup["tasks"]:
+        if task["taskId"] == core["taskId"]:
+            continue
+        if task["siteCheckDue"]:
+            await gql(SITE_CHECK, {"id": task["taskId"]}, token=tokens[task["departmentCode"]])
+        body = await gql(
+            DECIDE,
+            {"input": {"taskId": task["taskId"], "decision": "APPROVED"}},
+            token=tokens[task["departmentCode"]],
+        )
+    assert body["data"]["decideSetupTask"]["setup"]["status"] == "REFUSED"
+    assert body["data"]["decideSetupTask"]["setup"]["outcome"] == "REJECTED"
+    issued = await gql(ISSUE, {"code": setup["code"]}, as_="clerk")
+    assert issued["data"]["issueCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
+
+
+async def test_each_department_sees_its_setups_only(gql, tokens):
+    await accept(gql)
+    await accept(
+        gql, businessType="bookstore", materials=[*CORE_MATERIALS, "publication_supply_plan"]
+    )
+    query = "{ companySetups { code flow } setupTasks { permitCode } }"
+    fire = await gql(query, token=tokens["xfjy"])
+    assert [s["flow"] for s in fire["data"]["companySetups"]] == ["餐饮服务企业设立"]
+    assert [t["permitCode"] for t in fire["data"]["setupTasks"]] == ["fire_safety_check"]
+    assert len((await gql(query, token=tokens["gongshang"]))["data"]["companySetups"]) == 2
+    assert (await gql(query, as_="agent"))["data"]["companySetups"] == []
+    refused = await gql(ACCEPT, {"input": form()}, token=tokens["gongshang"])
+    assert refused["data"]["acceptCompanySetup"]["errors"][0]["code"] == "FORBIDDEN"
+
+
+async def test_a_foreign_factory_links_its_construction_project(gql, tokens):
+    from tests.helpers import create_project
+
+    project = await create_project(gql)
+    factory = [*CORE_MATERIALS, "foreign_investor_identity", "foreign_exchange_application"]
+    setup = await accept(
+        gql, businessType="foreign-factory", materials=factory, projectCode=project["code"]
+    )
+    assert setup["projectCode"] == project["code"]
+    shop = await gql(
+        ACCEPT,
+        {"input": form(projectCode=project["code"])},
+        as_="clerk",
+    )
+    assert shop["data"]["acceptCompanySetup"]["errors"][0]["field"] == "projectCode"
+
+
+async def test_default_approval_after_the_deadline_only_where_the_law_allows(gql, tokens, clock):
+    setup = await accept(
+        gql, businessType="bookstore", materials=[*CORE_MATERIALS, "publication_supply_plan"]
+    )
+    ids = {t["permitCode"]: t["taskId"] for t in setup["tasks"]}
+    assert await default_approve_setup_task(task_id=ids["publication_license"], now=clock()) is None
+    late = clock() + timedelta(days=15)  # past the X deadline of 16 March
+    assert await default_approve_setup_task(task_id=ids["publication_license"], now=late)
+    assert await default_approve_setup_task(task_id=ids["business_license"], now=late) is None
+    task = await SetupTask.get(id=ids["publication_license"])
+    assert task.default_approved and task.opinion == "超时默认通过"
+    assert await default_approve_setup_task(task_id=ids["publication_license"], now=late) is None
+    assert (await CompanySetup.get(code=setup["code"])).status is SetupStatus.IN_REVIEW
+    assert task.deadline == date(2026, 3, 16)
