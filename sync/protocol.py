@@ -15,6 +15,7 @@ bytes) followed by the bytes; text is UTF-8.
 | 100 ``ONEWINDOW`` | ack (0) | the number of the acknowledged update message |
 |                   | error (1) | the refused update's number (0: not an update), code, reason |
 |                   | ack up to (2) | the number N: every update message up to N is answered |
+|                   | held (3) | the number of an update held for missing dependencies |
 
 The OneWindow extension (type 100) is sent only to connections that asked for it with
 ``?ack=1``: plain Yjs clients never see it. "The number of an update message" counts the sync
@@ -24,13 +25,36 @@ committed to the durable log. Connections without ``?ack=1`` are told a refusal 
 standard ``AUTH`` permission-denied message, which Yjs clients log.
 
 This server acknowledges cumulatively: after committing a group of one connection's updates
-it sends the errors of the group's refused updates, then one "ack up to N" with the group's
-last number. It means: every update message numbered N or less that was not refused by an
-error frame (sent before it) is committed to the durable log, or was already held and needed
-nothing stored. It is sent only after the group's commit, and also when every update of the
-group was refused, so that a client knows each of its updates up to N is answered. Numbers
-only grow, so a client settles its outstanding updates numbered N or less. The per-update ack
-(0) is no longer sent by this server; clients still accept it as an ack of that one update.
+it sends the errors of the group's refused updates and the held frames of its held ones, then
+one "ack up to N" with the group's last number. It means: every update message numbered N or
+less that was not refused by an error frame and is not held (both sent before it) is
+committed to the durable log, or was already in the document and needed nothing stored. It is
+sent only after the group's commit, and also when every update of the group was refused, so
+that a client knows each of its updates up to N is answered. Numbers only grow, so a client
+settles its outstanding updates numbered N or less except the held ones.
+
+The rules of what becomes content (nothing invalid ever does):
+
+- **Held.** An update that lacks dependencies the server does not have (structs after a gap
+  in a client's clock, items or deletions of items it has not received) is held: not applied
+  to the room's document, not stored, not broadcast, not materialised, not acknowledged. The
+  server answers "held (3)" with its number. It is judged again, as a whole with what arrived
+  meanwhile, after each later update of that connection that is kept or refused: then it is
+  acknowledged by a per-update ack (0) or refused by an error (1), with its number. It is
+  dropped when the connection closes (at most 64 are held per connection; beyond that an
+  update is refused with ``too_many_held``). A client receiving "held" should send its whole
+  state again (a sync step 2 against the server's state vector, or its whole document).
+- **Refused, and what depends on it.** An update is refused when it breaks the document's
+  layout or the writer's rights (``invalid``), or is ``read_only``, ``too_large``,
+  ``malformed_update``, or could not be stored (``storage_unavailable``). Every later update of
+  the same connection that depends on a refused one (structs of the refused client id past its
+  refused clock) is refused too, with the same code and reason, and never reaches the policy.
+- **Recovery.** A refused change cannot be taken out of a CRDT replica: a OneWindow client
+  drops its replica of that document, takes the server's state (a fresh document, hence a new
+  client id) and re-applies only the edits it still wants (the field app keeps the refused
+  ones in a visible "refused edits" list with their reasons). Stock Yjs clients (no
+  ``?ack=1``) that keep sending a refused change get ``AUTH`` permission denied each time, and
+  neither the server nor other clients ever see it.
 
 A presence update goes to every connection of the room, its sender included, as the reference
 y-websocket server does: stock y-websocket clients renew their presence every 15 s and close a
@@ -71,6 +95,7 @@ class ExtensionType(IntEnum):
     ACK = 0
     ERROR = 1
     ACK_UPTO = 2
+    HELD = 3
 
 
 class ProtocolError(ValueError):
@@ -116,6 +141,7 @@ def sync_step2(update: bytes) -> bytes:
 _SYNC_UPDATE = bytes((MessageType.SYNC, SyncType.UPDATE))
 _ACK = bytes((MessageType.ONEWINDOW, ExtensionType.ACK))
 _ACK_UPTO = bytes((MessageType.ONEWINDOW, ExtensionType.ACK_UPTO))
+_HELD = bytes((MessageType.ONEWINDOW, ExtensionType.HELD))
 
 
 def sync_update(update: bytes) -> bytes:
@@ -165,6 +191,12 @@ def ack(number: int) -> bytes:
 def ack_upto(number: int) -> bytes:
     """Every update message up to ``number`` not refused by an earlier error is committed."""
     return _ACK_UPTO + var_uint(number)
+
+
+def held(number: int) -> bytes:
+    """Update ``number`` lacks dependencies the server does not have: it is held, answered
+    later (an ack or an error with its number) or dropped with the connection."""
+    return _HELD + var_uint(number)
 
 
 def error(number: int, code: str, reason: str) -> bytes:
@@ -277,6 +309,13 @@ class AckUpToMessage:
 
 
 @dataclass(frozen=True)
+class HeldMessage:
+    """Update ``number`` is held until its dependencies arrive (see the module docstring)."""
+
+    number: int
+
+
+@dataclass(frozen=True)
 class ErrorMessage:
     number: int
     code: str
@@ -290,6 +329,7 @@ Message = (
     | PermissionDeniedMessage
     | AckMessage
     | AckUpToMessage
+    | HeldMessage
     | ErrorMessage
 )
 
@@ -353,10 +393,12 @@ def decode(frame: bytes) -> Message:
             )
         elif extension == ExtensionType.ACK_UPTO:
             message = AckUpToMessage(reader.var_uint("update number"))
+        elif extension == ExtensionType.HELD:
+            message = HeldMessage(reader.var_uint("update number"))
         else:
             raise ProtocolError(
-                f"unknown OneWindow message type {extension}; expected 0 (ack), 1 (error) "
-                "or 2 (ack up to)"
+                f"unknown OneWindow message type {extension}; expected 0 (ack), 1 (error), "
+                "2 (ack up to) or 3 (held)"
             )
     else:
         raise ProtocolError(f"unknown message type {kind}; this server understands {KNOWN_TYPES}")

@@ -26,12 +26,18 @@ room's own document cannot stand in for ``_before``: within a group it must alre
 group's earlier accepted updates, which the room's document receives only once they are
 committed.
 
-"Already held" is read from ``_after``: an update applied to it that moves its state vector
-brought new structs. Only when the state vector stays the same (nothing new, pending structs
-or deletions) does the update itself say, against ``_before``'s state vector and delete set.
+An update applied to ``_after`` that does not integrate completely (some of its structs or
+deletions wait for predecessors: pycrdt then shows their content although its state vector and
+delete set do not move) is never validated nor kept: the copy is dropped, and the update is
+refused with the refusal it depends on (``Ledger.refused``) or held in the connection's
+``Ledger`` until its dependencies arrive (see ``sync.protocol`` for the rules). "Already held"
+(nothing new) is read from ``_after``: an update applied to it that moves its state vector
+brought new structs. Only when the state vector stays the same (nothing new, or deletions)
+does the update itself say, against ``_before``'s state vector and delete set.
 
-Each copy is observed once, when it is made (a subscription per validation cost more than the
-validation): a transaction on it while the policy validates means the policy changed it.
+The copies are never observed (a pycrdt subscription keeps its ``Doc`` alive for good): a
+policy that changed them while it validated is seen in their state vectors, and they are then
+rebuilt.
 
 After a group commit, the group's accepted updates are merged ``MERGE_CHUNK`` at a time
 (``merge_updates`` grows quadratically with the number of updates) and applied to the room's
@@ -47,7 +53,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pycrdt import Doc, merge_updates
@@ -55,7 +61,14 @@ from pycrdt import Doc, merge_updates
 from sync import protocol
 from sync.policy import Access, DocumentPolicy, UpdateRefused
 from sync.protocol import decode_state_vector
-from sync.store import DocState, UpdateStore, integrated, outside
+from sync.store import (
+    DocState,
+    UpdateStore,
+    first_clocks,
+    integrated,
+    outside,
+    structs_past,
+)
 
 log = logging.getLogger("onewindow.sync.room")
 
@@ -72,18 +85,51 @@ class Refused(UpdateRefused):
         self.reason = reason
 
 
-class _Watch:
-    """Whether a copy changed while the policy validated (see the module's docstring)."""
+class Held:
+    """The answer for an update whose dependencies the server lacks (see ``Ledger``)."""
 
-    __slots__ = ("changed", "validating")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self.validating = False
-        self.changed = False
+    def __repr__(self) -> str:
+        return "HELD"
 
-    def note(self, _: object) -> None:
-        if self.validating:
-            self.changed = True
+
+HELD = Held()
+MISSING = Refused(
+    "missing_dependencies",
+    "the update depends on changes the server does not have; send them first",
+)
+Result = bool | Refused | Held
+MAX_HELD = 64  # updates one connection may have held at once
+
+
+@dataclass
+class Ledger:
+    """What the room remembers of one connection's updates until the connection closes.
+
+    ``received`` numbers its update messages (from 1). ``held`` are the updates (with their
+    numbers) that lack dependencies the server does not have: not applied, not stored, not
+    broadcast; each is judged again, as a whole with what arrived meanwhile, after every later
+    update of the connection that the room kept or refused, and its answer is put in
+    ``settled``. ``refused`` maps a client id to the first clock of that client refused on
+    this connection and the refusal: an update that lacks dependencies and carries structs of
+    that client depends on the refused update and is refused with the same code and reason."""
+
+    received: int = 0
+    held: list[tuple[int, bytes]] = field(default_factory=list)
+    refused: dict[int, tuple[int, Refused]] = field(default_factory=dict)
+    settled: list[tuple[int, bool | Refused]] = field(default_factory=list)
+
+    def refuse_from(self, clocks: dict[int, int], refusal: Refused) -> None:
+        """Remember ``refusal`` for each client id from its clock on (the lowest is kept)."""
+        for client, clock in clocks.items():
+            current = self.refused.get(client)
+            if current is None or clock < current[0]:
+                self.refused[client] = (clock, refusal)
+
+    def take_settled(self) -> list[tuple[int, bool | Refused]]:
+        settled, self.settled = self.settled, []
+        return settled
 
 
 class Peer(Protocol):
@@ -133,7 +179,6 @@ class Room:
         self._state_vector: bytes | None = None  # _before's, once known (see the docstring)
         self._lag: list[bytes] = []  # accepted updates _after still lacks (see the docstring)
         self._batch: list[bytes] = []  # accepted, not yet committed (under the lock)
-        self._watch = _Watch()
         self._groups = getattr(policy, "validates_groups", False) is True
 
     # --- life ------------------------------------------------------------------------------
@@ -281,25 +326,35 @@ class Room:
     async def receive(self, update: bytes, *, access: Access, origin: Peer | None) -> bool:
         """Validate, commit, apply and broadcast one update; False when it changed nothing.
 
-        Raises ``Refused`` when the update is not kept (nothing of it is stored or sent).
+        Raises ``Refused`` when the update is not kept (nothing of it is stored or sent),
+        ``missing_dependencies`` when it lacks changes the server does not have.
         """
         async with self.lock:
             (result,) = await self._receive_many([update], access=access, origin=origin)
         if isinstance(result, Refused):
             raise result
+        assert not isinstance(result, Held)  # held only with a ledger
         return result
 
     async def receive_many(
-        self, updates: list[bytes], *, access: Access, origin: Peer | None
-    ) -> list[bool | Refused]:
+        self,
+        updates: list[bytes],
+        *,
+        access: Access,
+        origin: Peer | None,
+        ledger: Ledger | None = None,
+    ) -> list[Result]:
         """``receive`` for several updates of one sender, in order, committed together.
 
-        One result per update: True (committed), False (changed nothing) or the ``Refused``
-        saying why it was not kept. A refused update does not stop the others; when the commit
+        One result per update: True (committed), False (changed nothing), the ``Refused``
+        saying why it was not kept, or ``HELD`` (only with the connection's ``ledger``: the
+        update lacks dependencies the server does not have; it is kept in the ledger, not
+        applied, and judged again after the sender's later updates, its answer then in
+        ``ledger.settled``). A refused update does not stop the others; when the commit
         fails, every update that would have been stored is refused (``storage_unavailable``).
         When this returns, every True is committed, applied and broadcast."""
         async with self.lock:
-            return await self._receive_many(updates, access=access, origin=origin)
+            return await self._receive_many(updates, access=access, origin=origin, ledger=ledger)
 
     async def edit(self, change: Callable[[Doc], None], *, access: Access) -> bool:
         """The server's own change, made on a copy and then taken through ``receive``."""
@@ -318,23 +373,40 @@ class Room:
             (result,) = await self._receive_many([update], access=access, origin=None)
         if isinstance(result, Refused):
             raise result
+        assert not isinstance(result, Held)  # held only with a ledger
         return result
 
     async def _receive_many(
-        self, updates: list[bytes], *, access: Access, origin: Peer | None
-    ) -> list[bool | Refused]:
-        results: list[bool | Refused] | None = None
+        self,
+        updates: list[bytes],
+        *,
+        access: Access,
+        origin: Peer | None,
+        ledger: Ledger | None = None,
+    ) -> list[Result]:
+        results: list[Result] | None = None
         self._batch = []
+        transient = ledger is None  # the call's own: dependents of a refusal refused alike
+        if ledger is None:
+            ledger = Ledger()
+        first = ledger.received + 1
+        ledger.received += len(updates)
+        settled_from = len(ledger.settled)
         try:
             if self._groups and access.writable and len(updates) > 1:
-                results = self._check_group(updates, access=access)
+                group = self._check_group(updates, access=access)
+                results = None if group is None else list(group)
+                if results is not None and ledger.held:
+                    self._settle(ledger, access=access)
             if results is None:
                 results = []
-                for update in updates:
-                    try:
-                        results.append(self._check(bytes(update), access=access))
-                    except Refused as refusal:
-                        results.append(refusal)
+                for number, update in enumerate(updates, first):
+                    result = self._judge(bytes(update), access=access, ledger=ledger)
+                    if result is HELD:
+                        result = self._hold(ledger, number, bytes(update), transient)
+                    results.append(result)
+                    if ledger.held and result is not HELD:
+                        self._settle(ledger, access=access)
             batch = self._batch
             if not batch:
                 return results
@@ -348,6 +420,10 @@ class Room:
                     "the update could not be stored and was not kept; keep it and send it "
                     "again when the server is back",
                 )
+                ledger.settled[settled_from:] = [
+                    (number, failed if result is True else result)
+                    for number, result in ledger.settled[settled_from:]
+                ]
                 return [failed if result is True else result for result in results]
         except BaseException:
             self._forget_copies()  # they may hold updates that were not committed
@@ -376,14 +452,48 @@ class Room:
         self._mark_dirty()
         return results
 
+    def _judge(self, update: bytes, *, access: Access, ledger: Ledger | None) -> Result:
+        try:
+            return self._check(update, access=access, ledger=ledger)
+        except Refused as refusal:
+            return refusal
+
+    def _hold(self, ledger: Ledger, number: int, update: bytes, transient: bool) -> Result:
+        """Keep ``update`` in the ledger until its dependencies arrive, unless too many are
+        or the ledger ends with the call (no connection to answer later)."""
+        if transient:
+            return MISSING
+        if len(ledger.held) < MAX_HELD:
+            ledger.held.append((number, update))
+            return HELD
+        return Refused(
+            "too_many_held",
+            f"{MAX_HELD} of your updates already wait for changes the server does not have; "
+            "this one was not kept: send your whole document state (a sync step 2)",
+        )
+
+    def _settle(self, ledger: Ledger, *, access: Access) -> None:
+        """Judge the ledger's held updates again, in order, until none moves on: each that
+        no longer lacks anything is kept or refused as a whole, and its answer settled."""
+        progress = True
+        while progress and ledger.held:
+            progress = False
+            for entry in list(ledger.held):
+                number, update = entry
+                result = self._judge(update, access=access, ledger=ledger)
+                if result is HELD:
+                    continue
+                ledger.held.remove(entry)
+                assert not isinstance(result, Held)
+                ledger.settled.append((number, result))
+                progress = True
+
     def _copies(self) -> tuple[Doc, Doc]:
         if self._before is None:
             self._before = self._copy()
-            self._before.observe(self._watch.note)
             self._before_state = None
         if self._after is None:
             self._after = self._copy()
-            self._after.observe(self._watch.note)
             self._state_vector = None
             self._lag = []
         return self._before, self._after
@@ -411,20 +521,25 @@ class Room:
             self._before_state = DocState.of(before)
         return self._before_state.deletes(ranges)  # ``outside`` read them against the same SV
 
-    def _check(self, update: bytes, *, access: Access) -> bool:
-        """Check one update against the copies; on success add it to ``_batch``."""
+    def _check(self, update: bytes, *, access: Access, ledger: Ledger | None) -> bool | Held:
+        """Check one update against the copies; on success add it to ``_batch``. ``HELD``
+        when it lacks dependencies the server does not have; raises ``Refused``."""
         if update == EMPTY_UPDATE:
             return False
         if len(update) > self.settings.max_update_bytes:
-            raise self._too_large(update)
+            raise self._remember(ledger, first_clocks(update), self._too_large(update))
         before, after = self._copies()
         if not access.writable:
             if self._held(before, update, before.get_state()):
                 return False  # already held: nothing to store, the sender may count it as kept
-            raise Refused(
-                "read_only",
-                f"{access.username} may read {self.name} but not change it; the update "
-                "was not kept",
+            raise self._remember(
+                ledger,
+                first_clocks(update),
+                Refused(
+                    "read_only",
+                    f"{access.username} may read {self.name} but not change it; the update "
+                    "was not kept",
+                ),
             )
         state_vector = self._state_vector
         try:
@@ -438,43 +553,95 @@ class Room:
         except Exception as error:  # pycrdt raises plain exceptions on a bad update
             self._after = None
             self._state_vector = None
-            raise Refused(
-                "malformed_update",
-                f"the update could not be read ({error}); it was not kept: send updates "
-                "produced by a Yjs or pycrdt document",
+            raise self._remember(
+                ledger,
+                first_clocks(update),
+                Refused(
+                    "malformed_update",
+                    f"the update could not be read ({error}); it was not kept: send updates "
+                    "produced by a Yjs or pycrdt document",
+                ),
             ) from None
+        if not integrated(update, self._state_vector):
+            # Structs or deletions wait for predecessors the server lacks. pycrdt shows such
+            # content in ``after`` although its state vector and delete set do not move: the
+            # copy is dropped, and the update is judged again once they arrive.
+            self._after = None
+            self._state_vector = None
+            depended = self._depends_on_refused(update, ledger, state_vector)
+            if depended is not None:
+                raise depended
+            return HELD
         # New structs integrated into ``after`` move its state vector: not held. Otherwise
-        # (no structs, pending structs, deletions) the update itself says.
+        # (no structs, or deletions) the update itself says.
         if self._state_vector == state_vector and self._held(before, update, state_vector):
             return False  # already held: nothing to store, the sender may count it as kept
-        watch = self._watch
-        watch.validating, watch.changed = True, False
+        after_state = self._state_vector
         try:
             self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
         except UpdateRefused as refusal:
             self._after = None
             self._state_vector = None
-            raise Refused("invalid", str(refusal) or "the document policy refused it") from None
+            raise self._remember(
+                ledger,
+                _moved(state_vector, after_state),
+                Refused("invalid", str(refusal) or "the document policy refused it"),
+            ) from None
         except Exception:
             log.exception("the policy of %s failed while validating an update", self.name)
             self._after = None
             self._state_vector = None
-            raise Refused(
-                "internal_error",
-                "the server could not check this update and did not keep it; try again "
-                "later, and tell the administrator if it keeps happening",
+            raise self._remember(
+                ledger,
+                _moved(state_vector, after_state),
+                Refused(
+                    "internal_error",
+                    "the server could not check this update and did not keep it; try again "
+                    "later, and tell the administrator if it keeps happening",
+                ),
             ) from None
         finally:
-            watch.validating = False
-            if watch.changed:
-                log.warning("the policy of %s changed the documents it validated", self.name)
-                self._forget_copies()
+            self._unless_changed(before, state_vector, after, after_state)
         self._batch.append(update)
         if self._before is not None:  # ``after`` is the new ``before``; the old one lags
             self._before, self._after = after, before
             self._lag = [update]
             self._before_state = None
         return True
+
+    def _unless_changed(
+        self, before: Doc, before_state: bytes, after: Doc, after_state: bytes
+    ) -> None:
+        """Forget the copies when the policy changed them while it validated (a policy must
+        only read them)."""
+        if self._before is None:
+            return
+        if before.get_state() != before_state or after.get_state() != after_state:
+            log.warning("the policy of %s changed the documents it validated", self.name)
+            self._forget_copies()
+
+    @staticmethod
+    def _remember(ledger: Ledger | None, clocks: dict[int, int], refusal: Refused) -> Refused:
+        """``refusal``, remembered in the connection's ledger for the clients it refused."""
+        if ledger is not None:
+            ledger.refuse_from(clocks, refusal)
+        return refusal
+
+    @staticmethod
+    def _depends_on_refused(
+        update: bytes, ledger: Ledger | None, state_vector: bytes
+    ) -> Refused | None:
+        """The refusal of an earlier update of this connection that ``update`` (which lacks
+        dependencies) builds on: it carries structs of a refused client past the server's
+        clock of that client."""
+        if ledger is None or not ledger.refused:
+            return None
+        clocks = decode_state_vector(state_vector)
+        for client, (clock, refusal) in ledger.refused.items():
+            if structs_past(update, client, max(clock, clocks.get(client, 0))):
+                ledger.refuse_from(first_clocks(update), refusal)
+                return refusal
+        return None
 
     def _too_large(self, update: bytes) -> Refused:
         return Refused(
@@ -539,9 +706,13 @@ class Room:
             self._after = None
             self._state_vector = None
             return None
+        clocks = decode_state_vector(state_vector)
+        if not all(integrated(update, state_vector, clocks) for update in candidates):
+            self._after = None  # one lacks dependencies: ``_check`` holds or refuses it
+            self._state_vector = None
+            return None
         self._state_vector = state_vector
-        watch = self._watch
-        watch.validating, watch.changed = True, False
+        before_state = before.get_state()
         try:
             self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
         except Exception:  # refused (or failed) as a whole: ``_check`` finds which update
@@ -549,10 +720,7 @@ class Room:
             self._state_vector = None
             return None
         finally:
-            watch.validating = False
-            if watch.changed:
-                log.warning("the policy of %s changed the documents it validated", self.name)
-                self._forget_copies()
+            self._unless_changed(before, before_state, after, state_vector)
         if deleting:
             if self._before is None:  # the policy changed the copies: they cannot tell
                 return None
@@ -632,3 +800,12 @@ class Room:
                 self._first_dirty = self._last_commit = asyncio.get_running_loop().time()
             return False
         return True
+
+
+def _moved(before: bytes, after: bytes) -> dict[int, int]:
+    """The clients whose clock moved from state vector ``before`` to ``after``, with their
+    clock in ``before``."""
+    old, new = decode_state_vector(before), decode_state_vector(after)
+    return {
+        client: old.get(client, 0) for client, clock in new.items() if clock > old.get(client, 0)
+    }

@@ -21,7 +21,7 @@ from pycrdt import Doc
 
 from sync import protocol
 from sync.policy import Access, DocumentPolicy
-from sync.room import Refused, Room, RoomSettings
+from sync.room import Held, Ledger, Refused, Room, RoomSettings
 from sync.store import MAX_DOC_NAME_LENGTH, UpdateStore
 
 log = logging.getLogger("onewindow.sync.server")
@@ -160,7 +160,7 @@ class Connection:
     access: Access
     acks: bool
     queue_size: int = 10_000
-    updates_received: int = 0
+    ledger: Ledger = field(default_factory=Ledger)  # its updates' numbers, held and refused
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     _queue: asyncio.Queue[bytes | tuple[int, str]] = field(init=False)
     _writer: asyncio.Task[None] | None = None
@@ -502,27 +502,41 @@ class SyncServer:
         return True
 
     async def _commit(self, room: Room, connection: Connection, batch: list[bytes]) -> None:
-        """Take a connection's next update messages through the room (numbered on from
-        ``updates_received``); once they are committed, tell the refusals, then acknowledge
-        the whole group with one cumulative ack (``ack_upto``)."""
+        """Take a connection's next update messages through the room (numbered on in its
+        ``ledger``); once they are committed, tell the refusals and the held updates, answer
+        earlier held updates that were settled, then acknowledge the whole group with one
+        cumulative ack (``ack_upto``)."""
         if not batch:
             return
-        first = connection.updates_received + 1
-        connection.updates_received += len(batch)
-        results = await room.receive_many(batch, access=connection.access, origin=connection)
+        ledger = connection.ledger
+        first = ledger.received + 1
+        results = await room.receive_many(
+            batch, access=connection.access, origin=connection, ledger=ledger
+        )
         for number, result in enumerate(results, first):
-            if result is True or result is False:
-                continue
-            log.info(
-                "refused update #%d of %s on %s: %s",
-                number,
-                connection.access.username,
-                room.name,
-                result.reason,
-            )
-            connection.refuse(number, result.code, result.reason)
+            if isinstance(result, Held):
+                if connection.acks:
+                    connection.send(protocol.held(number))
+            elif isinstance(result, Refused):
+                self._refused(room, connection, number, result)
+        for number, settled in ledger.take_settled():
+            if isinstance(settled, Refused):
+                self._refused(room, connection, number, settled)
+            elif connection.acks:
+                connection.send(protocol.ack(number))
         if connection.acks:
-            connection.send(protocol.ack_upto(connection.updates_received))
+            connection.send(protocol.ack_upto(ledger.received))
+
+    @staticmethod
+    def _refused(room: Room, connection: Connection, number: int, refusal: Refused) -> None:
+        log.info(
+            "refused update #%d of %s on %s: %s",
+            number,
+            connection.access.username,
+            room.name,
+            refusal.reason,
+        )
+        connection.refuse(number, refusal.code, refusal.reason)
 
     def _handle(self, room: Room, connection: Connection, frame: bytes | str) -> bool:
         """Handle one frame that is not an update; False when the connection must end."""

@@ -34,7 +34,13 @@ from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from storage.models import DocumentProjection, DocumentSnapshot, DocumentUpdate
-from sync.protocol import ProtocolError, Reader, decode_delete_set, decode_state_vector
+from sync.protocol import (
+    ProtocolError,
+    Reader,
+    decode_delete_set,
+    decode_state_vector,
+    var_uint,
+)
 
 log = logging.getLogger("onewindow.sync.store")
 
@@ -97,6 +103,40 @@ def outside(update: bytes, state_vector: bytes) -> tuple[int, list[tuple[int, in
     if count != 0:
         return count, []
     return 0, decode_delete_set(reader)
+
+
+_FAR = 1 << 62  # a clock no client reaches
+
+
+def _one_clock(client: int, clock: int) -> bytes:
+    """A state vector that knows ``client`` up to ``clock`` and no other client."""
+    return var_uint(1) + var_uint(client) + var_uint(clock)
+
+
+def structs_past(update: bytes, client: int, clock: int) -> bool:
+    """True when ``update`` carries structs of ``client`` at ``clock`` or later. O(update);
+    False for an unreadable update."""
+    try:
+        near, _ = outside(update, _one_clock(client, clock))
+        far, _ = outside(update, _one_clock(client, _FAR))
+    except (ProtocolError, ValueError, RuntimeError):
+        return False
+    return near > far
+
+
+def first_clocks(update: bytes) -> dict[int, int]:
+    """The client id and first clock of the first group of structs of ``update`` (a device's
+    own update has one): what a refusal of an update that could not be applied remembers.
+    Empty when the update carries no structs or cannot be read."""
+    try:
+        reader = Reader(update, "update")
+        if reader.var_uint("struct client count") == 0:
+            return {}
+        reader.var_uint("struct count")
+        client = reader.var_uint("client")
+        return {client: reader.var_uint("clock")}
+    except ProtocolError:
+        return {}
 
 
 def integrated(update: bytes, state_vector: bytes, clocks: dict[int, int] | None = None) -> bool:

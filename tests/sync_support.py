@@ -109,6 +109,7 @@ class SyncClient:
         self.acks: set[int] = set()  # update numbers acknowledged (cumulative acks expanded)
         self.acked_upto = 0  # the highest cumulative ack
         self.errors: list[protocol.ErrorMessage] = []
+        self.held: set[int] = set()  # update numbers held and not answered yet
         self.denied: list[str] = []
         self.presence: dict[int, Any] = {}
         self.synced = asyncio.Event()
@@ -165,8 +166,8 @@ class SyncClient:
         await self.send_raw(protocol.sync_update(update))
         return self.sent
 
-    async def change(self, edit: Callable[[Doc], None]) -> int:
-        """Make a local change and send it; returns its update number."""
+    def make(self, edit: Callable[[Doc], None]) -> bytes:
+        """Make a local change without sending it; returns its update."""
         made: list[bytes] = []
         subscription = self.doc.observe(lambda event: made.append(event.update))
         try:
@@ -175,7 +176,11 @@ class SyncClient:
         finally:
             self.doc.unobserve(subscription)
         assert len(made) == 1
-        return await self.send_update(made[0])
+        return made[0]
+
+    async def change(self, edit: Callable[[Doc], None]) -> int:
+        """Make a local change and send it; returns its update number."""
+        return await self.send_update(self.make(edit))
 
     async def _read(self) -> None:
         try:
@@ -208,16 +213,20 @@ class SyncClient:
                     self.presence[entry.client_id] = entry.parsed()
         elif isinstance(message, protocol.AckMessage):
             self.acks.add(message.number)
+            self.held.discard(message.number)
         elif isinstance(message, protocol.AckUpToMessage):
             refused = {error.number for error in self.errors}
             self.acks.update(
                 number
                 for number in range(self.acked_upto + 1, message.number + 1)
-                if number not in refused
+                if number not in refused and number not in self.held
             )
             self.acked_upto = max(self.acked_upto, message.number)
+        elif isinstance(message, protocol.HeldMessage):
+            self.held.add(message.number)
         elif isinstance(message, protocol.ErrorMessage):
             self.errors.append(message)
+            self.held.discard(message.number)
         elif isinstance(message, protocol.PermissionDeniedMessage):
             self.denied.append(message.reason)
 

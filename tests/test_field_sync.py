@@ -28,7 +28,15 @@ from server.app import create_app
 from server.settings import Settings
 from storage.db import open_database
 from storage.enums import CheckOutcome, InspectionStatus, ProjectStatus, StageStatus
-from storage.models import CheckResult, DocumentUpdate, Inspection, Project, Stage, User
+from storage.models import (
+    CheckResult,
+    DocumentUpdate,
+    Inspection,
+    InspectionDepartment,
+    Project,
+    Stage,
+    User,
+)
 from tests.conftest import Clock, GraphQLClient
 from tests.fieldwork_support import at_acceptance, clerk, inspector, stage_departments
 from tests.helpers import db_id
@@ -334,3 +342,99 @@ async def test_conclusions_signed_in_the_document_complete_stage_four(field: Fie
     number = await late.change(record("zjj", "alarm", "pass", "补录", "x"))
     await late.until(lambda: bool(late.errors), "the refusal")
     assert late.errors[0].number == number and late.errors[0].code == "read_only"
+
+
+async def server_state(field: Field) -> dict[str, Any]:
+    """The document as a fresh client of the supervisor receives it."""
+    fresh = await field.synced("supervisor")
+    state: dict[str, Any] = fresh.doc.get("departments", type=Map).to_py() or {}
+    return state
+
+
+async def test_a_forged_write_through_a_clock_gap_is_held_then_refused(field: Field) -> None:
+    """An inspector of zjj keeps one local edit unsent and sends the next, which writes
+    another department's check and signs its conclusion: it lacks a dependency, so it is held
+    (not applied, stored, broadcast, acked or materialised); once the missing edit arrives,
+    both are judged as a whole and refused, the dependent one with the same reason."""
+    other_code = next(code for code in field.viewers if code != "zjj")
+    zjj = field.viewers["zjj"]
+    tablet = await field.synced(zjj.username)
+    before = await server_state(field)
+    rows_before = await DocumentUpdate.filter(doc=field.doc_name).count()
+    tablet.make(record("zjj", "fire-lane", "pass", "本部门", zjj.username))  # never sent
+
+    def forge(doc: Doc) -> None:
+        record(other_code, next(iter(section(doc, other_code)["checks"])), "pass", "代签", "x")(doc)
+        conclusion = section(doc, other_code)["conclusion"]
+        conclusion["result"] = "pass"
+        conclusion["signed_by"] = field.viewers[other_code].username
+        conclusion["signed_at"] = "2026-03-04T16:00:00+08:00"
+
+    forged = await tablet.send_update(tablet.make(forge))
+    await tablet.until(lambda: forged in tablet.held, "the held answer")
+    await tablet.until(lambda: tablet.acked_upto >= forged, "the group's ack")
+    assert forged not in tablet.acks and tablet.errors == []
+    assert await DocumentUpdate.filter(doc=field.doc_name).count() == rows_before
+    assert await server_state(field) == before
+    await asyncio.sleep(0.6)  # past the materialisation delay
+    department = await InspectionDepartment.get(
+        inspection_id=field.inspection.id, department__code=other_code
+    )
+    assert department.conclusion is None
+    # the whole state now: the unsent edit with the forged one, judged as a whole
+    whole = await tablet.send_update(tablet.doc.get_update())
+    await tablet.until(lambda: len(tablet.errors) == 2, "both refusals")
+    by_number = {error.number: error for error in tablet.errors}
+    assert by_number[whole].code == "invalid" and other_code in by_number[whole].reason
+    assert (by_number[forged].code, by_number[forged].reason) == (
+        by_number[whole].code,
+        by_number[whole].reason,
+    )
+    assert await DocumentUpdate.filter(doc=field.doc_name).count() == rows_before
+    assert await server_state(field) == before
+
+
+async def test_a_refusal_does_not_poison_the_document(field: Field) -> None:
+    """Two offline notes over the limit: the first is refused, the second (which depends on
+    it) is refused with the same reason; nothing invalid is stored; the inspector's valid
+    edits from a fresh replica are kept and GraphQL's recordCheck still works."""
+    zjj = field.viewers["zjj"]
+    stock = await field.tablet(zjj.username)  # as a stock Yjs client would: no recovery
+    await stock.until(stock.synced.is_set, "the first sync")
+    first = await stock.change(record("zjj", "fire-lane", "pass", "长" * 4001, zjj.username))
+    second = await stock.change(record("zjj", "alarm", "bogus", "长" * 4001, zjj.username))
+
+    def unknown_key(doc: Doc) -> None:
+        section(doc, "zjj")["checks"]["alarm"]["extra"] = "不该有"
+
+    third = await stock.change(unknown_key)
+    await stock.until(lambda: len(stock.errors) == 3, "three refusals")
+    by_number = {error.number: error for error in stock.errors}
+    assert "at most 4000" in by_number[first].reason
+    for number in (second, third):
+        assert (by_number[number].code, by_number[number].reason) == (
+            by_number[first].code,
+            by_number[first].reason,
+        )
+    state = await server_state(field)
+    assert "note" not in state["zjj"]["checks"]["fire-lane"]
+    assert "extra" not in state["zjj"]["checks"]["alarm"]
+    # the recovery: a fresh replica (the server's state, a new client id) and a valid edit
+    fresh = await field.synced(zjj.username)
+    number = await fresh.change(record("zjj", "fire-lane", "pass", "消防车道畅通", zjj.username))
+    await fresh.until(acked(fresh, number), "the valid edit's ack")
+    body = await field.graphql(
+        RECORD,
+        {"input": {"inspectionId": field.gid, "check": "alarm", "result": "PASS"}},
+        zjj.username,
+    )
+    assert body["data"]["recordCheck"]["errors"] == [], body
+
+    async def rows_follow() -> bool:
+        checks = await field.checks("supervisor")
+        return bool(
+            checks[("zjj", "fire-lane")]["note"] == "消防车道畅通"
+            and checks[("zjj", "alarm")]["outcome"] == "PASS"
+        )
+
+    await eventually(rows_follow, "the rows", within=2.0)

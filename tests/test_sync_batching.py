@@ -8,12 +8,12 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 
-from pycrdt import Doc, Map
+from pycrdt import Doc, Map, Text
 
 from storage.models import DocumentUpdate
 from sync import protocol
 from sync.policy import Access, UpdateRefused
-from sync.room import Refused, Room, RoomSettings
+from sync.room import HELD, Ledger, Refused, Room, RoomSettings
 from sync.server import SyncServer
 from sync.store import UpdateStore
 from tests.sync_support import TIMEOUT, PermissivePolicy, access, recorded, two_writers
@@ -148,15 +148,35 @@ async def test_a_policy_that_changes_its_documents_does_not_change_the_room(
     await room.close()
 
 
-async def test_pending_updates_in_a_batch_are_kept_and_integrated_later(database: str) -> None:
+async def test_updates_lacking_dependencies_are_held_and_settled_when_they_arrive(
+    database: str,
+) -> None:
     room = await opened(UpdateStore())
     from_a, from_others = two_writers()
-    assert await room.receive_many(from_others, access=access(), origin=None) == [True] * len(
-        from_others
-    )
-    assert len(room.pending) == 2
-    assert await room.receive_many(from_a, access=access(), origin=None) == [True]
-    assert room.pending == []
+    ledger = Ledger()
+    results = await room.receive_many(from_others, access=access(), origin=None, ledger=ledger)
+    assert results == [HELD, HELD, True]  # B's insert after A's item, B's delete of it; C's key
+    assert [number for number, _ in ledger.held] == [1, 2] and ledger.take_settled() == []
+    assert await rows(room.name) == [from_others[2]]
+    assert str(room.doc.get("t", type=Text)) == "" and room.pending == []
+    assert await room.receive_many(from_a, access=access(), origin=None, ledger=ledger) == [True]
+    assert ledger.take_settled() == [(1, True), (2, True)] and ledger.held == []
+    assert str(room.doc.get("t", type=Text)) == "bcXYZ"
+    assert await rows(room.name) == [from_others[2], from_a[0], *from_others[:2]]
+    await room.close()
+
+
+async def test_without_a_ledger_an_update_lacking_dependencies_is_refused(
+    database: str,
+) -> None:
+    room = await opened(UpdateStore())
+    _, from_others = two_writers()
+    results = await room.receive_many(from_others, access=access(), origin=None)
+    assert [getattr(result, "code", result) for result in results] == [
+        "missing_dependencies",
+        "missing_dependencies",
+        True,
+    ]
     await room.close()
 
 

@@ -16,7 +16,7 @@ import sync.room as room_module
 from storage.models import DocumentUpdate
 from sync import protocol
 from sync.policy import Access
-from sync.room import EMPTY_UPDATE, Refused, Room, RoomSettings
+from sync.room import EMPTY_UPDATE, HELD, Ledger, Refused, Room, RoomSettings
 from sync.server import Inbox
 from sync.store import UpdateStore
 from tests.sync_support import PermissivePolicy, access, recorded, two_writers
@@ -113,29 +113,34 @@ async def test_a_group_is_validated_once_and_the_next_check_sees_all_of_it(
     await room.close()
 
 
-async def test_a_refused_group_is_checked_one_by_one_and_keeps_the_valid_updates(
+async def test_a_refused_group_is_checked_one_by_one_and_refuses_what_depends_on_a_refusal(
     database: str,
 ) -> None:
     policy = GroupPolicy()
     room = await opened(policy)
-    ok1, bad, ok2 = one_writer(["a", "forbidden", "b"])
-    results = await room.receive_many([ok1, bad, ok2], access=access(), origin=None)
-    assert results[0] is True and results[2] is True
+    ok1, bad, after_bad = one_writer(["a", "forbidden", "b"])
+    (other,) = one_writer(["c"])  # another writer's: independent of the refusal
+    results = await room.receive_many([ok1, bad, after_bad, other], access=access(), origin=None)
+    assert results[0] is True and results[3] is True
     assert isinstance(results[1], Refused) and results[1].code == "invalid"
-    # the group once, then each update against the earlier accepted ones
+    # "b" was written after "forbidden" by the same writer: it depends on it, same refusal
+    assert isinstance(results[2], Refused)
+    assert (results[2].code, results[2].reason) == (results[1].code, results[1].reason)
+    # the group once, then each update against the earlier accepted ones; the dependent one
+    # never reaches the policy
     assert policy.seen == [
-        ([], ["a", "b", "forbidden"]),
+        ([], ["a", "b", "c", "forbidden"]),
         ([], ["a"]),
         (["a"], ["a", "forbidden"]),
-        (["a"], ["a", "b"]),
+        (["a"], ["a", "c"]),
     ]
-    assert await rows(room.name) == [ok1, ok2]
-    assert keys(room) == {"a": "a", "b": "b"}
-    # the copies are right afterwards: a later group is judged against a and b
-    (c,) = one_writer(["c"])
+    assert await rows(room.name) == [ok1, other]
+    assert keys(room) == {"a": "a", "c": "c"}
+    # the copies are right afterwards: a later group is judged against a and c
     (d,) = one_writer(["d"])
-    assert await room.receive_many([c, d], access=access(), origin=None) == [True, True]
-    assert policy.seen[-1] == (["a", "b"], ["a", "b", "c", "d"])
+    (e,) = one_writer(["e"])
+    assert await room.receive_many([d, e], access=access(), origin=None) == [True, True]
+    assert policy.seen[-1] == (["a", "c"], ["a", "c", "d", "e"])
     await room.close()
 
 
@@ -219,17 +224,20 @@ async def test_empty_and_too_large_updates_do_not_stop_the_group(database: str) 
     await room.close()
 
 
-async def test_pending_updates_in_a_group_are_kept_and_integrated_later(
+async def test_updates_lacking_dependencies_in_a_group_are_held_and_settled_later(
     database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(room_module, "MERGE_CHUNK", 2)  # pending ones in several chunks
+    monkeypatch.setattr(room_module, "MERGE_CHUNK", 2)  # settled ones in several chunks
     room = await opened(GroupPolicy())
     from_a, from_others = two_writers()
     (c,) = one_writer(["c"])
     group = [c, *from_others]
-    assert await room.receive_many(group, access=access(), origin=None) == [True] * len(group)
-    assert len(room.pending) == 2
-    assert await room.receive_many(from_a, access=access(), origin=None) == [True]
+    ledger = Ledger()
+    results = await room.receive_many(group, access=access(), origin=None, ledger=ledger)
+    assert results == [True, HELD, HELD, True]
+    assert room.pending == [] and str(room.doc.get("t", type=Text)) == ""
+    assert await room.receive_many(from_a, access=access(), origin=None, ledger=ledger) == [True]
+    assert ledger.take_settled() == [(2, True), (3, True)]
     assert room.pending == []
     reference: Doc = Doc()
     for update in [*from_a, *group]:
@@ -365,14 +373,24 @@ async def test_group_validation_gives_the_one_by_one_results(database: str) -> N
         grouping, one_by_one = AcceptAllGroups(), AcceptAll()
         grouped, single = await opened(grouping), await opened(one_by_one)
         start = 0
+        answers: dict[str, dict[int, object]] = {"grouped": {}, "single": {}}
+        ledgers = {"grouped": Ledger(), "single": Ledger()}
         while start < len(history):
             end = start + rng.randint(1, 12)
             group = history[start:end]
             start = end
-            expected = await single.receive_many(group, access=access(), origin=None)
-            got = await grouped.receive_many(group, access=access(), origin=None)
-            assert got == expected
-        assert await rows(grouped.name) == await rows(single.name)
+            for name, room in (("single", single), ("grouped", grouped)):
+                ledger = ledgers[name]
+                first = ledger.received + 1
+                results = await room.receive_many(
+                    group, access=access(), origin=None, ledger=ledger
+                )
+                answers[name].update(enumerate(results, first))
+                answers[name].update(ledger.take_settled())  # a held update's final answer
+        # The same final answer for each update (a group holding an update and the one it
+        # waits for is kept whole; one by one, the first is held, then settled).
+        assert answers["grouped"] == answers["single"]
+        assert sorted(await rows(grouped.name)) == sorted(await rows(single.name))
         assert grouped.doc.get_update() == single.doc.get_update() or (
             grouped.doc.get("m", type=Map).to_py() == single.doc.get("m", type=Map).to_py()
             and str(grouped.doc.get("t", type=Text)) == str(single.doc.get("t", type=Text))

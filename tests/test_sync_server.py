@@ -425,20 +425,26 @@ def test_sync_settings_come_from_the_environment() -> None:
         Settings.from_env({"ONEWINDOW_SYNC_MATERIALISE_MS": "soon"})
 
 
-async def test_pending_updates_are_kept_served_and_integrated_later(start: Start) -> None:
+async def test_updates_lacking_dependencies_are_held_then_acked_when_they_arrive(
+    start: Start,
+) -> None:
     env = await start()
     from_a, from_others = two_writers()
     x = await env.synced()
     numbers = [await x.send_update(update) for update in from_others]  # A's is missing
-    await x.until(lambda: set(numbers) <= x.acks, "acks of the pending updates")
+    await x.until(lambda: x.acked_upto >= numbers[-1], "the answer to the group")
+    assert x.held == set(numbers[:2]) and x.acks >= {numbers[2]}  # B's two wait for A's
+    assert not x.acks & set(numbers[:2]) and not x.errors
     room = env.server.rooms[env.doc]
-    assert len(room.pending) == 2  # B's insert after A's item and B's delete of it
+    assert room.pending == []
     y = await env.synced("writer2")
     await y.until(lambda: y.map() == {"b": 2.0}, "C's independent key")
     assert str(y.doc.get("t", type=Text)) == ""
+    assert len(await env.rows()) == 1  # held updates are not stored
     await x.send_update(from_a[0])
     await y.until(lambda: str(y.doc.get("t", type=Text)) == "bcXYZ", "the text, once A arrived")
-    assert room.pending == []
+    await x.until(lambda: set(numbers) <= x.acks, "the held updates acked")
+    assert x.held == set() and room.pending == []
     assert len(await env.rows()) == 4
 
 

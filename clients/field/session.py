@@ -1128,6 +1128,7 @@ class FieldClient:
     ) -> SyncResult:
         doc = self.open(doc_name)
         numbered: dict[int, list[int]] = {}  # update number -> outbox ids it carries
+        held: set[int] = set()  # numbers the server holds for missing dependencies
         counter = 0
         last_sent = 0
         answered_step1 = False
@@ -1217,16 +1218,24 @@ class FieldClient:
                             have_step2 = True
                             resyncing = False
                 elif isinstance(message, wire.AckMessage):
+                    held.discard(message.number)
                     ids = numbered.pop(message.number, [])
                     self.store.acknowledge(ids)
                     result.acknowledged += len(ids)
+                elif isinstance(message, wire.HeldMessage):
+                    # the server lacks something it builds on: send the whole state; the held
+                    # update is acked or refused by its number once that arrives
+                    held.add(message.number)
+                    await send_update(wire.sync_step2(self.open(doc_name).get_update()), [])
                 elif isinstance(message, wire.AckUpToMessage):
-                    # numbers grow in insertion order; refused ones were popped by their error
+                    # numbers grow in insertion order; refused ones were popped by their error,
+                    # held ones wait for their own answer
                     settled = []
                     for number in numbered:
                         if number > message.number:
                             break
-                        settled.append(number)
+                        if number not in held:
+                            settled.append(number)
                     ids = [i for number in settled for i in numbered.pop(number)]
                     self.store.acknowledge(ids)
                     result.acknowledged += len(ids)
@@ -1237,6 +1246,7 @@ class FieldClient:
                         self._fail(doc_name, SyncError(str(refusal)))
                         continue
                     numbered.pop(message.number, None)
+                    held.discard(message.number)
                     result.refusals.append(refusal)
                     must_reset = True
                     self._fail(doc_name, SyncError(f"{refusal}; your local copy was reset"))

@@ -17,7 +17,8 @@ MESSAGE_QUERY_AWARENESS = 3
 MESSAGE_ONEWINDOW = 100
 EXTENSION_ACK = 0
 EXTENSION_ERROR = 1
-EXTENSION_ACK_UPTO = 2  # every update up to the number, unless refused by an earlier error
+EXTENSION_ACK_UPTO = 2  # every update up to the number, unless refused by an error or held
+EXTENSION_HELD = 3  # the update lacks dependencies the server does not have: answered later
 
 
 class SyncType(IntEnum):
@@ -69,7 +70,16 @@ class AckMessage:
 @dataclass(frozen=True)
 class AckUpToMessage:
     """Every update message numbered ``number`` or less that was not refused by an error
-    frame (errors come first) is committed: the server's cumulative ack of a group."""
+    frame (errors come first) and is not held is committed: the server's cumulative ack of a
+    group."""
+
+    number: int
+
+
+@dataclass(frozen=True)
+class HeldMessage:
+    """Update ``number`` lacks changes the server does not have: it is held (not acked by an
+    "ack up to") and later acked or refused by its number; send the whole state again."""
 
     number: int
 
@@ -97,6 +107,7 @@ Message = (
     SyncMessage
     | AckMessage
     | AckUpToMessage
+    | HeldMessage
     | ErrorMessage
     | PermissionDeniedMessage
     | OtherMessage
@@ -158,5 +169,7 @@ def decode(frame: bytes) -> Message:
             return ErrorMessage(reader.var_uint(), reader.var_string(), reader.var_string())
         if extension == EXTENSION_ACK_UPTO:
             return AckUpToMessage(reader.var_uint())
+        if extension == EXTENSION_HELD:
+            return HeldMessage(reader.var_uint())
         raise ProtocolError(f"unknown OneWindow message type {extension}")
     return OtherMessage(kind)
