@@ -22,6 +22,7 @@ from approval.core.bus import EventBus
 from approval.core.errors import DomainError, ErrorCode
 from approval.fieldwork.policy import DocumentEditor
 from approval.files.uploads import UploadRules
+from schema.accounts import AccountMutation
 from schema.board import BoardQuery
 from schema.catalog_cache import CatalogCache
 from schema.company import CompanyMutation, CompanyQuery
@@ -48,6 +49,7 @@ EXTRA_QUERIES: tuple[type, ...] = (
     CompanyQuery,
 )
 EXTRA_MUTATIONS: tuple[type, ...] = (
+    AccountMutation,
     OversightMutation,
     NotificationMutation,
     SupervisionMutation,
@@ -119,6 +121,7 @@ class OneWindowGraphQL(GraphQL[Context, None]):
         self.bus = bus
         self.documents = documents
         self.catalog = CatalogCache()
+        self.hashing = auth.Hashing.bounded()
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON nested deeper than Python's recursion limit is refused, not a crash (500)."""
@@ -163,6 +166,8 @@ class OneWindowGraphQL(GraphQL[Context, None]):
             # The object store is made in the server's lifespan and reaches requests as state.
             objects=getattr(request.state, "object_store", None),
             upload_rules=self.upload_rules,
+            hashing=self.hashing,
+            client=request.client.host if request.client is not None else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

@@ -11,6 +11,7 @@ from graphql import GraphQLError
 from strawberry.types import Info as StrawberryInfo
 
 from approval.core.access import Viewer
+from approval.core.auth import Hashing
 from approval.core.bus import EventBus
 from approval.core.errors import DomainError, ErrorCode
 from approval.fieldwork.policy import DocumentEditor
@@ -44,6 +45,10 @@ class Context:
     # Photos and material files (made in the server's lifespan); None: no files served.
     objects: ObjectStore | None = None
     upload_rules: UploadRules = field(default_factory=UploadRules.default)
+    # Password hashing off the event loop with bounded concurrency (shared by the app).
+    hashing: Hashing = field(default_factory=Hashing.bounded)
+    # The client's address (after the trusted proxies' X-Forwarded-For), for login throttling.
+    client: str | None = None
 
     def require_viewer(self) -> Viewer:
         """The viewer, or the DomainError that says why there is none (for mutations)."""

@@ -163,7 +163,12 @@ class Mutation:
         ctx = info.context
         result, errors = await attempt(
             lambda: auth.login(
-                username=username, password=password, now=ctx.now(), ttl=ctx.token_ttl
+                username=username,
+                password=password,
+                now=ctx.now(),
+                ttl=ctx.token_ttl,
+                hashing=ctx.hashing,
+                client=ctx.client,
             )
         )
         if result is None:

@@ -272,6 +272,27 @@ async def run_create_user(settings: Settings, args: argparse.Namespace) -> None:
     say(f"expires: {expires_at.isoformat()}")
 
 
+async def run_account(settings: Settings, args: argparse.Namespace) -> None:
+    """revoke-tokens, unlock and set-password: the operator's hand on one user's account."""
+    from approval.core import auth
+
+    password = _password(args.password_stdin)[0] if args.command == "set-password" else ""
+    async with connected(settings):
+        if args.command == "revoke-tokens":
+            revoked = await auth.revoke_tokens(by=None, username=args.username)
+            say(f"{args.username}: {revoked} token(s) revoked; they must log in again")
+        elif args.command == "unlock":
+            cleared = await auth.unlock(by=None, username=args.username)
+            say(f"{args.username}: " + ("login unlocked" if cleared else "was not locked"))
+        else:
+            revoked = await auth.reset_password(
+                username=args.username, password=password, hashing=auth.Hashing.bounded()
+            )
+            say(f"{args.username}: password set, {revoked} token(s) revoked")
+            if not args.password_stdin:
+                say(f"password: {password}  (generated; shown only this once)")
+
+
 async def run_export_ledger(settings: Settings, out: str, month: str | None) -> None:
     """台账: every project, stage and task to an Excel file, as a supervisor sees them."""
     from approval.core.access import Viewer
@@ -439,6 +460,20 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--enterprise", metavar="CREDIT_CODE", help="enterprise (applicants)")
     user.add_argument("--display-name", metavar="NAME")
     user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    for name, what in (
+        ("revoke-tokens", "revoke every bearer token of a user (they must log in again)"),
+        ("unlock", "lift a user's login lockout after too many wrong passwords"),
+        (
+            "set-password",
+            "set a user's password (generated, or --password-stdin) and revoke their tokens",
+        ),
+    ):
+        account = commands.add_parser(name, help=what)
+        account.add_argument("username", metavar="USERNAME")
+        if name == "set-password":
+            account.add_argument(
+                "--password-stdin", action="store_true", help="read the password from stdin"
+            )
     commands.add_parser("serve", help="run the HTTP server (GraphQL at /graphql)")
     commands.add_parser(
         "setup", help="migrate, load-catalog, load-company-catalog and seed-demo --if-empty"
@@ -475,6 +510,9 @@ def _command(
         "load-holidays": lambda: run_load_holidays(settings, args.file),
         "seed-demo": lambda: run_seed_demo(settings, args.if_empty),
         "create-user": lambda: run_create_user(settings, args),
+        "revoke-tokens": lambda: run_account(settings, args),
+        "unlock": lambda: run_account(settings, args),
+        "set-password": lambda: run_account(settings, args),
         "setup": lambda: run_setup(settings),
         "export-ledger": lambda: run_export_ledger(settings, args.out, args.month),
         "orphans": lambda: run_orphans(settings, args.grace_hours, args.delete),

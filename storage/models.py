@@ -230,6 +230,20 @@ class AccessToken(Model):
         table = "access_token"
 
 
+class LoginThrottle(Model):
+    """Failed logins of one account (``account:<username>``) or one client address
+    (``address:<ip>``): the count within the window, the last failure, a lockout."""
+
+    id = fields.IntField(primary_key=True)
+    key = fields.CharField(max_length=200, unique=True)
+    failures = fields.IntField(default=0)
+    last_failure_at = fields.DatetimeField()
+    locked_until = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "login_throttle"
+
+
 # --- the work --------------------------------------------------------------------------------
 
 

@@ -169,6 +169,7 @@ WORK_MODELS = (
     models.Project,
     models.CodeSequence,
     models.AccessToken,
+    models.LoginThrottle,
     models.User,
     models.Enterprise,
 )

@@ -200,6 +200,34 @@ def test_create_user_generates_a_password_when_none_is_given(
     assert "already exists" in assert_clean_failure(duplicate)
 
 
+def test_the_command_line_revokes_unlocks_and_sets_passwords(
+    sqlite_url: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, path = sqlite_url
+    assert onewindow("migrate", database_url=url, cwd=tmp_path).returncode == 0
+    made = onewindow(
+        "create-user", "--username", "zhang", "--role", "agent", database_url=url, cwd=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    revoked = onewindow("revoke-tokens", "zhang", database_url=url, cwd=tmp_path)
+    assert revoked.returncode == 0 and "1 token(s) revoked" in revoked.stdout, revoked.stderr
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT revoked FROM access_token").fetchall() == [(1,)]
+    unlocked = onewindow("unlock", "zhang", database_url=url, cwd=tmp_path)
+    assert unlocked.returncode == 0 and "was not locked" in unlocked.stdout, unlocked.stderr
+    reset = onewindow(
+        "set-password",
+        "zhang",
+        "--password-stdin",
+        database_url=url,
+        cwd=tmp_path,
+        stdin="another-password\n",
+    )
+    assert reset.returncode == 0 and "password set" in reset.stdout, reset.stderr
+    missing = onewindow("unlock", "nobody", database_url=url, cwd=tmp_path)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
 def test_bad_holiday_file_names_its_line(sqlite_url: tuple[str, Path], tmp_path: Path) -> None:
     url, _ = sqlite_url
     assert onewindow("migrate", database_url=url, cwd=tmp_path).returncode == 0

@@ -9,7 +9,7 @@ import pytest
 
 from approval.catalog.load import load_catalog
 from approval.catalog.parse import load_default_catalog
-from approval.core.auth import login
+from approval.core.auth import Hashing, login
 from approval.core.codes import validate_credit_code
 from approval.core.dates import CHINA
 from approval.core.errors import DomainError, ErrorCode
@@ -56,7 +56,11 @@ async def test_every_role_has_a_user_who_can_log_in(seeded: DemoReport) -> None:
     assert roles == set(Role)
     assert {u.role for u in seeded.users} == set(Role)
     _, _, user = await login(
-        username="window", password=DEMO_PASSWORD, now=NOW, ttl=timedelta(hours=1)
+        username="window",
+        password=DEMO_PASSWORD,
+        now=NOW,
+        ttl=timedelta(hours=1),
+        hashing=Hashing.bounded(),
     )
     assert user.role is Role.WINDOW_CLERK
 

@@ -21,6 +21,8 @@ class Viewer:
     enterprise_id: int | None = None
     # The region the user works for and every region below it; None means the whole city.
     region_ids: frozenset[int] | None = None
+    # The bearer token this viewer came with (logout revokes it); None outside a request.
+    token_id: int | None = None
 
 
 def require_role(viewer: Viewer, *roles: Role) -> None:

@@ -1,16 +1,21 @@
-"""Users, passwords (argon2) and bearer tokens with an expiry."""
+"""Users, passwords (argon2) and bearer tokens with an expiry; logins throttled per account and
+per client address (``approval.core.throttle``), every failure audited."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import functools
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from approval.core import audit
-from approval.core.access import Viewer
+from approval.core import audit, throttle
+from approval.core.access import Viewer, require_role
 from approval.core.errors import DomainError, ErrorCode, invalid
 from storage.enums import Role
 from storage.models import AccessToken, Department, Enterprise, Region, User
@@ -18,6 +23,47 @@ from storage.models import AccessToken, Department, Enterprise, Region, User
 _hasher = PasswordHasher()
 
 MIN_PASSWORD_LENGTH = 8
+HASHING_SLOTS = 2  # argon2 hashes at once per process (each takes ~0.1 s of one core)
+
+
+@dataclass(frozen=True)
+class Hashing:
+    """argon2 off the event loop (in worker threads), at most ``slots`` at once, so logins
+    never stall other requests and a flood of them queues instead of taking every core."""
+
+    slots: asyncio.Semaphore
+
+    @classmethod
+    def bounded(cls, slots: int = HASHING_SLOTS) -> Hashing:
+        return cls(asyncio.Semaphore(slots))
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        hasher = _hasher
+        async with self.slots:
+            try:
+                return await asyncio.to_thread(hasher.verify, password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
+
+    async def hash(self, password: str) -> str:
+        hasher = _hasher
+        async with self.slots:
+            return await asyncio.to_thread(hasher.hash, password)
+
+
+@functools.cache
+def _stand_in_hash(hasher: PasswordHasher) -> str:
+    """A hash no password matches, made with the hasher's parameters: an unknown user's login
+    verifies against it, so it costs as much as a known user's."""
+    return hasher.hash(secrets.token_urlsafe(32))
+
+
+def _check_new_password(password: str, *, field: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise invalid(
+            f"password is shorter than {MIN_PASSWORD_LENGTH} characters; choose a longer one",
+            field=field,
+        )
 
 
 def _token_hash(token: str) -> str:
@@ -37,11 +83,7 @@ async def create_user(
     username = username.strip()
     if not username:
         raise invalid("username is empty; give a login name", field="username")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise invalid(
-            f"password is shorter than {MIN_PASSWORD_LENGTH} characters; choose a longer one",
-            field="password",
-        )
+    _check_new_password(password, field="password")
     if await User.filter(username=username).exists():
         raise DomainError(
             ErrorCode.CONFLICT,
@@ -92,22 +134,177 @@ async def issue_token(*, user: User, now: datetime, ttl: timedelta) -> tuple[str
     return token, expires_at
 
 
+def _wrong_credentials() -> DomainError:
+    return DomainError(
+        ErrorCode.INVALID_CREDENTIALS,
+        "username or password is wrong; check both and try again",
+    )
+
+
+async def _failed(*, name: str, user: User | None, client: str | None, now: datetime) -> None:
+    """Count a failed password against the account and the address, and audit it."""
+    locked = await throttle.failed(key=throttle.account_key(name), policy=throttle.ACCOUNT, now=now)
+    await throttle.failed(key=throttle.address_key(client), policy=throttle.ADDRESS, now=now)
+    await audit.record(
+        actor_id=None,
+        action="user.login_failed",
+        entity_type="user",
+        entity_id=user.id if user is not None else 0,
+        after={"username": name[:64], "address": client, "locked": locked},
+    )
+
+
 async def login(
-    *, username: str, password: str, now: datetime, ttl: timedelta
+    *,
+    username: str,
+    password: str,
+    now: datetime,
+    ttl: timedelta,
+    hashing: Hashing,
+    client: str | None = None,
 ) -> tuple[str, datetime, User]:
-    user = await User.get_or_none(username=username.strip(), active=True)
-    try:
-        if user is None:
-            raise VerificationError()
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        raise DomainError(
-            ErrorCode.INVALID_CREDENTIALS,
-            "username or password is wrong; check both and try again",
-        ) from None
+    """A new token; INVALID_CREDENTIALS, or TOO_MANY_ATTEMPTS (before any hashing) while the
+    account or the client address must wait or is locked."""
+    name = username.strip()
+    await throttle.check(key=throttle.account_key(name), policy=throttle.ACCOUNT, now=now)
+    await throttle.check(key=throttle.address_key(client), policy=throttle.ADDRESS, now=now)
+    user = await User.get_or_none(username=name[:64], active=True)
+    stored = user.password_hash if user is not None else _stand_in_hash(_hasher)
+    if not await hashing.verify(stored, password) or user is None:
+        await _failed(name=name, user=user, client=client, now=now)
+        raise _wrong_credentials()
+    await throttle.clear(key=throttle.account_key(name))
     token, expires_at = await issue_token(user=user, now=now, ttl=ttl)
     await audit.record(actor_id=user.id, action="user.login", entity_type="user", entity_id=user.id)
     return token, expires_at, user
+
+
+async def logout(*, viewer: Viewer) -> None:
+    """Revoke the token the viewer came with."""
+    await AccessToken.filter(id=viewer.token_id or 0).update(revoked=True)
+    await audit.record(
+        actor_id=viewer.user_id, action="user.logout", entity_type="user", entity_id=viewer.user_id
+    )
+
+
+async def change_password(
+    *,
+    viewer: Viewer,
+    current_password: str,
+    new_password: str,
+    now: datetime,
+    hashing: Hashing,
+    client: str | None = None,
+) -> int:
+    """Set a new password (the current one checked and throttled like a login) and revoke every
+    other token of the user; the number revoked."""
+    user = await User.get(id=viewer.user_id)
+    await throttle.check(key=throttle.account_key(user.username), policy=throttle.ACCOUNT, now=now)
+    if not await hashing.verify(user.password_hash, current_password):
+        await _failed(name=user.username, user=user, client=client, now=now)
+        raise DomainError(
+            ErrorCode.INVALID_CREDENTIALS,
+            "the current password is wrong; type it again",
+            field="currentPassword",
+        )
+    return await _set_password(
+        user,
+        new_password,
+        field="newPassword",
+        hashing=hashing,
+        keep_token_id=viewer.token_id,
+        actor_id=user.id,
+        action="user.password_change",
+    )
+
+
+async def _set_password(
+    user: User,
+    password: str,
+    *,
+    field: str,
+    hashing: Hashing,
+    keep_token_id: int | None,
+    actor_id: int | None,
+    action: str,
+) -> int:
+    """Store the new password and revoke the user's tokens but ``keep_token_id``; audited."""
+    _check_new_password(password, field=field)
+    user.password_hash = await hashing.hash(password)
+    await user.save(update_fields=["password_hash"])
+    revoked = (
+        await AccessToken.filter(user_id=user.id, revoked=False)
+        .exclude(id=keep_token_id or 0)
+        .update(revoked=True)
+    )
+    await audit.record(
+        actor_id=actor_id,
+        action=action,
+        entity_type="user",
+        entity_id=user.id,
+        after={"tokens_revoked": revoked},
+    )
+    return revoked
+
+
+async def _administered(*, by: Viewer | None, username: str) -> User:
+    """The user an administrator acts on: a supervisor (within their region) in the API; the
+    server's operator (``by`` None) on the command line."""
+    if by is not None:
+        require_role(by, Role.SUPERVISOR)
+    user = await User.get_or_none(username=username.strip()[:64])
+    if user is None or (
+        by is not None and by.region_ids is not None and user.region_id not in by.region_ids
+    ):
+        raise DomainError(
+            ErrorCode.NOT_FOUND,
+            f"user {username!r} does not exist or is not yours to administer; check the name",
+            field="username",
+        )
+    return user
+
+
+async def revoke_tokens(*, by: Viewer | None, username: str) -> int:
+    """Revoke every token of the user (they must log in again); the number revoked."""
+    user = await _administered(by=by, username=username)
+    revoked = await AccessToken.filter(user_id=user.id, revoked=False).update(revoked=True)
+    await audit.record(
+        actor_id=by.user_id if by is not None else None,
+        action="user.tokens_revoked",
+        entity_type="user",
+        entity_id=user.id,
+        after={"tokens_revoked": revoked},
+    )
+    return revoked
+
+
+async def reset_password(*, username: str, password: str, hashing: Hashing) -> int:
+    """The server's operator sets a user's password (forgotten); every token is revoked."""
+    user = await _administered(by=None, username=username)
+    await throttle.clear(key=throttle.account_key(user.username))
+    return await _set_password(
+        user,
+        password,
+        field="password",
+        hashing=hashing,
+        keep_token_id=None,
+        actor_id=None,
+        action="user.password_reset",
+    )
+
+
+async def unlock(*, by: Viewer | None, username: str) -> bool:
+    """Lift the user's login lockout and forget their failures; True when there was one."""
+    user = await _administered(by=by, username=username)
+    cleared = await throttle.clear(key=throttle.account_key(user.username))
+    await audit.record(
+        actor_id=by.user_id if by is not None else None,
+        action="user.unlock",
+        entity_type="user",
+        entity_id=user.id,
+        after={"cleared": cleared},
+    )
+    return cleared
 
 
 async def authenticate(*, token: str, now: datetime) -> Viewer:
@@ -123,7 +320,7 @@ async def authenticate(*, token: str, now: datetime) -> Viewer:
             ErrorCode.TOKEN_EXPIRED,
             f"the bearer token expired at {row.expires_at.isoformat()}; log in again",
         )
-    return await viewer_of(row.user)
+    return dataclasses.replace(await viewer_of(row.user), token_id=row.id)
 
 
 async def viewer_of(user: User) -> Viewer:

@@ -1,0 +1,66 @@
+"""One's own session and password; an administrator's revocation and unlock."""
+
+from __future__ import annotations
+
+import strawberry
+
+from approval.core import auth
+from schema.context import Info
+from schema.errors import UserError
+from schema.mutation import attempt
+
+
+@strawberry.type
+class AccountPayload:
+    ok: bool = False
+    tokens_revoked: int = strawberry.field(default=0, description="撤销的令牌数")
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+def _payload(result: int | bool | None, errors: list[UserError]) -> AccountPayload:
+    if result is None:
+        return AccountPayload(errors=errors)
+    return AccountPayload(ok=True, tokens_revoked=0 if isinstance(result, bool) else result)
+
+
+@strawberry.type
+class AccountMutation:
+    @strawberry.mutation(description="退出登录: 撤销本次使用的令牌")
+    async def logout(self, info: Info) -> AccountPayload:
+        async def run() -> int:
+            await auth.logout(viewer=info.context.require_viewer())
+            return 1
+
+        return _payload(*await attempt(run))
+
+    @strawberry.mutation(description="修改密码, 并撤销本人其他令牌")
+    async def change_password(
+        self, info: Info, current_password: str, new_password: str
+    ) -> AccountPayload:
+        ctx = info.context
+        return _payload(
+            *await attempt(
+                lambda: auth.change_password(
+                    viewer=ctx.require_viewer(),
+                    current_password=current_password,
+                    new_password=new_password,
+                    now=ctx.now(),
+                    hashing=ctx.hashing,
+                    client=ctx.client,
+                )
+            )
+        )
+
+    @strawberry.mutation(description="撤销某用户的全部令牌 (中心管理办)")
+    async def revoke_user_tokens(self, info: Info, username: str) -> AccountPayload:
+        ctx = info.context
+        return _payload(
+            *await attempt(lambda: auth.revoke_tokens(by=ctx.require_viewer(), username=username))
+        )
+
+    @strawberry.mutation(description="解除某用户的登录锁定 (中心管理办)")
+    async def unlock_login(self, info: Info, username: str) -> AccountPayload:
+        ctx = info.context
+        return _payload(
+            *await attempt(lambda: auth.unlock(by=ctx.require_viewer(), username=username))
+        )
