@@ -29,6 +29,7 @@ KIND_LABELS = {
     "formal_opinion": "正式意见",
     "default_approval": "超时默认",
     "calendar": "节假日安排",
+    "calendar_ahead": "下一年节假日未载入",
 }
 
 

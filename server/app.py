@@ -207,7 +207,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/", home, methods=["GET"]),
-        *health_routes(),
+        *health_routes(clock),
         metrics_route(metrics),
         *graphql_routes(settings, clock, bus, field_sync.editor, metrics),
         *page_routes(clock=clock),

@@ -153,3 +153,23 @@ async def calendar_years() -> list[tuple[int, str]]:
 async def calendar_for(*days: date) -> WorkingCalendar:
     """The working calendar covering the years of ``days`` (each with the year after it)."""
     return await working_calendar(years=sorted({d.year for d in days}))
+
+
+NEXT_YEAR_WARNING_FROM = (11, 1)  # (month, day): the State Council publishes in autumn
+
+
+async def next_year_warning(*, today: date) -> str | None:
+    """From 1 November on, the warning that next year's official calendar is not loaded yet
+    (deadlines into it will be refused), naming the command that loads it; else None."""
+    month, day = NEXT_YEAR_WARNING_FROM
+    if today < date(today.year, month, day):
+        return None
+    year = today.year + 1
+    if await CalendarYear.exists(year=year):
+        return None
+    return (
+        f"the official holiday calendar of {year} is not loaded: deadlines reaching into {year} "
+        f"are refused (CALENDAR_UNKNOWN) from now on; load it with "
+        f"`onewindow load-holidays FILE` (CSV: year,{year} then one line per holiday or "
+        "adjusted working day)"
+    )

@@ -27,7 +27,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from approval.core import audit
-from approval.core.calendar import working_calendar
+from approval.core.calendar import next_year_warning, working_calendar
 from approval.core.dates import local_day
 from approval.core.errors import DomainError
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
@@ -54,6 +54,7 @@ KIND_COMMITMENT = "commitment"  # a 容缺 commitment near or past its due date
 KIND_FORMAL_OPINION = "formal_opinion"  # the formal opinion after 超时默认 is overdue
 KIND_DEFAULT_APPROVAL = "default_approval"  # the system approved a late task (超时默认)
 KIND_CALENDAR = "calendar"  # a deadline needs a year whose holidays are not loaded
+KIND_CALENDAR_AHEAD = "calendar_ahead"  # the year ends soon and next year's is not loaded
 KINDS = (
     KIND_TASK,
     KIND_STAGE,
@@ -61,6 +62,7 @@ KINDS = (
     KIND_FORMAL_OPINION,
     KIND_DEFAULT_APPROVAL,
     KIND_CALENDAR,
+    KIND_CALENDAR_AHEAD,
 )
 LEVEL_TAGS = {WarningLevel.YELLOW: "【黄色预警】", WarningLevel.RED: "【红色预警】"}
 
@@ -160,6 +162,34 @@ class _Scan:
                 )
             ]
         )
+
+    async def next_year(self) -> None:
+        """Before the year ends: warn the supervisors once that next year is not loaded."""
+        warning = await next_year_warning(today=self.today)
+        if warning is None:
+            return
+        year = self.today.year + 1
+        before = len(self.fired)
+        await self.fire(
+            [
+                _Candidate(
+                    key=f"calendar:{year}:ahead",
+                    kind=KIND_CALENDAR_AHEAD,
+                    level=WarningLevel.YELLOW,
+                    entity_type="calendar",
+                    entity_id=year,
+                    project_id=None,
+                    department_id=None,
+                    message=(
+                        f"【黄色预警】{year} 年法定节假日安排尚未载入, 期限跨入 {year} 年的受理和"
+                        f"审批将被拒绝; 请管理员在年底前执行 onewindow load-holidays 载入 {year} "
+                        "年节假日"
+                    ),
+                )
+            ]
+        )
+        if len(self.fired) > before:
+            log.warning("%s", warning)
 
     # --- 超时默认 ----------------------------------------------------------------------------
 
@@ -428,6 +458,7 @@ async def _suspend(*, stage_id: int, material_id: int, now: datetime) -> bool:
 async def supervise(*, now: datetime, settings: SupervisionSettings) -> list[SupervisionEvent]:
     """One scan of everything with a deadline; returns the events this scan fired."""
     scan = _Scan(now=now, settings=settings, calendar=await working_calendar())
+    await scan.next_year()
     await scan.default_approvals()
     await scan.tasks()
     await scan.formal_opinions()
