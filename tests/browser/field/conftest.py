@@ -169,10 +169,12 @@ async def open_tablet(
     return tablet
 
 
-async def open_inspection(tablet: Tablet, inspection: dict[str, Any]) -> None:
-    """From the list to the inspection, its document synced once (so it works offline)."""
+async def open_inspection(tablet: Tablet, inspection: dict[str, Any], department: str) -> None:
+    """From the list to the inspection, its document synced once (so it works offline); the
+    tablet's own ``department`` section is the one shown first."""
     row = tablet.page.locator("[data-test=inspection-row]", has_text=inspection["project"]["name"])
     await row.first.click()
-    first = inspection["departments"][0]["checks"][0]["code"]
+    [section] = [d for d in inspection["departments"] if d["department"]["code"] == department]
+    first = section["checks"][0]["code"]
     await expect(tablet.check(first).get_by_role("radio").first).to_be_visible()
     await expect(tablet.page.locator("[data-test=network]")).to_contain_text("已连接")

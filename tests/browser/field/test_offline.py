@@ -27,7 +27,7 @@ async def test_checks_recorded_offline_survive_a_reload_and_sync(
     inspection = await site_check(office, ["zjj"], ["inspector"])
     tablet = await open_tablet(browser, office, "inspector")
     try:
-        await open_inspection(tablet, inspection)
+        await open_inspection(tablet, inspection, "zjj")
         await tablet.offline()
         await tablet.result("fire-lane", "合格")
         await tablet.measure("fire-lane", "4.5")
@@ -80,7 +80,7 @@ async def test_a_refused_edit_is_shown_with_its_reason_and_later_edits_go_throug
     inspection = await site_check(office, ["zjj"], ["inspector"])
     tablet = await open_tablet(browser, office, "inspector")
     try:
-        await open_inspection(tablet, inspection)
+        await open_inspection(tablet, inspection, "zjj")
         await tablet.offline()
         # offline, this tablet adds a photo to a check ...
         photo = FilePayload(name="alarm.jpg", mimeType="image/jpeg", buffer=make_jpeg())

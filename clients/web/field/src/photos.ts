@@ -6,7 +6,7 @@ import { sha256Hex, uploadFile } from '@shared/upload'
 import { reactive, shallowRef } from 'vue'
 import { buildExif, exifSegment, uprightOrientation, withExif } from './exif'
 import type { PhotoRow } from './local'
-import type { PhotoInfo } from './queries'
+import { InspectionPhotosQuery, type PhotoInfo } from './queries'
 import { api, session, workspace } from './workspace'
 
 export interface PhotoView {
@@ -171,3 +171,21 @@ async function drain(): Promise<void> {
 }
 
 window.addEventListener('online', () => void uploadPending())
+
+let lastAsked = 0
+
+/** What the server knows of the photos of an inspection (other tablets' photos are shown from
+ * here); asked at most every 2 s, only online. */
+export async function refreshRemotePhotos(inspectionId: string, ids: readonly string[]): Promise<void> {
+  const unknown = ids.filter((id) => !outbox.rows[id] && outbox.remote[id]?.status !== 'READY')
+  if (!unknown.length || !navigator.onLine || !session.token() || Date.now() - lastAsked < 2000) return
+  lastAsked = Date.now()
+  try {
+    const data = await api.query(InspectionPhotosQuery, { id: inspectionId })
+    for (const section of data.inspection?.departments ?? []) {
+      for (const check of section.checks) for (const photo of check.photos) outbox.remote[photo.id] = photo
+    }
+  } catch {
+    // offline or refused: the photos show as waiting until the next try
+  }
+}
