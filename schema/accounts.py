@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode
+
 import strawberry
 
 from approval.core import auth
@@ -24,7 +27,27 @@ def _payload(result: int | bool | None, errors: list[UserError]) -> AccountPaylo
 
 
 @strawberry.type
+class PageTicketPayload:
+    url: str | None = strawberry.field(default=None, description="带票据的页面地址, 一分钟内有效")
+    expires_at: datetime | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
 class AccountMutation:
+    @strawberry.mutation(description="打开打印页面 (联合告知书、台账) 的一次性短时票据")
+    async def page_ticket(self, info: Info, path: str) -> PageTicketPayload:
+        ctx = info.context
+        page, _, query = path.partition("?")
+        result, errors = await attempt(
+            lambda: auth.issue_page_ticket(viewer=ctx.require_viewer(), path=page, now=ctx.now())
+        )
+        if result is None:
+            return PageTicketPayload(errors=errors)
+        ticket, expires_at = result
+        tail = urlencode([*parse_qsl(query), ("ticket", ticket)])
+        return PageTicketPayload(url=f"{page}?{tail}", expires_at=expires_at)
+
     @strawberry.mutation(description="退出登录: 撤销本次使用的令牌")
     async def logout(self, info: Info) -> AccountPayload:
         async def run() -> int:

@@ -28,11 +28,12 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "color_message",  # uvicorn's coloured copy of the message
     "taskName",
 }
-_TOKEN_VALUE = re.compile(r"([?&](?:access_)?token=)[^&#\s]*", re.IGNORECASE)
+_TOKEN_VALUE = re.compile(r"([?&](?:access_token|token|ticket)=)[^&#\s]*", re.IGNORECASE)
 
 
 def redact_tokens(text: str) -> str:
-    """``text`` with the value of every ``token=`` query parameter replaced by ``***``."""
+    """``text`` with the value of every ``token=`` or ``ticket=`` query parameter replaced by
+    ``***`` (no credential is taken from a URL, but a client may still put one there)."""
     return _TOKEN_VALUE.sub(r"\1***", text)
 
 

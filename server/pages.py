@@ -1,6 +1,8 @@
 """Plain HTTP pages next to GraphQL: the printable joint notice (联合告知书) of a project and
-the ledger (台账) download. Both authenticate like the API: ``Authorization: Bearer <token>``,
-or ``?token=<token>`` so a link can be opened or printed straight from a browser."""
+the ledger (台账) download. Both authenticate like the API (``Authorization: Bearer <token>``)
+or, so that a link can be opened or printed straight from a browser, with ``?ticket=`` from the
+``pageTicket`` mutation: valid a minute, for that page alone. A bearer token is never taken
+from a URL (access logs, browser histories and Referer headers would keep it)."""
 
 from __future__ import annotations
 
@@ -27,28 +29,32 @@ Clock = Callable[[], datetime]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PRIVATE = {
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",  # a ?token= link must not leak through the Referer
+    "Referrer-Policy": "no-referrer",  # a ?ticket= link must not leak through the Referer
     "X-Content-Type-Options": "nosniff",
 }
 
 
 async def _viewer(request: Request, clock: Clock) -> Viewer | Response:
-    """The viewer of the bearer header or ``?token=``, or the 401 response saying why not."""
+    """The viewer of the bearer header or of ``?ticket=`` (for this page), or the 401
+    response saying why not."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if header and (scheme.lower() != "bearer" or not token.strip()):
         return _refused(401, "认证失败", auth.malformed_header().message)
-    token = token.strip() or request.query_params.get("token", "").strip()
-    if not token:
-        return _refused(
-            401,
-            "请先登录",
-            "no token was sent; send 'Authorization: Bearer <token>' or add ?token=<token>",
-        )
+    ticket = request.query_params.get("ticket", "").strip()
     try:
-        return await auth.authenticate(token=token, now=clock())
+        if token.strip():
+            return await auth.authenticate(token=token.strip(), now=clock())
+        if ticket:
+            return await auth.redeem_page_ticket(ticket=ticket, path=request.url.path, now=clock())
     except DomainError as error:
         return _refused(401, "认证失败", error.message)
+    return _refused(
+        401,
+        "请先登录",
+        "no token was sent; send 'Authorization: Bearer <token>', or open the link with a "
+        "?ticket= from the pageTicket mutation (a bearer token is never read from a URL)",
+    )
 
 
 def _refused(status: int, title: str, detail: str) -> HTMLResponse:

@@ -4,7 +4,7 @@ Authentication happens at the upgrade, with the same bearer tokens as GraphQL: t
 ``Authorization: Bearer <token>`` header, or, for browsers (which cannot set headers on a
 websocket), the subprotocols ``onewindow.v1`` and ``onewindow.bearer.<token>``: the server then
 answers with the subprotocol ``onewindow.v1`` and never sees the token in a URL (nor does an
-access log). ``?token=<token>`` is still read, for older clients. Authorization is per
+access log). A ``?token=`` in the URL is not read. Authorization is per
 document, by an injected ``access_for``. A refused connection is accepted and then closed with a
 code and a reason, so that browsers see why:
 
@@ -121,8 +121,7 @@ def bearer_token(websocket: WebSocket) -> str | None:
     for name in offered_subprotocols(websocket):
         if name.startswith(BEARER_SUBPROTOCOL) and len(name) > len(BEARER_SUBPROTOCOL):
             return name[len(BEARER_SUBPROTOCOL) :]
-    token = websocket.query_params.get("token", "").strip()
-    return token or None
+    return None  # never from the URL (?token=): access logs and proxies keep URLs
 
 
 def sync_route(

@@ -230,6 +230,23 @@ class AccessToken(Model):
         table = "access_token"
 
 
+class PageTicket(Model):
+    """A short-lived ticket that opens one page (the printable notice of one project, the
+    ledger) in a browser without a bearer token in the URL; stored hashed."""
+
+    id = fields.IntField(primary_key=True)
+    ticket_hash = fields.CharField(max_length=64, unique=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="page_tickets", on_delete=fields.CASCADE
+    )
+    user_id: int
+    path = fields.CharField(max_length=300)
+    expires_at = fields.DatetimeField()
+
+    class Meta:
+        table = "page_ticket"
+
+
 class LoginThrottle(Model):
     """Failed logins of one account (``account:<username>``) or one client address
     (``address:<ip>``): the count within the window, the last failure, a lockout."""

@@ -72,6 +72,9 @@ def test_debug_level_and_text_format() -> None:
 def test_redaction_and_the_formatter_alone() -> None:
     assert redact_tokens("/notice?token=x1&y=2#f") == "/notice?token=***&y=2#f"
     assert redact_tokens("/a?access_token=x&token=y") == "/a?access_token=***&token=***"
+    assert redact_tokens("/ledger.xlsx?month=2026-03&ticket=t1") == (
+        "/ledger.xlsx?month=2026-03&ticket=***"
+    )
     record = logging.LogRecord("onewindow.x", logging.WARNING, __file__, 1, "plain", None, None)
     entry = json.loads(JsonFormatter().format(record))
     assert entry["level"] == "warning" and entry["message"] == "plain"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -194,8 +195,52 @@ async def test_printable_notice_page(gql: GraphQLClient, pages: httpx.AsyncClien
     assert "区域评估免办事项" in html and "固定资产投资项目节能审查" in html
     assert html.count("<td>建设项目并联审批申请表</td>") == 1  # one set of materials
 
-    by_query = await pages.get(f"/projects/{project['code']}/notice", params={"token": token})
-    assert by_query.status_code == 200
+    by_ticket = await pages.get(await ticket_url(gql, f"/projects/{project['code']}/notice"))
+    assert by_ticket.status_code == 200
+    assert "<h1>建设项目联合告知书</h1>" in by_ticket.text
+
+
+TICKET = """mutation($path: String!) {
+  pageTicket(path: $path) { url expiresAt errors { code field } } }"""
+
+
+async def ticket_url(gql: GraphQLClient, path: str, as_: str = "clerk") -> str:
+    body = await gql(TICKET, {"path": path}, as_=as_)
+    payload = body["data"]["pageTicket"]
+    assert payload["errors"] == [], payload
+    url: str = payload["url"]
+    return url
+
+
+async def test_no_bearer_token_is_read_from_a_url_and_tickets_open_one_page_for_a_minute(
+    gql: GraphQLClient, pages: httpx.AsyncClient, clock: Clock
+) -> None:
+    project = await create_project(gql)
+    notice = f"/projects/{project['code']}/notice"
+    by_token = await pages.get(notice, params={"token": gql.tokens["clerk"]})
+    assert by_token.status_code == 401 and "never read from a URL" in by_token.text
+    url = await ticket_url(gql, notice)
+    assert gql.tokens["clerk"] not in url and "ticket=" in url
+    assert (await pages.get(url)).status_code == 200
+    # for that page alone: not the ledger, not another project, not GraphQL
+    ticket = url.split("ticket=")[1]
+    assert (await pages.get("/ledger.xlsx", params={"ticket": ticket})).status_code == 401
+    other = await create_project(gql, name="另一个项目")
+    elsewhere = await pages.get(f"/projects/{other['code']}/notice", params={"ticket": ticket})
+    assert elsewhere.status_code == 401
+    assert (await gql("{ viewer { username } }", token=ticket))["errors"][0]["extensions"][
+        "code"
+    ] == "UNAUTHENTICATED"
+    # a minute later it is spent
+    clock.now += timedelta(seconds=61)
+    expired = await pages.get(url)
+    assert expired.status_code == 401 and "expired" in expired.text
+    # only the pages take tickets
+    body = await gql(TICKET, {"path": "/graphql"}, as_="clerk")
+    assert body["data"]["pageTicket"]["errors"] == [{"code": "INVALID_INPUT", "field": "path"}]
+    ledger = await ticket_url(gql, "/ledger.xlsx?month=2026-03", as_="supervisor")
+    assert ledger.startswith("/ledger.xlsx?month=2026-03&ticket=")
+    assert (await pages.get(ledger)).status_code == 200
 
 
 async def test_notice_page_refuses_unknown_invisible_and_anonymous(
@@ -203,14 +248,15 @@ async def test_notice_page_refuses_unknown_invisible_and_anonymous(
 ) -> None:
     project = await create_project(gql)
     url = f"/projects/{project['code']}/notice"
-    invisible = await pages.get(url, params={"token": gql.tokens["fgw"]})
+    invisible = await pages.get(url, headers={"Authorization": f"Bearer {gql.tokens['fgw']}"})
     assert invisible.status_code == 404
     assert "未找到项目" in invisible.text
     unknown = await pages.get(
-        "/projects/2026-371402-84-01-999999/notice", params={"token": gql.tokens["clerk"]}
+        "/projects/2026-371402-84-01-999999/notice",
+        headers={"Authorization": f"Bearer {gql.tokens['clerk']}"},
     )
     assert unknown.status_code == 404
     anonymous = await pages.get(url)
     assert anonymous.status_code == 401
-    bad = await pages.get(url, params={"token": "not-a-token"})
+    bad = await pages.get(url, params={"ticket": "not-a-ticket"})
     assert bad.status_code == 401

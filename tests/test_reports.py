@@ -352,10 +352,14 @@ async def test_ledger_download_is_for_supervisors(gql, pages: httpx.AsyncClient)
     table = read_xlsx(response.content)
     assert table[0] == LEDGER_HEADERS and table[1][0] == project["code"]
 
-    forbidden = await pages.get("/ledger.xlsx", params={"token": gql.tokens["clerk"]})
+    forbidden = await pages.get(
+        "/ledger.xlsx", headers={"Authorization": f"Bearer {gql.tokens['clerk']}"}
+    )
     assert forbidden.status_code == 403
     bad = await pages.get(
-        "/ledger.xlsx", params={"token": gql.tokens["supervisor"], "month": "March"}
+        "/ledger.xlsx",
+        params={"month": "March"},
+        headers={"Authorization": f"Bearer {gql.tokens['supervisor']}"},
     )
     assert bad.status_code == 400 and "YYYY-MM" in bad.text
     assert (await pages.get("/ledger.xlsx")).status_code == 401

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from approval.core import audit, throttle
 from approval.core.access import Viewer, require_role
 from approval.core.errors import DomainError, ErrorCode, invalid
 from storage.enums import Role
-from storage.models import AccessToken, Department, Enterprise, Region, User
+from storage.models import AccessToken, Department, Enterprise, PageTicket, Region, User
 
 _hasher = PasswordHasher()
 
@@ -321,6 +322,49 @@ async def authenticate(*, token: str, now: datetime) -> Viewer:
             f"the bearer token expired at {row.expires_at.isoformat()}; log in again",
         )
     return dataclasses.replace(await viewer_of(row.user), token_id=row.id)
+
+
+# The pages a browser opens by link (server.pages): a ticket opens one of them, nothing else.
+PAGE_PATHS = (re.compile(r"/projects/[^/?#\s]{1,64}/notice"), re.compile(r"/ledger\.xlsx"))
+PAGE_TICKET_TTL = timedelta(seconds=60)
+
+
+async def issue_page_ticket(*, viewer: Viewer, path: str, now: datetime) -> tuple[str, datetime]:
+    """A ticket for one page (``?ticket=`` in its link), valid for a minute: a bearer token
+    never goes into a URL, where access logs, histories and Referer headers would keep it."""
+    if not any(pattern.fullmatch(path) for pattern in PAGE_PATHS):
+        raise invalid(
+            f"{path[:80]!r} is not a page a ticket opens; give /projects/<code>/notice or "
+            "/ledger.xlsx",
+            field="path",
+        )
+    ticket = secrets.token_urlsafe(32)
+    expires_at = now + PAGE_TICKET_TTL
+    await PageTicket.create(
+        ticket_hash=_token_hash(ticket), user_id=viewer.user_id, path=path, expires_at=expires_at
+    )
+    await PageTicket.filter(expires_at__lt=now).delete()  # the spent ones
+    return ticket, expires_at
+
+
+async def redeem_page_ticket(*, ticket: str, path: str, now: datetime) -> Viewer:
+    """The viewer a page ticket stands for on ``path``; UNAUTHENTICATED or TOKEN_EXPIRED."""
+    row = (
+        await PageTicket.filter(ticket_hash=_token_hash(ticket), path=path)
+        .select_related("user")
+        .first()
+    )
+    if row is None or not row.user.active:
+        raise DomainError(
+            ErrorCode.UNAUTHENTICATED,
+            "the ticket is unknown or made for another page; ask for a new one (pageTicket)",
+        )
+    if row.expires_at <= now:
+        raise DomainError(
+            ErrorCode.TOKEN_EXPIRED,
+            "the ticket expired (tickets last a minute); ask for a new one (pageTicket)",
+        )
+    return await viewer_of(row.user)
 
 
 async def viewer_of(user: User) -> Viewer:
