@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +28,7 @@ from pycrdt import Doc
 
 from approval.core.access import Viewer
 from approval.core.errors import DomainError, ErrorCode
-from approval.fieldwork.documents import LayoutError, parse_doc_name
+from approval.fieldwork.documents import ChangeEvent, LayoutError, parse_doc_name
 from approval.fieldwork.inspections import FieldRights, document_access, document_exists
 from approval.fieldwork.policy import FieldAccess, FieldDocuments
 from sync.policy import Access, DocumentPolicy, UpdateRefused
@@ -70,9 +70,22 @@ class FieldPolicy:
     def initial_update(self, doc_name: str) -> bytes | None:
         return self.documents.initial_update(doc_name)
 
-    def validate(self, *, doc_name: str, before: Doc, after: Doc, access: FieldAccess) -> None:
+    def observed_roots(self, doc_name: str) -> tuple[str, ...]:
+        return self.documents.observed_roots(doc_name)
+
+    def validate(
+        self,
+        *,
+        doc_name: str,
+        before: Doc,
+        after: Doc,
+        access: FieldAccess,
+        changes: Sequence[ChangeEvent] | None = None,
+    ) -> None:
         try:
-            self.documents.validate(doc_name=doc_name, before=before, after=after, access=access)
+            self.documents.validate(
+                doc_name=doc_name, before=before, after=after, access=access, changes=changes
+            )
         except LayoutError as error:
             raise UpdateRefused(error.reason) from None
 

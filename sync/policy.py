@@ -3,8 +3,9 @@
 The sync room knows pycrdt and the y-websocket protocol, not the domain: the server gives it,
 per connection, an ``Access`` (who, and whether they may write) and, per document, a
 ``DocumentPolicy`` that validates updates and turns the merged document into rows (and may,
-as a ``PreparedPolicy``, read what it needs before a room opens, and, as a ``GroupPolicy``, let
-the room validate a writer's group of updates at once).
+as a ``PreparedPolicy``, read what it needs before a room opens, as an ``ObservingPolicy``,
+judge an update by the changes the room collects while applying it, and, as a
+``GroupPolicy``, let the room validate a writer's group of updates at once).
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ class PreparedPolicy(DocumentPolicy, Protocol):
     ``initial_update``. Optional: a policy without ``prepare`` is used as it is."""
 
     async def prepare(self, doc_name: str) -> None: ...
+
+
+class ObservingPolicy(DocumentPolicy, Protocol):
+    """A policy that judges an update by what it changed, not by re-reading the document.
+
+    ``observed_roots(doc_name)`` names the root maps of the document; while the room applies an
+    update to its scratch copy it collects their pycrdt deep events (path, keys or delta) and
+    passes them to ``validate`` as ``changes`` (a list, empty when the update changed nothing
+    in them), so that validation costs what the update changed. Such a policy is validated
+    update by update (never by groups). Optional."""
+
+    def observed_roots(self, doc_name: str) -> tuple[str, ...]: ...
 
 
 class GroupPolicy(DocumentPolicy, Protocol):

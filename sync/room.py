@@ -54,9 +54,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from pycrdt import Doc, merge_updates
+from pycrdt import Doc, Map, Subscription, merge_updates
 
 from sync import protocol
 from sync.policy import Access, DocumentPolicy, UpdateRefused
@@ -179,7 +179,9 @@ class Room:
         self._state_vector: bytes | None = None  # _before's, once known (see the docstring)
         self._lag: list[bytes] = []  # accepted updates _after still lacks (see the docstring)
         self._batch: list[bytes] = []  # accepted, not yet committed (under the lock)
-        self._groups = getattr(policy, "validates_groups", False) is True
+        roots = getattr(policy, "observed_roots", None)
+        self._roots: tuple[str, ...] = tuple(roots(name)) if roots is not None else ()
+        self._groups = getattr(policy, "validates_groups", False) is True and not self._roots
 
     # --- life ------------------------------------------------------------------------------
 
@@ -542,7 +544,17 @@ class Room:
                 ),
             )
         state_vector = self._state_vector
+        changes: list[Any] = []  # the deep events of the observed roots (see sync.policy)
+        watched: list[tuple[Map[Any], Subscription]] = []
         try:
+            if self._roots:  # the lag first, on its own: its changes are not this update's
+                if self._lag:
+                    with after.transaction():
+                        self._catch_up(after)
+                    state_vector = None
+                for root in self._roots:
+                    observed = after.get(root, type=Map)
+                    watched.append((observed, observed.observe_deep(changes.extend)))
             # One transaction: the lag, the state vector before, the update, the one after.
             with after.transaction():
                 self._catch_up(after)
@@ -562,6 +574,9 @@ class Room:
                     "produced by a Yjs or pycrdt document",
                 ),
             ) from None
+        finally:
+            for observed, subscription in watched:  # a subscription keeps its Doc alive
+                observed.unobserve(subscription)
         if not integrated(update, self._state_vector):
             # Structs or deletions wait for predecessors the server lacks. pycrdt shows such
             # content in ``after`` although its state vector and delete set do not move: the
@@ -578,7 +593,12 @@ class Room:
             return False  # already held: nothing to store, the sender may count it as kept
         after_state = self._state_vector
         try:
-            self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
+            if self._roots:
+                self.policy.validate(  # type: ignore[call-arg]
+                    doc_name=self.name, before=before, after=after, access=access, changes=changes
+                )
+            else:
+                self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
         except UpdateRefused as refusal:
             self._after = None
             self._state_vector = None

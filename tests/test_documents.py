@@ -362,3 +362,50 @@ def test_agency_entries_keyed_by_uuid_and_only_the_agent_writes():
     removed = edited(after, lambda d: d.get("entries", type=Map).pop(key))
     validate_agency(after, removed, role="agent", writable=True)
     assert read_agency(removed) == {}
+
+
+def test_validation_reads_only_what_the_update_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Judged by the deep events the room collects: a note on one check of a document with 8
+    departments x 30 checks and 2,000 measurements reads no snapshot, converts no section and
+    looks at no other check (it used to re-read whole sections and both delete sets)."""
+    codes = [f"d{number}" for number in range(8)]
+    layout = InspectionLayout(departments={c: [f"c{i:02d}" for i in range(30)] for c in codes})
+    before: Doc = Doc()
+    before.apply_update(initial_update(layout))
+    writer: Doc = Doc()
+    writer.apply_update(before.get_update())
+    measured = writer.get("departments", type=Map)["d0"]["checks"]["c00"]["measured"]
+    with writer.transaction():
+        for index in range(2000):
+            measured[f"m{index}"] = float(index)
+    before.apply_update(writer.get_update(before.get_state()))
+    made: list[bytes] = []
+    subscription = writer.observe(lambda event: made.append(event.update))
+    writer.get("departments", type=Map)["d0"]["checks"]["c07"]["note"] = "墙面裂缝已标记"
+    writer.unobserve(subscription)
+    after = copy_of(before)
+    changes: list[Any] = []
+    root = after.get("departments", type=Map)
+    watch = root.observe_deep(changes.extend)
+    after.apply_update(made[0])
+    root.unobserve(watch)
+
+    reads: list[str] = []
+    for name in ("to_py", "keys", "items", "values"):
+        original = getattr(Map, name)
+
+        def counted(
+            self: Map[Any], *args: Any, _name: str = name, _original: Any = original
+        ) -> Any:
+            reads.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(Map, name, counted)
+    validate_inspection(
+        before, after, department_code="d0", role="inspector", writable=True, changes=changes
+    )
+    assert reads == [], reads
+    with pytest.raises(LayoutError, match="belongs to department d0"):
+        validate_inspection(
+            before, after, department_code="d1", role="inspector", writable=True, changes=changes
+        )

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
-from pycrdt import Array, Doc, Map, Snapshot
+from pycrdt import Array, ArrayEvent, Doc, Map, MapEvent, TextEvent
 
 from storage.enums import CheckOutcome, Conclusion, Role
 
@@ -391,6 +391,36 @@ def _short(value: object) -> str:
 
 # --- validation --------------------------------------------------------------------------------
 
+ChangeEvent = MapEvent | ArrayEvent | TextEvent
+"""What an update changed, as pycrdt's deep events of a document's root map report it."""
+
+DOCUMENT_ROOTS: dict[DocKind, str] = {"inspection": INSPECTION_ROOT, "agency": AGENCY_ROOT}
+DOCUMENT_WRITERS: dict[DocKind, tuple[Role, str]] = {
+    "inspection": (Role.INSPECTOR, "an assigned inspector"),
+    "agency": (Role.AGENT, "the project's agent"),
+}
+
+
+def changes_between(before: Doc, after: Doc, root: str) -> list[ChangeEvent]:
+    """The deep events of ``root`` when ``before`` becomes ``after`` (what the sync room
+    collects while it applies an update; rebuilt here for callers that have two documents)."""
+    copy: Doc[Any] = Doc()
+    copy.apply_update(before.get_update())
+    changes: list[ChangeEvent] = []
+    observed = copy.get(root, type=Map)
+    subscription = observed.observe_deep(changes.extend)
+    try:
+        copy.apply_update(after.get_update(before.get_state()))
+    finally:
+        observed.unobserve(subscription)  # a subscription keeps its Doc alive
+    return changes
+
+
+def _state(doc: Doc) -> dict[int, int]:
+    """A document's state vector: client id -> next clock (O(clients))."""
+    numbers = iter(_var_uints(doc.get_state()))
+    return {next(numbers): next(numbers) for _ in range(next(numbers))}
+
 
 def _var_uints(data: bytes) -> Iterable[int]:
     value, shift = 0, 0
@@ -403,122 +433,230 @@ def _var_uints(data: bytes) -> Iterable[int]:
             value, shift = 0, 0
 
 
-def _history(doc: Doc) -> tuple[dict[int, set[tuple[int, int]]], dict[int, int]]:
-    """The delete set (client -> (clock, length) ranges) and state vector of a document."""
-    numbers = iter(_var_uints(Snapshot.from_doc(doc).encode()))
-    deleted: dict[int, set[tuple[int, int]]] = {}
-    for _ in range(next(numbers)):
-        client, count = next(numbers), next(numbers)
-        deleted[client] = {(next(numbers), next(numbers)) for _ in range(count)}
-    state: dict[int, int] = {}
-    for _ in range(next(numbers)):
-        client = next(numbers)
-        state[client] = next(numbers)
-    return deleted, state
-
-
-def _check_history(before: Doc, after: Doc, doc_kind: str, writable: bool, role: str) -> bool:
-    """Whether anything changed; refuses a read-only writer and any touch of the layout."""
-    deleted_before, state_before = _history(before)
-    deleted_after, state_after = _history(after)
-    changed = deleted_before != deleted_after or state_before != state_after
-    if changed and not writable:
+def _writer(
+    before: Doc,
+    after: Doc,
+    changes: Sequence[ChangeEvent],
+    doc_kind: DocKind,
+    *,
+    writable: bool,
+    role: str,
+) -> bool:
+    """Whether anything of the document changed; refuses a read-only writer, the wrong role, a
+    write with the layout's client id and unknown top-level keys."""
+    root = DOCUMENT_ROOTS[doc_kind]
+    allowed_role, may_write = DOCUMENT_WRITERS[doc_kind]
+    unknown = sorted(set(after.keys()) - {root})
+    if unknown:
         raise LayoutError(
-            f"this {doc_kind} document is read-only for you (role {role}); your change was not kept"
+            f"unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+            f"this document has only {root!r}"
         )
-    if state_after.get(LAYOUT_CLIENT_ID, 0) != state_before.get(LAYOUT_CLIENT_ID, 0):
+    if _state(after).get(LAYOUT_CLIENT_ID, 0) != _state(before).get(LAYOUT_CLIENT_ID, 0):
         raise LayoutError(
             f"client id {LAYOUT_CLIENT_ID} belongs to the server's layout; "
             "a device must write with its own random client id"
         )
-    if deleted_after.get(LAYOUT_CLIENT_ID, set()) != deleted_before.get(LAYOUT_CLIENT_ID, set()):
+    if not changes:
+        return False
+    if not writable:
         raise LayoutError(
-            "the update removes or replaces a container of the document's layout "
-            "(a section, 'checks', a check, 'measured', 'photos', 'rectifications' or "
-            "'conclusion'); containers are created once by the server and never removed: "
-            "set values inside them instead"
+            f"this {doc_kind} document is read-only for you (role {role}); your change was not kept"
         )
-    return changed
+    if role != allowed_role.value:
+        raise LayoutError(f"role {role} may not write {doc_kind} documents; only {may_write} may")
+    return True
 
 
-def _unknown_roots(after: Doc, allowed: str) -> None:
-    unknown = sorted(set(after.keys()) - {allowed})
-    if unknown:
+def _layout_touched(path: str) -> LayoutError:
+    return LayoutError(
+        f"{path}: the update adds, removes or replaces a container of the document's layout "
+        "(a section, 'checks', a check, 'measured', 'photos', 'rectifications' or "
+        "'conclusion'); containers are created once by the server and never removed: "
+        "set values inside them instead"
+    )
+
+
+def _steps(change: ChangeEvent) -> list[str]:
+    """The keys from the root map to what ``change`` changed (pycrdt sets ``path`` at run
+    time)."""
+    return [str(step) for step in getattr(change, "path")]  # noqa: B009
+
+
+def _map_keys(change: ChangeEvent, path: str) -> dict[str, Any]:
+    if not isinstance(change, MapEvent):
+        raise LayoutError(f"{path} must be a map (Y.Map); the update changes it as a list or text")
+    keys: dict[str, Any] = getattr(change, "keys")  # noqa: B009
+    return keys
+
+
+def _check_key(check: Map[Any], key: str, path: str) -> None:
+    """One changed key of a check, read from the document after the update."""
+    if key not in CHECK_KEYS:
+        raise LayoutError(f"{path} has unknown key(s) {key!r}; allowed: {', '.join(CHECK_KEYS)}")
+    if key in ("measured", "photos"):
+        raise _layout_touched(f"{path}/{key}")
+    if key == "result":
+        _enum(CheckOutcome, _optional_text(check, key, path), f"{path}/result", CHECK_RESULT_LABELS)
+    elif key == "note":
+        _optional_text(check, key, path)
+    elif key == "by":
+        _optional_text(check, key, path, max_len=MAX_NAME)
+    else:
+        _datetime(_optional_text(check, key, path), f"{path}/at")
+
+
+def _inspection_change(
+    change: ChangeEvent, before_root: Map[Any], after_root: Map[Any], department_code: str
+) -> None:
+    """One deep event of ``departments``, judged by its path alone: O(what it changed)."""
+    steps = _steps(change)
+    path = "/".join([INSPECTION_ROOT, *steps])
+    if not steps:
+        for key, what in sorted(_map_keys(change, path).items()):
+            if what.get("action") == "add":
+                raise LayoutError(
+                    f"{INSPECTION_ROOT}/{key}: no such department takes part in this "
+                    "inspection; sections are created by the server"
+                )
+            raise _layout_touched(f"{INSPECTION_ROOT}/{key}")
+    code, rest = steps[0], steps[1:]
+    if code != department_code:
         raise LayoutError(
-            f"unknown top-level key(s) {', '.join(map(repr, unknown))}; "
-            f"this document has only {allowed!r}"
+            f"{INSPECTION_ROOT}/{code} belongs to department {code}; an inspector of "
+            f"{department_code} may write only {INSPECTION_ROOT}/{department_code}"
         )
+    section = _map(after_root.get(code), f"{INSPECTION_ROOT}/{code}")
+    if not rest:
+        keys = sorted(_map_keys(change, path))
+        unknown = [k for k in keys if k not in SECTION_KEYS]
+        if unknown:
+            raise LayoutError(
+                f"{path} has unknown key(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(SECTION_KEYS)}"
+            )
+        raise _layout_touched(f"{path}/{keys[0]}")
+    if rest == ["checks"]:
+        actions = _map_keys(change, path)
+        added = sorted(k for k, what in actions.items() if what.get("action") == "add")
+        if added:
+            raise LayoutError(
+                f"{path}: unknown check(s) {added}; the checks come from the department's checklist"
+            )
+        raise _layout_touched(f"{path}/{sorted(actions)[0]}")
+    if len(rest) == 2 and rest[0] == "checks":
+        check = _map(_map(section.get("checks"), f"{path}/..").get(rest[1]), path)
+        for key in sorted(_map_keys(change, path)):
+            _check_key(check, key, path)
+        return
+    if len(rest) == 3 and rest[0] == "checks" and rest[2] == "measured":
+        measured = _map(
+            _map(_map(section.get("checks"), path).get(rest[1]), path).get("measured"), path
+        )
+        for name, what in sorted(_map_keys(change, path).items()):
+            if what.get("action") != "delete":
+                _number(measured.get(name), f"{path}/{name}", name)
+        return
+    if len(rest) == 3 and rest[0] == "checks" and rest[2] == "photos":
+        if not isinstance(change, ArrayEvent):
+            raise LayoutError(f"{path} must be the list created with the check")
+        check = _map(_map(section.get("checks"), path).get(rest[1]), path)
+        photos = check.get("photos")
+        assert isinstance(photos, Array)
+        if len(photos) > MAX_PHOTOS:
+            raise LayoutError(f"{path} holds {len(photos)}; at most {MAX_PHOTOS}")
+        position = 0
+        for step in getattr(change, "delta"):  # noqa: B009
+            position += int(step.get("retain", 0))
+            for value in step.get("insert", ()):
+                _photo(value, f"{path}[{position}]")
+                position += 1
+        return
+    if rest == ["rectifications"]:
+        items = _map(section.get("rectifications"), path)
+        for key, what in sorted(_map_keys(change, path).items()):
+            if what.get("action") != "delete":
+                _rectification(key, items.get(key), f"{path}/{key}")
+            else:
+                _uuid(key, f"{path}/{key}")
+        return
+    if len(rest) == 2 and rest[0] == "rectifications":
+        items = _map(section.get("rectifications"), f"{path}/..")
+        _rectification(rest[1], items.get(rest[1]), path)
+        return
+    if rest == ["conclusion"]:
+        old = _conclusion(_map(_map(before_root.get(code), path).get("conclusion"), path), path)
+        if old.result is not None:
+            raise LayoutError(
+                f"{path} was signed by {old.signed_by or 'someone'} as "
+                f"{old.result.value}; a signed conclusion cannot be changed"
+            )
+        _conclusion(_map(section.get("conclusion"), path), path)
+        return
+    raise LayoutError(f"{path}: nothing may be written there; see the document's layout")
 
 
 def validate_inspection(
-    before: Doc, after: Doc, *, department_code: str | None, role: str, writable: bool
+    before: Doc,
+    after: Doc,
+    *,
+    department_code: str | None,
+    role: str,
+    writable: bool,
+    changes: Sequence[ChangeEvent] | None = None,
 ) -> None:
     """Raise LayoutError unless ``after`` is an acceptable successor of ``before`` written by an
-    inspector of ``department_code`` (only their own section changes)."""
-    changed = _check_history(before, after, "inspection", writable, role)
-    if not changed:
+    inspector of ``department_code`` (only their own section changes).
+
+    Judged by what changed (``changes``: the deep events of ``departments``, as the sync room
+    collects them while it applies the update; worked out from the two documents when not
+    given), so that the cost follows the update, not the document."""
+    if changes is None:
+        changes = changes_between(before, after, INSPECTION_ROOT)
+    if not _writer(before, after, changes, "inspection", writable=writable, role=role):
         return
-    if role != Role.INSPECTOR.value or department_code is None:
+    if department_code is None:
         raise LayoutError(
             f"role {role} may not write inspection documents; only an assigned inspector may"
         )
-    _unknown_roots(after, INSPECTION_ROOT)
-    old_root = before.get(INSPECTION_ROOT, type=Map)
-    new_root = after.get(INSPECTION_ROOT, type=Map)
-    old_codes, new_codes = set(old_root.keys()), set(new_root.keys())
-    if new_codes - old_codes:
-        added = ", ".join(sorted(new_codes - old_codes))
-        raise LayoutError(
-            f"{INSPECTION_ROOT}/{added}: no such department takes part in this inspection; "
-            "sections are created by the server"
-        )
-    if old_codes - new_codes:
-        removed = ", ".join(sorted(old_codes - new_codes))
-        raise LayoutError(f"{INSPECTION_ROOT}/{removed}: a department section cannot be removed")
-    if department_code not in new_codes:
+    before_root = before.get(INSPECTION_ROOT, type=Map)
+    after_root = after.get(INSPECTION_ROOT, type=Map)
+    if department_code not in after_root:
         raise LayoutError(
             f"department {department_code} has no section in this inspection; you may not write it"
         )
-    for code in sorted(new_codes - {department_code}):
-        if _map(old_root.get(code), code).to_py() != _map(new_root.get(code), code).to_py():
-            raise LayoutError(
-                f"{INSPECTION_ROOT}/{code} belongs to department {code}; an inspector of "
-                f"{department_code} may write only {INSPECTION_ROOT}/{department_code}"
-            )
-    path = f"{INSPECTION_ROOT}/{department_code}"
-    old_section = _map(old_root.get(department_code), path)
-    new_section = _map(new_root.get(department_code), path)
-    old_checks = set(_map(old_section.get("checks"), f"{path}/checks").keys())
-    new_checks = set(_map(new_section.get("checks"), f"{path}/checks").keys())
-    if new_checks != old_checks:
-        extra, missing = sorted(new_checks - old_checks), sorted(old_checks - new_checks)
-        what = f"unknown check(s) {extra}" if extra else f"removed check(s) {missing}"
-        raise LayoutError(f"{path}/checks: {what}; the checks come from the department's checklist")
-    old = _section(department_code, old_section)
-    new = _section(department_code, new_section)
-    if old.conclusion.result is not None and new.conclusion != old.conclusion:
-        raise LayoutError(
-            f"{path}/conclusion was signed by {old.conclusion.signed_by or 'someone'} as "
-            f"{old.conclusion.result.value}; a signed conclusion cannot be changed"
-        )
-    for key, photos in ((k, c.photos) for k, c in new.checks.items()):
-        if len(photos) > MAX_PHOTOS:
-            raise LayoutError(
-                f"{path}/checks/{key}/photos holds {len(photos)}; at most {MAX_PHOTOS}"
-            )
+    for change in changes:
+        _inspection_change(change, before_root, after_root, department_code)
 
 
-def validate_agency(before: Doc, after: Doc, *, role: str, writable: bool) -> None:
-    """Raise LayoutError unless ``after`` is an acceptable agency document written by its agent."""
-    changed = _check_history(before, after, "agency", writable, role)
-    if not changed:
+def validate_agency(
+    before: Doc,
+    after: Doc,
+    *,
+    role: str,
+    writable: bool,
+    changes: Sequence[ChangeEvent] | None = None,
+) -> None:
+    """Raise LayoutError unless ``after`` is an acceptable agency document written by its agent;
+    judged by what changed, as :func:`validate_inspection`."""
+    if changes is None:
+        changes = changes_between(before, after, AGENCY_ROOT)
+    if not _writer(before, after, changes, "agency", writable=writable, role=role):
         return
-    if role != Role.AGENT.value:
-        raise LayoutError(
-            f"role {role} may not write agency documents; only the project's agent may"
-        )
-    _unknown_roots(after, AGENCY_ROOT)
-    read_agency(after)
+    entries = after.get(AGENCY_ROOT, type=Map)
+    for change in changes:
+        steps = _steps(change)
+        path = "/".join([AGENCY_ROOT, *steps])
+        if not steps:
+            for key, what in sorted(_map_keys(change, path).items()):
+                if what.get("action") == "delete":
+                    _uuid(key, f"{path}/{key}")
+                else:
+                    _entry(key, entries.get(key))
+        elif len(steps) == 1:
+            _entry(steps[0], entries.get(steps[0]))
+        else:
+            raise LayoutError(f"{path}: nothing may be written there; an entry holds only values")
 
 
 # --- changes -----------------------------------------------------------------------------------

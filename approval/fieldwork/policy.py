@@ -25,9 +25,11 @@ from approval.core.access import Viewer
 from approval.core.dates import CHINA
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.fieldwork.documents import (
+    DOCUMENT_ROOTS,
     MAX_NAME,
     MAX_TEXT,
     AgencyLayout,
+    ChangeEvent,
     LayoutError,
     check_container,
     conclusion_container,
@@ -124,7 +126,21 @@ class FieldDocuments:
             raise RuntimeError(f"await FieldDocuments.prepare({doc_name!r}) before opening it")
         return self._layouts[doc_name]
 
-    def validate(self, *, doc_name: str, before: Doc, after: Doc, access: FieldAccess) -> None:
+    def observed_roots(self, doc_name: str) -> tuple[str, ...]:
+        """The root map whose deep events the room collects while it applies an update."""
+        kind, _ = parse_doc_name(doc_name)
+        return (DOCUMENT_ROOTS[kind],)
+
+    def validate(
+        self,
+        *,
+        doc_name: str,
+        before: Doc,
+        after: Doc,
+        access: FieldAccess,
+        changes: Sequence[ChangeEvent] | None = None,
+    ) -> None:
+        """Judged by ``changes`` (what the update changed) when the room gives them."""
         kind, _ = parse_doc_name(doc_name)
         if kind == "inspection":
             validate_inspection(
@@ -133,9 +149,12 @@ class FieldDocuments:
                 department_code=access.department_code,
                 role=access.role,
                 writable=access.writable,
+                changes=changes,
             )
         else:
-            validate_agency(before, after, role=access.role, writable=access.writable)
+            validate_agency(
+                before, after, role=access.role, writable=access.writable, changes=changes
+            )
 
     async def materialise(self, *, doc_name: str, doc: Doc) -> None:
         kind, key = parse_doc_name(doc_name)
