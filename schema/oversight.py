@@ -30,6 +30,8 @@ KIND_LABELS = {
     "default_approval": "超时默认",
     "calendar": "节假日安排",
     "calendar_ahead": "下一年节假日未载入",
+    "setup_task": "企业设立许可期限",
+    "site_check": "现场踏勘期限",
 }
 
 

@@ -287,3 +287,36 @@ async def test_default_approval_after_the_deadline_only_where_the_law_allows(gql
     assert await default_approve_setup_task(task_id=ids["publication_license"], now=late) is None
     assert (await CompanySetup.get(code=setup["code"])).status is SetupStatus.IN_REVIEW
     assert task.deadline == date(2026, 3, 16)
+
+
+async def test_the_supervisor_loop_watches_setup_tasks_and_site_checks(gql, tokens):
+    from approval.oversight.supervision import SupervisionSettings, supervise
+    from tests.supervision_support import at
+
+    setup = await accept(gql)
+    ids = {t["permitCode"]: t["taskId"] for t in setup["tasks"]}
+    settings = SupervisionSettings()
+    fired = await supervise(now=at("2026-03-04"), settings=settings)  # checks due Thursday
+    assert sorted(e.key for e in fired) == sorted(
+        f"setup_site_check:{ids[p]}:yellow" for p in ("food_business_license", "fire_safety_check")
+    )
+    assert {e.department_id for e in fired} == {
+        (await SetupTask.get(id=ids["food_business_license"])).department_id,
+        (await SetupTask.get(id=ids["fire_safety_check"])).department_id,
+    }
+    await gql(SITE_CHECK, {"id": ids["fire_safety_check"]}, token=tokens["xfjy"])
+    fired = await supervise(now=at("2026-03-06"), settings=settings)  # Friday: core due today
+    keys = {e.key for e in fired}
+    assert f"setup_site_check:{ids['food_business_license']}:red" in keys
+    assert f"setup_site_check:{ids['fire_safety_check']}:red" not in keys  # recorded in time
+    assert f"setup_task:{ids['business_license']}:yellow" in keys
+    fired = await supervise(now=at("2026-03-09"), settings=settings)  # Monday: core overdue
+    keys = {e.key for e in fired}
+    assert f"setup_task:{ids['business_license']}:red" in keys  # the law excludes 超时默认
+    assert f"setup_task:{ids['organization_code']}:default_approved" in keys
+    assert (await SetupTask.get(id=ids["organization_code"])).default_approved
+    overdue = await gql("{ overdue { events { key kindLabel } } }", as_="supervisor")
+    labels = {e["key"]: e["kindLabel"] for e in overdue["data"]["overdue"]["events"]}
+    assert labels[f"setup_task:{ids['business_license']}:red"] == "企业设立许可期限"
+    assert labels[f"setup_site_check:{ids['food_business_license']}:red"] == "现场踏勘期限"
+    assert await supervise(now=at("2026-03-09", 10), settings=settings) == []  # exactly once

@@ -455,3 +455,25 @@ async def test_node_resolves_an_inspection_only_for_those_who_may_see_it(gql, cl
     )
     hidden = await gql(query, {"id": global_id}, token=token)
     assert hidden["data"]["node"] is None
+
+
+async def test_the_supervisor_loop_warns_before_and_after_a_site_checks_due_date(gql, clock):
+    from approval.oversight.supervision import SupervisionSettings, supervise
+
+    clock.now = datetime(2026, 4, 2, 9, tzinfo=CHINA)
+    project = await create_project(gql)
+    inspection = await schedule_site_check(
+        viewer=await clerk(),
+        project_id=db_id(project["id"]),
+        department_codes=["zrzy"],
+        now=clock(),
+    )
+    settings = SupervisionSettings()
+    assert await supervise(now=datetime(2026, 4, 3, 9, tzinfo=CHINA), settings=settings) == []
+    [yellow] = await supervise(now=datetime(2026, 4, 7, 9, tzinfo=CHINA), settings=settings)
+    assert yellow.key == f"site_check:{inspection.id}:yellow" and yellow.kind == "site_check"
+    assert yellow.project_id == inspection.project_id and "2026-04-08" in yellow.message
+    [red] = await supervise(now=datetime(2026, 4, 9, 9, tzinfo=CHINA), settings=settings)
+    assert red.key == f"site_check:{inspection.id}:red" and red.level.value == "red"
+    overdue = await gql("{ overdue { events { key } } }", as_="supervisor")
+    assert red.key in [e["key"] for e in overdue["data"]["overdue"]["events"]]

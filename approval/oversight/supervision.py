@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from approval.company.review import default_approve_setup_task
 from approval.core import audit
 from approval.core.calendar import next_year_warning, working_calendar
 from approval.core.dates import local_day
@@ -37,10 +38,19 @@ from approval.projects.tasks import (
     stop_clocks,
 )
 from approval.review.rules import OPEN
-from storage.enums import MaterialStatus, StageStatus, WarningLevel
+from storage.enums import (
+    InspectionKind,
+    InspectionStatus,
+    MaterialStatus,
+    SetupStatus,
+    StageStatus,
+    WarningLevel,
+)
 from storage.models import (
+    Inspection,
     ItemMaterial,
     Material,
+    SetupTask,
     Stage,
     SupervisionEvent,
     Task,
@@ -55,6 +65,8 @@ KIND_FORMAL_OPINION = "formal_opinion"  # the formal opinion after 超时默认 
 KIND_DEFAULT_APPROVAL = "default_approval"  # the system approved a late task (超时默认)
 KIND_CALENDAR = "calendar"  # a deadline needs a year whose holidays are not loaded
 KIND_CALENDAR_AHEAD = "calendar_ahead"  # the year ends soon and next year's is not loaded
+KIND_SETUP_TASK = "setup_task"  # a department's permit of a company setup near or past due
+KIND_SITE_CHECK = "site_check"  # a site check (现场踏勘) near or past its 3 working days
 KINDS = (
     KIND_TASK,
     KIND_STAGE,
@@ -63,6 +75,8 @@ KINDS = (
     KIND_DEFAULT_APPROVAL,
     KIND_CALENDAR,
     KIND_CALENDAR_AHEAD,
+    KIND_SETUP_TASK,
+    KIND_SITE_CHECK,
 )
 LEVEL_TAGS = {WarningLevel.YELLOW: "【黄色预警】", WarningLevel.RED: "【红色预警】"}
 
@@ -190,6 +204,130 @@ class _Scan:
         )
         if len(self.fired) > before:
             log.warning("%s", warning)
+
+    async def warn(
+        self, rows: list[tuple[date, str, str, str, int, int | None, int | None, str]]
+    ) -> None:
+        """Fire a warning per (deadline, key prefix, kind, entity type, entity id, project,
+        department, what) whose deadline is near (yellow) or past (red)."""
+        candidates: list[_Candidate] = []
+        for deadline, prefix, kind, entity_type, entity_id, project_id, department_id, what in rows:
+            try:
+                level = self.level_of(deadline)
+            except CalendarUnknownError as exc:
+                await self.calendar_unknown(exc.year)
+                continue
+            if level is None:
+                continue
+            state = "将于 {} 到期" if level is WarningLevel.YELLOW else "已于 {} 到期, 仍未完成"
+            candidates.append(
+                _Candidate(
+                    key=f"{prefix}:{entity_id}:{level.value}",
+                    kind=kind,
+                    level=level,
+                    entity_type=entity_type,
+                    entity_id=entity_id,
+                    project_id=project_id,
+                    department_id=department_id,
+                    message=f"{LEVEL_TAGS[level]}{what} {state.format(deadline)}",
+                )
+            )
+        await self.fire(candidates)
+
+    async def setup_tasks(self) -> None:
+        """Company setups: 超时默认 where the permit allows it, then warnings of open tasks."""
+        due = await SetupTask.filter(
+            status__in=OPEN,
+            deadline__lt=self.today,
+            setup__status=SetupStatus.IN_REVIEW,
+            permit__default_approval=True,
+        ).values_list("id", flat=True)
+        for task_id in sorted(int(i) for i in due):  # type: ignore[call-overload]
+            task = await default_approve_setup_task(task_id=task_id, now=self.now)
+            if task is None:
+                continue
+            await task.fetch_related("permit", "department", "setup")
+            await self.fire(
+                [
+                    _Candidate(
+                        key=f"setup_task:{task.id}:default_approved",
+                        kind=KIND_DEFAULT_APPROVAL,
+                        level=None,
+                        entity_type="setup_task",
+                        entity_id=task.id,
+                        project_id=task.setup.project_id,
+                        department_id=task.department_id,
+                        message=(
+                            f"【超时默认】企业设立 {task.setup.company_name}({task.setup.code}) 的 "
+                            f"{task.permit.name} ({task.department.short_name}) 于 "
+                            f"{task.deadline} 到期未作决定, 已按超时默认通过"
+                        ),
+                    )
+                ]
+            )
+        rows = await SetupTask.filter(
+            status__in=OPEN, setup__status=SetupStatus.IN_REVIEW, deadline__lte=self.horizon
+        ).select_related("permit", "department", "setup")
+        await self.warn(
+            [
+                (
+                    t.deadline,
+                    "setup_task",
+                    KIND_SETUP_TASK,
+                    "setup_task",
+                    t.id,
+                    t.setup.project_id,
+                    t.department_id,
+                    f"企业设立 {t.setup.company_name}({t.setup.code}) 的 {t.permit.name} "
+                    f"({t.department.short_name})",
+                )
+                for t in rows
+            ]
+        )
+
+    async def site_checks(self) -> None:
+        """Site checks (现场踏勘) are due within their working days of the request: the
+        construction inspections not yet closed and the setups' checks not yet recorded."""
+        inspections = await Inspection.filter(
+            kind=InspectionKind.SITE_CHECK,
+            status__in=(InspectionStatus.SCHEDULED, InspectionStatus.IN_PROGRESS),
+            due__lte=self.horizon,
+        ).select_related("project")
+        checks = await SetupTask.filter(
+            site_check_due__lte=self.horizon,
+            site_check_done_at__isnull=True,
+            setup__status=SetupStatus.IN_REVIEW,
+        ).select_related("permit", "department", "setup")
+        await self.warn(
+            [
+                (
+                    i.due,
+                    "site_check",
+                    KIND_SITE_CHECK,
+                    "inspection",
+                    i.id,
+                    i.project_id,
+                    None,
+                    f"{i.project.name} 的现场踏勘(第 {i.round} 轮)",
+                )
+                for i in inspections
+            ]
+            + [
+                (
+                    t.site_check_due,
+                    "setup_site_check",
+                    KIND_SITE_CHECK,
+                    "setup_task",
+                    t.id,
+                    t.setup.project_id,
+                    t.department_id,
+                    f"企业设立 {t.setup.company_name}({t.setup.code}) 的 {t.permit.name} 现场踏勘 "
+                    f"({t.department.short_name})",
+                )
+                for t in checks
+                if t.site_check_due is not None
+            ]
+        )
 
     # --- 超时默认 ----------------------------------------------------------------------------
 
@@ -464,4 +602,6 @@ async def supervise(*, now: datetime, settings: SupervisionSettings) -> list[Sup
     await scan.formal_opinions()
     await scan.stages()
     await scan.commitments()
+    await scan.setup_tasks()
+    await scan.site_checks()
     return scan.fired
