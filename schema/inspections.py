@@ -15,7 +15,7 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from approval.core.access import Viewer
+from approval.core.access import Viewer, project_scope
 from approval.core.errors import DomainError, ErrorCode
 from approval.core.inputs import row_id
 from approval.core.labels import label
@@ -167,7 +167,7 @@ class InspectionNode(relay.Node):
         for node_id in node_ids:
             number = row_id(node_id)
             row = await _visible(viewer, number) if number is not None else None
-            found.append(None if row is None else await _node(row))
+            found.append(None if row is None else await _node(row, viewer))
         return found
 
 
@@ -178,14 +178,21 @@ async def _visible(viewer: Viewer, inspection_id: int) -> models.Inspection | No
         return None
 
 
-async def build_nodes(rows: list[models.Inspection]) -> list[InspectionNode]:
-    """Nodes for many inspections in a fixed number of statements."""
+async def build_nodes(rows: list[models.Inspection], viewer: Viewer) -> list[InspectionNode]:
+    """Nodes for many inspections in a fixed number of statements; the project of each is
+    limited to what the visit needs where the viewer does not see the project itself."""
     ids = [r.id for r in rows]
     departments = await models.InspectionDepartment.filter(inspection_id__in=ids).order_by("id")
     checks = await models.CheckResult.filter(inspection_id__in=ids).order_by("id")
     rectifications = await models.Rectification.filter(inspection_id__in=ids).order_by("id")
     assignments = await models.InspectionAssignment.filter(inspection_id__in=ids).order_by("id")
-    projects = {p.id: p for p in await models.Project.filter(id__in={r.project_id for r in rows})}
+    project_ids = {r.project_id for r in rows}
+    projects = {p.id: p for p in await models.Project.filter(id__in=project_ids)}
+    in_scope = set(
+        await models.Project.filter(project_scope(viewer), id__in=project_ids).values_list(
+            "id", flat=True
+        )
+    )
     templates = await models.ChecklistTemplate.filter(
         department_id__in={d.department_id for d in departments}
     ).order_by("code")
@@ -250,7 +257,9 @@ async def build_nodes(rows: list[models.Inspection]) -> list[InspectionNode]:
             scheduled_for=r.scheduled_for,
             closed_at=r.closed_at,
             document_name=inspection_doc_name(r.id),
-            project=ProjectNode.from_row(projects[r.project_id]),
+            project=ProjectNode.from_row(
+                projects[r.project_id], limited=r.project_id not in in_scope
+            ),
             previous_id=relay.GlobalID("Inspection", str(r.previous_id)) if r.previous_id else None,
             departments=departments_of[r.id],
             assignments=assignments_of[r.id],
@@ -259,8 +268,8 @@ async def build_nodes(rows: list[models.Inspection]) -> list[InspectionNode]:
     ]
 
 
-async def _node(row: models.Inspection) -> InspectionNode:
-    [node] = await build_nodes([row])
+async def _node(row: models.Inspection, viewer: Viewer) -> InspectionNode:
+    [node] = await build_nodes([row], viewer)
     return node
 
 
@@ -275,7 +284,7 @@ class InspectionQuery:
             )
         except DomainError as error:
             raise query_error(error) from None
-        return await build_nodes(rows)
+        return await build_nodes(rows, viewer)
 
     @strawberry.field(description="代办员的走访、电话和待办(来自代办文档)")
     async def agency_entries(self, info: Info, project_id: relay.GlobalID) -> list[AgencyEntryNode]:
@@ -299,13 +308,13 @@ class InspectionQuery:
         except DomainError as error:
             raise query_error(error) from None
         row = await _visible(viewer, inspection_id)
-        return await _node(row) if row else None
+        return await _node(row, viewer) if row else None
 
     @strawberry.field(description="指派给我的踏勘/验收, 按期限先后")
     async def my_inspections(self, info: Info, open_only: bool = True) -> list[InspectionNode]:
         viewer = info.context.query_viewer()
         rows = await inspections.assigned_inspections(viewer=viewer, open_only=open_only)
-        return await build_nodes(rows)
+        return await build_nodes(rows, viewer)
 
 
 @strawberry.input
@@ -364,9 +373,10 @@ class InspectionPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-async def _payload(run: Any) -> InspectionPayload:
+async def _payload(info: Info, run: Any) -> InspectionPayload:
     async def action() -> InspectionNode:
-        return await _node(await run())
+        row = await run()
+        return await _node(row, info.context.require_viewer())
 
     node, errors = await attempt(action)
     return InspectionPayload(inspection=node, errors=errors)
@@ -380,12 +390,13 @@ class InspectionMutation:
     ) -> InspectionPayload:
         ctx = info.context
         return await _payload(
+            info,
             lambda: inspections.schedule_site_check(
                 viewer=ctx.require_viewer(),
                 project_id=decode_id(input.project_id, "Project", "projectId"),
                 department_codes=input.departments,
                 now=ctx.now(),
-            )
+            ),
         )
 
     @strawberry.mutation(description="组织联合验收(竣工验收阶段)")
@@ -394,13 +405,14 @@ class InspectionMutation:
     ) -> InspectionPayload:
         ctx = info.context
         return await _payload(
+            info,
             lambda: inspections.schedule_joint_acceptance(
                 viewer=ctx.require_viewer(),
                 project_id=decode_id(input.project_id, "Project", "projectId"),
                 department_codes=input.departments,
                 scheduled_for=input.scheduled_for,
                 now=ctx.now(),
-            )
+            ),
         )
 
     @strawberry.mutation(description="指派踏勘/验收人员")
@@ -409,12 +421,13 @@ class InspectionMutation:
     ) -> InspectionPayload:
         ctx = info.context
         return await _payload(
+            info,
             lambda: inspections.assign_inspectors(
                 viewer=ctx.require_viewer(),
                 inspection_id=decode_id(input.inspection_id, "Inspection", "inspectionId"),
                 usernames=input.usernames,
                 now=ctx.now(),
-            )
+            ),
         )
 
     @strawberry.mutation(description="整改后安排复验(不合格的部门)")
@@ -423,12 +436,13 @@ class InspectionMutation:
     ) -> InspectionPayload:
         ctx = info.context
         return await _payload(
+            info,
             lambda: inspections.schedule_reinspection(
                 viewer=ctx.require_viewer(),
                 inspection_id=decode_id(input.inspection_id, "Inspection", "inspectionId"),
                 scheduled_for=input.scheduled_for,
                 now=ctx.now(),
-            )
+            ),
         )
 
     @strawberry.mutation(description="记录检查项结果: 写入现场文档, 与平板上的记录合并")
@@ -455,7 +469,7 @@ class InspectionMutation:
                 now=ctx.now(),
             )
 
-        return await _payload(run)
+        return await _payload(info, run)
 
     @strawberry.mutation(description="签署本部门验收结论; 全部合格则本轮通过")
     async def file_conclusion(self, info: Info, input: FileConclusionInput) -> InspectionPayload:
@@ -481,4 +495,4 @@ class InspectionMutation:
                 now=ctx.now(),
             )
 
-        return await _payload(run)
+        return await _payload(info, run)

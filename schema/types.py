@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Self
@@ -10,14 +10,16 @@ from typing import Any, ClassVar, Self
 import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
-from tortoise.expressions import Subquery
+from tortoise.expressions import Q, Subquery
 from tortoise.models import Model
 
-from approval.core.access import Viewer, project_scope
+from approval.core.access import Viewer, enterprise_scope, person_scope, project_scope
 from approval.core.dates import local_day
+from approval.core.errors import DomainError, ErrorCode
 from approval.core.inputs import row_id
 from approval.core.labels import label
 from schema.context import Info
+from schema.errors import as_graphql_error
 from schema.files import StoredFileNode
 from storage import enums, models
 
@@ -40,10 +42,19 @@ def _today(info: Info) -> date:
     return local_day(info.context.now())
 
 
+# Rows not under a project, seen only within a scope of their own.
+SCOPES: dict[type[Model], Callable[[Viewer], Q]] = {
+    models.User: person_scope,
+    models.Enterprise: enterprise_scope,
+}
+
+
 async def _visible_rows(
     model: type[Model], viewer: Viewer, ids: list[int], project_path: str | None
 ) -> dict[int, Any]:
     query = model.filter(id__in=ids)
+    if model in SCOPES:
+        query = query.filter(SCOPES[model](viewer))
     if project_path is not None:
         visible = models.Project.filter(project_scope(viewer)).values("id")
         query = query.filter(**{f"{project_path}__in": Subquery(visible)})
@@ -495,6 +506,20 @@ class ProjectNode(_Row):
     enterprise_id: strawberry.Private[int]
     region_id: strawberry.Private[int]
     agent_id: strawberry.Private[int | None]
+    # Reached from an inspection by someone outside the project's scope (an assigned
+    # inspector): what the site visit needs (name, code, address, figures), not the rest.
+    limited: strawberry.Private[bool] = False
+
+    def _full(self) -> None:
+        if self.limited:
+            raise as_graphql_error(
+                DomainError(
+                    ErrorCode.FORBIDDEN,
+                    "through an inspection you see the project's name, code and address; its "
+                    "enterprise, agent, stages, materials and audit trail need access to the "
+                    "project itself",
+                )
+            )
 
     @strawberry.field
     def project_type_label(self) -> str:
@@ -506,6 +531,7 @@ class ProjectNode(_Row):
 
     @strawberry.field
     async def enterprise(self, info: Info) -> EnterpriseNode:
+        self._full()
         row = await info.context.loaders.enterprise.load(self.enterprise_id)
         assert row is not None
         return EnterpriseNode.from_row(row)
@@ -516,20 +542,24 @@ class ProjectNode(_Row):
 
     @strawberry.field(description="代办员")
     async def agent(self, info: Info) -> PersonNode | None:
+        self._full()
         return await _person(info, self.agent_id)
 
     @strawberry.field(description="四个阶段, 按顺序")
     async def stages(self, info: Info) -> list[StageNode]:
+        self._full()
         rows = await info.context.loaders.stages_by_project.load(self.id)
         return [StageNode.from_row(r) for r in rows]
 
     @strawberry.field(description="项目材料库")
     async def materials(self, info: Info) -> list[MaterialNode]:
+        self._full()
         rows = await info.context.loaders.materials_by_project.load(self.id)
         return [MaterialNode.from_row(r) for r in rows]
 
     @strawberry.field(description="审计记录, 按时间顺序")
     async def audit_trail(self, info: Info) -> list[AuditEventNode]:
+        self._full()
         rows = await info.context.loaders.audit_by_project.load(self.id)
         return [
             AuditEventNode(
@@ -544,8 +574,9 @@ class ProjectNode(_Row):
         ]
 
     @classmethod
-    def from_row(cls, row: models.Project) -> ProjectNode:
+    def from_row(cls, row: models.Project, *, limited: bool = False) -> ProjectNode:
         return cls(
+            limited=limited,
             id=row.id,
             code=row.code,
             name=row.name,

@@ -13,7 +13,7 @@ from datetime import datetime
 from tortoise.transactions import in_transaction
 
 from approval.core import audit
-from approval.core.access import Viewer, require_role
+from approval.core.access import Viewer, require_role, require_task_scope
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.review.rules import DEFAULT_OPINION, OPEN, PASSING, most_severe
@@ -25,16 +25,17 @@ OPINION_MAX = 4000
 
 async def _own_task(viewer: Viewer, task_id: int) -> SetupTask:
     require_role(viewer, Role.REVIEWER)
-    task = await SetupTask.get_or_none(id=task_id).select_related("department", "permit")
+    task = await SetupTask.get_or_none(id=task_id).select_related("department", "permit", "setup")
     if task is None:
         raise not_found("setup task", task_id, field="taskId")
-    if task.department_id != viewer.department_id:
-        raise DomainError(
-            ErrorCode.WRONG_DEPARTMENT,
-            f"setup task {task_id} belongs to {task.department.name}, not to your department; "
-            "only its own department may act on it",
-            field="taskId",
-        )
+    require_task_scope(
+        viewer,
+        what="setup task",
+        task_id=task_id,
+        department_id=task.department_id,
+        department_name=task.department.name,
+        region_id=task.setup.region_id,
+    )
     return task
 
 

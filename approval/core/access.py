@@ -34,6 +34,40 @@ def require_role(viewer: Viewer, *roles: Role) -> None:
         )
 
 
+def in_region(viewer: Viewer, region_id: int | None) -> bool:
+    """Whether a record of ``region_id`` lies within the viewer's region (city-wide: all)."""
+    return viewer.region_ids is None or region_id in viewer.region_ids
+
+
+def require_task_scope(
+    viewer: Viewer,
+    *,
+    what: str,
+    task_id: int,
+    department_id: int | None,
+    department_name: str,
+    region_id: int | None,
+) -> None:
+    """The one guard of every action on a department's task (construction or company setup):
+    a reviewer of the task's department, within the region of the case. A task outside the
+    viewer's region is NOT_FOUND, as ``node()`` hides it; one of another department is
+    WRONG_DEPARTMENT."""
+    require_role(viewer, Role.REVIEWER)
+    if not in_region(viewer, region_id):
+        raise DomainError(
+            ErrorCode.NOT_FOUND,
+            f"{what} {task_id} does not exist or is not visible to you; check the id",
+            field="taskId",
+        )
+    if department_id != viewer.department_id:
+        raise DomainError(
+            ErrorCode.WRONG_DEPARTMENT,
+            f"{what} {task_id} belongs to {department_name}, not to your department; "
+            "only its own department may act on it",
+            field="taskId",
+        )
+
+
 def project_scope(viewer: Viewer) -> Q:
     """The projects a viewer may see, as a filter on Project."""
     if viewer.role is Role.APPLICANT:
@@ -50,6 +84,30 @@ def project_scope(viewer: Viewer) -> Q:
     if viewer.region_ids is not None:
         scope &= Q(region_id__in=sorted(viewer.region_ids))
     return scope
+
+
+def _visible_projects(viewer: Viewer, column: str) -> Subquery:
+    return Subquery(Project.filter(project_scope(viewer)).values(column))
+
+
+def person_scope(viewer: Viewer) -> Q:
+    """The users a viewer may look up, as a filter on User: themselves, the agents of the
+    projects they see, their department's colleagues, and for window clerks and supervisors
+    the staff of their region. Nobody lists the whole city's accounts."""
+    scope = Q(id=viewer.user_id) | Q(id__in=_visible_projects(viewer, "agent_id"))
+    if viewer.department_id is not None:
+        scope |= Q(department_id=viewer.department_id)
+    if viewer.role in (Role.WINDOW_CLERK, Role.SUPERVISOR):
+        staff = ~Q(role=Role.APPLICANT)
+        if viewer.region_ids is not None:
+            staff &= Q(region_id__in=sorted(viewer.region_ids))
+        scope |= staff
+    return scope
+
+
+def enterprise_scope(viewer: Viewer) -> Q:
+    """The enterprises a viewer may look up: their own and those of the projects they see."""
+    return Q(id=viewer.enterprise_id or -1) | Q(id__in=_visible_projects(viewer, "enterprise_id"))
 
 
 async def visible_project(viewer: Viewer, project_id: int) -> Project:

@@ -20,7 +20,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from approval.core import audit
-from approval.core.access import Viewer, require_role
+from approval.core.access import Viewer, require_role, require_task_scope
 from approval.core.calendar import calendar_for
 from approval.core.dates import CHINA, local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
@@ -62,13 +62,14 @@ async def _own_task(viewer: Viewer, task_id: int) -> Task:
     task = await Task.get_or_none(id=task_id).select_related("department", "stage__project")
     if task is None:
         raise not_found("task", task_id, field="taskId")
-    if task.department_id != viewer.department_id:
-        raise DomainError(
-            ErrorCode.WRONG_DEPARTMENT,
-            f"task {task_id} belongs to {task.department.name}, not to your department; "
-            "only its own department may act on it",
-            field="taskId",
-        )
+    require_task_scope(
+        viewer,
+        what="task",
+        task_id=task_id,
+        department_id=task.department_id,
+        department_name=task.department.name,
+        region_id=task.stage.project.region_id,
+    )
     return task
 
 
