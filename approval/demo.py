@@ -40,6 +40,9 @@ from enum import StrEnum
 
 from tortoise.transactions import in_transaction
 
+from approval.company.intake import SetupApplication, accept_setup, flow_plan
+from approval.company.issuing import issue_setup
+from approval.company.review import decide_setup_task, record_site_check
 from approval.core.access import Viewer
 from approval.core.auth import create_user, viewer_of
 from approval.core.calendar import calendar_years
@@ -62,6 +65,9 @@ from storage.models import (
     MaterialType,
     Project,
     ServiceItem,
+    SetupPermit,
+    SetupRules,
+    SetupTask,
     Stage,
     StageDefinition,
     Task,
@@ -209,6 +215,36 @@ FIXED_USERS = (
 )
 APPLICANT = DemoUser("applicant", Role.APPLICANT, "刘建华")
 
+
+class SetupState(StrEnum):
+    IN_REVIEW = "in_review"  # accepted today or so, every department still working
+    SITE_CHECKED = "site_checked"  # the site checks are done, no decision yet
+    READY = "ready"  # every department approved: waiting for 统一发证
+    ISSUED = "issued"  # the certificates were issued together
+    REFUSED = "refused"  # one department refused
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    company_name: str
+    business_type: str
+    contact_name: str
+    contact_phone: str
+    days_ago: int
+    state: SetupState
+
+
+_S = SetupState
+
+SETUPS = (
+    DemoSetup("德州市老街餐饮有限公司", "restaurant", "赵敏", "13805340101", 1, _S.IN_REVIEW),
+    DemoSetup("德州市康宁大药房有限公司", "pharmacy", "钱伟", "13805340102", 2, _S.SITE_CHECKED),
+    DemoSetup("德州市惠民超市有限公司", "supermarket", "孙丽", "13805340103", 4, _S.READY),
+    DemoSetup("德州市书香阁图书有限公司", "bookstore", "李娜", "13805340104", 6, _S.ISSUED),
+    DemoSetup("德州市速达物流有限公司", "freight", "周军", "13805340105", 5, _S.REFUSED),
+    DemoSetup("德州德美精密制造公司", "foreign-factory", "吴强", "13805340106", 3, _S.IN_REVIEW),
+)  # fmt: skip
+
 OPINIONS = {
     Decision.APPROVED: "材料齐全，符合要求，同意。",
     Decision.APPROVED_WITH_CONDITIONS: "原则同意；开工前须补充提交施工期环境监测方案。",
@@ -227,6 +263,7 @@ class DemoReport:
     tasks_decided: int = 0
     supplements: int = 0
     audit_events: int = 0
+    setups: list[tuple[str, str, SetupState]] = field(default_factory=list)  # code, name, state
 
     def summary(self) -> str:
         return "\n".join(
@@ -238,6 +275,7 @@ class DemoReport:
                 f"stages accepted: {self.stages_accepted} ({self.commitments} with 容缺)",
                 f"tasks decided: {self.tasks_decided}",
                 f"supplements requested: {self.supplements}",
+                f"company setups: {len(self.setups)}",
                 f"audit events: {self.audit_events}",
             ]
         )
@@ -269,6 +307,9 @@ class _Seeder:
             await self.user(spec)
         item_departments = set(
             await ServiceItem.filter(active=True).values_list("department_id", flat=True)
+        )
+        item_departments |= set(
+            await SetupPermit.filter(active=True).values_list("department_id", flat=True)
         )
         for department in await Department.filter(id__in=item_departments).order_by("id"):
             await self.user(
@@ -445,6 +486,49 @@ class _Seeder:
         if scenario is Scenario.STAGE2_APPROVED:
             await self.decide(await self.open_tasks(second), start + timedelta(days=9))
 
+    # --- company setups (企业设立) --------------------------------------------------------
+
+    async def setup(self, spec: DemoSetup, project_code: str | None) -> str:
+        """Accept a setup with every material it needs, then play its state."""
+        plan = await flow_plan(business_type=spec.business_type)
+        start = self.now - timedelta(days=spec.days_ago) + timedelta(hours=1)
+        setup = await accept_setup(
+            viewer=self.viewers["window"],
+            form=SetupApplication(
+                company_name=spec.company_name,
+                business_type=spec.business_type,
+                region_code="371402",
+                contact_name=spec.contact_name,
+                contact_phone=spec.contact_phone,
+                materials=list(plan.material_types()),
+                project_code=project_code if plan.flow.starts_project else None,
+            ),
+            now=start,
+        )
+        if spec.state is SetupState.IN_REVIEW:
+            return setup.code
+        at = start + timedelta(days=1)
+        tasks = await SetupTask.filter(setup_id=setup.id).select_related("department")
+        for task in tasks:
+            reviewer = self.viewers[task.department.code]
+            if task.site_check_due is not None:
+                await record_site_check(
+                    viewer=reviewer, task_id=task.id, note="现场核查合格", now=at
+                )
+            if spec.state is SetupState.SITE_CHECKED:
+                continue
+            refuse = spec.state is SetupState.REFUSED and task is tasks[-1]
+            await decide_setup_task(
+                viewer=reviewer,
+                task_id=task.id,
+                decision=Decision.REJECTED if refuse else Decision.APPROVED,
+                opinion="经营场所不符合行业准入条件。" if refuse else OPINIONS[Decision.APPROVED],
+                now=at,
+            )
+        if spec.state is SetupState.ISSUED:
+            await issue_setup(viewer=self.viewers["window"], code=setup.code, now=at)
+        return setup.code
+
 
 async def _check_ready() -> None:
     if await StageDefinition.all().count() != 4 or not await CalendarYear.exists():
@@ -512,6 +596,14 @@ async def seed_demo(*, now: datetime, progress: Progress | None = None) -> DemoR
             await seeder.play(spec)
             code, name, scenario = report.projects[-1]
             say(f"project {code} {name}: {scenario.value}")
+        if await SetupRules.exists():
+            linked = report.projects[0][0] if report.projects else None
+            for setup_spec in SETUPS:
+                code = await seeder.setup(setup_spec, linked)
+                report.setups.append((code, setup_spec.company_name, setup_spec.state))
+                say(f"company setup {code} {setup_spec.company_name}: {setup_spec.state.value}")
+        else:
+            say("company setups: skipped, the company catalog is not loaded")
         applicant_enterprise = await Enterprise.get(credit_code=ENTERPRISES[0].credit_code)
         await seeder.user(APPLICANT, enterprise_id=applicant_enterprise.id)
         say(f"user {APPLICANT.username}: applicant of {applicant_enterprise.name}")

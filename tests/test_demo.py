@@ -7,13 +7,15 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from approval.catalog.company import load_default_company_catalog
+from approval.catalog.company_load import load_company_catalog
 from approval.catalog.load import load_catalog
 from approval.catalog.parse import load_default_catalog
 from approval.core.auth import Hashing, login
 from approval.core.codes import validate_credit_code
 from approval.core.dates import CHINA
 from approval.core.errors import DomainError, ErrorCode
-from approval.demo import DEMO_PASSWORD, PROJECTS, DemoReport, seed_demo
+from approval.demo import DEMO_PASSWORD, PROJECTS, SETUPS, DemoReport, SetupState, seed_demo
 from storage import models
 from storage.enums import MaterialStatus, ProjectStatus, Role, StageStatus, TaskStatus
 from tests.conftest import CATALOG_MODELS, clear_tables
@@ -29,6 +31,9 @@ WORK_MODELS = (
     models.Material,
     models.Task,
     models.Stage,
+    models.SetupMaterial,
+    models.SetupTask,
+    models.CompanySetup,
     models.Project,
     models.CodeSequence,
     models.User,
@@ -43,6 +48,7 @@ async def seeded(database: str) -> AsyncIterator[DemoReport]:
 
     await clear_tables(*WORK_MODELS)
     await load_catalog(load_default_catalog())
+    await load_company_catalog(load_default_company_catalog())
     await load_package_calendar()
     lines: list[str] = []
     report = await seed_demo(now=NOW, progress=lines.append)
@@ -82,7 +88,7 @@ async def test_the_readme_names_demo_users_that_exist(seeded: DemoReport) -> Non
 
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     sentence = readme[readme.index("demo users:") : readme.index("`approval/demo.py` makes them")]
-    named = re.findall(r"`([a-z][a-z0-9-]*)`(?: \(([^)]+)\))?", sentence)
+    named = re.findall(r"`([a-z][a-z0-9-]*)`(?:\s\(([^)]+)\))?", sentence)
     assert len(named) >= 10
     users = {u.username: u for u in await models.User.all().select_related("department")}
     for username, note in named:
@@ -90,6 +96,18 @@ async def test_the_readme_names_demo_users_that_exist(seeded: DemoReport) -> Non
         department = users[username].department
         if users[username].role is Role.REVIEWER and department is not None:
             assert note == department.short_name, (username, note, department.short_name)
+
+
+async def test_company_setups_stand_in_every_state(seeded: DemoReport) -> None:
+    assert [state for _, _, state in seeded.setups] == [s.state for s in SETUPS]
+    stored = dict(await models.CompanySetup.all().values_list("code", "status"))
+    by_state = {state: stored[code] for code, _, state in seeded.setups}
+    assert by_state[SetupState.READY] == "ready" and by_state[SetupState.ISSUED] == "issued"
+    assert by_state[SetupState.REFUSED] == "refused"
+    factory = await models.CompanySetup.get(business_type__code="foreign-factory")
+    assert factory.project_id is not None  # linked to a construction project
+    reviewers = set(await models.User.filter(role=Role.REVIEWER).values_list("username", flat=True))
+    assert {"gongshang", "zhijian", "guoshui", "dishui", "shiyao"} <= reviewers
 
 
 async def test_enterprises_have_valid_credit_codes(seeded: DemoReport) -> None:
