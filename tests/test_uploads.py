@@ -511,3 +511,34 @@ async def test_a_refused_or_abandoned_ticket_in_parts_ends_and_leaves_no_parts(
     assert not await Upload.exists(id=row.id)
     with pytest.raises(ObjectStoreError):  # the parts are gone with their upload
         await store.complete_parts(row.staging_key, multipart_id=row.multipart_id, part_count=2)
+
+
+async def test_knowing_a_files_hash_and_size_is_not_enough_to_get_its_bytes(
+    files: Files, site: dict[str, Any], clock: Any, gql: Any
+) -> None:
+    """Bytes stored for a project are confirmed at once only for those who already hold them
+    where they may see them; anyone else must send the bytes (kept once all the same)."""
+    from storage.models import MaterialType
+
+    code = (await MaterialType.all().order_by("id").first()).code  # type: ignore[union-attr]
+    secret = PDF.replace(b"Catalog", "Catalog /Secret (合同金额 2800 万元)".encode())
+    await files.deliver(secret, as_="clerk", target=await material_target(site["project"], code))
+    other = await create_user(
+        username="agent-2", password="a-long-password", display_name="代办员二", role=Role.AGENT
+    )
+    files.tokens["agent-2"], _ = await issue_token(user=other, now=clock(), ttl=timedelta(hours=1))
+    theirs = await create_project(gql, agent="agent-2", name="另一企业的项目")
+    target = await material_target(theirs, code)
+    asked = await files.request(secret, as_="agent-2", target=target)
+    assert asked["errors"] == [] and asked["ticket"] is not None  # no instant confirmation
+    assert asked["upload"]["status"] == "PENDING"
+    early = await files.confirm(asked["upload"]["id"], as_="agent-2")  # without sending
+    assert early["upload"] is None and early["errors"][0]["code"] == "UPLOAD_NOT_RECEIVED"
+    await files.put(asked["ticket"], secret)  # with the bytes, it is theirs too, kept once
+    sent = await files.confirm(asked["upload"]["id"], as_="agent-2")
+    assert sent["errors"] == [] and sent["upload"]["status"] == "CONFIRMED"
+    assert await StoredObject.filter(sha256=hashlib.sha256(secret).hexdigest()).count() == 1
+    # The project's own agent holds them through the project: confirmed at once.
+    mine = await material_target(site["project"], code)
+    again = await files.request(secret, as_="agent", target=mine)
+    assert again["ticket"] is None and again["upload"]["status"] == "CONFIRMED"

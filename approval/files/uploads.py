@@ -23,10 +23,11 @@ from typing import Any, NoReturn, TypeVar
 
 import anyio.to_thread
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from approval.core import audit
-from approval.core.access import Viewer, require_role, visible_project
+from approval.core.access import Viewer, project_scope, require_role, visible_project
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.fieldwork.documents import inspection_doc_name
 from approval.fieldwork.inspections import document_access
@@ -38,6 +39,7 @@ from storage.models import (
     Department,
     Inspection,
     MaterialType,
+    Project,
     StoredObject,
     Upload,
 )
@@ -215,6 +217,18 @@ async def _photo_target(viewer: Viewer, target: CheckTarget) -> tuple[Inspection
     return inspection, department
 
 
+async def _held(viewer: Viewer, stored: StoredObject) -> bool:
+    """Whether the viewer already holds these bytes where they may see them: an upload of
+    their own, or one for a project in their scope. Only then is knowing a file's hash and
+    size enough to skip sending it (hashes show in material versions and audit trails)."""
+    return await Upload.filter(
+        Q(requested_by_id=viewer.user_id)
+        | Q(project_id__in=Subquery(Project.filter(project_scope(viewer)).values("id"))),
+        object_id=stored.id,
+        status=UploadStatus.CONFIRMED,
+    ).exists()
+
+
 async def request_upload(
     *,
     viewer: Viewer,
@@ -226,7 +240,7 @@ async def request_upload(
     now: datetime,
 ) -> Requested:
     """A ticket to deliver one file for ``target``, or a confirmed upload when its bytes are
-    stored already. Nothing reaches the store here."""
+    stored already and the viewer holds them (``_held``). Nothing reaches the store here."""
     facts = _check_facts(kind, facts, rules)
     fields: dict[str, Any]
     if kind is ObjectKind.PHOTO:
@@ -261,6 +275,8 @@ async def request_upload(
         stored = None  # not the same file: the bytes will tell at confirmation
     if stored is not None and await _store_call(store.stat(stored.key)) is None:
         stored = None  # the row outlived its bytes (restored backup): deliver them again
+    if stored is not None and not await _held(viewer, stored):
+        stored = None  # stored for someone else: send the bytes (they are kept once)
     upload = await Upload.create(
         id=upload_id,
         kind=kind,
@@ -389,7 +405,7 @@ async def confirm_upload(
     info = await _store_call(store.stat(upload.staging_key))
     if info is None:
         existing = await StoredObject.get_or_none(kind=upload.kind, sha256=upload.sha256)
-        if existing is not None:
+        if existing is not None and await _held(viewer, existing):
             return await _link(upload, existing, viewer=viewer, now=now)  # a retry, or a twin
     if now >= upload.expires_at:
         await _store_call(store.delete(upload.staging_key))
