@@ -11,6 +11,7 @@ from approval.company import intake, issuing, review
 from approval.company.access import setup_scope
 from approval.core.errors import DomainError
 from approval.core.labels import label
+from approval.oversight.setup_figures import setup_figures
 from schema.context import Info, query_error
 from schema.errors import UserError
 from schema.mutation import attempt
@@ -200,8 +201,60 @@ def _flow_info(flow: models.SetupFlow, types: list[models.BusinessType]) -> Setu
     )
 
 
+@strawberry.type(description="企业设立: 一个部门的办件统计")
+class SetupDepartmentFigure:
+    department_code: str
+    department_name: str
+    decided: int
+    on_time: int
+    default_approved: int = strawberry.field(description="超时默认")
+    open_now: int
+    overdue_now: int
+
+
+@strawberry.type(description="企业设立统计(与建设项目分开计数)")
+class SetupFiguresInfo:
+    accepted: int = strawberry.field(description="受理的企业设立")
+    in_review: int
+    ready: int = strawberry.field(description="待统一发证")
+    issued: int
+    refused: int
+    issued_within_promise: int = strawberry.field(description="承诺时限内统一发证")
+    departments: list[SetupDepartmentFigure]
+
+
 @strawberry.type
 class CompanyQuery:
+    @strawberry.field(description="企业设立统计; month 形如 2026-03, 省略为全部(中心管理办)")
+    async def setup_figures(self, info: Info, month: str | None = None) -> SetupFiguresInfo:
+        try:
+            figures = await setup_figures(
+                viewer=info.context.query_viewer(), now=info.context.now(), month=month
+            )
+        except DomainError as error:
+            raise query_error(error) from None
+        by = figures.by_status
+        return SetupFiguresInfo(
+            accepted=figures.accepted,
+            in_review=by[enums.SetupStatus.IN_REVIEW],
+            ready=by[enums.SetupStatus.READY],
+            issued=by[enums.SetupStatus.ISSUED],
+            refused=by[enums.SetupStatus.REFUSED],
+            issued_within_promise=figures.issued_within_promise,
+            departments=[
+                SetupDepartmentFigure(
+                    department_code=f.department_code,
+                    department_name=f.department_name,
+                    decided=f.decided,
+                    on_time=f.on_time,
+                    default_approved=f.default_approved,
+                    open_now=f.open_now,
+                    overdue_now=f.overdue_now,
+                )
+                for f in figures.departments
+            ],
+        )
+
     @strawberry.field(description="企业设立: 6种情形的流程图")
     async def setup_flow_groups(self, info: Info) -> list[SetupFlowGroupInfo]:
         info.context.query_viewer()

@@ -17,7 +17,17 @@ from storage.enums import Role, SetupStatus
 from storage.models import AuditEvent, CompanySetup, Notification, SetupTask
 from tests.conftest import Clock, GraphQLClient
 
-REVIEWERS = ("gongshang", "zhijian", "guoshui", "dishui", "shiyao", "xfjy", "shangwu", "renhang")
+REVIEWERS = (
+    "gongshang",
+    "zhijian",
+    "guoshui",
+    "dishui",
+    "shiyao",
+    "xfjy",
+    "shangwu",
+    "renhang",
+    "wenguang",
+)
 CORE_MATERIALS = [
     "setup_application",
     "name_approval_notice",
@@ -320,3 +330,38 @@ async def test_the_supervisor_loop_watches_setup_tasks_and_site_checks(gql, toke
     assert labels[f"setup_task:{ids['business_license']}:red"] == "企业设立许可期限"
     assert labels[f"setup_site_check:{ids['food_business_license']}:red"] == "现场踏勘期限"
     assert await supervise(now=at("2026-03-09", 10), settings=settings) == []  # exactly once
+
+
+async def test_setup_figures_count_setups_apart_from_projects(gql, tokens):
+    await accept(gql)
+    shop = await accept(
+        gql, businessType="bookstore", materials=[*CORE_MATERIALS, "publication_supply_plan"]
+    )
+    for task in shop["tasks"]:
+        await gql(
+            DECIDE,
+            {"input": {"taskId": task["taskId"], "decision": "APPROVED"}},
+            token=tokens[task["departmentCode"]],
+        )
+    await gql(ISSUE, {"code": shop["code"]}, as_="clerk")
+    query = """query($month: String) {
+      setupFigures(month: $month) { accepted inReview ready issued refused issuedWithinPromise
+        departments { departmentCode decided onTime openNow overdueNow } }
+      departmentFigures { departmentCode } }"""
+    body = await gql(query, {"month": None}, as_="supervisor")
+    figures = body["data"]["setupFigures"]
+    assert (figures["accepted"], figures["inReview"], figures["issued"]) == (2, 1, 1)
+    assert figures["issuedWithinPromise"] == 1 and figures["ready"] == figures["refused"] == 0
+    gongshang = next(d for d in figures["departments"] if d["departmentCode"] == "gongshang")
+    assert gongshang == {
+        "departmentCode": "gongshang",
+        "decided": 1,
+        "onTime": 1,
+        "openNow": 1,
+        "overdueNow": 0,
+    }
+    assert body["data"]["departmentFigures"] == []  # construction figures count no setup
+    april = await gql(query, {"month": "2026-04"}, as_="supervisor")
+    assert april["data"]["setupFigures"]["accepted"] == 0
+    refused = await gql(query, {"month": None}, as_="clerk")
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
