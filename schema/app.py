@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule as NoIntrospection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import AddValidationRules, MaskErrors
 from strawberry.tools import merge_types
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -69,9 +70,11 @@ def build_schema(
     *,
     observe_operation: ObserveOperation | None = None,
     limits: RequestLimits | None = None,
+    introspection: bool = True,
 ) -> strawberry.Schema:
     """The schema; ``observe_operation`` hears the duration of each query and mutation;
-    ``limits`` bound what one request may cost (``schema.limits``)."""
+    ``limits`` bound what one request may cost (``schema.limits``); without
+    ``introspection`` (production) ``__schema`` and ``__type`` are refused."""
     limits = limits or RequestLimits()
     timing = (
         [lambda: OperationTimer(observe=observe_operation)] if observe_operation is not None else []
@@ -82,6 +85,7 @@ def build_schema(
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         extensions=[
             lambda: RequestGuard(limits),
+            *([] if introspection else [lambda: AddValidationRules([NoIntrospection])]),
             TypedErrors,
             lambda: MaskErrors(should_mask_error=should_mask),
             *timing,
@@ -107,11 +111,14 @@ class OneWindowGraphQL(GraphQL[Context, None]):
         observe_operation: ObserveOperation | None = None,
         ide: IdePage | None = None,
         limits: RequestLimits | None = None,
+        introspection: bool = True,
     ) -> None:
         # No IDE page: browsers get 404 at GET /graphql (strawberry's own template loads
         # React and GraphiQL from a public CDN, so it is never served).
         super().__init__(
-            build_schema(observe_operation=observe_operation, limits=limits),
+            build_schema(
+                observe_operation=observe_operation, limits=limits, introspection=introspection
+            ),
             graphql_ide="graphiql" if ide else None,
         )
         self.ide = ide
@@ -198,6 +205,7 @@ def graphql_app(
     observe_operation: ObserveOperation | None = None,
     ide: IdePage | None = None,
     limits: RequestLimits | None = None,
+    introspection: bool = True,
 ) -> OneWindowGraphQL:
     return OneWindowGraphQL(
         token_ttl=token_ttl,
@@ -208,4 +216,5 @@ def graphql_app(
         observe_operation=observe_operation,
         ide=ide,
         limits=limits,
+        introspection=introspection,
     )

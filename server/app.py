@@ -25,6 +25,7 @@ from server.body_limit import BodyLimit
 from server.cluster import instance_name, redis_client, redis_problem
 from server.event_relay import EventRelay, running_relay
 from server.fieldsync import FieldSync
+from server.headers import SecurityHeaders, content_security_policy, origin_of
 from server.health import REDIS_KEY, health_routes
 from server.metrics import Metrics, metrics_route
 from server.notifier import running_notifier
@@ -32,6 +33,7 @@ from server.object_store import object_store_of, upload_rules_of
 from server.objects_endpoint import STATE_KEY as OBJECT_STORE_KEY
 from server.objects_endpoint import object_routes
 from server.pages import page_routes
+from server.production import InsecureStart, refuse_insecure_start
 from server.scheduler import OnEvents, running_supervisor
 from server.settings import Settings, ensure_database_folder
 from server.sync_endpoint import (
@@ -87,8 +89,12 @@ def graphql_routes(
         documents=documents,
         upload_rules=upload_rules_of(settings),
         observe_operation=metrics.observe_operation if metrics is not None else None,
-        ide=graphiql_page(settings.web_dir) if settings.graphiql else None,
+        # In production a browser opening GraphiQL is anonymous: no page, no introspection.
+        ide=graphiql_page(settings.web_dir)
+        if settings.graphiql and not settings.production
+        else None,
         limits=RequestLimits(time_budget_seconds=settings.request_seconds),
+        introspection=not settings.production,
     )
     if metrics is not None:
         metrics.watch(
@@ -159,6 +165,12 @@ def create_app(
         log.info("object store ready: %r", objects)
         await open_database(settings.database_url)
         log.info("database opened")
+        if settings.production:
+            try:
+                await refuse_insecure_start(settings)
+            except InsecureStart:
+                await close_database()
+                raise
         try:
             async with AsyncExitStack() as stack:
                 redis: Redis | None = None
@@ -218,11 +230,27 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(BodyLimit, max_bytes=settings.max_body_kb * 1024)],
+        middleware=[
+            Middleware(BodyLimit, max_bytes=settings.max_body_kb * 1024),
+            Middleware(SecurityHeaders, csp=production_csp(settings)),
+        ],
     )
     app.state.bus = bus
     app.state.metrics = metrics
     return app
+
+
+def production_csp(settings: Settings) -> str | None:
+    """The Content-Security-Policy of production (the object store's public origin allowed
+    for photos and uploads); None in development."""
+    if not settings.production:
+        return None
+    files = settings.minio_public_url or (
+        f"{'https' if settings.minio_secure else 'http'}://{settings.minio_endpoint}"
+        if settings.minio_endpoint
+        else ""
+    )
+    return content_security_policy(files_origin=origin_of(files))
 
 
 def answers(redis: Redis) -> Callable[[], Awaitable[float]]:

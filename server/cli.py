@@ -227,9 +227,12 @@ async def run_setup(settings: Settings) -> None:
     await run_load_catalog(settings, None)
     say("== load-company-catalog")
     await run_load_company_catalog(settings, None)
-    say("== seed-demo --if-empty")
-    async with connected(settings):
-        await _seed_demo(True)
+    if settings.production:
+        say("== seed-demo: skipped in production (ONEWINDOW_ENV=production)")
+    else:
+        say("== seed-demo --if-empty")
+        async with connected(settings):
+            await _seed_demo(True)
     say("setup: done")
 
 

@@ -14,6 +14,7 @@ from server.web import default_web_dir
 DEFAULT_DATABASE_URL = "sqlite://var/onewindow.sqlite3"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 LOG_FORMATS = ("json", "text")
+ENVIRONMENTS = ("development", "production")
 MAX_TOKEN_TTL_HOURS = 24 * 366
 
 
@@ -76,6 +77,19 @@ def _log_format(env: Mapping[str, str]) -> str:
             name, raw, "json (one JSON object a line, for log collectors) or text (for people)"
         )
     return raw.lower()
+
+
+def _environment(env: Mapping[str, str]) -> str:
+    name = "ONEWINDOW_ENV"
+    raw = env.get(name, "").strip().lower() or "development"
+    if raw not in ENVIRONMENTS:
+        raise SettingsError(
+            name,
+            raw,
+            "development (the default) or production (no GraphiQL or "
+            "introspection, a Content-Security-Policy, no demo accounts or default secrets)",
+        )
+    return raw
 
 
 def _redis_url(env: Mapping[str, str]) -> str:
@@ -225,7 +239,12 @@ class Settings:
     web_dir: Path = field(default_factory=default_web_dir)  # the built web apps (make web)
     graphiql: bool = True  # the self-hosted GraphiQL page at GET /graphql for browsers
     max_body_kb: int = 1024  # the largest request body (uploads keep their own limits)
+    environment: str = "development"  # "production": see server.production
     request_seconds: int = 15  # the time budget of one GraphQL query or mutation
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -274,6 +293,7 @@ class Settings:
             web_dir=Path(env.get("ONEWINDOW_WEB_DIR", "").strip() or default_web_dir()),
             graphiql=_flag(env, "ONEWINDOW_GRAPHIQL", True),
             max_body_kb=_int_in_range(env, "ONEWINDOW_MAX_BODY_KB", 1024, 16, 1 << 20),
+            environment=_environment(env),
             request_seconds=_int_in_range(env, "ONEWINDOW_REQUEST_SECONDS", 15, 1, 3600),
         )
         if settings.minio_endpoint and not (

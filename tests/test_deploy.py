@@ -21,11 +21,12 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def test_compose_runs_two_instances_behind_a_proxy_with_postgres_redis_and_minio() -> None:
     services = compose()["services"]
-    assert set(services) == {"proxy", "server", "postgres", "redis", "minio"}
+    assert set(services) == {"proxy", "server", "postgres", "redis", "minio", "minio-setup"}
     server = services["server"]
     assert server["deploy"]["replicas"] >= 2
     assert "ports" not in server, "instances are reached through the proxy only"
-    assert set(server["depends_on"]) == {"postgres", "redis", "minio"}
+    assert set(server["depends_on"]) == {"postgres", "redis", "minio-setup"}
+    assert server["depends_on"]["minio-setup"]["condition"] == "service_completed_successfully"
     env = server["environment"]
     assert env["ONEWINDOW_DATABASE_URL"].startswith("postgres://onewindow:")
     assert env["ONEWINDOW_DATABASE_URL"].endswith("@postgres:5432/onewindow")
@@ -34,6 +35,14 @@ def test_compose_runs_two_instances_behind_a_proxy_with_postgres_redis_and_minio
     assert server["build"]["dockerfile"] == "deploy/Dockerfile"
     # the graceful shutdown (ONEWINDOW_SHUTDOWN_SECONDS, then the flush) fits Docker's grace
     assert int(server["stop_grace_period"].rstrip("s")) > int(env["ONEWINDOW_SHUTDOWN_SECONDS"])
+    # production mode, a MinIO user of the server's own, no MinIO port published
+    assert env["ONEWINDOW_ENV"] == "production"
+    assert "MINIO_ROOT" not in env["ONEWINDOW_MINIO_ACCESS_KEY"] + env["ONEWINDOW_MINIO_SECRET_KEY"]
+    assert "ports" not in services["minio"]
+    setup = " ".join(services["minio-setup"]["command"])
+    for step in ("mc admin user add", "mc admin policy attach", "s3:GetObject", "s3:PutObject"):
+        assert step in setup
+    assert "s3:*" not in setup and "admin:" not in setup
     proxy = services["proxy"]
     assert proxy["image"].startswith("nginx:")
     assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in proxy["volumes"]
