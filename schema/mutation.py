@@ -14,7 +14,7 @@ from approval.core import auth
 from approval.core.errors import DomainError, invalid
 from approval.core.inputs import row_id
 from approval.files import uploads
-from approval.projects import materials, projects, stages, tasks
+from approval.projects import agents, materials, projects, stages, tasks
 from schema.context import Info
 from schema.errors import UserError
 from schema.types import (
@@ -131,6 +131,13 @@ class LoginPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input(description="更换代办员")
+class ReassignAgentInput:
+    project_id: relay.GlobalID
+    agent: str | None = strawberry.field(description="新代办员用户名; 空为不再代办")
+    reason: str
+
+
 @strawberry.type
 class ProjectPayload:
     project: ProjectNode | None = None
@@ -175,6 +182,21 @@ class Mutation:
             return LoginPayload(errors=errors)
         token, expires_at, user = result
         return LoginPayload(token=token, expires_at=expires_at, viewer=PersonNode.from_row(user))
+
+    @strawberry.mutation(description="更换项目代办员(记入审计)")
+    async def reassign_agent(self, info: Info, input: ReassignAgentInput) -> ProjectPayload:
+        async def run() -> ProjectNode:
+            row = await agents.reassign_agent(
+                viewer=info.context.require_viewer(),
+                project_id=decode_id(input.project_id, "Project", "projectId"),
+                agent_username=input.agent,
+                reason=input.reason,
+                now=info.context.now(),
+            )
+            return ProjectNode.from_row(row)
+
+        node, errors = await attempt(run)
+        return ProjectPayload(project=node, errors=errors)
 
     @strawberry.mutation(description="一表制申报, 生成项目代码")
     async def create_project(self, info: Info, input: CreateProjectInput) -> ProjectPayload:

@@ -449,3 +449,29 @@ def test_notification_settings():
         Settings.from_env({"ONEWINDOW_SMS_GATEWAY_URL": "sms.example.cn"})
     with pytest.raises(SettingsError, match="ONEWINDOW_NOTIFY_SECONDS"):
         Settings.from_env({"ONEWINDOW_NOTIFY_SECONDS": "-1"})
+
+
+async def test_a_commitment_reminder_reaches_the_applicant_who_signed_it(gql, clock):
+    from approval.oversight.supervision import SupervisionSettings, supervise
+    from tests.helpers import accept, stage_needs, submit
+    from tests.supervision_support import at
+
+    project = await create_project(gql, contactPhone="13900000077", contactName="张建国")
+    core, non_core = await stage_needs(project["id"], "project_approval")
+    for code in core:
+        await submit(gql, project["id"], code)
+    commitments = [{"materialType": c, "due": "2026-03-06", "signedBy": "张建国"} for c in non_core]
+    payload = await accept(gql, project["id"], "project_approval", commitments=commitments)
+    assert payload["errors"] == [], payload
+    fired = await supervise(now=at("2026-03-05"), settings=SupervisionSettings())
+    reminders = [e for e in fired if e.kind == "commitment"]
+    assert reminders
+    await collect(now=at("2026-03-05"))
+    to_applicant = await Notification.filter(recipient="13900000077", moment="warning")
+    assert len(to_applicant) == len(reminders)
+    assert all("容缺承诺提醒" in n.text and "补交" in n.text for n in to_applicant)
+    staff = await Notification.filter(moment="warning").exclude(recipient="13900000077")
+    assert staff and all("容缺承诺提醒" not in n.text for n in staff)  # the department's own text
+    other = [e for e in fired if e.kind != "commitment"]
+    keys = {n.key for n in to_applicant}
+    assert not any(key.startswith(f"supervision:{e.id}:") for e in other for key in keys)

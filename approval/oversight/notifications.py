@@ -64,6 +64,7 @@ RATE = "rate"
 WARNING = "warning"
 OVERDUE = "overdue"
 SUPERVISION = "supervision"
+COMMITMENT = "commitment"  # 容缺: the applicant's own reminder of what they promised
 
 SIGNATURE = "【德州市政务服务中心】"
 
@@ -81,6 +82,8 @@ TEMPLATES: dict[str, str] = {
     WARNING: SIGNATURE + "电子监察预警: {subject}{message}",
     OVERDUE: SIGNATURE + "电子监察超期督办: {subject}{message}",
     SUPERVISION: SIGNATURE + "电子监察通知: {subject}{message}",
+    COMMITMENT: SIGNATURE + "容缺承诺提醒: {subject}{message}。请按您签署的承诺及时补交材料, "
+    "逾期相关审批将中止。",
 }
 # A company setup's two moments: received at the window, and the certificates ready together.
 SETUP_TEMPLATES: dict[str, str] = {
@@ -409,7 +412,7 @@ async def _collect_supervision(*, now: datetime, batch: int) -> int:
         await SupervisionEvent.filter(id__lte=mark)
         .order_by("-id")
         .limit(LOOKBACK)
-        .select_related("project", "department")
+        .select_related("project__enterprise", "department")
     )
     supervisors = await User.filter(role=Role.SUPERVISOR, active=True).order_by("username")
     parents: dict[int, int | None] = dict(await Region.all().values_list("id", "parent_id"))
@@ -418,7 +421,7 @@ async def _collect_supervision(*, now: datetime, batch: int) -> int:
             await SupervisionEvent.filter(id__gt=mark)
             .order_by("id")
             .limit(batch)
-            .select_related("project", "department")
+            .select_related("project__enterprise", "department")
         )
         events = sorted(events + fresh, key=lambda e: e.id)
         planned: list[tuple[SupervisionEvent, str, list[str]]] = []
@@ -431,6 +434,10 @@ async def _collect_supervision(*, now: datetime, batch: int) -> int:
                     for u in supervisors
                     if _covers(u.region_id, event.project if event.project_id else None, parents)
                 ]
+            if event.kind == "commitment" and event.project is not None:
+                # 容缺: the applicant who signed the commitment is reminded too.
+                phone = event.project.enterprise.contact_phone.strip()
+                recipients += [phone] if phone else []
             planned.append((event, moment, recipients or [""]))
         done = await _existing(
             f"supervision:{e.id}:{r or '-'}" for e, _, recipients in planned for r in recipients
@@ -439,6 +446,11 @@ async def _collect_supervision(*, now: datetime, batch: int) -> int:
             project = event.project if event.project_id else None
             subject = f"项目“{project.name}”({project.code}) " if project is not None else ""
             text = render(moment, subject=subject, message=event.message)
+            applicant = (
+                project.enterprise.contact_phone.strip()
+                if project is not None and event.kind == "commitment"
+                else None
+            )
             for recipient in recipients:
                 key = f"supervision:{event.id}:{recipient or '-'}"
                 if key in done:
@@ -448,7 +460,9 @@ async def _collect_supervision(*, now: datetime, batch: int) -> int:
                         key=key,
                         moment=moment,
                         recipient=recipient,
-                        text=text,
+                        text=render(COMMITMENT, subject=subject, message=event.message)
+                        if applicant is not None and recipient == applicant
+                        else text,
                         project_id=event.project_id,
                         now=now,
                     )

@@ -157,9 +157,15 @@ def _alert(task: Task, days_left: int, level: WarningLevel) -> TaskAlert:
     )
 
 
+ALERT_VIEWERS = (Role.SUPERVISOR, Role.AGENT)
+
+
 async def _events(viewer: Viewer, level: WarningLevel) -> list[SupervisionEvent]:
     query = SupervisionEvent.filter(level=level)
-    if viewer.region_ids is not None:  # city-wide events (no project) concern every region
+    if viewer.role is Role.AGENT:  # only the events of their own projects
+        mine = Project.filter(project_scope(viewer)).values("id")
+        query = query.filter(project_id__in=Subquery(mine))
+    elif viewer.region_ids is not None:  # city-wide events (no project) concern every region
         visible = Project.filter(project_scope(viewer)).values("id")
         query = query.filter(Q(project_id__isnull=True) | Q(project_id__in=Subquery(visible)))
     return list(await query.order_by("-at", "-id").limit(MAX_EVENTS))
@@ -169,8 +175,8 @@ async def warnings(
     *, viewer: Viewer, now: datetime, within_days: int = DEFAULT_WARNING_DAYS
 ) -> Alerts:
     """临期预警: open tasks due within ``within_days`` working days (today included), and the
-    yellow events the scheduler recorded."""
-    require_role(viewer, Role.SUPERVISOR)
+    yellow events the scheduler recorded; an agent gets those of their own projects."""
+    require_role(viewer, *ALERT_VIEWERS)
     if not 0 <= within_days <= 30:
         raise invalid(
             f"withinDays must be between 0 and 30 working days, got {within_days}",
@@ -191,8 +197,9 @@ async def warnings(
 
 
 async def overdue(*, viewer: Viewer, now: datetime) -> Alerts:
-    """超期: open tasks past their deadline (most overdue first), and the red events."""
-    require_role(viewer, Role.SUPERVISOR)
+    """超期: open tasks past their deadline (most overdue first), and the red events; an
+    agent gets those of their own projects."""
+    require_role(viewer, *ALERT_VIEWERS)
     today = local_day(now)
     tasks = [t for t in _current(await _open_tasks(viewer)) if t.deadline < today]
     try:
