@@ -299,7 +299,7 @@ async def run_account(settings: Settings, args: argparse.Namespace) -> None:
 async def run_export_ledger(settings: Settings, out: str, month: str | None) -> None:
     """台账: every project, stage and task to an Excel file, as a supervisor sees them."""
     from approval.core.access import Viewer
-    from approval.oversight.reports import ledger_rows, ledger_xlsx
+    from approval.oversight.reports import ledger_rows, ledger_xlsx, record_ledger_export
 
     target = Path(out)
     if target.suffix.lower() != ".xlsx":
@@ -313,6 +313,7 @@ async def run_export_ledger(settings: Settings, out: str, month: str | None) -> 
         rows = await ledger_rows(
             viewer=viewer, now=now(), month=month, progress=lambda line: say(f"  {line}")
         )
+        await record_ledger_export(viewer=viewer, month=month, rows=len(rows))
     say(f"writing {target} ...")
     data = ledger_xlsx(rows)
     try:

@@ -231,6 +231,7 @@ def ledger_download(clock: Clock) -> Callable[[Request], Awaitable[Response]]:
             status = 403 if error.code is ErrorCode.FORBIDDEN else 400
             return PlainTextResponse(error.message, status_code=status, headers=PRIVATE)
         data = await run_in_threadpool(reports.ledger_xlsx, rows)
+        await reports.record_ledger_export(viewer=viewer, month=month, rows=len(rows))
         suffix = f"-{month}" if month else ""
         ascii_name = f"ledger{suffix}.xlsx"
         chinese_name = quote(f"台账{suffix}.xlsx")

@@ -14,9 +14,9 @@ from approval.core.errors import DomainError, ErrorCode
 from approval.oversight.notice import joint_notice
 from server.pages import page_routes
 from storage.enums import ProjectType
-from storage.models import ChecklistTemplate, ItemMaterial, ServiceItem
+from storage.models import AuditEvent, ChecklistTemplate, ItemMaterial, ServiceItem, User
 from tests.conftest import Clock, GraphQLClient
-from tests.helpers import create_project
+from tests.helpers import create_project, db_id
 
 PARK = "371403-p01"  # 陵城经济开发区: all four assessments, land ≤ 200000 m², investment ≤ 300000
 ASSESSED = {"energy-review", "eia-approval", "seismic-safety-evaluation", "water-permit"}
@@ -198,6 +198,10 @@ async def test_printable_notice_page(gql: GraphQLClient, pages: httpx.AsyncClien
     by_ticket = await pages.get(await ticket_url(gql, f"/projects/{project['code']}/notice"))
     assert by_ticket.status_code == 200
     assert "<h1>建设项目联合告知书</h1>" in by_ticket.text
+    # every view of a project's notice is audited
+    clerk_id = (await User.get(username="clerk")).id
+    views = await AuditEvent.filter(action="notice.view", project_id=db_id(project["id"]))
+    assert [e.actor_id for e in views] == [clerk_id, clerk_id]
 
 
 TICKET = """mutation($path: String!) {

@@ -33,7 +33,7 @@ from approval.oversight.reports import (
 from approval.projects.tasks import decide_task
 from server.pages import page_routes
 from storage.enums import Decision, StageStatus, TaskStatus, WarningLevel
-from storage.models import Department, Stage, SupervisionEvent, Task, User
+from storage.models import AuditEvent, Department, Stage, SupervisionEvent, Task, User
 from tests.conftest import Clock, GraphQLClient
 from tests.helpers import accept, create_project, db_id, ready_stage
 from tests.test_stages_api import reviewer
@@ -351,6 +351,9 @@ async def test_ledger_download_is_for_supervisors(gql, pages: httpx.AsyncClient)
     assert "ledger-2026-03.xlsx" in response.headers["content-disposition"]
     table = read_xlsx(response.content)
     assert table[0] == LEDGER_HEADERS and table[1][0] == project["code"]
+    [export] = await AuditEvent.filter(action="ledger.export")
+    assert export.actor_id == (await User.get(username="supervisor")).id
+    assert export.after == {"month": "2026-03", "rows": len(table) - 1, "by": "supervisor"}
 
     forbidden = await pages.get(
         "/ledger.xlsx", headers={"Authorization": f"Bearer {gql.tokens['clerk']}"}

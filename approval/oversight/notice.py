@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from approval.core import audit
 from approval.core.access import Viewer, project_scope, visible_project
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.labels import label
@@ -345,5 +346,12 @@ async def project_notice(
         project = found
     else:
         raise invalid("give a project id or a project code", field="projectId")
+    await audit.record(
+        actor_id=viewer.user_id,
+        action="notice.view",
+        entity_type="project",
+        entity_id=project.id,
+        project_id=project.id,
+    )
     region = await Region.get(id=project.region_id)
     return await _build(project=project, region=region, code=project.code, name=project.name)

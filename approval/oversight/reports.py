@@ -19,6 +19,7 @@ from typing import Any
 
 from tortoise.expressions import Q, Subquery
 
+from approval.core import audit
 from approval.core.access import Viewer, project_scope, require_role
 from approval.core.calendar import calendar_for, working_calendar
 from approval.core.dates import CHINA, local_day
@@ -544,6 +545,17 @@ def spreadsheet_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+async def record_ledger_export(*, viewer: Viewer, month: str | None, rows: int) -> None:
+    """Every export of the ledger is audited: who (0: the command line), which month, how much."""
+    await audit.record(
+        actor_id=viewer.user_id or None,
+        action="ledger.export",
+        entity_type="ledger",
+        entity_id=0,
+        after={"month": month, "rows": rows, "by": viewer.username},
+    )
 
 
 def ledger_xlsx(rows: list[LedgerRow], *, title: str = "台账") -> bytes:
