@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
@@ -65,10 +66,13 @@ ISSUE = """mutation($code: String!) { issueCompanySetup(code: $code) {
   setup { status statusLabel issuedAt } errors { code field message } } }"""
 
 
+company_catalog = functools.cache(load_default_company_catalog)  # parsed once, frozen
+
+
 @pytest.fixture
 async def tokens(gql: GraphQLClient, clock: Clock) -> AsyncIterator[dict[str, str]]:
     """The company catalog loaded and a reviewer of each company department."""
-    await load_company_catalog(load_default_company_catalog())
+    await load_company_catalog(company_catalog())
     made: dict[str, str] = {}
     for code in REVIEWERS:
         user = await create_user(
