@@ -15,14 +15,20 @@ ObserveOperation = Callable[[str, str | None, float], None]
 
 class OperationTimer(SchemaExtension):
     """Times each query and mutation; subscriptions (open as long as a dashboard is) are
-    not timed. A document that does not parse counts as type ``invalid``."""
+    not timed. A document that does not parse, or that the request guard refuses before it
+    runs, counts as type ``invalid``."""
 
     def __init__(self, *, observe: ObserveOperation) -> None:
         self.observe = observe
 
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
-        yield
+        try:
+            yield
+        finally:
+            self._observe(time.perf_counter() - started)
+
+    def _observe(self, seconds: float) -> None:
         context: Any = self.execution_context
         try:
             kind: str = context.operation_type.value
@@ -31,4 +37,4 @@ class OperationTimer(SchemaExtension):
         else:
             name = context.operation_name
         if kind != "subscription":
-            self.observe(kind, name, time.perf_counter() - started)
+            self.observe(kind, name, seconds)
