@@ -300,6 +300,7 @@ async def run_export_ledger(settings: Settings, out: str, month: str | None) -> 
     """台账: every project, stage and task to an Excel file, as a supervisor sees them."""
     from approval.core.access import Viewer
     from approval.oversight.reports import ledger_rows, ledger_xlsx, record_ledger_export
+    from approval.oversight.setup_figures import setup_ledger_rows
 
     target = Path(out)
     if target.suffix.lower() != ".xlsx":
@@ -313,9 +314,10 @@ async def run_export_ledger(settings: Settings, out: str, month: str | None) -> 
         rows = await ledger_rows(
             viewer=viewer, now=now(), month=month, progress=lambda line: say(f"  {line}")
         )
+        setups = await setup_ledger_rows(viewer=viewer, now=now(), month=month)
         await record_ledger_export(viewer=viewer, month=month, rows=len(rows))
-    say(f"writing {target} ...")
-    data = ledger_xlsx(rows)
+    say(f"writing {target} ... ({len(setups)} company setup(s) on a sheet of their own)")
+    data = ledger_xlsx(rows, setups=setups)
     try:
         await asyncio.to_thread(target.write_bytes, data)
     except OSError as error:

@@ -22,6 +22,7 @@ from approval.core.access import Viewer
 from approval.core.errors import DomainError, ErrorCode
 from approval.oversight import reports
 from approval.oversight.notice import JointNotice, project_notice
+from approval.oversight.setup_figures import setup_ledger_rows
 
 log = logging.getLogger("onewindow.pages")
 
@@ -227,10 +228,11 @@ def ledger_download(clock: Clock) -> Callable[[Request], Awaitable[Response]]:
         month = request.query_params.get("month") or None
         try:
             rows = await reports.ledger_rows(viewer=viewer, now=clock(), month=month)
+            setups = await setup_ledger_rows(viewer=viewer, now=clock(), month=month)
         except DomainError as error:
             status = 403 if error.code is ErrorCode.FORBIDDEN else 400
             return PlainTextResponse(error.message, status_code=status, headers=PRIVATE)
-        data = await run_in_threadpool(reports.ledger_xlsx, rows)
+        data = await run_in_threadpool(lambda: reports.ledger_xlsx(rows, setups=setups))
         await reports.record_ledger_export(viewer=viewer, month=month, rows=len(rows))
         suffix = f"-{month}" if month else ""
         ascii_name = f"ledger{suffix}.xlsx"

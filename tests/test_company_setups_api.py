@@ -369,3 +369,31 @@ async def test_setup_figures_count_setups_apart_from_projects(gql, tokens):
     assert april["data"]["setupFigures"]["accepted"] == 0
     refused = await gql(query, {"month": None}, as_="clerk")
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_the_ledger_has_the_setups_on_a_sheet_of_their_own(gql, tokens, clock):
+    import io
+
+    from openpyxl import load_workbook
+
+    from approval.core.auth import viewer_of
+    from approval.oversight.reports import ledger_rows, ledger_xlsx
+    from approval.oversight.setup_figures import setup_ledger_rows
+    from storage.models import User
+
+    first = await accept(gql)
+    await accept(gql, companyName="=HYPERLINK(1)餐饮有限公司")
+    viewer = await viewer_of(await User.get(username="supervisor"))
+    setups = await setup_ledger_rows(viewer=viewer, now=clock())
+    assert [row.code for row in setups][0] == first["code"]
+    book = load_workbook(
+        io.BytesIO(ledger_xlsx(await ledger_rows(viewer=viewer, now=clock()), setups=setups))
+    )
+    assert book.sheetnames == ["台账", "企业设立台账"]
+    sheet = book["企业设立台账"]
+    table = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert table[0][:4] == ["受理编号", "企业名称", "经营类型", "流程"]
+    assert table[1][0] == first["code"] and table[1][2] == "饭店" and table[1][10] == 6
+    assert table[2][1] == "'=HYPERLINK(1)餐饮有限公司"  # text, never a formula
+    assert len(table) == 3
+    assert await setup_ledger_rows(viewer=viewer, now=clock(), month="2026-04") == []

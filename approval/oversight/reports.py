@@ -11,11 +11,11 @@ from __future__ import annotations
 import io
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from statistics import fmean
-from typing import Any
+from typing import Any, Protocol
 
 from tortoise.expressions import Q, Subquery
 
@@ -558,17 +558,45 @@ async def record_ledger_export(*, viewer: Viewer, month: str | None, rows: int) 
     )
 
 
-def ledger_xlsx(rows: list[LedgerRow], *, title: str = "台账") -> bytes:
-    """The ledger as an Excel workbook: one sheet, Chinese headers, frozen header row."""
+def ledger_xlsx(
+    rows: list[LedgerRow], *, title: str = "台账", setups: Sequence[SheetRow] | None = None
+) -> bytes:
+    """The ledger as an Excel workbook: Chinese headers, frozen header row; company setups,
+    when given, on a sheet of their own (counted apart from projects)."""
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
 
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
+    widths = [26, 30, 24, 16, 18, 10, 12, 12, 12, 6, 24, 36, 10, 12, 12, 12, 12, 10, 10, 10]
+    _fill_sheet(sheet, title, LEDGER_HEADERS, rows, widths, (7, 8, 9, 15, 16))
+    if setups is not None:
+        _fill_sheet(
+            workbook.create_sheet(), "企业设立台账", SETUP_LEDGER_HEADERS, setups,
+            [14, 30, 14, 24, 10, 12, 12, 12, 12, 12, 8, 8, 8, 8], (6, 7, 8, 9),
+        )  # fmt: skip
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+class SheetRow(Protocol):
+    def cells(self) -> Sequence[object]: ...
+
+
+def _fill_sheet(
+    sheet: Any,
+    title: str,
+    headers: Sequence[str],
+    rows: Sequence[SheetRow],
+    widths: list[int],
+    date_columns: tuple[int, ...],
+) -> None:
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
     sheet.title = title
-    sheet.append(list(LEDGER_HEADERS))
+    sheet.append(list(headers))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
         cell.fill = PatternFill("solid", fgColor="DDEBF7")
@@ -579,18 +607,32 @@ def ledger_xlsx(rows: list[LedgerRow], *, title: str = "台账") -> bytes:
         for cell in cells:
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # never a formula, whatever openpyxl guessed
-    widths = [26, 30, 24, 16, 18, 10, 12, 12, 12, 6, 24, 36, 10, 12, 12, 12, 12, 10, 10, 10]
     for index, width in enumerate(widths, start=1):
         sheet.column_dimensions[get_column_letter(index)].width = width
-    for column in (7, 8, 9, 15, 16):  # dates
+    for column in date_columns:
         for cells in sheet.iter_cols(min_col=column, max_col=column, min_row=2):
             for cell in cells:
                 cell.number_format = "yyyy-mm-dd"
     sheet.freeze_panes = "A2"
     sheet.auto_filter.ref = sheet.dimensions
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+
+
+SETUP_LEDGER_HEADERS = (
+    "受理编号",
+    "企业名称",
+    "经营类型",
+    "流程",
+    "区域",
+    "受理日期",
+    "一照三证时限",
+    "许可时限",
+    "统一发证日期",
+    "状态",
+    "许可数",
+    "已决定",
+    "超时默认",
+    "超期未决",
+)
 
 
 # --- supervision events for dashboards -------------------------------------------------------

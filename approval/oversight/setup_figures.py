@@ -1,18 +1,20 @@
 """每月一调度 for company setups, counted apart from construction projects: how many setups
-stand in each state, how many certificates went out within the promised working days, and per
-department its setup permits decided, on time, by 超时默认, open and overdue now."""
+stand in each state, how many certificates went out within the promised working days, per
+department its setup permits decided, on time, by 超时默认, open and overdue now; and the
+setups' own sheet of the ledger (台账)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from tortoise.expressions import Subquery
 
 from approval.company.access import setup_scope
 from approval.core.access import Viewer, require_role
 from approval.core.dates import local_day
+from approval.core.labels import label
 from approval.oversight.reports import parse_month
 from approval.review.rules import OPEN
 from storage.enums import Role, SetupStatus
@@ -90,3 +92,76 @@ async def setup_figures(*, viewer: Viewer, now: datetime, month: str | None = No
         issued_within_promise=issued_in_time,
         departments=sorted(figures, key=lambda f: f.department_code),
     )
+
+
+@dataclass(frozen=True)
+class SetupLedgerRow:
+    """One company setup in the ledger (台账), on a sheet apart from the projects."""
+
+    code: str
+    company_name: str
+    business_type: str
+    flow: str
+    region: str
+    accepted_on: date
+    core_deadline: date
+    x_deadline: date
+    issued_on: date | None
+    status: str
+    permits: int
+    decided: int
+    default_approved: int
+    overdue_open: int
+
+    def cells(self) -> tuple[object, ...]:
+        return (
+            self.code,
+            self.company_name,
+            self.business_type,
+            self.flow,
+            self.region,
+            self.accepted_on,
+            self.core_deadline,
+            self.x_deadline,
+            self.issued_on,
+            self.status,
+            self.permits,
+            self.decided,
+            self.default_approved,
+            self.overdue_open,
+        )
+
+
+async def setup_ledger_rows(
+    *, viewer: Viewer, now: datetime, month: str | None = None
+) -> list[SetupLedgerRow]:
+    """Every setup the supervisor sees (accepted in ``month`` when given), oldest first."""
+    require_role(viewer, Role.SUPERVISOR)
+    today = local_day(now)
+    setups = CompanySetup.filter(setup_scope(viewer))
+    if month is not None:
+        period = parse_month(month)
+        setups = setups.filter(accepted_at__gte=period.start, accepted_at__lt=period.end)
+    rows = await setups.select_related("business_type", "flow", "region").order_by("id")
+    tasks: dict[int, list[SetupTask]] = defaultdict(list)
+    for task in await SetupTask.filter(setup_id__in=[s.id for s in rows]):
+        tasks[task.setup_id].append(task)
+    return [
+        SetupLedgerRow(
+            code=s.code,
+            company_name=s.company_name,
+            business_type=s.business_type.name,
+            flow=s.flow.name,
+            region=s.region.name,
+            accepted_on=local_day(s.accepted_at),
+            core_deadline=s.core_deadline,
+            x_deadline=s.x_deadline,
+            issued_on=local_day(s.issued_at) if s.issued_at else None,
+            status=label(s.status),
+            permits=len(tasks[s.id]),
+            decided=sum(1 for t in tasks[s.id] if t.decided_at is not None),
+            default_approved=sum(1 for t in tasks[s.id] if t.default_approved),
+            overdue_open=sum(1 for t in tasks[s.id] if t.status in OPEN and t.deadline < today),
+        )
+        for s in rows
+    ]
