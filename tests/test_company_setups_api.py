@@ -385,7 +385,7 @@ async def test_the_ledger_has_the_setups_on_a_sheet_of_their_own(gql, tokens, cl
     await accept(gql, companyName="=HYPERLINK(1)餐饮有限公司")
     viewer = await viewer_of(await User.get(username="supervisor"))
     setups = await setup_ledger_rows(viewer=viewer, now=clock())
-    assert [row.code for row in setups][0] == first["code"]
+    assert setups[0].code == first["code"]
     book = load_workbook(
         io.BytesIO(ledger_xlsx(await ledger_rows(viewer=viewer, now=clock()), setups=setups))
     )
