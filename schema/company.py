@@ -438,6 +438,22 @@ class CompanyMutation:
         )
         return await _payload(await _setup_of(task), errors)
 
+    @strawberry.mutation(description="收取容缺承诺补交的材料")
+    async def deliver_setup_material(
+        self, info: Info, code: str, material_type: str
+    ) -> CompanySetupPayload:
+        async def act() -> models.CompanySetup:
+            material = await intake.deliver_setup_material(
+                viewer=info.context.require_viewer(),
+                code=code,
+                material_type_code=material_type,
+                now=info.context.now(),
+            )
+            return await models.CompanySetup.get(id=material.setup_id)
+
+        row, errors = await attempt(act)
+        return await _payload(row, errors)
+
     @strawberry.mutation(description="统一发证: 各部门均准予后窗口一并发放证照")
     async def issue_company_setup(self, info: Info, code: str) -> CompanySetupPayload:
         row, errors = await attempt(

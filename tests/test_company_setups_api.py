@@ -397,3 +397,36 @@ async def test_the_ledger_has_the_setups_on_a_sheet_of_their_own(gql, tokens, cl
     assert table[2][1] == "'=HYPERLINK(1)餐饮有限公司"  # text, never a formula
     assert len(table) == 3
     assert await setup_ledger_rows(viewer=viewer, now=clock(), month="2026-04") == []
+
+
+async def test_a_setups_commitment_is_chased_and_the_applicant_reminded(gql, tokens, clock):
+    from approval.oversight.supervision import SupervisionSettings, supervise
+    from tests.supervision_support import at
+
+    setup = await accept(
+        gql,
+        materials=WITHOUT_PROMISED,
+        commitments=[
+            {"materialType": m, "due": "2026-03-05", "signedBy": "赵敏"} for m in PROMISED
+        ],
+    )
+    fired = await supervise(now=at("2026-03-04"), settings=SupervisionSettings())
+    reminders = [e for e in fired if e.kind == "commitment"]
+    assert len(reminders) == 2 and all("承诺人 赵敏" in e.message for e in reminders)
+    await collect(now=at("2026-03-04"))
+    to_applicant = await Notification.filter(recipient="13800000001", moment="warning")
+    assert len(to_applicant) == 2 and all("容缺承诺提醒" in n.text for n in to_applicant)
+    deliver = """mutation($code: String!, $type: String!) {
+      deliverSetupMaterial(code: $code, materialType: $type) {
+        setup { materials { code status } } errors { code field } } }"""
+    body = await gql(deliver, {"code": setup["code"], "type": "food_staff_health"}, as_="clerk")
+    statuses = {
+        m["code"]: m["status"] for m in body["data"]["deliverSetupMaterial"]["setup"]["materials"]
+    }
+    assert statuses["food_staff_health"] == "SUBMITTED"
+    again = await gql(deliver, {"code": setup["code"], "type": "food_staff_health"}, as_="clerk")
+    assert again["data"]["deliverSetupMaterial"]["errors"][0]["code"] == "INVALID_STATE"
+    fired = await supervise(now=at("2026-03-06"), settings=SupervisionSettings())
+    red = [e.message for e in fired if e.kind == "commitment"]
+    assert len(red) == 1 and "装修材料防火性能证明" in red[0]  # the delivered one is done
+    assert await AuditEvent.filter(action="setup_material.deliver").count() == 1

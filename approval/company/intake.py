@@ -14,6 +14,7 @@ from datetime import date, datetime
 
 from tortoise.transactions import in_transaction
 
+from approval.company.access import visible_setup
 from approval.core import audit
 from approval.core.access import Viewer, require_role, visible_project
 from approval.core.codes import InvalidCodeError, parse_project_code
@@ -305,3 +306,41 @@ async def accept_setup(*, viewer: Viewer, form: SetupApplication, now: datetime)
             },
         )
     return setup
+
+
+async def deliver_setup_material(
+    *, viewer: Viewer, code: str, material_type_code: str, now: datetime
+) -> SetupMaterial:
+    """The window receives a material promised under 容缺; the commitment is fulfilled."""
+    require_role(viewer, Role.WINDOW_CLERK)
+    setup = await visible_setup(viewer, code)
+    async with in_transaction():
+        material = (
+            await SetupMaterial.select_for_update()
+            .filter(setup_id=setup.id, material_type__code=material_type_code.strip())
+            .first()
+        )
+        if material is None:
+            raise invalid(
+                f"setup {setup.code} needs no material {material_type_code!r}",
+                field="materialType",
+            )
+        if material.status is not MaterialStatus.COMMITTED:
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                f"material {material_type_code!r} of setup {setup.code} was handed in already",
+                field="materialType",
+            )
+        before = {"status": material.status.value, "due": str(material.commitment_due)}
+        material.status = MaterialStatus.SUBMITTED
+        await material.save(update_fields=["status"])
+        await audit.record(
+            actor_id=viewer.user_id,
+            action="setup_material.deliver",
+            entity_type="setup_material",
+            entity_id=material.id,
+            project_id=setup.project_id,
+            before=before,
+            after={"status": material.status.value, "at": now.isoformat()},
+        )
+    return material

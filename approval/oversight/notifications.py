@@ -50,6 +50,7 @@ from storage.models import (
     Project,
     Rating,
     Region,
+    SetupMaterial,
     Stage,
     SupervisionEvent,
     User,
@@ -405,6 +406,36 @@ def _user_address(user: User) -> str:
     return address if len(address) <= 64 else f"user#{user.id}"
 
 
+async def _commitment_phones(events: Sequence[SupervisionEvent]) -> dict[int, str]:
+    """The applicant's phone for each 容缺 event (by event id): the enterprise's for a
+    project's commitment, the contact's for a company setup's."""
+    phones: dict[int, str] = {}
+    setup_materials = [
+        e.entity_id for e in events if e.kind == "commitment" and e.entity_type == "setup_material"
+    ]
+    by_material = (
+        dict(
+            await SetupMaterial.filter(id__in=setup_materials).values_list(
+                "id", "setup__contact_phone"
+            )
+        )
+        if setup_materials
+        else {}
+    )
+    for event in events:
+        if event.kind != "commitment":
+            continue
+        if event.entity_type == "setup_material":
+            phone = str(by_material.get(event.entity_id) or "")
+        elif event.project is not None:
+            phone = event.project.enterprise.contact_phone
+        else:
+            continue
+        if phone.strip():
+            phones[event.id] = phone.strip()
+    return phones
+
+
 async def _collect_supervision(*, now: datetime, batch: int) -> int:
     created = 0
     mark = await _mark(SUPERVISION_MOMENTS)
@@ -425,6 +456,7 @@ async def _collect_supervision(*, now: datetime, batch: int) -> int:
         )
         events = sorted(events + fresh, key=lambda e: e.id)
         planned: list[tuple[SupervisionEvent, str, list[str]]] = []
+        applicants = await _commitment_phones(events)
         for event in events:
             moment = LEVEL_MOMENTS.get(event.level, SUPERVISION)
             recipients = [event.department.code] if event.department is not None else []
@@ -434,10 +466,8 @@ async def _collect_supervision(*, now: datetime, batch: int) -> int:
                     for u in supervisors
                     if _covers(u.region_id, event.project if event.project_id else None, parents)
                 ]
-            if event.kind == "commitment" and event.project is not None:
-                # 容缺: the applicant who signed the commitment is reminded too.
-                phone = event.project.enterprise.contact_phone.strip()
-                recipients += [phone] if phone else []
+            phone = applicants.get(event.id, "")
+            recipients += [phone] if phone else []  # 容缺: the applicant who signed, too
             planned.append((event, moment, recipients or [""]))
         done = await _existing(
             f"supervision:{e.id}:{r or '-'}" for e, _, recipients in planned for r in recipients
@@ -446,11 +476,7 @@ async def _collect_supervision(*, now: datetime, batch: int) -> int:
             project = event.project if event.project_id else None
             subject = f"项目“{project.name}”({project.code}) " if project is not None else ""
             text = render(moment, subject=subject, message=event.message)
-            applicant = (
-                project.enterprise.contact_phone.strip()
-                if project is not None and event.kind == "commitment"
-                else None
-            )
+            applicant = applicants.get(event.id)
             for recipient in recipients:
                 key = f"supervision:{event.id}:{recipient or '-'}"
                 if key in done:

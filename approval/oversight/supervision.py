@@ -50,6 +50,7 @@ from storage.models import (
     Inspection,
     ItemMaterial,
     Material,
+    SetupMaterial,
     SetupTask,
     Stage,
     SupervisionEvent,
@@ -282,6 +283,31 @@ class _Scan:
                     f"({t.department.short_name})",
                 )
                 for t in rows
+            ]
+        )
+
+    async def setup_commitments(self) -> None:
+        """容缺 of company setups: a promised material near or past its due date."""
+        rows = await SetupMaterial.filter(
+            status=MaterialStatus.COMMITTED,
+            commitment_due__lte=self.horizon,
+            setup__status=SetupStatus.IN_REVIEW,
+        ).select_related("material_type", "setup")
+        await self.warn(
+            [
+                (
+                    m.commitment_due,
+                    "setup_commitment",
+                    KIND_COMMITMENT,
+                    "setup_material",
+                    m.id,
+                    m.setup.project_id,
+                    None,
+                    f"企业设立 {m.setup.company_name}({m.setup.code}) 容缺承诺补交的"
+                    f"{m.material_type.name} (承诺人 {m.commitment_signed_by})",
+                )
+                for m in rows
+                if m.commitment_due is not None
             ]
         )
 
@@ -603,5 +629,6 @@ async def supervise(*, now: datetime, settings: SupervisionSettings) -> list[Sup
     await scan.stages()
     await scan.commitments()
     await scan.setup_tasks()
+    await scan.setup_commitments()
     await scan.site_checks()
     return scan.fired
