@@ -30,7 +30,13 @@ from schema.company import CompanyMutation, CompanyQuery
 from schema.context import Context
 from schema.errors import TypedErrors, should_mask
 from schema.inspections import InspectionMutation, InspectionQuery
-from schema.limits import BudgetedSchema, RefusedRequest, RequestGuard, RequestLimits
+from schema.limits import (
+    BudgetedSchema,
+    RefusedDocuments,
+    RefusedRequest,
+    RequestGuard,
+    RequestLimits,
+)
 from schema.loaders import build_loaders
 from schema.mutation import Mutation
 from schema.notifications import NotificationMutation, NotificationQuery
@@ -76,6 +82,7 @@ def build_schema(
     ``limits`` bound what one request may cost (``schema.limits``); without
     ``introspection`` (production) ``__schema`` and ``__type`` are refused."""
     limits = limits or RequestLimits()
+    refused = RefusedDocuments()  # shared by the requests of this schema
     timing = (
         [lambda: OperationTimer(observe=observe_operation)] if observe_operation is not None else []
     )
@@ -84,7 +91,7 @@ def build_schema(
         mutation=merge_types("Mutation", (Mutation, *EXTRA_MUTATIONS)),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         extensions=[
-            lambda: RequestGuard(limits),
+            lambda: RequestGuard(limits, refused),
             *([] if introspection else [lambda: AddValidationRules([NoIntrospection])]),
             TypedErrors,
             lambda: MaskErrors(should_mask_error=should_mask),
@@ -92,6 +99,7 @@ def build_schema(
         ],
     )
     schema.time_budget_seconds = limits.time_budget_seconds
+    schema.refusal_pause_seconds = limits.refusal_pause_seconds
     return schema
 
 
@@ -129,6 +137,7 @@ class OneWindowGraphQL(GraphQL[Context, None]):
         self.documents = documents
         self.catalog = CatalogCache()
         self.hashing = auth.Hashing.bounded()
+        self.refusal_pause = (limits or RequestLimits()).refusal_pause_seconds
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON nested deeper than Python's recursion limit is refused, not a crash (500)."""
@@ -174,6 +183,7 @@ class OneWindowGraphQL(GraphQL[Context, None]):
             objects=getattr(request.state, "object_store", None),
             upload_rules=self.upload_rules,
             hashing=self.hashing,
+            refusal_pause=self.refusal_pause,
             client=request.client.host if request.client is not None else None,
         )
 

@@ -49,6 +49,8 @@ class Context:
     hashing: Hashing = field(default_factory=Hashing.bounded)
     # The client's address (after the trusted proxies' X-Forwarded-For), for login throttling.
     client: str | None = None
+    # Seconds a throttled login's answer is held (schema.limits.RequestLimits).
+    refusal_pause: float = 0.0
 
     def require_viewer(self) -> Viewer:
         """The viewer, or the DomainError that says why there is none (for mutations)."""

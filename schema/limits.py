@@ -10,7 +10,9 @@ error with ``extensions.code``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+import hashlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -61,6 +63,10 @@ class RequestLimits:
     max_string_chars: int = 65_536
     # Wall-clock seconds one query or mutation may take (0: no budget).
     time_budget_seconds: float = 15.0
+    # How long an abusive request's refusal (QUERY_TOO_COMPLEX, TOO_MANY_ATTEMPTS) is held
+    # before it is answered: an attacker's connection then costs a sleeping coroutine instead
+    # of a request a millisecond. The server sets it (ONEWINDOW_REFUSAL_PAUSE_MS).
+    refusal_pause_seconds: float = 0.0
 
 
 class RefusedRequest(Exception):
@@ -76,6 +82,12 @@ class RefusedRequest(Exception):
     def response(self) -> JSONResponse:
         body = {"errors": [{"message": self.message, "extensions": {"code": self.code.value}}]}
         return JSONResponse(body, status_code=self.status)
+
+
+# A document this long is read in a worker thread (the GIL is handed back every few ms), so
+# that a large one never holds the event loop while it is parsed and measured.
+OFF_LOOP_CHARS = 4096
+PAUSED_CODES = frozenset({ErrorCode.QUERY_TOO_COMPLEX.value, ErrorCode.TOO_MANY_ATTEMPTS.value})
 
 
 def limit_error(code: ErrorCode, message: str) -> GraphQLError:
@@ -284,33 +296,80 @@ class RequestGuard(SchemaExtension):
     """Parses with a token limit, then measures the document and checks its inputs before
     graphql-core validates it."""
 
-    def __init__(self, limits: RequestLimits) -> None:
+    def __init__(self, limits: RequestLimits, refused: RefusedDocuments | None = None) -> None:
         self.limits = limits
+        self.refused = refused if refused is not None else RefusedDocuments()
+        self.checked = False
 
-    def on_parse(self) -> Iterator[None]:
+    async def on_parse(self) -> AsyncIterator[None]:
         context = self.execution_context
         if context.graphql_document is None and context.query:
+            query, variables = context.query, context.variables
+            self.refused.check(query)  # the same document refused before: at once
             try:
-                context.graphql_document = parse(context.query, max_tokens=self.limits.max_tokens)
+                if len(query) >= OFF_LOOP_CHARS:  # reading takes milliseconds: not on the loop
+                    document = await asyncio.to_thread(read_document, query, variables, self.limits)
+                else:
+                    document = read_document(query, variables, self.limits)
             except GraphQLError as error:
-                if "tokens" in error.message:
-                    raise too_complex(
-                        f"the query has more than {self.limits.max_tokens} tokens; "
-                        "send a shorter one"
-                    ) from None
-                error.extensions = {"code": ErrorCode.INVALID_INPUT.value, "field": None}
+                if (error.extensions or {}).get("code") == ErrorCode.QUERY_TOO_COMPLEX.value:
+                    self.refused.remember(query, error)
                 raise
-            except RecursionError:
-                raise too_complex("the query nests too deeply to read; flatten it") from None
+            context.graphql_document = document
+            self.checked = True
         yield
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
-        if document is not None:
+        if document is not None and not self.checked:  # a document given already parsed
             check_inputs(document, context.variables, self.limits)
             measure(document, context.variables or {}, self.limits)
         yield
+
+
+class RefusedDocuments:
+    """The last documents refused as too complex (the document alone decides), so that an
+    attacker repeating one costs a hash, not a parse."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.known: OrderedDict[bytes, GraphQLError] = OrderedDict()
+
+    @staticmethod
+    def _key(query: str) -> bytes:
+        return hashlib.blake2b(query.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+    def check(self, query: str) -> None:
+        error = self.known.get(self._key(query))
+        if error is not None:
+            raise too_complex(error.message)
+
+    def remember(self, query: str, error: GraphQLError) -> None:
+        self.known[self._key(query)] = error
+        while len(self.known) > self.size:
+            self.known.popitem(last=False)
+
+
+def read_document(
+    query: str, variables: Mapping[str, Any] | None, limits: RequestLimits
+) -> DocumentNode:
+    """Parse within the token limit, then check the inputs and measure the document: the
+    document, or a GraphQL error with its code."""
+    try:
+        document = parse(query, max_tokens=limits.max_tokens)
+    except GraphQLError as error:
+        if "tokens" in error.message:
+            raise too_complex(
+                f"the query has more than {limits.max_tokens} tokens; send a shorter one"
+            ) from None
+        error.extensions = {"code": ErrorCode.INVALID_INPUT.value, "field": None}
+        raise
+    except RecursionError:
+        raise too_complex("the query nests too deeply to read; flatten it") from None
+    check_inputs(document, variables, limits)
+    measure(document, variables or {}, limits)
+    return document
 
 
 def timed_out(seconds: float) -> ExecutionResult:
@@ -332,12 +391,19 @@ class BudgetedSchema(strawberry.Schema):
     of a mutation cut short is rolled back."""
 
     time_budget_seconds: float = 0.0
+    refusal_pause_seconds: float = 0.0
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
         if self.time_budget_seconds <= 0:
-            return await super().execute(*args, **kwargs)
-        try:
-            async with asyncio.timeout(self.time_budget_seconds):
-                return await super().execute(*args, **kwargs)
-        except TimeoutError:
-            return timed_out(self.time_budget_seconds)
+            result = await super().execute(*args, **kwargs)
+        else:
+            try:
+                async with asyncio.timeout(self.time_budget_seconds):
+                    result = await super().execute(*args, **kwargs)
+            except TimeoutError:
+                return timed_out(self.time_budget_seconds)
+        if self.refusal_pause_seconds > 0 and any(
+            (error.extensions or {}).get("code") in PAUSED_CODES for error in result.errors or ()
+        ):
+            await asyncio.sleep(self.refusal_pause_seconds)
+        return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -11,7 +12,7 @@ import strawberry
 from strawberry import relay
 
 from approval.core import auth
-from approval.core.errors import DomainError, invalid
+from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.inputs import row_id
 from approval.files import uploads
 from approval.projects import agents, materials, projects, stages, tasks
@@ -179,6 +180,8 @@ class Mutation:
             )
         )
         if result is None:
+            if ctx.refusal_pause > 0 and any(e.code is ErrorCode.TOO_MANY_ATTEMPTS for e in errors):
+                await asyncio.sleep(ctx.refusal_pause)  # a brute force waits, for free
             return LoginPayload(errors=errors)
         token, expires_at, user = result
         return LoginPayload(token=token, expires_at=expires_at, viewer=PersonNode.from_row(user))

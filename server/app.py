@@ -93,7 +93,10 @@ def graphql_routes(
         ide=graphiql_page(settings.web_dir)
         if settings.graphiql and not settings.production
         else None,
-        limits=RequestLimits(time_budget_seconds=settings.request_seconds),
+        limits=RequestLimits(
+            time_budget_seconds=settings.request_seconds,
+            refusal_pause_seconds=settings.refusal_pause_ms / 1000,
+        ),
         introspection=not settings.production,
     )
     if metrics is not None:

@@ -241,6 +241,7 @@ class Settings:
     max_body_kb: int = 1024  # the largest request body (uploads keep their own limits)
     environment: str = "development"  # "production": see server.production
     request_seconds: int = 15  # the time budget of one GraphQL query or mutation
+    refusal_pause_ms: int = 1000  # an abusive request's refusal is held this long
 
     @property
     def production(self) -> bool:
@@ -295,6 +296,7 @@ class Settings:
             max_body_kb=_int_in_range(env, "ONEWINDOW_MAX_BODY_KB", 1024, 16, 1 << 20),
             environment=_environment(env),
             request_seconds=_int_in_range(env, "ONEWINDOW_REQUEST_SECONDS", 15, 1, 3600),
+            refusal_pause_ms=_int_in_range(env, "ONEWINDOW_REFUSAL_PAUSE_MS", 1000, 0, 10_000),
         )
         if settings.minio_endpoint and not (
             settings.minio_access_key and settings.minio_secret_key
