@@ -132,6 +132,21 @@ class Ledger:
         return settled
 
 
+class _Collector:
+    """The deep events of a scratch copy's observed roots, kept while ``on`` (one subscription
+    per copy for its life: subscribing costs more than what an update changes)."""
+
+    __slots__ = ("changes", "on")
+
+    def __init__(self) -> None:
+        self.on = False
+        self.changes: list[Any] = []
+
+    def __call__(self, events: list[Any]) -> None:
+        if self.on:
+            self.changes.extend(events)
+
+
 class Peer(Protocol):
     """A connection as the room sees it; ``send`` queues and never waits."""
 
@@ -182,6 +197,8 @@ class Room:
         roots = getattr(policy, "observed_roots", None)
         self._roots: tuple[str, ...] = tuple(roots(name)) if roots is not None else ()
         self._groups = getattr(policy, "validates_groups", False) is True and not self._roots
+        self._collector = _Collector()
+        self._watching: dict[int, list[tuple[Map[Any], Subscription]]] = {}  # by id(copy)
 
     # --- life ------------------------------------------------------------------------------
 
@@ -245,6 +262,7 @@ class Room:
                 await self._projecting
         if self._dirty:
             await self._materialise()
+        self._forget_copies()
 
     # --- peers -----------------------------------------------------------------------------
 
@@ -319,7 +337,29 @@ class Room:
             copy.apply_update(update)
         return copy
 
+    def _watch(self, copy: Doc) -> Doc:
+        """``copy`` with its observed roots subscribed to the collector (see ``_Collector``)."""
+        if self._roots:
+            watched = []
+            for root in self._roots:
+                observed = copy.get(root, type=Map)
+                watched.append((observed, observed.observe_deep(self._collector)))
+            self._watching[id(copy)] = watched
+        return copy
+
+    def _release(self, copy: Doc | None) -> None:
+        """Unsubscribe ``copy`` (a subscription keeps its Doc alive for good)."""
+        if copy is not None:
+            for observed, subscription in self._watching.pop(id(copy), []):
+                observed.unobserve(subscription)
+
+    def _drop_after(self) -> None:
+        self._release(self._after)
+        self._after = None
+
     def _forget_copies(self) -> None:
+        self._release(self._before)
+        self._release(self._after)
         self._before = self._after = None
         self._before_state = None
         self._state_vector = None
@@ -492,10 +532,10 @@ class Room:
 
     def _copies(self) -> tuple[Doc, Doc]:
         if self._before is None:
-            self._before = self._copy()
+            self._before = self._watch(self._copy())
             self._before_state = None
         if self._after is None:
-            self._after = self._copy()
+            self._after = self._watch(self._copy())
             self._state_vector = None
             self._lag = []
         return self._before, self._after
@@ -544,17 +584,14 @@ class Room:
                 ),
             )
         state_vector = self._state_vector
-        changes: list[Any] = []  # the deep events of the observed roots (see sync.policy)
-        watched: list[tuple[Map[Any], Subscription]] = []
+        collector = self._collector  # the deep events of the observed roots (sync.policy)
         try:
-            if self._roots:  # the lag first, on its own: its changes are not this update's
-                if self._lag:
-                    with after.transaction():
-                        self._catch_up(after)
-                    state_vector = None
-                for root in self._roots:
-                    observed = after.get(root, type=Map)
-                    watched.append((observed, observed.observe_deep(changes.extend)))
+            if self._roots and self._lag:  # the lag first, on its own: not this update's
+                with after.transaction():
+                    self._catch_up(after)
+                state_vector = None
+            collector.changes = []
+            collector.on = bool(self._roots)
             # One transaction: the lag, the state vector before, the update, the one after.
             with after.transaction():
                 self._catch_up(after)
@@ -563,7 +600,7 @@ class Room:
                 after.apply_update(update)
                 self._state_vector = after.get_state()
         except Exception as error:  # pycrdt raises plain exceptions on a bad update
-            self._after = None
+            self._drop_after()
             self._state_vector = None
             raise self._remember(
                 ledger,
@@ -575,13 +612,13 @@ class Room:
                 ),
             ) from None
         finally:
-            for observed, subscription in watched:  # a subscription keeps its Doc alive
-                observed.unobserve(subscription)
+            collector.on = False
+        changes = collector.changes
         if not integrated(update, self._state_vector):
             # Structs or deletions wait for predecessors the server lacks. pycrdt shows such
             # content in ``after`` although its state vector and delete set do not move: the
             # copy is dropped, and the update is judged again once they arrive.
-            self._after = None
+            self._drop_after()
             self._state_vector = None
             depended = self._depends_on_refused(update, ledger, state_vector)
             if depended is not None:
@@ -600,7 +637,7 @@ class Room:
             else:
                 self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
         except UpdateRefused as refusal:
-            self._after = None
+            self._drop_after()
             self._state_vector = None
             raise self._remember(
                 ledger,
@@ -609,7 +646,7 @@ class Room:
             ) from None
         except Exception:
             log.exception("the policy of %s failed while validating an update", self.name)
-            self._after = None
+            self._drop_after()
             self._state_vector = None
             raise self._remember(
                 ledger,
@@ -723,12 +760,12 @@ class Room:
                     else:
                         held.add(index)
         except Exception:  # pycrdt raises plain exceptions on a bad update: ``_check`` says which
-            self._after = None
+            self._drop_after()
             self._state_vector = None
             return None
         clocks = decode_state_vector(state_vector)
         if not all(integrated(update, state_vector, clocks) for update in candidates):
-            self._after = None  # one lacks dependencies: ``_check`` holds or refuses it
+            self._drop_after()  # one lacks dependencies: ``_check`` holds or refuses it
             self._state_vector = None
             return None
         self._state_vector = state_vector
@@ -736,7 +773,7 @@ class Room:
         try:
             self.policy.validate(doc_name=self.name, before=before, after=after, access=access)
         except Exception:  # refused (or failed) as a whole: ``_check`` finds which update
-            self._after = None
+            self._drop_after()
             self._state_vector = None
             return None
         finally:

@@ -149,6 +149,8 @@ def integrated(update: bytes, state_vector: bytes, clocks: dict[int, int] | None
         count, ranges = outside(update, state_vector)
         if count:
             return False
+        if not ranges:
+            return True  # no structs past the state vector, nothing deleted
         if clocks is None:
             clocks = decode_state_vector(state_vector)
     except (ProtocolError, ValueError, RuntimeError):

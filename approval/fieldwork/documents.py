@@ -23,6 +23,7 @@ containers and add UUID-keyed maps, so two offline tablets never create competin
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -303,16 +304,7 @@ def _only_keys(item: Map[Any], allowed: tuple[str, ...], path: str) -> None:
 
 
 def _optional_text(item: Map[Any], key: str, path: str, *, max_len: int = MAX_TEXT) -> str | None:
-    value = item.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise LayoutError(
-            f"{path}/{key} must be a string; found {type(value).__name__} {_short(value)}"
-        )
-    if len(value) > max_len:
-        raise LayoutError(f"{path}/{key} has {len(value)} characters; at most {max_len} are kept")
-    return value
+    return _text(item.get(key), f"{path}/{key}", max_len=max_len)
 
 
 def _optional_bool(item: Map[Any], key: str, path: str) -> bool:
@@ -408,7 +400,7 @@ def changes_between(before: Doc, after: Doc, root: str) -> list[ChangeEvent]:
     copy.apply_update(before.get_update())
     changes: list[ChangeEvent] = []
     observed = copy.get(root, type=Map)
-    subscription = observed.observe_deep(changes.extend)
+    subscription = observed.observe_deep(lambda events: changes.extend(events))
     try:
         copy.apply_update(after.get_update(before.get_state()))
     finally:
@@ -416,10 +408,16 @@ def changes_between(before: Doc, after: Doc, root: str) -> list[ChangeEvent]:
     return changes
 
 
-def _state(doc: Doc) -> dict[int, int]:
-    """A document's state vector: client id -> next clock (O(clients))."""
-    numbers = iter(_var_uints(doc.get_state()))
-    return {next(numbers): next(numbers) for _ in range(next(numbers))}
+@functools.lru_cache(maxsize=256)
+def _layout_clock(state_vector: bytes) -> int:
+    """The layout client's clock in a state vector (O(clients); the ``after`` of one update is
+    the ``before`` of the next, so each state vector is read once)."""
+    numbers = iter(_var_uints(state_vector))
+    for _ in range(next(numbers)):
+        client, clock = next(numbers), next(numbers)
+        if client == LAYOUT_CLIENT_ID:
+            return clock
+    return 0
 
 
 def _var_uints(data: bytes) -> Iterable[int]:
@@ -452,7 +450,7 @@ def _writer(
             f"unknown top-level key(s) {', '.join(map(repr, unknown))}; "
             f"this document has only {root!r}"
         )
-    if _state(after).get(LAYOUT_CLIENT_ID, 0) != _state(before).get(LAYOUT_CLIENT_ID, 0):
+    if _layout_clock(after.get_state()) != _layout_clock(before.get_state()):
         raise LayoutError(
             f"client id {LAYOUT_CLIENT_ID} belongs to the server's layout; "
             "a device must write with its own random client id"
@@ -490,26 +488,50 @@ def _map_keys(change: ChangeEvent, path: str) -> dict[str, Any]:
     return keys
 
 
-def _check_key(check: Map[Any], key: str, path: str) -> None:
-    """One changed key of a check, read from the document after the update."""
-    if key not in CHECK_KEYS:
-        raise LayoutError(f"{path} has unknown key(s) {key!r}; allowed: {', '.join(CHECK_KEYS)}")
+def _key_values(change: ChangeEvent, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """The changed keys of a map event with their new values (None: deleted); refuses a key
+    outside ``allowed``."""
+    out: dict[str, Any] = {}
+    for key, what in _map_keys(change, path).items():
+        if key not in allowed:
+            raise LayoutError(f"{path} has unknown key(s) {key!r}; allowed: {', '.join(allowed)}")
+        out[key] = None if what.get("action") == "delete" else what.get("newValue")
+    return out
+
+
+def _text(value: object, path: str, *, max_len: int = MAX_TEXT) -> str | None:
+    """A text value (None when absent), as :func:`_optional_text` reads it."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise LayoutError(f"{path} must be a string; found {type(value).__name__} {_short(value)}")
+    if len(value) > max_len:
+        raise LayoutError(f"{path} has {len(value)} characters; at most {max_len} are kept")
+    return value
+
+
+def _value(key: str, value: object, path: str, *, vocabulary: type[E] | None) -> None:
+    """One changed scalar of a check (``vocabulary`` CheckOutcome) or of a conclusion
+    (Conclusion), with its new value: the result, a note, who and when."""
+    where = f"{path}/{key}"
     if key in ("measured", "photos"):
-        raise _layout_touched(f"{path}/{key}")
-    if key == "result":
-        _enum(CheckOutcome, _optional_text(check, key, path), f"{path}/result", CHECK_RESULT_LABELS)
-    elif key == "note":
-        _optional_text(check, key, path)
-    elif key == "by":
-        _optional_text(check, key, path, max_len=MAX_NAME)
+        raise _layout_touched(where)
+    if key == "result" and vocabulary is not None:
+        labels: Mapping[Any, str] = (
+            CHECK_RESULT_LABELS if vocabulary is CheckOutcome else CONCLUSION_LABELS
+        )
+        _enum(vocabulary, _text(value, where), where, labels)
+    elif key in ("by", "signed_by"):
+        _text(value, where, max_len=MAX_NAME)
+    elif key in ("at", "signed_at"):
+        _datetime(_text(value, where), where)
     else:
-        _datetime(_optional_text(check, key, path), f"{path}/at")
+        _text(value, where)
 
 
-def _inspection_change(
-    change: ChangeEvent, before_root: Map[Any], after_root: Map[Any], department_code: str
-) -> None:
-    """One deep event of ``departments``, judged by its path alone: O(what it changed)."""
+def _inspection_change(change: ChangeEvent, before_root: Map[Any], department_code: str) -> None:
+    """One deep event of ``departments``, judged by its path and what it carries alone:
+    O(what it changed), the document is not read (but for a conclusion's signature)."""
     steps = _steps(change)
     path = "/".join([INSPECTION_ROOT, *steps])
     if not steps:
@@ -526,7 +548,6 @@ def _inspection_change(
             f"{INSPECTION_ROOT}/{code} belongs to department {code}; an inspector of "
             f"{department_code} may write only {INSPECTION_ROOT}/{department_code}"
         )
-    section = _map(after_root.get(code), f"{INSPECTION_ROOT}/{code}")
     if not rest:
         keys = sorted(_map_keys(change, path))
         unknown = [k for k in keys if k not in SECTION_KEYS]
@@ -545,24 +566,18 @@ def _inspection_change(
             )
         raise _layout_touched(f"{path}/{sorted(actions)[0]}")
     if len(rest) == 2 and rest[0] == "checks":
-        check = _map(_map(section.get("checks"), f"{path}/..").get(rest[1]), path)
-        for key in sorted(_map_keys(change, path)):
-            _check_key(check, key, path)
+        for key, value in sorted(_key_values(change, path, CHECK_KEYS).items()):
+            _value(key, value, path, vocabulary=CheckOutcome)
         return
     if len(rest) == 3 and rest[0] == "checks" and rest[2] == "measured":
-        measured = _map(
-            _map(_map(section.get("checks"), path).get(rest[1]), path).get("measured"), path
-        )
         for name, what in sorted(_map_keys(change, path).items()):
             if what.get("action") != "delete":
-                _number(measured.get(name), f"{path}/{name}", name)
+                _number(what.get("newValue"), f"{path}/{name}", name)
         return
     if len(rest) == 3 and rest[0] == "checks" and rest[2] == "photos":
-        if not isinstance(change, ArrayEvent):
+        photos = getattr(change, "target")  # noqa: B009
+        if not isinstance(change, ArrayEvent) or not isinstance(photos, Array):
             raise LayoutError(f"{path} must be the list created with the check")
-        check = _map(_map(section.get("checks"), path).get(rest[1]), path)
-        photos = check.get("photos")
-        assert isinstance(photos, Array)
         if len(photos) > MAX_PHOTOS:
             raise LayoutError(f"{path} holds {len(photos)}; at most {MAX_PHOTOS}")
         position = 0
@@ -573,25 +588,25 @@ def _inspection_change(
                 position += 1
         return
     if rest == ["rectifications"]:
-        items = _map(section.get("rectifications"), path)
         for key, what in sorted(_map_keys(change, path).items()):
             if what.get("action") != "delete":
-                _rectification(key, items.get(key), f"{path}/{key}")
+                _rectification(key, what.get("newValue"), f"{path}/{key}")
             else:
                 _uuid(key, f"{path}/{key}")
         return
     if len(rest) == 2 and rest[0] == "rectifications":
-        items = _map(section.get("rectifications"), f"{path}/..")
-        _rectification(rest[1], items.get(rest[1]), path)
+        _rectification(rest[1], getattr(change, "target"), path)  # noqa: B009
         return
     if rest == ["conclusion"]:
-        old = _conclusion(_map(_map(before_root.get(code), path).get("conclusion"), path), path)
-        if old.result is not None:
+        old = _map(_map(before_root.get(code), path).get("conclusion"), path)
+        signed = _enum(Conclusion, _optional_text(old, "result", path), path, CONCLUSION_LABELS)
+        if signed is not None:
             raise LayoutError(
-                f"{path} was signed by {old.signed_by or 'someone'} as "
-                f"{old.result.value}; a signed conclusion cannot be changed"
+                f"{path} was signed by {_optional_text(old, 'signed_by', path) or 'someone'} "
+                f"as {signed.value}; a signed conclusion cannot be changed"
             )
-        _conclusion(_map(section.get("conclusion"), path), path)
+        for key, value in sorted(_key_values(change, path, CONCLUSION_KEYS).items()):
+            _value(key, value, path, vocabulary=Conclusion)
         return
     raise LayoutError(f"{path}: nothing may be written there; see the document's layout")
 
@@ -620,13 +635,8 @@ def validate_inspection(
             f"role {role} may not write inspection documents; only an assigned inspector may"
         )
     before_root = before.get(INSPECTION_ROOT, type=Map)
-    after_root = after.get(INSPECTION_ROOT, type=Map)
-    if department_code not in after_root:
-        raise LayoutError(
-            f"department {department_code} has no section in this inspection; you may not write it"
-        )
     for change in changes:
-        _inspection_change(change, before_root, after_root, department_code)
+        _inspection_change(change, before_root, department_code)
 
 
 def validate_agency(
