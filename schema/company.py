@@ -15,6 +15,7 @@ from approval.oversight.setup_figures import setup_figures
 from schema.context import Info, query_error
 from schema.errors import UserError
 from schema.mutation import attempt
+from schema.supervision import PauseReasonEnum
 from schema.types import DecisionEnum, MaterialStatusEnum
 from storage import enums, models
 
@@ -84,7 +85,9 @@ class SetupTaskInfo:
     decision: DecisionEnum | None  # type: ignore[valid-type]
     decision_label: str | None
     opinion: str
-    deadline: date
+    deadline: date = strawberry.field(description="办结期限(计时中止的工作日顺延)")
+    paused_at: datetime | None = strawberry.field(description="计时中止于")
+    pause_reason: str
     default_approved: bool
     site_check_due: date | None
     site_check_done_at: datetime | None
@@ -163,6 +166,8 @@ def _task(row: models.SetupTask) -> SetupTaskInfo:
         decision_label=label(row.decision) if row.decision else None,
         opinion=row.opinion,
         deadline=row.deadline,
+        paused_at=row.paused_at,
+        pause_reason=row.pause_reason,
         default_approved=row.default_approved,
         site_check_due=row.site_check_due,
         site_check_done_at=row.site_check_done_at,
@@ -434,6 +439,34 @@ class CompanyMutation:
                 task_id=task_id,
                 note=note,
                 now=info.context.now(),
+            )
+        )
+        return await _payload(await _setup_of(task), errors)
+
+    @strawberry.mutation(description="中止企业设立许可的计时(专家评审、听证、检验、补正)")
+    async def stop_setup_clock(
+        self,
+        info: Info,
+        task_id: int,
+        reason: PauseReasonEnum,  # type: ignore[valid-type]
+        note: str,
+    ) -> CompanySetupPayload:
+        task, errors = await attempt(
+            lambda: review.stop_setup_clock(
+                viewer=info.context.require_viewer(),
+                task_id=task_id,
+                reason=str(reason),
+                note=note,
+                now=info.context.now(),
+            )
+        )
+        return await _payload(await _setup_of(task), errors)
+
+    @strawberry.mutation(description="恢复计时: 期限按中止的工作日顺延")
+    async def resume_setup_clock(self, info: Info, task_id: int) -> CompanySetupPayload:
+        task, errors = await attempt(
+            lambda: review.resume_setup_clock(
+                viewer=info.context.require_viewer(), task_id=task_id, now=info.context.now()
             )
         )
         return await _payload(await _setup_of(task), errors)

@@ -1087,7 +1087,9 @@ class SetupTask(Model):
     status = fields.CharEnumField(TaskStatus, max_length=30, default=TaskStatus.PENDING)
     decision = fields.CharEnumField(Decision, max_length=30, null=True)
     opinion = fields.TextField(default="")
-    deadline = fields.DateField()
+    deadline = fields.DateField()  # moves later by the working days the clock was stopped
+    paused_at = fields.DatetimeField(null=True)  # the clock is stopped (行政许可法 Art. 45)
+    pause_reason = fields.CharField(max_length=32, default="")
     default_approved = fields.BooleanField(default=False)  # 超时默认, by the system
     site_check_requested_at = fields.DatetimeField(null=True)
     site_check_due = fields.DateField(null=True)  # within the rules' site-check working days

@@ -430,3 +430,44 @@ async def test_a_setups_commitment_is_chased_and_the_applicant_reminded(gql, tok
     red = [e.message for e in fired if e.kind == "commitment"]
     assert len(red) == 1 and "装修材料防火性能证明" in red[0]  # the delivered one is done
     assert await AuditEvent.filter(action="setup_material.deliver").count() == 1
+
+
+async def test_a_stopped_clock_moves_the_deadline_and_silences_the_supervisor(gql, tokens):
+    from approval.oversight.supervision import SupervisionSettings, supervise
+    from tests.supervision_support import at
+
+    setup = await accept(gql)
+    ids = {t["permitCode"]: t["taskId"] for t in setup["tasks"]}
+    stop = """mutation($id: Int!, $note: String!) {
+      stopSetupClock(taskId: $id, reason: EXPERT_REVIEW, note: $note) {
+        setup { tasks { taskId deadline pausedAt pauseReason } } errors { code field } } }"""
+    resume = """mutation($id: Int!) { resumeSetupClock(taskId: $id) {
+      setup { tasks { taskId deadline pausedAt } } errors { code field } } }"""
+    empty = await gql(stop, {"id": ids["business_license"], "note": " "}, token=tokens["gongshang"])
+    assert empty["data"]["stopSetupClock"]["errors"][0]["field"] == "note"
+    body = await gql(
+        stop, {"id": ids["business_license"], "note": "名称专家论证"}, token=tokens["gongshang"]
+    )
+    [task] = [t for t in body["data"]["stopSetupClock"]["setup"]["tasks"]
+              if t["taskId"] == ids["business_license"]]  # fmt: skip
+    assert task["pausedAt"] and task["pauseReason"] == "expert_review"
+    again = await gql(stop, {"id": ids["business_license"], "note": "x"}, token=tokens["gongshang"])
+    assert again["data"]["stopSetupClock"]["errors"][0]["code"] == "INVALID_STATE"
+    fired = await supervise(now=at("2026-03-09"), settings=SupervisionSettings())
+    keys = {e.key for e in fired}
+    assert f"setup_task:{ids['business_license']}:red" not in keys  # stopped: no warning
+    assert f"setup_task:{ids['organization_code']}:default_approved" in keys
+    # Stopped Monday 2 March, resumed Monday 9 March: 5 working days, 6 March -> 13 March.
+    from approval.company.review import resume_setup_clock
+    from approval.core.auth import viewer_of
+    from storage.models import User
+
+    reviewer = await viewer_of(await User.get(username="r-gongshang"))
+    resumed = await resume_setup_clock(
+        viewer=reviewer, task_id=ids["business_license"], now=at("2026-03-09")
+    )
+    assert resumed.deadline == date(2026, 3, 13) and resumed.paused_at is None
+    event = await AuditEvent.get(action="setup_task.resume")
+    assert event.after["pausedWorkingDays"] == 5
+    running = await gql(resume, {"id": ids["business_license"]}, token=tokens["gongshang"])
+    assert running["data"]["resumeSetupClock"]["errors"][0]["code"] == "INVALID_STATE"

@@ -4,6 +4,9 @@ closes the setup with the most severe one (the review engine's fan-in).
 Every change locks the setup row first (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite
 serialises writers), then the task: two departments deciding at once close the setup once.
 A site check (现场踏勘) is recorded done by its department before the permit can be decided.
+A department may stop a permit's clock (行政许可法 Art. 45: expert review, hearing, testing,
+supplement); when it restarts, the deadline moves by the working days it stood still (the
+review engine's arithmetic, as for construction tasks).
 """
 
 from __future__ import annotations
@@ -14,9 +17,17 @@ from tortoise.transactions import in_transaction
 
 from approval.core import audit
 from approval.core.access import Viewer, require_role, require_task_scope
+from approval.core.calendar import calendar_for
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
-from approval.review.rules import DEFAULT_OPINION, OPEN, PASSING, most_severe
+from approval.core.workdays import CalendarUnknownError
+from approval.review.rules import (
+    DEFAULT_OPINION,
+    OPEN,
+    PASSING,
+    most_severe,
+    resumed_deadline,
+)
 from storage.enums import Decision, Role, SetupStatus, TaskStatus
 from storage.models import CompanySetup, SetupTask
 
@@ -65,6 +76,90 @@ async def _close_if_done(*, setup: CompanySetup, now: datetime, actor_id: int | 
     )
 
 
+CLOCK_REASONS = ("expert_review", "hearing", "testing", "supplement")
+
+
+async def _restart(task: SetupTask, now: datetime) -> int:
+    """Restart a stopped clock (the caller holds the locks); the working days it stood."""
+    if task.paused_at is None:
+        return 0
+    try:
+        calendar = await calendar_for(local_day(task.paused_at), local_day(now), task.deadline)
+        task.deadline, days = resumed_deadline(
+            deadline=task.deadline, stopped=task.paused_at, resumed=now, calendar=calendar
+        )
+    except CalendarUnknownError as exc:
+        raise DomainError(ErrorCode.CALENDAR_UNKNOWN, str(exc), field="taskId") from None
+    task.paused_at = None
+    task.pause_reason = ""
+    await task.save(update_fields=["deadline", "paused_at", "pause_reason"])
+    return days
+
+
+async def stop_setup_clock(
+    *, viewer: Viewer, task_id: int, reason: str, note: str, now: datetime
+) -> SetupTask:
+    """Stop the clock of an open permit, with a reason the law allows; audited."""
+    task = await _own_task(viewer, task_id)
+    if reason not in CLOCK_REASONS:
+        raise invalid(
+            f"a clock stops only for {', '.join(CLOCK_REASONS)}, not {reason!r}", field="reason"
+        )
+    if not note.strip():
+        raise invalid("say what the clock waits for", field="note")
+    async with in_transaction():
+        setup, current = await _lock(task)
+        if current.status not in OPEN or setup.status is not SetupStatus.IN_REVIEW:
+            raise DomainError(
+                ErrorCode.INVALID_STATE, f"setup task {task_id} is decided", field="taskId"
+            )
+        if current.paused_at is not None:
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                f"the clock of setup task {task_id} is already stopped "
+                f"({current.pause_reason}); resume it first",
+                field="taskId",
+            )
+        current.paused_at = now
+        current.pause_reason = reason
+        await current.save(update_fields=["paused_at", "pause_reason"])
+        await audit.record(
+            actor_id=viewer.user_id,
+            action="setup_task.pause",
+            entity_type="setup_task",
+            entity_id=current.id,
+            project_id=setup.project_id,
+            before={"paused": False},
+            after={"paused": True, "reason": reason, "note": note.strip()},
+        )
+    return current
+
+
+async def resume_setup_clock(*, viewer: Viewer, task_id: int, now: datetime) -> SetupTask:
+    """Restart a stopped clock: the deadline moves by the working days it stood; audited."""
+    task = await _own_task(viewer, task_id)
+    async with in_transaction():
+        setup, current = await _lock(task)
+        if current.paused_at is None:
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                f"the clock of setup task {task_id} is running",
+                field="taskId",
+            )
+        before = {"paused": True, "reason": current.pause_reason, "deadline": str(current.deadline)}
+        days = await _restart(current, now)
+        await audit.record(
+            actor_id=viewer.user_id,
+            action="setup_task.resume",
+            entity_type="setup_task",
+            entity_id=current.id,
+            project_id=setup.project_id,
+            before=before,
+            after={"paused": False, "deadline": str(current.deadline), "pausedWorkingDays": days},
+        )
+    return current
+
+
 async def _record(
     *,
     setup: CompanySetup,
@@ -75,6 +170,7 @@ async def _record(
     action: str,
     now: datetime,
 ) -> None:
+    await _restart(task, now)  # a decision ends a stopped clock
     task.status = TaskStatus.DECIDED
     task.decision = decision
     task.opinion = opinion
@@ -180,6 +276,7 @@ async def default_approve_setup_task(*, task_id: int, now: datetime) -> SetupTas
         if (
             current.status not in OPEN
             or setup.status is not SetupStatus.IN_REVIEW
+            or current.paused_at is not None
             or current.deadline >= local_day(now)
         ):
             return None

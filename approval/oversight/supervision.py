@@ -239,6 +239,7 @@ class _Scan:
         """Company setups: 超时默认 where the permit allows it, then warnings of open tasks."""
         due = await SetupTask.filter(
             status__in=OPEN,
+            paused_at__isnull=True,
             deadline__lt=self.today,
             setup__status=SetupStatus.IN_REVIEW,
             permit__default_approval=True,
@@ -267,7 +268,10 @@ class _Scan:
                 ]
             )
         rows = await SetupTask.filter(
-            status__in=OPEN, setup__status=SetupStatus.IN_REVIEW, deadline__lte=self.horizon
+            status__in=OPEN,
+            paused_at__isnull=True,  # a stopped clock neither warns nor runs late
+            setup__status=SetupStatus.IN_REVIEW,
+            deadline__lte=self.horizon,
         ).select_related("permit", "department", "setup")
         await self.warn(
             [

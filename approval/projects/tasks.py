@@ -25,7 +25,7 @@ from approval.core.calendar import calendar_for
 from approval.core.dates import CHINA, local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.core.workdays import CalendarUnknownError, WorkingCalendar
-from approval.review.rules import DEFAULT_OPINION, OPEN, most_severe
+from approval.review.rules import DEFAULT_OPINION, OPEN, most_severe, resumed_deadline
 from storage.enums import Decision, MaterialStatus, ProjectStatus, Role, StageStatus, TaskStatus
 from storage.models import (
     Material,
@@ -115,8 +115,9 @@ async def _restart_clock(
         return None, before
     pause = await TaskPause.filter(task_id=task.id, ended_at__isnull=True).order_by("-id").first()
     started = pause.started_at if pause is not None else task.paused_at
-    days = calendar.working_days_between(local_day(started), local_day(now))
-    task.deadline = calendar.add_working_days(task.deadline, days)
+    task.deadline, days = resumed_deadline(
+        deadline=task.deadline, stopped=started, resumed=now, calendar=calendar
+    )
     task.paused_at = None
     await task.save(update_fields=["deadline", "paused_at"])
     if pause is not None:

@@ -1,5 +1,7 @@
 """The rules of parallel review (分散审核、同步审批) that do not depend on what is reviewed.
 
+Also the arithmetic of a stopped clock: the deadline moves by the working days it stood.
+
 A case (a construction stage, a company setup) hands one task to each department at once;
 each task has a working-day deadline; a task is open until decided; when the last one is
 decided the case takes the most severe decision of all (fan-in), and it passes when that
@@ -9,12 +11,13 @@ decision is an approval. Construction stages and company setups both decide with
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import TypeVar
 
 from approval.core.calendar import calendar_for
+from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode
-from approval.core.workdays import CalendarUnknownError
+from approval.core.workdays import CalendarUnknownError, WorkingCalendar
 from storage.enums import Decision, TaskStatus
 
 K = TypeVar("K")
@@ -48,3 +51,13 @@ async def deadlines(
         return {key: calendar.add_working_days(today, days) for key, days in working_days.items()}
     except CalendarUnknownError as exc:
         raise DomainError(ErrorCode.CALENDAR_UNKNOWN, str(exc), field=field) from None
+
+
+def resumed_deadline(
+    *, deadline: date, stopped: datetime, resumed: datetime, calendar: WorkingCalendar
+) -> tuple[date, int]:
+    """A clock stopped (行政许可法 Art. 45) from ``stopped`` to ``resumed``: the deadline moves
+    later by the working days it stood still; returns the new deadline and those days. May
+    raise CalendarUnknownError."""
+    days = calendar.working_days_between(local_day(stopped), local_day(resumed))
+    return calendar.add_working_days(deadline, days), days
