@@ -52,6 +52,8 @@ class CheckResultNode:
     label: str = strawberry.field(description="检查项名称")
     unit: str | None = strawberry.field(description="实测单位")
     measurable: bool = strawberry.field(description="需实测数据")
+    minimum: float | None = strawberry.field(description="允许的最小实测值(规范要求); 无要求时为空")
+    maximum: float | None = strawberry.field(description="允许的最大实测值(规范要求); 无要求时为空")
     outcome: CheckOutcomeEnum | None  # type: ignore[valid-type]
     note: str
     measured: dict[str, Any] = strawberry.field(graphql_type=JSON, description="实测值")
@@ -178,6 +180,11 @@ async def _visible(viewer: Viewer, inspection_id: int) -> models.Inspection | No
         return None
 
 
+def _bound(value: object) -> float | None:
+    """A bound of a check's allowed range as kept in its template (absent: none)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 async def build_nodes(rows: list[models.Inspection], viewer: Viewer) -> list[InspectionNode]:
     """Nodes for many inspections in a fixed number of statements; the project of each is
     limited to what the visit needs where the viewer does not see the project itself."""
@@ -209,6 +216,8 @@ async def build_nodes(rows: list[models.Inspection], viewer: Viewer) -> list[Ins
                 label=str(spec.get("label", c.check_code)),
                 unit=spec.get("unit"),
                 measurable=bool(spec.get("measured", False)),
+                minimum=_bound(spec.get("min")),
+                maximum=_bound(spec.get("max")),
                 outcome=c.outcome,
                 note=c.note,
                 measured=dict(c.measured),

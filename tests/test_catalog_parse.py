@@ -630,6 +630,44 @@ def test_checklist_without_checks() -> None:
     assert error.line == line_of(text, "checks: []")
 
 
+def test_allowed_ranges_of_measured_checks(catalog: Catalog) -> None:
+    fire = {c.code: c for c in catalog.checklist("fire-acceptance").checks}
+    assert (fire["fire-lane"].minimum, fire["fire-lane"].maximum) == (4.0, None)
+    assert (fire["hydrant-pressure"].minimum, fire["hydrant-pressure"].maximum) == (0.1, 1.0)
+    assert (fire["alarm"].minimum, fire["alarm"].maximum) == (None, None)
+    text = edit(
+        "{code: height, label: 建筑高度, measured: true, unit: m}",
+        "{code: height, label: 建筑高度, measured: true, unit: m, min: -3, max: 99.5}",
+    )
+    height = next(c for c in parse_catalog(text).checklist("planning").checks if c.code == "height")
+    assert (height.minimum, height.maximum) == (-3.0, 99.5)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "reason"),
+    [
+        ("min: 5, max: 2", "allows no value: min 5 is above max 2"),
+        ("min: high", "min of a check of checklist planning must be a number"),
+        ("max: true", "max of a check of checklist planning must be a number"),
+    ],
+)
+def test_bad_allowed_range(bounds: str, reason: str) -> None:
+    text = edit(
+        "{code: height, label: 建筑高度, measured: true, unit: m}",
+        "{code: height, label: 建筑高度, measured: true, unit: m, " + bounds + "}",
+    )
+    error = refuse(text)
+    assert reason in error.reason
+    assert error.line == line_of(text, bounds)
+
+
+def test_allowed_range_of_an_unmeasured_check() -> None:
+    text = edit("{code: facade,", "{code: facade, min: 1,")
+    error = refuse(text)
+    assert "has an allowed range but is not measured" in error.reason
+    assert error.line == line_of(text, "{code: facade, min: 1,")
+
+
 def test_checklist_duplicate_check_codes() -> None:
     text = edit("{code: facade,", "{code: height,")
     error = refuse(text)

@@ -188,6 +188,27 @@ async def test_joint_acceptance_takes_each_departments_checklist_and_checks_the_
         ).count()
         == 7
     )
+    # each check with its unit and the allowed range of its measured value, when rules set one
+    checks = await gql(
+        "query($id: ID!) { inspection(id: $id) { departments { department { code } "
+        "checks { code unit measurable minimum maximum } } } }",
+        {"id": base64.b64encode(f"Inspection:{inspection.id}".encode()).decode()},
+        as_="supervisor",
+    )
+    by_code = {
+        c["code"]: c
+        for d in checks["data"]["inspection"]["departments"]
+        if d["department"]["code"] == "rfb"
+        for c in d["checks"]
+    }
+    assert by_code["roof-slab"] == {
+        "code": "roof-slab",
+        "unit": "mm",
+        "measurable": True,
+        "minimum": 250.0,
+        "maximum": None,
+    }
+    assert by_code["blast-doors"]["minimum"] is None and by_code["blast-doors"]["maximum"] is None
     with pytest.raises(DomainError) as again:
         await schedule_joint_acceptance(
             viewer=await clerk(),

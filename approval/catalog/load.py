@@ -167,6 +167,8 @@ def _region_levels(regions: Iterable[RegionSpec]) -> list[list[RegionSpec]]:
 def checklist_checks(spec: ChecklistSpec) -> list[dict[str, Any]]:
     return [
         {"code": c.code, "label": c.label, "measured": c.measured, "unit": c.unit}
+        | ({"min": c.minimum} if c.minimum is not None else {})
+        | ({"max": c.maximum} if c.maximum is not None else {})
         for c in spec.checks
     ]
 

@@ -119,6 +119,10 @@ class CheckSpec:
     label: str
     measured: bool
     unit: str | None = None
+    minimum: float | None = None
+    """The smallest measured value allowed (``min``), when the rules set one."""
+    maximum: float | None = None
+    """The largest measured value allowed (``max``), when the rules set one."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +314,15 @@ class CatalogReader:
             self.wrong_type(m, key, what, "a number")
         if value <= 0:
             self.fail(self.line_of(m, key), f"{key} of {what} must be positive", "fix the value")
+        return float(value)
+
+    def bound(self, m: LineMap, key: str, what: str) -> float | None:
+        """An optional bound of a measured value (any finite number, zero and below too)."""
+        if key not in m or m[key] is None:
+            return None
+        value = m[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            self.wrong_type(m, key, what, "a number")
         return float(value)
 
     def boolean(self, m: LineMap, key: str, what: str) -> bool:
@@ -730,16 +743,33 @@ class CatalogReader:
             checks: list[CheckSpec] = []
             for entry in check_entries:
                 check_what = f"a check of {what}"
-                self.keys(entry, check_what, ("code", "label", "measured"), ("unit",))
+                self.keys(entry, check_what, ("code", "label", "measured"), ("unit", "min", "max"))
                 unit = None
                 if "unit" in entry and entry["unit"] is not None:
                     unit = self.text(entry, "unit", check_what, 16)
+                measured = self.boolean(entry, "measured", check_what)
+                bounds = [self.bound(entry, key, check_what) for key in ("min", "max")]
+                if (bounds[0] is not None or bounds[1] is not None) and not measured:
+                    self.fail(
+                        self.line_of(entry, "min" if "min" in entry else "max"),
+                        f"{check_what} has an allowed range but is not measured",
+                        "set measured: true, or remove min and max",
+                    )
+                if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
+                    self.fail(
+                        self.line_of(entry, "min"),
+                        f"{check_what} allows no value: min {bounds[0]:g} is above max "
+                        f"{bounds[1]:g}",
+                        "swap or fix the bounds",
+                    )
                 checks.append(
                     CheckSpec(
                         code=self.code(entry, "code", check_what),
                         label=self.text(entry, "label", check_what),
-                        measured=self.boolean(entry, "measured", check_what),
+                        measured=measured,
                         unit=unit,
+                        minimum=bounds[0],
+                        maximum=bounds[1],
                     )
                 )
             self.unique(check_entries, [c.code for c in checks], f"check (in {what})")

@@ -34,6 +34,14 @@ async def test_checks_recorded_offline_survive_a_reload_and_sync(
         await tablet.note("fire-lane", "消防车道畅通, 宽度满足要求")
         await tablet.result("hydrant-pressure", "不合格")
         await tablet.measure("hydrant-pressure", "0.05")
+        # a value outside the allowed range (0.1 to 1.0 MPa) is marked at once, one inside not
+        hydrant = tablet.check("hydrant-pressure").locator("[data-outside]").first
+        await expect(hydrant).to_have_attribute("data-outside", "true")
+        await expect(hydrant).to_contain_text("低于允许最小值 0.1")
+        await expect(tablet.check("hydrant-pressure")).to_contain_text("允许 0.1–1 MPa")
+        await expect(tablet.check("fire-lane").locator("[data-outside]").first).to_have_attribute(
+            "data-outside", "false"
+        )
         await expect(tablet.page.locator("[data-test=pending]")).to_contain_text("待同步 5 项")
 
         # nothing reached the server while offline
@@ -105,6 +113,8 @@ async def test_a_refused_edit_is_shown_with_its_reason_and_later_edits_go_throug
         await refused.click()
         reason = tablet.page.locator("[data-test=refused-reason]").first
         await expect(reason).to_contain_text("at most 100")
+        await tablet.page.wait_for_timeout(400)  # the sheet's slide
+        await tablet.screenshot("field-refused-edit")
         await tablet.page.keyboard.press("Escape")
         await tablet.page.locator(".van-popup__close-icon").first.click()
 

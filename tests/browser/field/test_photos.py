@@ -69,6 +69,14 @@ async def test_a_photo_taken_offline_is_uploaded_once_after_a_reload(
         await tablet.context.set_offline(False)
         await expect(shown).to_have_attribute("data-state", "ready", timeout=10_000)
         await expect(tablet.page.locator("[data-test=photos-pending]")).to_contain_text("0 张")
+        await tablet.result("fire-lane", "合格")
+        await tablet.measure("fire-lane", "3.6")
+        await tablet.note("fire-lane", "东侧消防车道被临时材料占用, 净宽不足")
+        await tablet.result("hydrant-pressure", "合格")
+        await tablet.measure("hydrant-pressure", "0.35")
+        await tablet.check("fire-lane").scroll_into_view_if_needed()
+        await tablet.page.evaluate("window.scrollBy(0, -120)")
+        await tablet.screenshot("field-checklist-landscape")
 
         async def ready() -> dict[str, Any] | None:
             rows = await checks_of(office, inspection["id"])

@@ -9,7 +9,7 @@ export const MyInspectionsQuery = graphql(`
       departments {
         conclusion conclusionLabel
         department { code name shortName }
-        checks { code label unit measurable }
+        checks { code label unit measurable minimum maximum }
       }
       assignments { person { username displayName } department { code } }
     }
