@@ -244,7 +244,9 @@ class NotificationMutation:
     ) -> RateServicePayload:
         ctx = info.context
         row, errors = await attempt(
-            lambda: ratings.rate_service(code=code, score=score, comment=comment, now=ctx.now())
+            lambda: ratings.rate_service(
+                code=code, score=score, comment=comment, now=ctx.now(), client=ctx.client
+            )
         )
         if row is None or row.score is None or row.rated_at is None:
             return RateServicePayload(errors=errors)

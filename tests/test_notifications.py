@@ -176,7 +176,7 @@ async def test_accepting_and_completing_make_each_message_exactly_once(gql, cloc
     assert await moments() == ["rate", "ready", "received"]
     [rating] = await Rating.all()
     assert rating.stage_id == stage.id and rating.score is None
-    assert len(rating.code) == 6 and rating.code.isalnum() and rating.code.isupper()
+    assert len(rating.code) == 10 and rating.code.isalnum() and rating.code.isupper()
     ready = await Notification.get(moment="ready")
     assert "立项用地规划许可阶段已办结(结果: 准予许可)" in ready.text
     assert "领取" in ready.text

@@ -105,6 +105,22 @@ async def test_an_unknown_code_is_refused(gql, clock):
     assert error["code"] == "INVALID_INPUT"
 
 
+async def test_guessing_codes_is_throttled_and_long_codes_are_refused_cleanly(gql, clock):
+    _, code = await completed_with_code(gql, clock)
+    assert len(code) == 10  # 31^10 codes
+    [error] = (await rate(gql, "2026-371402-84-01-000001-TOO-LONG", 4))["errors"]
+    assert error["code"] == "NOT_FOUND"  # longer than any code: no lookup, no crash
+    codes = [(await rate(gql, f"GUESS{i:05d}", 4))["errors"][0]["code"] for i in range(12)]
+    assert codes[:4] == ["NOT_FOUND"] * 4  # one failure above, then four more are free
+    assert set(codes[4:]) == {"TOO_MANY_ATTEMPTS"}
+    # even the right code waits now, from this address; the rating is untouched
+    [error] = (await rate(gql, code, 5))["errors"]
+    assert error["code"] == "TOO_MANY_ATTEMPTS"
+    assert (await Rating.get(code=code)).rated_at is None
+    clock.now += timedelta(minutes=16)  # the window passed
+    assert (await rate(gql, code, 5))["errors"] == []
+
+
 async def test_a_second_rating_is_refused(gql, clock):
     _, code = await completed_with_code(gql, clock)
     assert (await rate(gql, code, 4))["errors"] == []

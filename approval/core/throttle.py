@@ -37,6 +37,7 @@ class Policy:
 
 ACCOUNT = Policy(free_failures=3, lock_after=10)
 ADDRESS = Policy(free_failures=10, lock_after=50)
+RATING = Policy(free_failures=5, lock_after=30)  # rating codes guessed from one address
 
 
 def account_key(username: str) -> str:
@@ -45,6 +46,10 @@ def account_key(username: str) -> str:
 
 def address_key(address: str | None) -> str:
     return f"address:{(address or 'unknown')[:180]}"
+
+
+def rating_key(address: str | None) -> str:
+    return f"rating:{(address or 'unknown')[:180]}"
 
 
 async def check(*, key: str, policy: Policy, now: datetime) -> None:

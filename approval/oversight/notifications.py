@@ -122,7 +122,7 @@ NO_PHONE = (
 NO_RECIPIENT = "the event names no department and no supervisor covers its region"
 
 RATING_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read out by phone
-RATING_CODE_LENGTH = 6
+RATING_CODE_LENGTH = 10  # 31^10 codes: guessing one, throttled per address, is hopeless
 
 
 def render(moment: str, **values: object) -> str:

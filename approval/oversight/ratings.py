@@ -13,7 +13,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from approval.core import audit
+from approval.core import audit, throttle
 from approval.core.access import Viewer, project_scope, require_role
 from approval.core.calendar import working_calendar
 from approval.core.dates import local_day
@@ -27,11 +27,17 @@ MAX_SCORE = 5
 BAD_SCORE = 2  # this or less opens a follow-up
 FOLLOW_UP_WORKING_DAYS = 15
 MAX_COMMENT = 1000
+MAX_CODE = 16  # the longest rating code the table holds (rating.code)
 MAX_NOTE = 2000
 
 
-async def rate_service(*, code: str, score: int, comment: str, now: datetime) -> Rating:
-    """Record the applicant's rating of the completed stage the code was sent for."""
+async def rate_service(
+    *, code: str, score: int, comment: str, now: datetime, client: str | None = None
+) -> Rating:
+    """Record the applicant's rating of the completed stage the code was sent for. Anyone may
+    try a code, so unknown codes are throttled per client address (TOO_MANY_ATTEMPTS)."""
+    key = throttle.rating_key(client)
+    await throttle.check(key=key, policy=throttle.RATING, now=now)
     if not MIN_SCORE <= score <= MAX_SCORE:
         raise invalid(
             f"score must be a whole number from {MIN_SCORE} (very dissatisfied) to "
@@ -47,8 +53,9 @@ async def rate_service(*, code: str, score: int, comment: str, now: datetime) ->
     normalized = "".join(code.split()).upper()
     if not normalized:
         raise invalid("give the rating code from the SMS", field="code")
-    rating = await Rating.get_or_none(code=normalized)
+    rating = await Rating.get_or_none(code=normalized) if len(normalized) <= MAX_CODE else None
     if rating is None:
+        await throttle.failed(key=key, policy=throttle.RATING, now=now)
         raise DomainError(
             ErrorCode.NOT_FOUND,
             f"rating code {normalized!r} is unknown; check the code in the SMS",
