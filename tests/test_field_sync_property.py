@@ -223,8 +223,8 @@ class Replica:
         if link.task is not None:
             await asyncio.wait_for(link.task, SETTLE_TIMEOUT)
 
-    def change(self, edit: Callable[[Doc], None]) -> None:
-        """A local edit; sent at once when connected, else kept for the next sync."""
+    def local(self, edit: Callable[[Doc], None]) -> list[bytes]:
+        """A local edit in one transaction: the updates it made (none sent)."""
         made: list[bytes] = []
         subscription = self.doc.observe(lambda event: made.append(event.update))
         try:
@@ -232,6 +232,11 @@ class Replica:
                 edit(self.doc)
         finally:
             self.doc.unobserve(subscription)
+        return made
+
+    def change(self, edit: Callable[[Doc], None]) -> None:
+        """A local edit; sent at once when connected, else kept for the next sync."""
+        made = self.local(edit)
         if self.link is not None and not self.link.closed:
             for update in made:
                 self.link.post(protocol.sync_update(update), update=True)
@@ -468,7 +473,7 @@ class Run:
         for _ in range(IN_FLIGHT_TURNS):
             await asyncio.sleep(0)
 
-    async def finish(self) -> None:
+    async def sync_all(self) -> None:
         """Every replica pushes, then every replica pulls; the server closes (rows flushed)."""
         assert self.server is not None
         for _ in range(2):
@@ -477,6 +482,9 @@ class Run:
                 await settle([replica])
                 await replica.disconnect()
         await self.close_server()
+
+    async def finish(self) -> None:
+        await self.sync_all()
         for replica in self.replicas:
             assert replica.errors == [], (replica.member.label, replica.errors)
             assert all(code in (1000, 1001) for code, _ in replica.closes), replica.closes
@@ -550,7 +558,10 @@ def expected_entries(doc: Doc) -> dict[str, Any]:
 
 
 async def play(world: World, count: int, steps: list[tuple[Any, ...]]) -> Run:
-    run = Run(world, count)
+    return await played(Run(world, count), steps)
+
+
+async def played(run: Run, steps: list[tuple[Any, ...]]) -> Run:
     await run.start()
     try:
         for number, step in enumerate(steps):
@@ -608,3 +619,211 @@ async def test_a_connection_still_opening_its_room_is_closed_by_a_restart(world:
     await run.close_server()  # bounded: fails with a TimeoutError if the connection lives on
     assert task.done() and replica.closes[-1][0] == 1001, replica.closes
     assert "shutting down" in replica.closes[-1][1]
+
+
+# --- hostile clients ---------------------------------------------------------------------------
+#
+# One more replica, an inspector of rfb who behaves as a hostile (or broken) stock client that
+# never recovers: it forges zjj's check and conclusion, writes values outside the layout, sends
+# edits that depend on refused or unsent ones (clock gaps), deletes zjj's rectifications,
+# replays and reorders its updates. Every one of its edits is invalid or depends on an invalid
+# one, so whatever the schedule, the server, every honest replica and the rows must hold
+# exactly the honest replicas' edits (and the layout), and every honest edit is kept.
+
+
+class Hostile(Replica):
+    """A replica that makes updates and chooses which to send, in which order."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.kept: list[bytes] = []  # every update it made, sent or not
+
+    def make(self, edit: Callable[[Doc], None]) -> bytes:
+        (update,) = self.local(edit)
+        self.kept.append(update)
+        return update
+
+    def send(self, *updates: bytes) -> None:
+        if self.link is not None and not self.link.closed:
+            for update in updates:
+                self.link.post(protocol.sync_update(update), update=True)
+
+
+def forge(hostile: Hostile, zjj_check: str, text: str) -> bytes:
+    def edit(doc: Doc) -> None:
+        zjj = doc.get("departments", type=Map)["zjj"]
+        zjj["checks"][zjj_check]["result"] = "pass"
+        zjj["checks"][zjj_check]["note"] = f"代签 {text}"
+        zjj["conclusion"]["result"] = "pass"
+        zjj["conclusion"]["signed_by"] = "验收员1-zjj"
+
+    return hostile.make(edit)
+
+
+def invalid_own(hostile: Hostile, check: str, pick: int) -> bytes:
+    def edit(doc: Doc) -> None:
+        item = doc.get("departments", type=Map)["rfb"]["checks"][check]
+        if pick % 3 == 0:
+            item["note"] = "长" * 4001
+        elif pick % 3 == 1:
+            item["result"] = "maybe"
+        else:
+            item["colour"] = "红"
+
+    return hostile.make(edit)
+
+
+def valid_own(hostile: Hostile, check: str, text: str) -> bytes:
+    def edit(doc: Doc) -> None:
+        doc.get("departments", type=Map)["rfb"]["checks"][check]["note"] = text
+
+    return hostile.make(edit)
+
+
+HOSTILE_STEP = st.tuples(st.just("hostile"), st.integers(0, 6), st.integers(0, 7), TEXT)
+HOSTILE_STEPS = st.lists(
+    st.one_of(
+        EDIT_STEP,
+        HOSTILE_STEP,
+        st.tuples(st.just("connect"), st.integers(0, 5)),
+        HOSTILE_STEP,
+        st.tuples(st.just("disconnect"), st.integers(0, 5)),
+        st.tuples(st.just("restart")),
+    ),
+    min_size=MIN_STEPS,
+    max_size=MAX_STEPS,
+)
+
+
+class HostileRun(Run):
+    """``Run`` with a hostile replica (the last one) next to 3 honest ones."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__(world, 3)
+        self.honest_made: list[bytes] = []
+
+    async def start(self) -> None:
+        await super().start()
+        member = self.world.members[1]  # an inspector of rfb, on the inspection document
+        access = await self.sync.access_for(member.viewer, member.doc_name)
+        assert access is not None and access.department_code == "rfb"
+        hostile = Hostile(member, access, 999_000 + self.world.examples, 0xFFFF, self.progress)
+        assert self.server is not None
+        hostile.connect(self.server)
+        await settle([hostile])
+        self.replicas.append(hostile)
+        for replica in self.replicas[:3]:  # record the honest replicas' own updates
+            original = replica.change
+
+            def change(
+                edit: Callable[[Doc], None],
+                replica: Replica = replica,
+                original: Callable[[Callable[[Doc], None]], None] = original,
+            ) -> None:
+                before = replica.doc.get_state()
+                original(edit)
+                self.honest_made.append(replica.doc.get_update(before))
+
+            replica.change = change  # type: ignore[method-assign]
+
+    @property
+    def hostile(self) -> Hostile:
+        hostile = self.replicas[-1]
+        assert isinstance(hostile, Hostile)
+        return hostile
+
+    async def step(self, step: tuple[Any, ...], number: int) -> None:
+        if step[0] == "edit" and step[1] % 4 == 3:
+            return  # step[1] 3: the hostile replica makes no honest edits
+        if step[0] != "hostile":
+            if step[0] in ("connect", "disconnect") and step[1] % 4 == 3:
+                step = (step[0], len(self.replicas) - 1)
+            elif step[0] in ("connect", "disconnect", "edit"):
+                step = (step[0], step[1] % 3, *step[2:])
+            await super().step(step, number)
+            return
+        _, action, pick, text = step
+        hostile = self.hostile
+        assert self.server is not None
+        hostile.connect(self.server)
+        zjj_checks, rfb_checks = self.world.members[0].checks, self.world.members[1].checks
+        zjj_check = zjj_checks[pick % len(zjj_checks)]
+        rfb_check = rfb_checks[pick % len(rfb_checks)]
+        if action == 0:  # a forged write to another department and its conclusion
+            hostile.send(forge(hostile, zjj_check, text))
+        elif action == 1:  # values outside the layout in its own section
+            hostile.send(invalid_own(hostile, rfb_check, pick))
+        elif action == 2:  # refused, then an edit that depends on it
+            bad = invalid_own(hostile, rfb_check, pick)
+            hostile.send(bad, valid_own(hostile, rfb_check, text))
+        elif action == 3:  # a clock gap: the invalid edit is never sent, the next one is
+            forge(hostile, zjj_check, text)
+            hostile.send(valid_own(hostile, rfb_check, text))
+        elif action == 4:  # deletes another department's rectification
+            items = hostile.doc.get("departments", type=Map)["zjj"]["rectifications"]
+            keys = sorted(items.keys())
+            if keys:
+                key = keys[pick % len(keys)]
+                hostile.send(hostile.make(lambda doc: items.pop(key)))
+            else:
+                hostile.send(forge(hostile, zjj_check, text))
+        elif action == 5 and hostile.kept:  # a replay of any of its earlier updates
+            hostile.send(hostile.kept[pick % len(hostile.kept)])
+        else:  # two forged edits, the later one first
+            first, second = forge(hostile, zjj_check, text), forge(hostile, zjj_check, text + "2")
+            hostile.send(second, first)
+        for _ in range(IN_FLIGHT_TURNS):
+            await asyncio.sleep(0)
+
+    async def finish(self) -> None:
+        await self.sync_all()
+        for replica in self.replicas[:3]:
+            assert replica.errors == [], (replica.member.label, replica.errors)
+        for replica in self.replicas:
+            assert all(code in (1000, 1001) for code, _ in replica.closes), replica.closes
+        if self.hostile.kept:
+            assert self.hostile.errors, "the hostile replica's updates were never refused"
+
+    async def check(self) -> None:
+        hostile = self.replicas.pop()  # its replica holds its refused edits: not compared
+        try:
+            await super().check()
+        finally:
+            self.replicas.append(hostile)
+        layout = await DocumentUpdate.filter(doc=self.world.members[0].doc_name).order_by("id")
+        inspection_doc = self.world.members[0].doc_name
+        expected: Doc = Doc()
+        expected.apply_update(bytes(layout[0].data))  # the server's layout, first in the log
+        for update in self.honest_made:
+            expected.apply_update(update)
+        final = await merged(
+            SyncServer(store=UpdateStore(), policy_for=self.sync.policy_for), inspection_doc
+        )
+        assert document_json(final)["departments"] == document_json(expected)["departments"]
+
+
+HOSTILE_EXAMPLE: list[tuple[Any, ...]] = [
+    ("connect", 0),
+    ("edit", 0, Edit(2, 0, "拆除临时建筑", False, 0.0)),
+    ("hostile", 2, 1, "依赖被拒"),
+    ("hostile", 3, 2, "时钟缺口"),
+    ("hostile", 4, 0, ""),
+    ("restart",),
+    ("hostile", 5, 1, ""),
+    ("hostile", 6, 3, "乱序"),
+    ("edit", 0, Edit(0, 1, "消防车道畅通", True, 4.0)),
+    ("hostile", 0, 0, "代签"),
+]
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=HOSTILE_STEPS)
+@example(steps=HOSTILE_EXAMPLE)
+async def test_hostile_clients_never_change_what_honest_ones_see(world: World, steps: Any) -> None:
+    await asyncio.wait_for(played(HostileRun(world), steps), 30)
