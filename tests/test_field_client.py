@@ -228,6 +228,30 @@ async def test_offline_edits_wait_in_the_outbox_and_reach_the_server_once(env: E
     assert await rows(doc_name) == 3
 
 
+async def test_the_tablet_checks_the_servers_layout_rules_before_it_records(env: Env) -> None:
+    """A value the server would refuse is refused on the tablet at once, with the server's
+    reason, and nothing is recorded (the two over-long offline notes of issue 9 never reach
+    the outbox)."""
+    doc_name = new_doc()
+    tablet = env.client()
+    await tablet.sync(doc_name)
+    before = tablet.open(doc_name).get_update()
+    with pytest.raises(FieldError, match=r"not recorded: .*note has 4001 characters; at most"):
+        tablet.record_check(doc_name, "zjj", "C01", "pass", note="长" * 4001)
+    with pytest.raises(FieldError, match=r"not recorded: .*must be a finite number"):
+        tablet.record_check(doc_name, "zjj", "C01", "pass", measured={"h": float("nan")})
+    with pytest.raises(FieldError, match=r"not recorded: .*measurement needs a name"):
+        tablet.record_check(doc_name, "zjj", "C01", "pass", measured={"": 1.0})
+    with pytest.raises(FieldError, match=r"not recorded: .*description has 4001 characters"):
+        tablet.add_rectification(doc_name, "zjj", "改" * 4001)
+    assert tablet.status(doc_name).pending == 0
+    assert tablet.open(doc_name).get_update() == before
+    tablet.record_check(doc_name, "zjj", "C01", "pass", note="长" * 4000)  # at the limit
+    assert tablet.status(doc_name).pending == 1
+    result = await tablet.sync(doc_name)
+    assert (result.acknowledged, result.refusals) == (1, [])
+
+
 async def test_two_offline_tablets_editing_different_checks_converge(env: Env) -> None:
     doc_name = new_doc()
     net_a, net_b = Network(), Network()

@@ -44,6 +44,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from approval.fieldwork.documents import (
     AGENCY_ROOT,
     CHECK_RESULT_LABELS,
+    DOCUMENT_ROOTS,
     ENTRY_KIND_LABELS,
     ENTRY_KINDS,
     INSPECTION_ROOT,
@@ -51,6 +52,8 @@ from approval.fieldwork.documents import (
     LayoutError,
     check_container,
     parse_doc_name,
+    validate_agency,
+    validate_inspection,
 )
 from clients.field import wire
 from clients.field.photos import (
@@ -456,6 +459,30 @@ class FieldClient:
         except LayoutError as error:
             raise FieldError(f"{error.reason} (in {doc_name}); sync to get the latest") from None
 
+    def _record(
+        self, doc_name: str, edit: Callable[[Doc], None], *, department: str | None
+    ) -> None:
+        """Apply ``edit`` to the local document after the server's own layout rules
+        (``approval.fieldwork.documents``) accepted it on a copy: a value the server would
+        refuse is refused here at once, before it is recorded, with the same reason."""
+        kind, _ = parse_doc_name(doc_name)
+        doc, _ = self._container(doc_name, lambda d: d.get(DOCUMENT_ROOTS[kind], type=Map))
+        after: Doc = Doc()
+        after.apply_update(doc.get_update())
+        try:
+            with after.transaction():
+                edit(after)
+            if kind == "inspection":
+                validate_inspection(
+                    doc, after, department_code=department, role="inspector", writable=True
+                )
+            else:
+                validate_agency(doc, after, role="agent", writable=True)
+        except LayoutError as error:
+            raise FieldError(f"not recorded: {error.reason}") from None
+        with doc.transaction():
+            edit(doc)
+
     def record_check(
         self,
         doc_name: str,
@@ -468,25 +495,31 @@ class FieldClient:
     ) -> None:
         """Set one check's result (pass/fail/not_applicable/rectify), note and measurements,
         with who and when; the check's containers come from the server's layout. Photos go
-        through ``add_photo``, which also queues their upload."""
+        through ``add_photo``, which also queues their upload. Checked first by the server's
+        layout rules (``FieldError`` with their reason)."""
         if result not in RESULT_LABELS:
             allowed = ", ".join(f"{k} ({v})" for k, v in RESULT_LABELS.items())
             raise FieldError(f"result {result!r} is not one of {allowed}")
-        doc, item = self._container(doc_name, lambda d: check_container(d, department, check))
-        measured_map = item.get("measured")
-        if not isinstance(measured_map, Map):
+        _, item = self._container(doc_name, lambda d: check_container(d, department, check))
+        if not isinstance(item.get("measured"), Map):
             raise FieldError(
                 f"{doc_name}: check {department}/{check} lacks its measured container; "
                 "sync to get the server's layout"
             )
-        with doc.transaction():
-            item["result"] = result
+        at = self._clock().isoformat()
+
+        def edit(doc: Doc) -> None:
+            target = check_container(doc, department, check)
+            target["result"] = result
             if note is not None:
-                item["note"] = note
+                target["note"] = note
+            measured_map = target["measured"]
             for name, value in (measured or {}).items():
                 measured_map[name] = float(value)
-            item["by"] = self.username
-            item["at"] = self._clock().isoformat()
+            target["by"] = self.username
+            target["at"] = at
+
+        self._record(doc_name, edit, department=department)
 
     def add_rectification(
         self, doc_name: str, department: str, description: str, *, due: date | None = None
@@ -500,13 +533,16 @@ class FieldClient:
                 raise LayoutError(f"{INSPECTION_ROOT}/{department}: no such section")
             return items
 
-        doc, items = self._container(doc_name, find)
+        self._container(doc_name, find)
         key = str(uuid.uuid4())
         values: dict[str, Any] = {"description": description, "done": False}
         if due is not None:
             values["due"] = due.isoformat()
-        with doc.transaction():
-            items[key] = Map(values)
+
+        def edit(doc: Doc) -> None:
+            find(doc)[key] = Map(values)
+
+        self._record(doc_name, edit, department=department)
         return key
 
     def add_agency_entry(
@@ -516,7 +552,7 @@ class FieldClient:
         if kind not in ENTRY_KINDS:
             allowed = ", ".join(f"{k} ({ENTRY_KIND_LABELS[k]})" for k in ENTRY_KINDS)
             raise FieldError(f"entry kind {kind!r} is not one of {allowed}")
-        doc, entries = self._container(doc_name, lambda d: d.get(AGENCY_ROOT, type=Map))
+        self._container(doc_name, lambda d: d.get(AGENCY_ROOT, type=Map))
         key = str(uuid.uuid4())
         values: dict[str, Any] = {
             "kind": kind,
@@ -526,8 +562,11 @@ class FieldClient:
         }
         if due is not None:
             values["due"] = due.isoformat()
-        with doc.transaction():
-            entries[key] = Map(values)
+
+        def edit(doc: Doc) -> None:
+            doc.get(AGENCY_ROOT, type=Map)[key] = Map(values)
+
+        self._record(doc_name, edit, department=None)
         return key
 
     # --- photos ----------------------------------------------------------------------------
