@@ -113,6 +113,9 @@ async def test_a_refused_edit_is_shown_with_its_reason_and_later_edits_go_throug
         await refused.click()
         reason = tablet.page.locator("[data-test=refused-reason]").first
         await expect(reason).to_contain_text("at most 100")
+        await expect(tablet.page.locator("[data-test=refused-list]")).to_contain_text(
+            "检查项「火灾自动报警系统运行正常」的照片"
+        )
         await tablet.page.wait_for_timeout(400)  # the sheet's slide
         await tablet.screenshot("field-refused-edit")
         await tablet.page.keyboard.press("Escape")
