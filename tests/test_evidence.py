@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
+import time
 import zlib
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -379,3 +380,23 @@ def test_corrupted_photos_give_evidence_or_an_evidence_error(
     for read in (read_evidence, make_thumbnail):
         with contextlib.suppress(EvidenceError):
             read(bytes(data))
+
+
+def test_a_huge_png_is_not_decoded_for_its_thumbnail() -> None:
+    """8000x8000 pixels in a PNG of a few hundred KiB: a full decode would take 192 MB of RGB
+    and seconds; the thumbnail refuses it at once, from the header."""
+    out = io.BytesIO()
+    Image.new("P", (8000, 8000), 3).save(out, "PNG")
+    data = out.getvalue()
+    assert len(data) < 400 * 1024
+    started = time.perf_counter()
+    with pytest.raises(EvidenceError, match="8000x8000"):
+        make_thumbnail(data)
+    assert time.perf_counter() - started < 0.2
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_size() -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (6000, 4500), (200, 30, 30)).save(out, "JPEG", quality=70)
+    thumbnail = Image.open(io.BytesIO(make_thumbnail(out.getvalue())))
+    assert max(thumbnail.size) == 320  # 27 megapixels, decoded at 1/8 within the budget

@@ -107,6 +107,12 @@ def read_evidence(data: bytes, *, default_tz: tzinfo = CHINA) -> PhotoEvidence:
     )
 
 
+# Pixels a thumbnail may decode. A JPEG is decoded at a reduced scale (draft: 1/2 to 1/8), so
+# any camera's photo fits; other formats decode at full size, so an 8000x8000 PNG of 182 KiB
+# (64 megapixels, 192 MB of RGB) is refused instead.
+DECODE_PIXEL_BUDGET = 24_000_000
+
+
 def make_thumbnail(data: bytes, *, max_side: int = 320, quality: int = 80) -> bytes:
     """A small upright RGB JPEG of the image in ``data``, longer side at most ``max_side``.
 
@@ -121,6 +127,13 @@ def make_thumbnail(data: bytes, *, max_side: int = 320, quality: int = 80) -> by
         raise ValueError(f"quality must be between 1 and 95, not {quality}")
     with _open(data) as image:
         image.draft("RGB", (max_side, max_side))
+        width, height = image.size  # what will be decoded: reduced already for a JPEG
+        if width * height > DECODE_PIXEL_BUDGET:
+            raise EvidenceError(
+                f"a thumbnail of this {image.format} would decode {width}x{height} pixels at "
+                f"full size, more than the {DECODE_PIXEL_BUDGET} allowed; send a JPEG (decoded "
+                "at reduced size) or a smaller image"
+            )
         try:
             image.load()
         except _PILLOW_ERRORS as error:
