@@ -343,3 +343,74 @@ export const MaterialFileQuery = graphql(`
     }
   }
 `)
+
+// --- company setup (企业设立 1+4+X) ---------------------------------------------------------
+
+export const SetupFlowGroupsQuery = graphql(`
+  query SetupFlowGroups {
+    setupFlowGroups { code name flows { code name businessTypes { code name } } }
+  }
+`)
+
+export const SetupPlanQuery = graphql(`
+  query SetupPlan($businessType: String!) {
+    setupPlan(businessType: $businessType) {
+      flow { code name }
+      coreDays xDays siteCheckDays
+      permits { code name core department siteCheck }
+      materials { code name core }
+    }
+  }
+`)
+
+export const CompanySetupsQuery = graphql(`
+  query CompanySetups {
+    companySetups {
+      code companyName flow status statusLabel coreDeadline xDeadline issuedAt
+      businessType { name }
+      tasks { taskId department statusLabel }
+    }
+  }
+`)
+
+export const AcceptCompanySetupMutation = graphql(`
+  mutation AcceptCompanySetup($input: AcceptCompanySetupInput!) {
+    acceptCompanySetup(input: $input) {
+      setup { code statusLabel }
+      errors { code field message }
+    }
+  }
+`)
+
+export const IssueCompanySetupMutation = graphql(`
+  mutation IssueCompanySetup($code: String!) {
+    issueCompanySetup(code: $code) {
+      setup { code statusLabel }
+      errors { code field message }
+    }
+  }
+`)
+
+export const SetupTasksQuery = graphql(`
+  query SetupTasks {
+    setupTasks { taskId permit core statusLabel deadline siteCheckDue siteCheckDoneAt }
+  }
+`)
+
+export const DecideSetupTaskMutation = graphql(`
+  mutation DecideSetupTask($input: DecideSetupTaskInput!) {
+    decideSetupTask(input: $input) {
+      setup { code statusLabel }
+      errors { code field message }
+    }
+  }
+`)
+
+export const RecordSetupSiteCheckMutation = graphql(`
+  mutation RecordSetupSiteCheck($taskId: Int!, $note: String!) {
+    recordSetupSiteCheck(taskId: $taskId, note: $note) {
+      setup { code }
+      errors { code field message }
+    }
+  }
+`)

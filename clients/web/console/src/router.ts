@@ -19,6 +19,8 @@ const routes: RouteRecordRaw[] = [
   { path: '/figures', component: () => import('./views/FiguresView.vue') },
   { path: '/follow-ups', component: () => import('./views/FollowUpsView.vue') },
   { path: '/mine', component: () => import('./views/MineView.vue') },
+  { path: '/setups', component: () => import('./views/SetupsView.vue') },
+  { path: '/setup-queue', component: () => import('./views/SetupQueueView.vue') },
   { path: '/:rest(.*)*', component: () => import('./views/NotFoundView.vue') },
 ]
 
