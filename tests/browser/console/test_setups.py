@@ -49,7 +49,8 @@ async def test_the_window_accepts_a_setup_departments_approve_and_it_is_issued_t
         await intake.get_by_label("联系人").fill("冯军")
         await intake.get_by_label("联系电话").fill("13805349999")
         await page.locator("[data-test=accept-setup]").click()
-        await expect(page.locator(".api-error")).to_contain_text("材料不齐, 不能受理")  # none ticked
+        refused = page.locator(".api-error")  # nothing ticked yet
+        await expect(refused).to_contain_text("材料不齐, 不能受理")
         boxes = page.locator("[data-test=setup-materials] .el-checkbox")
         for index in range(await boxes.count()):
             await boxes.nth(index).click()
