@@ -89,6 +89,14 @@ class FieldPolicy:
         except LayoutError as error:
             raise UpdateRefused(error.reason) from None
 
+    async def admit(
+        self, *, doc_name: str, changes: Sequence[ChangeEvent], access: FieldAccess
+    ) -> None:
+        try:
+            await self.documents.admit(doc_name=doc_name, changes=changes, access=access)
+        except LayoutError as error:
+            raise UpdateRefused(error.reason) from None
+
     async def materialise(self, *, doc_name: str, doc: Doc) -> None:
         """Rows from ``doc``; one materialisation of a document at a time (the room's debounced
         one and an editor's immediate one would otherwise race to create the same rows)."""

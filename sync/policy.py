@@ -11,7 +11,7 @@ judge an update by the changes the room collects while applying it, and, as a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pycrdt import Doc
 
@@ -66,6 +66,14 @@ class ObservingPolicy(DocumentPolicy, Protocol):
     update by update (never by groups). Optional."""
 
     def observed_roots(self, doc_name: str) -> tuple[str, ...]: ...
+
+
+class AdmittingPolicy(ObservingPolicy, Protocol):
+    """An observing policy that must also look something up (e.g. in the database) before an
+    update is kept: once ``validate`` passed, the room awaits ``admit`` with the update's
+    ``changes``; ``UpdateRefused`` refuses it as ``validate`` would. Optional."""
+
+    async def admit(self, *, doc_name: str, changes: list[Any], access: Access) -> None: ...
 
 
 class GroupPolicy(DocumentPolicy, Protocol):

@@ -198,6 +198,7 @@ class Room:
         self._roots: tuple[str, ...] = tuple(roots(name)) if roots is not None else ()
         self._groups = getattr(policy, "validates_groups", False) is True and not self._roots
         self._collector = _Collector()
+        self._admit = getattr(policy, "admit", None) if self._roots else None
         self._watching: dict[int, list[tuple[Map[Any], Subscription]]] = {}  # by id(copy)
 
     # --- life ------------------------------------------------------------------------------
@@ -439,16 +440,16 @@ class Room:
                 group = self._check_group(updates, access=access)
                 results = None if group is None else list(group)
                 if results is not None and ledger.held:
-                    self._settle(ledger, access=access)
+                    await self._settle(ledger, access=access)
             if results is None:
                 results = []
                 for number, update in enumerate(updates, first):
-                    result = self._judge(bytes(update), access=access, ledger=ledger)
+                    result = await self._admitted(bytes(update), access=access, ledger=ledger)
                     if result is HELD:
                         result = self._hold(ledger, number, bytes(update), transient)
                     results.append(result)
                     if ledger.held and result is not HELD:
-                        self._settle(ledger, access=access)
+                        await self._settle(ledger, access=access)
             batch = self._batch
             if not batch:
                 return results
@@ -514,7 +515,35 @@ class Room:
             "this one was not kept: send your whole document state (a sync step 2)",
         )
 
-    def _settle(self, ledger: Ledger, *, access: Access) -> None:
+    async def _admitted(self, update: bytes, *, access: Access, ledger: Ledger | None) -> Result:
+        """``_judge``, then, for a policy with an async ``admit`` (``sync.policy``), the
+        policy's look at what the kept update changed; an update it refuses is taken back out
+        of the running batch (the copies are rebuilt without it)."""
+        result = self._judge(update, access=access, ledger=ledger)
+        if result is not True or self._admit is None:
+            return result
+        try:
+            await self._admit(doc_name=self.name, changes=self._collector.changes, access=access)
+        except UpdateRefused as refusal:
+            self._batch.pop()  # the update just kept
+            self._forget_copies()
+            return self._remember(
+                ledger,
+                first_clocks(update),
+                Refused("invalid", str(refusal) or "the document policy refused it"),
+            )
+        except Exception:
+            log.exception("the policy of %s failed while admitting an update", self.name)
+            self._batch.pop()
+            self._forget_copies()
+            return Refused(
+                "internal_error",
+                "the server could not check this update and did not keep it; try again "
+                "later, and tell the administrator if it keeps happening",
+            )
+        return result
+
+    async def _settle(self, ledger: Ledger, *, access: Access) -> None:
         """Judge the ledger's held updates again, in order, until none moves on: each that
         no longer lacks anything is kept or refused as a whole, and its answer settled."""
         progress = True
@@ -522,7 +551,7 @@ class Room:
             progress = False
             for entry in list(ledger.held):
                 number, update = entry
-                result = self._judge(update, access=access, ledger=ledger)
+                result = await self._admitted(update, access=access, ledger=ledger)
                 if result is HELD:
                     continue
                 ledger.held.remove(entry)

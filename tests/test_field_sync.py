@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,7 +28,7 @@ from approval.fieldwork.inspections import assign_inspectors, schedule_joint_acc
 from server.app import create_app
 from server.settings import Settings
 from storage.db import open_database
-from storage.enums import CheckOutcome, InspectionStatus, ProjectStatus, StageStatus
+from storage.enums import CheckOutcome, InspectionStatus, ObjectKind, ProjectStatus, StageStatus
 from storage.models import (
     CheckResult,
     DocumentUpdate,
@@ -35,6 +36,7 @@ from storage.models import (
     InspectionDepartment,
     Project,
     Stage,
+    Upload,
     User,
 )
 from tests.conftest import Clock, GraphQLClient
@@ -438,3 +440,54 @@ async def test_a_refusal_does_not_poison_the_document(field: Field) -> None:
         )
 
     await eventually(rows_follow, "the rows", within=2.0)
+
+
+async def test_a_photo_uploaded_for_another_inspection_is_refused_in_the_document(
+    field: Field,
+) -> None:
+    """Issue 10, finding 5 (the validation side): a photo id that is the upload of another
+    inspection or project is refused; one not uploaded yet (the tablet uploads after it
+    syncs) and one uploaded for this inspection are kept."""
+    zjj = field.viewers["zjj"]
+    user = await User.get(username=zjj.username)
+    now = datetime.now(UTC)
+
+    async def upload(sha256: str, inspection_id: int | None) -> None:
+        await Upload.create(
+            id=uuid.uuid4(),
+            kind=ObjectKind.PHOTO,
+            sha256=sha256,
+            size_bytes=10,
+            declared_type="image/jpeg",
+            file_name="现场.jpg",
+            project_id=field.project_id,
+            inspection_id=inspection_id,
+            requested_by=user,
+            staging_key=f"staging/{uuid.uuid4()}",
+            requested_at=now,
+            expires_at=now + timedelta(hours=1),
+        )
+
+    foreign, pending, own = "a" * 64, "b" * 64, "c" * 64
+    await upload(foreign, None)  # a project's photo, of no inspection of this check
+    await upload(own, field.inspection.id)
+    tablet = await field.synced(zjj.username)
+
+    def attach(photo: str) -> Callable[[Doc], None]:
+        def edit(doc: Doc) -> None:
+            photos = section(doc, "zjj")["checks"]["fire-lane"]["photos"]
+            photos.append(photo)
+
+        return edit
+
+    refused = await tablet.change(attach(foreign))
+    await tablet.until(lambda: bool(tablet.errors), "the refusal")
+    [error] = tablet.errors
+    assert error.number == refused and "uploaded for another inspection or project" in error.reason
+    fresh = await field.synced(zjj.username)  # a fresh replica: the server's state
+    for photo in (pending, own):
+        number = await fresh.change(attach(photo))
+        await fresh.until(acked(fresh, number), f"the ack of {photo[:4]}")
+    assert fresh.errors == []
+    state = await server_state(field)
+    assert state["zjj"]["checks"]["fire-lane"]["photos"] == [pending, own]

@@ -639,6 +639,18 @@ def validate_inspection(
         _inspection_change(change, before_root, department_code)
 
 
+def added_photos(changes: Sequence[ChangeEvent]) -> dict[str, str]:
+    """The photo ids ``changes`` add to checks' photo lists, with where (path)."""
+    added: dict[str, str] = {}
+    for change in changes:
+        steps = _steps(change)
+        if isinstance(change, ArrayEvent) and len(steps) == 4 and steps[3] == "photos":
+            for step in getattr(change, "delta"):  # noqa: B009
+                for value in step.get("insert", ()):
+                    added.setdefault(str(value), "/".join([INSPECTION_ROOT, *steps]))
+    return added
+
+
 def validate_agency(
     before: Doc,
     after: Doc,

@@ -31,6 +31,7 @@ from approval.fieldwork.documents import (
     AgencyLayout,
     ChangeEvent,
     LayoutError,
+    added_photos,
     check_container,
     conclusion_container,
     inspection_doc_name,
@@ -51,7 +52,7 @@ from approval.fieldwork.inspections import (
     mark_in_progress,
     record_conclusion,
 )
-from storage.enums import CheckOutcome, Conclusion
+from storage.enums import CheckOutcome, Conclusion, ObjectKind
 from storage.models import (
     AgencyEntry,
     CheckResult,
@@ -59,6 +60,7 @@ from storage.models import (
     InspectionDepartment,
     Project,
     Rectification,
+    Upload,
     User,
 )
 
@@ -155,6 +157,30 @@ class FieldDocuments:
             validate_agency(
                 before, after, role=access.role, writable=access.writable, changes=changes
             )
+
+    async def admit(
+        self, *, doc_name: str, changes: Sequence[ChangeEvent], access: FieldAccess
+    ) -> None:
+        """What validation cannot see: a photo id added to a check must not be the upload of
+        another inspection or project (an id not uploaded yet is fine: tablets sync the
+        document before they upload, and GraphQL shows it as pending)."""
+        kind, key = parse_doc_name(doc_name)
+        added = added_photos(changes) if kind == "inspection" else {}
+        if not added:
+            return
+        targets: dict[str, set[int | None]] = {}
+        for sha256, inspection_id in await Upload.filter(
+            sha256__in=sorted(added), kind=ObjectKind.PHOTO
+        ).values_list("sha256", "inspection_id"):
+            targets.setdefault(str(sha256), set()).add(inspection_id)
+        for photo, where in sorted(added.items()):
+            owners = targets.get(photo)
+            if owners and key not in owners:
+                raise LayoutError(
+                    f"{where}: photo {photo[:12]}... was uploaded for another inspection or "
+                    "project; attach a photo taken for this check (its upload names this "
+                    "inspection)"
+                )
 
     async def materialise(self, *, doc_name: str, doc: Doc) -> None:
         kind, key = parse_doc_name(doc_name)
