@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -148,7 +148,7 @@ class Desk:
 
 @contextlib.asynccontextmanager
 async def serving_office(
-    database: str, tmp_path: Path, *, supervise_seconds: int = 0
+    database: str, tmp_path: Path, *, supervise_seconds: int = 0, web_dir: Path | None = None
 ) -> AsyncIterator[Office]:
     """The whole app on the test database with the demo seeded as of DEMO_NOW."""
     await seed_demo(now=DEMO_NOW)
@@ -166,6 +166,8 @@ async def serving_office(
         object_dir=tmp_path / "objects",
         token_ttl=timedelta(days=60),  # tests move the clock by days
     )
+    if web_dir is not None:
+        settings = replace(settings, web_dir=web_dir)
     app = create_app(settings, clock=running, on_supervision_events=on_events)
     try:
         async with serving(app) as base:

@@ -21,7 +21,7 @@ from approval.demo import DEMO_PASSWORD
 from tests.browser.console.conftest import DEMO_NOW, Office, serving_office
 from tests.browser_support import ARTIFACTS, launched_browser, skip_without_browser
 
-__all__ = ["DEMO_NOW", "Office", "Tablet"]
+__all__ = ["DEMO_NOW", "Office", "Tablet", "serving_office"]
 
 LANDSCAPE = {"width": 1280, "height": 800}
 PORTRAIT = {"width": 800, "height": 1280}
