@@ -131,7 +131,9 @@ class PhotoNode:
         )
 
 
-async def photos_of(info: Info, photo_ids: list[str]) -> list[PhotoNode]:
-    """The photos a check refers to, in its order; one query per request for all checks."""
-    rows = await info.context.loaders.photo_by_id.load_many(photo_ids)
+async def photos_of(info: Info, inspection_id: int, photo_ids: list[str]) -> list[PhotoNode]:
+    """The photos a check of ``inspection_id`` refers to, in its order, READY only when
+    uploaded for that inspection; one query per request for all checks."""
+    keys = [(inspection_id, photo_id) for photo_id in photo_ids]
+    rows = await info.context.loaders.photo_by_id.load_many(keys)
     return [PhotoNode.of(i, row) for i, row in zip(photo_ids, rows, strict=True)]

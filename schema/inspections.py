@@ -58,12 +58,13 @@ class CheckResultNode:
     note: str
     measured: dict[str, Any] = strawberry.field(graphql_type=JSON, description="实测值")
     photo_ids: list[str]
+    inspection_id: strawberry.Private[int]
     recorded_by: str
     recorded_at: datetime | None
 
     @strawberry.field(description="证据照片; 尚未上传的显示为待上传")
     async def photos(self, info: Info) -> list[PhotoNode]:
-        return await photos_of(info, self.photo_ids)
+        return await photos_of(info, self.inspection_id, self.photo_ids)
 
     @strawberry.field(description="合格/不合格/不适用/需整改")
     def outcome_label(self) -> str | None:
@@ -222,6 +223,7 @@ async def build_nodes(rows: list[models.Inspection], viewer: Viewer) -> list[Ins
                 note=c.note,
                 measured=dict(c.measured),
                 photo_ids=list(c.photo_ids),
+                inspection_id=c.inspection_id,
                 recorded_by=c.recorded_by,
                 recorded_at=c.recorded_at,
             )

@@ -10,7 +10,7 @@ from typing import TypeVar
 from strawberry.dataloader import DataLoader
 from tortoise.models import Model
 
-from storage.enums import ObjectKind
+from storage.enums import ObjectKind, UploadStatus
 from storage.models import (
     AuditEvent,
     Enterprise,
@@ -20,6 +20,7 @@ from storage.models import (
     StoredObject,
     SupplementRequest,
     Task,
+    Upload,
     User,
 )
 
@@ -58,10 +59,19 @@ async def _current_tasks(keys: Sequence[tuple[int, int]]) -> list[list[Task]]:
     return [groups[k] for k in keys]
 
 
-async def _photos(ids: Sequence[str]) -> list[StoredObject | None]:
-    """Stored photos by photo id (the SHA-256 of the bytes); None: not uploaded yet."""
-    rows = {r.sha256: r for r in await StoredObject.filter(kind=ObjectKind.PHOTO, sha256__in=ids)}
-    return [rows.get(i) for i in ids]
+async def _photos(keys: Sequence[tuple[int, str]]) -> list[StoredObject | None]:
+    """Stored photos by (inspection, photo id: the SHA-256 of the bytes), counted only where
+    a confirmed upload delivered them for that inspection; None: not uploaded for it (yet).
+    Knowing another inspection's photo id shows nothing."""
+    uploads = await Upload.filter(
+        kind=ObjectKind.PHOTO,
+        status=UploadStatus.CONFIRMED,
+        inspection_id__in={inspection for inspection, _ in keys},
+        sha256__in={photo for _, photo in keys},
+        object_id__not_isnull=True,
+    ).select_related("object")
+    rows = {(u.inspection_id, u.sha256): u.object for u in uploads}
+    return [rows.get(key) for key in keys]
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ class Loaders:
     versions_by_material: DataLoader[int, list[MaterialVersion]]
     supplements_by_task: DataLoader[int, list[SupplementRequest]]
     audit_by_project: DataLoader[int, list[AuditEvent]]
-    photo_by_id: DataLoader[str, StoredObject | None]
+    photo_by_id: DataLoader[tuple[int, str], StoredObject | None]
     stored_object: DataLoader[int, StoredObject | None]
 
 

@@ -293,6 +293,41 @@ async def test_a_check_shows_pending_photos_until_their_bytes_arrive(
     assert (await files.fetch(ready["url"])).content == data
 
 
+async def test_a_photo_of_another_inspection_is_never_shown_ready(
+    files: Files, site: dict[str, Any], gql: Any, clock: Any
+) -> None:
+    """An inspector puts another project's photo id into a check of their own inspection:
+    the photo stays PENDING there, without a URL, while its own inspection shows it."""
+    data = photo(9)
+    sha = hashlib.sha256(data).hexdigest()
+    await files.deliver(data, as_="inspector", target=site["target"])
+    other = await create_project(gql, name="另一个项目")
+    theirs = await schedule_site_check(
+        viewer=await clerk(), project_id=db_id(other["id"]), department_codes=["zjj"], now=clock()
+    )
+    await assign_inspectors(
+        viewer=await clerk(), inspection_id=theirs.id, usernames=["inspector"], now=clock()
+    )
+    check = await CheckResult.filter(inspection_id=theirs.id).order_by("id").first()
+    assert check is not None
+    await CheckResult.filter(id=check.id).update(photo_ids=[sha])  # the borrowed id
+
+    async def shown(inspection_id: int, code: str) -> dict[str, Any]:
+        gid = base64.b64encode(f"Inspection:{inspection_id}".encode()).decode()
+        data_ = await files.gql(CHECK_PHOTOS, {"id": gid}, as_="supervisor")
+        checks = data_["inspection"]["departments"][0]["checks"]
+        return next(c for c in checks if c["code"] == code)["photos"][0]  # type: ignore[no-any-return]
+
+    borrowed = await shown(theirs.id, check.check_code)
+    assert borrowed["status"] == "PENDING" and borrowed["url"] is None
+    assert borrowed["thumbnailUrl"] is None
+    await CheckResult.filter(
+        inspection_id=site["inspection_id"], check_code=site["check_code"]
+    ).update(photo_ids=[sha])
+    own = await shown(site["inspection_id"], site["check_code"])
+    assert own["status"] == "READY" and (await files.fetch(own["url"])).content == data
+
+
 MATERIAL_TARGET_TYPE = "business-license"
 
 
