@@ -196,6 +196,28 @@ async def test_a_refused_update_is_not_kept_and_others_keep_syncing(start: Start
     assert len(await env.rows()) == 2
 
 
+async def test_a_stock_client_insisting_on_a_refused_change_never_makes_anyone_diverge(
+    start: Start,
+) -> None:
+    """A plain Yjs client (no ?ack=1) keeps its refused change and keeps editing: each of its
+    later updates depends on the refused one and is answered permission-denied with the same
+    reason; nothing of it is stored or broadcast; fresh clients all see the same document."""
+    env = await start()
+    stock = await env.synced(ack=False)
+    other = await env.synced("writer2")
+    await stock.change(set_key("forbidden", True))
+    for number in range(3):
+        await stock.change(set_key(f"later{number}", number))
+    await stock.send_update(stock.doc.get_update())  # and its whole state, as on a reconnect
+    await stock.until(lambda: len(stock.denied) == 5, "five permission-denied answers")
+    assert len(set(stock.denied)) == 1 and "'forbidden' may not be set" in stock.denied[0]
+    assert await env.rows() == []
+    await other.change(set_key("ok", 1))
+    fresh = [await env.synced("writer2") for _ in range(2)]
+    for client in [other, *fresh]:
+        await client.until(lambda client=client: client.map() == {"ok": 1.0}, "the document")
+
+
 async def test_read_only_connections_cannot_write(start: Start) -> None:
     env = await start()
     writer = await env.synced()
