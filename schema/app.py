@@ -29,6 +29,7 @@ from schema.catalog_cache import CatalogCache
 from schema.company import CompanyMutation, CompanyQuery
 from schema.context import Context
 from schema.errors import TypedErrors, should_mask
+from schema.files import DownloadAudit
 from schema.inspections import InspectionMutation, InspectionQuery
 from schema.limits import (
     BudgetedSchema,
@@ -94,6 +95,7 @@ def build_schema(
             lambda: RequestGuard(limits, refused),
             *([] if introspection else [lambda: AddValidationRules([NoIntrospection])]),
             TypedErrors,
+            DownloadAudit,
             lambda: MaskErrors(should_mask_error=should_mask),
             *timing,
         ],

@@ -51,6 +51,8 @@ class Context:
     client: str | None = None
     # Seconds a throttled login's answer is held (schema.limits.RequestLimits).
     refusal_pause: float = 0.0
+    # Download URLs handed out by this request (audited once at its end: schema.files).
+    downloads: list[str] = field(default_factory=list)
 
     def require_viewer(self) -> Viewer:
         """The viewer, or the DomainError that says why there is none (for mutations)."""

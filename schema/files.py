@@ -7,13 +7,16 @@ and they are never stored.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from enum import Enum
 
 import strawberry
+from strawberry.extensions import SchemaExtension
 
+from approval.core import audit
 from approval.files import uploads
-from schema.context import Info
+from schema.context import Context, Info
 from storage import models
 
 
@@ -30,6 +33,7 @@ async def _url(info: Info, key: str, *, file_name: str, content_type: str) -> st
     ctx = info.context
     if ctx.objects is None:
         return None
+    ctx.downloads.append(key)
     return await uploads.download_url(
         store=ctx.objects,
         key=key,
@@ -38,6 +42,24 @@ async def _url(info: Info, key: str, *, file_name: str, content_type: str) -> st
         rules=ctx.upload_rules,
         now=ctx.now(),
     )
+
+
+class DownloadAudit(SchemaExtension):
+    """One audit record per request that handed out download URLs: who got links to which
+    stored objects (the bytes then come straight from the object store, unseen by the server)."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        ctx = self.execution_context.context
+        if isinstance(ctx, Context) and ctx.downloads and ctx.viewer is not None:
+            keys = sorted(set(ctx.downloads))
+            await audit.record(
+                actor_id=ctx.viewer.user_id,
+                action="file.download",
+                entity_type="stored_object",
+                entity_id=0,
+                after={"count": len(keys), "keys": keys[:100]},
+            )
 
 
 @strawberry.type(name="StoredFile", description="对象存储中的文件(按内容寻址)")

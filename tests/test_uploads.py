@@ -20,7 +20,7 @@ from approval.fieldwork.inspections import assign_inspectors, schedule_site_chec
 from approval.files.uploads import MB, UploadRules, object_key
 from storage.enums import ObjectKind, Role
 from storage.local_store import LocalObjectStore
-from storage.models import CheckResult, MaterialVersion, StoredObject, Upload
+from storage.models import AuditEvent, CheckResult, MaterialVersion, StoredObject, Upload, User
 from storage.objects import ObjectStore
 from tests.fieldwork_support import clerk
 from tests.helpers import create_project, db_id
@@ -368,6 +368,12 @@ async def test_a_material_file_is_one_version_and_one_object(
     assert len(versions) == 1 and versions[0]["fileName"] == "许可证.pdf"
     assert (await files.fetch(versions[0]["file"]["url"])).content == PDF
     assert await MaterialVersion.filter(upload_id=upload["id"]).count() == 1
+    # every request that handed out download links is audited: who, which objects
+    key = object_key(ObjectKind.MATERIAL, hashlib.sha256(PDF).hexdigest())
+    given = await AuditEvent.filter(action="file.download").order_by("id")
+    clerk_id = (await User.get(username="clerk")).id
+    assert given and {e.actor_id for e in given} == {clerk_id}
+    assert all(e.after["keys"] == [key] for e in given)
     # A program is not a material either, and an unconfirmed upload makes no version.
     asked = await files.request(PROGRAM, as_="clerk", target=target)
     await files.put(asked["ticket"], PROGRAM)
