@@ -433,7 +433,11 @@ async def test_a_setups_commitment_is_chased_and_the_applicant_reminded(gql, tok
 
 
 async def test_a_stopped_clock_moves_the_deadline_and_silences_the_supervisor(gql, tokens):
+    from approval.company.review import resume_setup_clock
+    from approval.core.auth import viewer_of
+    from approval.oversight.setup_figures import setup_figures
     from approval.oversight.supervision import SupervisionSettings, supervise
+    from storage.models import User
     from tests.supervision_support import at
 
     setup = await accept(gql)
@@ -456,12 +460,12 @@ async def test_a_stopped_clock_moves_the_deadline_and_silences_the_supervisor(gq
     fired = await supervise(now=at("2026-03-09"), settings=SupervisionSettings())
     keys = {e.key for e in fired}
     assert f"setup_task:{ids['business_license']}:red" not in keys  # stopped: no warning
+    chief = await viewer_of(await User.get(username="supervisor"))
+    figures = await setup_figures(viewer=chief, now=at("2026-03-09"))
+    [gongshang] = [f for f in figures.departments if f.department_code == "gongshang"]
+    assert gongshang.open_now == 1 and gongshang.overdue_now == 0  # its clock stands still
     assert f"setup_task:{ids['organization_code']}:default_approved" in keys
     # Stopped Monday 2 March, resumed Monday 9 March: 5 working days, 6 March -> 13 March.
-    from approval.company.review import resume_setup_clock
-    from approval.core.auth import viewer_of
-    from storage.models import User
-
     reviewer = await viewer_of(await User.get(username="r-gongshang"))
     resumed = await resume_setup_clock(
         viewer=reviewer, task_id=ids["business_license"], now=at("2026-03-09")

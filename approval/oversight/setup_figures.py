@@ -82,7 +82,9 @@ async def setup_figures(*, viewer: Viewer, now: datetime, month: str | None = No
             ),
             default_approved=sum(1 for t in by_department.get(i, []) if t.default_approved),
             open_now=len(open_by.get(i, [])),
-            overdue_now=sum(1 for t in open_by.get(i, []) if t.deadline < today),
+            overdue_now=sum(
+                1 for t in open_by.get(i, []) if t.paused_at is None and t.deadline < today
+            ),
         )
         for i in ids
     ]
@@ -161,7 +163,11 @@ async def setup_ledger_rows(
             permits=len(tasks[s.id]),
             decided=sum(1 for t in tasks[s.id] if t.decided_at is not None),
             default_approved=sum(1 for t in tasks[s.id] if t.default_approved),
-            overdue_open=sum(1 for t in tasks[s.id] if t.status in OPEN and t.deadline < today),
+            overdue_open=sum(
+                1
+                for t in tasks[s.id]
+                if t.status in OPEN and t.paused_at is None and t.deadline < today
+            ),
         )
         for s in rows
     ]
