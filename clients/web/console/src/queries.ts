@@ -414,3 +414,12 @@ export const RecordSetupSiteCheckMutation = graphql(`
     }
   }
 `)
+
+/** Ends this session on the server too: the token is revoked, not only forgotten here. */
+export const LogoutMutation = graphql(`
+  mutation Logout {
+    logout {
+      ok
+    }
+  }
+`)
