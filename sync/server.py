@@ -28,7 +28,7 @@ log = logging.getLogger("onewindow.sync.server")
 
 # Websocket close codes (4000-4999 are the application's).
 CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
+CLOSE_SERVICE_RESTART = 1012  # shutting down: clients retry, behind a balancer on another instance
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_INTERNAL_ERROR = 1011
@@ -400,7 +400,7 @@ class SyncServer:
             await connection.finish(self.close_timeout)
             return
         except ServerClosing as error:
-            connection.close(CLOSE_GOING_AWAY, str(error))
+            connection.close(CLOSE_SERVICE_RESTART, str(error))
             await connection.finish(self.close_timeout)
             return
         except Exception as error:
@@ -579,7 +579,7 @@ class SyncServer:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._catching_up
         for connection in list(self._connections):
-            connection.close(CLOSE_GOING_AWAY, "the server is shutting down; reconnect later")
+            connection.close(CLOSE_SERVICE_RESTART, "the server is shutting down; reconnect later")
         for timer in self._idle.values():
             timer.cancel()
         self._idle.clear()

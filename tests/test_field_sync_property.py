@@ -487,7 +487,7 @@ class Run:
         await self.sync_all()
         for replica in self.replicas:
             assert replica.errors == [], (replica.member.label, replica.errors)
-            assert all(code in (1000, 1001) for code, _ in replica.closes), replica.closes
+            assert all(code in (1000, 1012) for code, _ in replica.closes), replica.closes
 
     async def check(self) -> None:
         store_view = SyncServer(store=UpdateStore(), policy_for=self.sync.policy_for)
@@ -617,7 +617,7 @@ async def test_a_connection_still_opening_its_room_is_closed_by_a_restart(world:
     assert replica.link is not None and replica.link.task is not None
     task = replica.link.task
     await run.close_server()  # bounded: fails with a TimeoutError if the connection lives on
-    assert task.done() and replica.closes[-1][0] == 1001, replica.closes
+    assert task.done() and replica.closes[-1][0] == 1012, replica.closes
     assert "shutting down" in replica.closes[-1][1]
 
 
@@ -780,7 +780,7 @@ class HostileRun(Run):
         for replica in self.replicas[:3]:
             assert replica.errors == [], (replica.member.label, replica.errors)
         for replica in self.replicas:
-            assert all(code in (1000, 1001) for code, _ in replica.closes), replica.closes
+            assert all(code in (1000, 1012) for code, _ in replica.closes), replica.closes
         if self.hostile.kept:
             assert self.hostile.errors, "the hostile replica's updates were never refused"
 

@@ -396,7 +396,7 @@ async def test_closing_the_server_flushes_and_says_goodbye(start: Start) -> None
     await env.server.close()
     assert env.policy.materialised == [(env.doc, {"k": "v"})]
     code, reason = await a.until_closed()
-    assert code == 1001 and "shutting down" in reason
+    assert code == 1012 and "shutting down" in reason
 
 
 async def test_one_broken_room_does_not_affect_others(start: Start) -> None:
