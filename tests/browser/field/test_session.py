@@ -59,6 +59,16 @@ async def test_an_expired_login_keeps_the_edits_and_sends_them_after_the_next_lo
         await eventually(sent, "the edits made before the login expired, as rows")
         await expect(tablet.page.locator("[data-test=expired]")).to_have_count(0)
         await expect(tablet.page.locator("[data-test=pending]")).to_contain_text("待同步 0 项")
+
+        # online, logging out revokes the token on the server too
+        saved = await tablet.page.evaluate("localStorage.getItem('onewindow.field.session')")
+        token = json.loads(saved)["token"]
+        assert "errors" not in await office.post("query { viewer { username } }", token=token)
+        await tablet.page.locator("[data-test=logout]").click()
+        await tablet.page.locator("[data-test=logout-confirmed]").click()
+        await expect(tablet.page.get_by_role("button", name="登录")).to_be_visible()
+        refused = await office.post("query { viewer { username } }", token=token)
+        assert refused["errors"][0]["extensions"]["code"] in ("UNAUTHENTICATED", "TOKEN_EXPIRED")
     finally:
         await tablet.close()
 
