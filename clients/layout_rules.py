@@ -35,6 +35,7 @@ from approval.fieldwork.documents import (
     MAX_PHOTOS,
     MAX_TEXT,
     PHOTO_ID,
+    POSITION_BOUNDS,
     RECTIFICATION_KEYS,
     SECTION_KEYS,
     InspectionLayout,
@@ -59,6 +60,10 @@ FIELDS: dict[str, dict[str, dict[str, Any]]] = {
         "photos": {"type": "photos", "max": MAX_PHOTOS},
         "by": {"type": "text", "max": MAX_NAME},
         "at": {"type": "datetime"},
+        **{
+            key: {"type": "number", "min": low, "max": high}
+            for key, (low, high) in POSITION_BOUNDS.items()
+        },
     },
     "rectification": {
         "description": {"type": "text", "max": MAX_TEXT},
@@ -202,6 +207,9 @@ def _candidates(spec: dict[str, Any], vocabularies: dict[str, list[str]]) -> lis
         return ["2026-03-20", "", "2026-02-29", "2028-02-29", "2026-13-01", "next week", 1]
     if kind == "boolean":
         return [True, False, "true", 1, 0]
+    if kind == "number":
+        low, high = spec["min"], spec["max"]
+        return [low, high, (low + high) / 2, 12, low - 0.001, high + 0.001, "12", True]
     return []
 
 

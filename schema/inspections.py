@@ -61,6 +61,9 @@ class CheckResultNode:
     inspection_id: strawberry.Private[int]
     recorded_by: str
     recorded_at: datetime | None
+    position: CheckPositionNode | None = strawberry.field(
+        description="记录时的位置; 平板未能定位时为空"
+    )
 
     @strawberry.field(description="证据照片; 尚未上传的显示为待上传")
     async def photos(self, info: Info) -> list[PhotoNode]:
@@ -69,6 +72,13 @@ class CheckResultNode:
     @strawberry.field(description="合格/不合格/不适用/需整改")
     def outcome_label(self) -> str | None:
         return CHECK_RESULT_LABELS[self.outcome] if self.outcome else None
+
+
+@strawberry.type(name="CheckPosition", description="记录检查项时平板所在位置 (WGS 84)")
+class CheckPositionNode:
+    latitude: float = strawberry.field(description="纬度")
+    longitude: float = strawberry.field(description="经度")
+    accuracy: float | None = strawberry.field(description="定位精度 (米); 未知时为空")
 
 
 @strawberry.type(name="Rectification", description="整改事项")
@@ -226,6 +236,7 @@ async def build_nodes(rows: list[models.Inspection], viewer: Viewer) -> list[Ins
                 inspection_id=c.inspection_id,
                 recorded_by=c.recorded_by,
                 recorded_at=c.recorded_at,
+                position=CheckPositionNode(**c.position) if c.position else None,
             )
         )
     rects_of: dict[tuple[int, int | None], list[RectificationNode]] = defaultdict(list)

@@ -743,6 +743,8 @@ class CheckResult(Model):
     photo_ids: fields.JSONField[list[str]] = fields.JSONField(default=list)
     recorded_by = fields.CharField(max_length=64, default="")
     recorded_at = fields.DatetimeField(null=True)
+    # {"latitude", "longitude", "accuracy"}: where the tablet was when the check was recorded
+    position: fields.JSONField[dict[str, Any] | None] = fields.JSONField(null=True)
 
     class Meta:
         table = "check_result"

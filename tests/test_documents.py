@@ -409,3 +409,40 @@ def test_validation_reads_only_what_the_update_changed(monkeypatch: pytest.Monke
         validate_inspection(
             before, after, department_code="d1", role="inspector", writable=True, changes=changes
         )
+
+
+def test_a_check_keeps_where_the_tablet_was_within_bounds():
+    before = server_doc()
+
+    def located(**values: object) -> Callable[[Doc], None]:
+        return lambda d: [check(d, "zjj", "alarm").__setitem__(k, v) for k, v in values.items()]
+
+    after = edited(before, located(result="pass", lat=37.4341, lng=116.3575, accuracy=12))
+    as_inspector(before, after)
+    position = read_inspection(after)["zjj"].checks["alarm"].position
+    assert position is not None
+    assert (position.latitude, position.longitude, position.accuracy) == (37.4341, 116.3575, 12.0)
+    # a lone coordinate is valid but is no position
+    lone = edited(before, located(lat=37.4))
+    as_inspector(before, lone)
+    assert read_inspection(lone)["zjj"].checks["alarm"].position is None
+    for bad, reason in [
+        ({"lat": 91}, "alarm/lat must be between -90 and 90; found 91"),
+        ({"lng": -180.5}, "alarm/lng must be between -180 and 180"),
+        ({"accuracy": -1}, "alarm/accuracy must be between 0 and 100000"),
+        ({"lat": float("nan")}, "alarm/lat must be between"),
+        ({"lng": "116.3"}, "alarm/lng must be a number; found str"),
+        ({"accuracy": True}, "alarm/accuracy must be a number; found bool"),
+    ]:
+        with pytest.raises(LayoutError) as refused:
+            as_inspector(before, edited(before, located(**bad)))
+        assert reason in refused.value.reason, (bad, refused.value.reason)
+
+    # another department's check is never this inspector's to locate
+    def located_elsewhere(d: Doc) -> None:
+        check(d, "zrzy", "height")["lat"] = 1
+
+    with pytest.raises(LayoutError, match="belongs to department zrzy"):
+        as_inspector(
+            before, edited(before, lambda d: check(d, "zrzy", "height").__setitem__("lat", 1))
+        )

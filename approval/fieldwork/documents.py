@@ -6,6 +6,8 @@ Pure: pycrdt and the shared vocabulary only, no IO. Two kinds of document:
     root Map ``departments``, one section per participating department, keyed by its code::
 
         departments/{department}/checks/{check code}      Map: result, note, by, at,
+                                                               lat, lng, accuracy (where the
+                                                               device was, metres),
                                                                measured (Map name -> number),
                                                                photos (Array of photo ids)
         departments/{department}/rectifications/{uuid}    Map: description, due, done
@@ -41,7 +43,13 @@ LAYOUT_CLIENT_ID = 1
 INSPECTION_ROOT = "departments"
 AGENCY_ROOT = "entries"
 
-CHECK_KEYS = ("result", "note", "measured", "photos", "by", "at")
+CHECK_KEYS = ("result", "note", "measured", "photos", "by", "at", "lat", "lng", "accuracy")
+# The device's position when a check was recorded: WGS 84 degrees, accuracy in metres.
+POSITION_BOUNDS: dict[str, tuple[float, float]] = {
+    "lat": (-90.0, 90.0),
+    "lng": (-180.0, 180.0),
+    "accuracy": (0.0, 100_000.0),
+}
 SECTION_KEYS = ("checks", "rectifications", "conclusion")
 RECTIFICATION_KEYS = ("description", "due", "done")
 CONCLUSION_KEYS = ("result", "note", "signed_by", "signed_at")
@@ -149,6 +157,16 @@ class CheckState:
     photos: tuple[str, ...] = ()
     by: str = ""
     at: datetime | None = None
+    position: Position | None = None
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the device was when the check was recorded (WGS 84), and how sure it was."""
+
+    latitude: float
+    longitude: float
+    accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -235,7 +253,30 @@ def _check(code: str, value: object, path: str) -> CheckState:
         photos=tuple(_photo(p, f"{path}/photos[{i}]") for i, p in enumerate(photos)),
         by=_optional_text(check, "by", path, max_len=MAX_NAME) or "",
         at=_datetime(_optional_text(check, "at", path), f"{path}/at"),
+        position=_position(check, path),
     )
+
+
+def _position(check: Map[Any], path: str) -> Position | None:
+    """The check's position: each coordinate in its bounds; a position needs both (a lone
+    coordinate or accuracy is kept in the document and not shown)."""
+    values = {key: _bounded(check.get(key), f"{path}/{key}", key) for key in POSITION_BOUNDS}
+    latitude, longitude = values["lat"], values["lng"]
+    if latitude is None or longitude is None:
+        return None
+    return Position(latitude=latitude, longitude=longitude, accuracy=values["accuracy"])
+
+
+def _bounded(value: object, path: str, key: str) -> float | None:
+    """A number within ``POSITION_BOUNDS[key]``; None when absent."""
+    if value is None:
+        return None
+    low, high = POSITION_BOUNDS[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LayoutError(f"{path} must be a number; found {type(value).__name__} {_short(value)}")
+    if not low <= value <= high:
+        raise LayoutError(f"{path} must be between {low:g} and {high:g}; found {value}")
+    return float(value)
 
 
 def _rectification(key: str, value: object, path: str) -> RectificationState:
@@ -525,6 +566,8 @@ def _value(key: str, value: object, path: str, *, vocabulary: type[E] | None) ->
         _text(value, where, max_len=MAX_NAME)
     elif key in ("at", "signed_at"):
         _datetime(_text(value, where), where)
+    elif key in POSITION_BOUNDS:
+        _bounded(value, where, key)
     else:
         _text(value, where)
 

@@ -13,6 +13,7 @@ like any other update, so the document stays the one source of truth.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -233,6 +234,7 @@ async def materialise_inspection(*, inspection_id: int, doc: Doc, now: datetime)
                     "photo_ids": list(check.photos),
                     "recorded_by": check.by,
                     "recorded_at": _aware(check.at),
+                    "position": dataclasses.asdict(check.position) if check.position else None,
                 }
                 row = results.get((department.department_id, check.code))
                 if row is None:

@@ -7,7 +7,8 @@ export type ItemKind = 'check' | 'rectification' | 'conclusion' | 'entry'
 export type VocabularyName = 'checkResult' | 'conclusion' | 'entryKind'
 
 interface FieldRule {
-  readonly type: 'text' | 'choice' | 'datetime' | 'date' | 'boolean' | 'measurements' | 'photos'
+  readonly type: 'text' | 'choice' | 'datetime' | 'date' | 'boolean' | 'number' | 'measurements' | 'photos'
+  readonly min?: number
   readonly max?: number
   readonly nameMax?: number
   readonly vocabulary?: string
@@ -85,6 +86,11 @@ export function fieldProblem(item: ItemKind, key: string, value: unknown): strin
       return typeof value === 'string' && (value === '' || validDate(value)) ? null : '日期格式不对 (如 2026-03-20)'
     case 'boolean':
       return typeof value === 'boolean' ? null : '必须是 是/否'
+    case 'number': {
+      if (typeof value !== 'number' || !Number.isFinite(value)) return '必须是数字'
+      const [min, max] = [rule.min ?? -Infinity, rule.max ?? Infinity]
+      return value < min || value > max ? `必须在 ${min} 到 ${max} 之间` : null
+    }
     default:
       return null
   }

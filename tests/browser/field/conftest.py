@@ -46,7 +46,10 @@ query($id: ID!) {
     status
     departments {
       department { code } conclusion signedBy
-      checks { code outcome note measured photoIds photos { id status takenAt latitude longitude } }
+      checks {
+        code outcome note measured photoIds photos { id status takenAt latitude longitude }
+        position { latitude longitude accuracy }
+      }
       rectifications { description due done }
     }
   }

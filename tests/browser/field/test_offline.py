@@ -69,6 +69,8 @@ async def test_checks_recorded_offline_survive_a_reload_and_sync(
                 fire["outcome"] == "PASS"
                 and fire["measured"] == {"实测值": 4.5}
                 and fire["note"] == "消防车道畅通, 宽度满足要求"
+                # where the tablet was (the context's geolocation), recorded with the check
+                and fire["position"] == {"latitude": 37.4341, "longitude": 116.3575, "accuracy": 12}
                 and hydrant["outcome"] == "FAIL"
                 and hydrant["measured"] == {"实测值": 0.05}
             )

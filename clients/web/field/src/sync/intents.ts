@@ -13,6 +13,8 @@ export type Intent =
       readonly result?: string
       readonly note?: string
       readonly measured?: Readonly<Record<string, number>>
+      /** Where the tablet was (WGS 84 degrees, accuracy in metres), when it knew. */
+      readonly position?: { readonly lat: number; readonly lng: number; readonly accuracy: number }
       readonly by: string
       readonly at: string
     }
@@ -45,8 +47,8 @@ function problemsOf(item: ItemKind, values: Readonly<Record<string, unknown>>): 
 export function validate(intent: Intent): void {
   switch (intent.op) {
     case 'check': {
-      const { result, note, by, at } = intent
-      problemsOf('check', { ...(result !== undefined && { result }), ...(note !== undefined && { note }), by, at })
+      const { result, note, by, at, position } = intent
+      problemsOf('check', { ...(result !== undefined && { result }), ...(note !== undefined && { note }), ...position, by, at })
       for (const [name, value] of Object.entries(intent.measured ?? {})) {
         const problem = measurementProblem(name, value)
         if (problem) throw new IntentProblem(`${name}: ${problem}`)
@@ -107,6 +109,7 @@ export function applyIntent(doc: Y.Doc, intent: Intent): void {
         const measured = child(item, 'measured', '实测值容器')
         for (const [name, value] of entries) measured.set(name, value)
       }
+      for (const [key, value] of Object.entries(intent.position ?? {})) item.set(key, value)
       item.set('by', intent.by)
       item.set('at', intent.at)
       return
