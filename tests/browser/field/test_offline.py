@@ -115,6 +115,9 @@ async def test_a_refused_edit_is_shown_with_its_reason_and_later_edits_go_throug
         await refused.click()
         reason = tablet.page.locator("[data-test=refused-reason]").first
         await expect(reason).to_contain_text("at most 100")
+        await expect(reason.locator("[data-test=refused-explained]")).to_have_text(
+            "此项的照片已达上限, 这张没有保存"
+        )
         await expect(tablet.page.locator("[data-test=refused-list]")).to_contain_text(
             "检查项「火灾自动报警系统运行正常」的照片"
         )
