@@ -63,9 +63,12 @@ async def test_rectification_and_signed_conclusion_recorded_offline(
         async def closed() -> dict[str, Any] | None:
             data = await office.graphql(SECTION, {"id": inspection["id"]}, as_="supervisor")
             found: dict[str, Any] = data["inspection"]
-            return found if found["departments"][0]["conclusion"] == "FAIL" else None
+            # the round closes in the transaction that files the conclusion; polled as one
+            # state, since a read on the embedded database may fall between its statements
+            filed = found["departments"][0]["conclusion"] == "FAIL"
+            return found if filed and found["status"] == "RECTIFICATION_REQUIRED" else None
 
-        found = await eventually(closed, "the signed conclusion as rows")
+        found = await eventually(closed, "the signed conclusion as rows, the round closed")
         assert found is not None
         [section] = found["departments"]
         assert section["signedBy"] == "inspector"
