@@ -63,8 +63,9 @@ async def test_rectification_and_signed_conclusion_recorded_offline(
         async def closed() -> dict[str, Any] | None:
             data = await office.graphql(SECTION, {"id": inspection["id"]}, as_="supervisor")
             found: dict[str, Any] = data["inspection"]
-            # the round closes in the transaction that files the conclusion; polled as one
-            # state, since a read on the embedded database may fall between its statements
+            # the round closes in the transaction that files the conclusion, but one GraphQL
+            # answer reads the inspection and its departments in separate statements, so a
+            # commit can fall between them: both are polled as one state
             filed = found["departments"][0]["conclusion"] == "FAIL"
             return found if filed and found["status"] == "RECTIFICATION_REQUIRED" else None
 
