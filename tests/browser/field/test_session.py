@@ -37,6 +37,8 @@ async def test_an_expired_login_keeps_the_edits_and_sends_them_after_the_next_lo
         await tablet.offline()
         await tablet.result("alarm", "不合格")
         await tablet.note("alarm", "报警主机故障")
+        # both edits are in the tablet's log before the page goes away
+        await expect(tablet.page.locator("[data-test=pending]")).to_contain_text("待同步 2 项")
         # two months later (the token lasts 60 days here), still offline, then back online
         office.clock.advance(timedelta(days=61))
         await tablet.context.clock.set_system_time(office.clock())
