@@ -8,7 +8,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Dialog, expect
 
 from approval.demo import DEMO_PASSWORD
 from tests.browser.field.conftest import (
@@ -36,9 +36,29 @@ async def test_an_expired_login_keeps_the_edits_and_sends_them_after_the_next_lo
         await open_inspection(tablet, inspection, "zjj")
         await tablet.offline()
         await tablet.result("alarm", "不合格")
-        await tablet.note("alarm", "报警主机故障")
-        # both edits are in the tablet's log before the page goes away
+        # the note is still being typed when the person closes the page: the note is saved and
+        # the browser asks first, since its write to the tablet's storage is under way
+        await tablet.check("alarm").locator("textarea").fill("报警主机故障")
+        asked: list[str] = []
+
+        async def stay(dialog: Dialog) -> None:
+            asked.append(dialog.type)
+            await dialog.dismiss()
+
+        tablet.page.on("dialog", stay)
+        await tablet.page.close(run_before_unload=True)
+
+        async def were_asked() -> bool:
+            return asked == ["beforeunload"]
+
+        await eventually(were_asked, "the browser asks before closing")
+        tablet.page.remove_listener("dialog", stay)
         await expect(tablet.page.locator("[data-test=pending]")).to_contain_text("待同步 2 项")
+        # both edits are in the tablet's log before the page goes away (a reload that the guard
+        # stopped would never finish)
+        await expect(tablet.page.locator("[data-test=sync-bar]")).to_have_attribute(
+            "data-saving", "false"
+        )
         # two months later (the token lasts 60 days here), still offline, then back online
         office.clock.advance(timedelta(days=61))
         await tablet.context.clock.set_system_time(office.clock())

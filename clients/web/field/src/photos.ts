@@ -3,7 +3,7 @@
 // ticket flow (shared/upload.ts) has delivered them once, whatever reloads happen between.
 import { ApiError } from '@shared/graphql'
 import { sha256Hex, uploadFile } from '@shared/upload'
-import { reactive, shallowRef } from 'vue'
+import { reactive, ref, shallowRef } from 'vue'
 import { buildExif, exifSegment, uprightOrientation, withExif } from './exif'
 import type { PhotoRow } from './local'
 import { InspectionPhotosQuery, type PhotoInfo } from './queries'
@@ -83,9 +83,33 @@ export async function loadOutbox(): Promise<void> {
   }
 }
 
+interface PhotoInput {
+  readonly file: File
+  readonly doc: string
+  readonly inspectionId: string
+  readonly department: string
+  readonly check: string
+}
+
+const keeping = ref(0)
+
+/** Whether a photo is still being compressed or written to the tablet's storage. */
+export function keepingPhotos(): boolean {
+  return keeping.value > 0
+}
+
 /** Keeps a photo for a check (offline), returns its id (the SHA-256 of the kept bytes). */
-export async function takePhoto(input: { file: File; doc: string; inspectionId: string; department: string; check: string }): Promise<string> {
+export async function takePhoto(input: PhotoInput): Promise<string> {
   if (!input.file.type.startsWith('image/')) throw new Error('只能添加照片 (JPEG、PNG 或 WebP)')
+  keeping.value += 1
+  try {
+    return await keepPhoto(input)
+  } finally {
+    keeping.value -= 1
+  }
+}
+
+async function keepPhoto(input: PhotoInput): Promise<string> {
   const takenAt = new Date(input.file.lastModified || Date.now())
   const where = lastPosition.value
   const blob = await downscale(input.file, takenAt, where)

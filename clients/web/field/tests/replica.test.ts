@@ -106,11 +106,11 @@ class FakeSocket implements SocketLike {
 }
 
 const opened: Replica[] = []
+const network = { online: true }
 afterEach(async () => {
   for (const replica of opened.splice(0)) await replica.close()
+  network.online = true
 })
-
-const network = { online: true }
 
 async function replicaOn(server: FakeServer, name = `inspection/${Math.random()}`): Promise<Replica> {
   network.online = true
@@ -259,6 +259,21 @@ describe('Replica', () => {
     await settle(replica)
     expect(server.result('a')).toMatchObject({ result: 'pass' })
     expect(replica.state.pending).toBe(0)
+  })
+
+  it('says it is saving from the moment of an edit until the edit is in the tablet\'s storage', async () => {
+    const replica = await replicaOn(new FakeServer(), 'inspection/saving')
+    replica.connect()
+    await settle(replica)
+    network.online = false // offline: no ack starts a write of its own
+    replica['ws']?.close()
+    await settle(replica)
+    expect(replica.state.saving).toBe(0)
+    replica.record(check('a', 'pass'))
+    expect(replica.state.saving).toBe(1) // a page closed now would lose the edit: the browser asks first
+    await replica.flush()
+    expect(replica.state.saving).toBe(0)
+    expect(await replica['options'].db.intents.where('doc').equals('inspection/saving').count()).toBe(1)
   })
 
   it('keeps the log across a reload (a new replica on the same database)', async () => {

@@ -66,6 +66,9 @@ export class Replica {
     lastSyncAt: null as string | null,
     error: null as string | null,
     resets: 0,
+    /** Writes to the tablet's storage still under way: a page closed now could lose them (the
+     * browser aborts the IndexedDB writes of a page that goes away). */
+    saving: 0,
   })
 
   private readonly options: ReplicaOptions
@@ -143,9 +146,13 @@ export class Replica {
   }
 
   private write(job: () => Promise<unknown>): void {
-    this.writes = this.writes.then(job).catch((error: unknown) => {
-      this.state.error = `本机存储写入失败: ${String(error)}`
-    })
+    this.state.saving += 1
+    this.writes = this.writes
+      .then(job)
+      .catch((error: unknown) => {
+        this.state.error = `本机存储写入失败: ${String(error)}`
+      })
+      .finally(() => (this.state.saving -= 1))
   }
 
   private counts(): void {
