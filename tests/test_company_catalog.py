@@ -84,6 +84,12 @@ def _line_of(text: str, needle: str) -> int:
         ),
         ("  x: 10", "  x: 0", "  x: 0", "x of time_limits is 0 working days"),
         (
+            'short_name: 质监局, level: city, region: "371400"',
+            "short_name: 质监局, level: city, region: 371400",
+            "region: 371400",
+            "region of department zhijian",
+        ),
+        (
             "    site_check: drug-retail",
             "    site_check: drugs",
             "    site_check: drugs",

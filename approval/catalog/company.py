@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from approval.catalog.parse import (
-    DEPARTMENT_LEVELS,
     CatalogReader,
     ChecklistSpec,
     DepartmentSpec,
@@ -136,7 +135,7 @@ class _CompanyReader(CatalogReader):
         if "base" in doc:
             return self.variant(doc)
         self.keys(doc, "the company catalog", _TOP_KEYS)
-        departments = self.company_departments(doc)
+        departments = self.departments(doc, None, where="the company catalog")
         # A checklist's department may come from the main catalog: the loader checks it.
         known_departments = _AnyDepartment()
         material_types = self.material_types(doc)
@@ -211,28 +210,6 @@ class _CompanyReader(CatalogReader):
                     "give a number of working days from 1 to 60",
                 )
         return TimeLimits(**days)
-
-    def company_departments(self, doc: LineMap) -> tuple[DepartmentSpec, ...]:
-        entries = self.entries(doc, "departments", "the company catalog")
-        specs: list[DepartmentSpec] = []
-        for m in entries:
-            what = f"department {m.get('code', '')!s}".strip()
-            self.keys(m, what, ("code", "name", "short_name", "level", "region"))
-            region = m["region"]
-            if not isinstance(region, str):
-                self.wrong_type(m, "region", what, "a quoted region code")
-            specs.append(
-                DepartmentSpec(
-                    code=self.code(m, "code", what),
-                    name=self.text(m, "name", what, 64),
-                    short_name=self.text(m, "short_name", what, 32),
-                    level=self.choice(m, "level", what, DEPARTMENT_LEVELS, "department level"),
-                    region=region,
-                    line=m.line,
-                )
-            )
-        self.unique(entries, [s.code for s in specs], "department")
-        return tuple(specs)
 
     def permits(
         self,

@@ -541,20 +541,28 @@ class CatalogReader:
                 parent = by_code[parent].parent
 
     def departments(
-        self, doc: LineMap, regions: dict[str, RegionSpec]
+        self, doc: LineMap, regions: dict[str, RegionSpec] | None, *, where: str = "the catalog"
     ) -> tuple[DepartmentSpec, ...]:
-        entries = self.entries(doc, "departments", "the catalog")
+        """The ``departments`` section; with ``regions=None`` (a file that defines no regions)
+        a region is any quoted code, and the loader checks it against the database."""
+        entries = self.entries(doc, "departments", where)
         specs: list[DepartmentSpec] = []
         for m in entries:
             what = f"department {m.get('code', '')!s}".strip()
             self.keys(m, what, ("code", "name", "short_name", "level", "region"))
+            if regions is None:
+                region = m["region"]
+                if not isinstance(region, str):
+                    self.wrong_type(m, "region", what, "a quoted region code")
+            else:
+                region = self.ref(m, "region", what, regions, "region")
             specs.append(
                 DepartmentSpec(
                     code=self.code(m, "code", what),
                     name=self.text(m, "name", what, 64),
                     short_name=self.text(m, "short_name", what, 32),
                     level=self.choice(m, "level", what, DEPARTMENT_LEVELS, "department level"),
-                    region=self.ref(m, "region", what, regions, "region"),
+                    region=region,
                     line=m.line,
                 )
             )
