@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
-import socket
 import statistics
 import sys
 import tempfile
@@ -41,7 +39,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 from tortoise.transactions import in_transaction
 
@@ -58,6 +55,7 @@ from approval.demo import DEMO_PASSWORD, seed_demo  # noqa: E402
 from approval.projects.materials import MaterialFile, submit_material  # noqa: E402
 from approval.projects.projects import ProjectApplication, create_project  # noqa: E402
 from approval.projects.stages import accept_stage, stage_readiness  # noqa: E402
+from bench.support import gzipped_kb, say, served  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.web import default_web_dir  # noqa: E402
@@ -86,10 +84,6 @@ HOMES = {"window": "/projects", "fgw": "/queue", "supervisor": "/board", "applic
 JS_BUDGET_KB = 500
 RENDER_BUDGET_MS = 1000
 LIVE_BUDGET_MS = 2000
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 class MovableClock:
@@ -215,11 +209,6 @@ async def seed(url: str, projects: int) -> None:
 # --- serving ---------------------------------------------------------------------------------
 
 
-class Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # the bench owns the signals
-        pass
-
-
 @asynccontextmanager
 async def serving(
     url: str, clock: MovableClock, handed: list[tuple[float, list[Any]]]
@@ -236,21 +225,8 @@ async def serving(
         token_ttl=timedelta(days=365),  # the bench moves the server's clock by months
     )
     app = create_app(settings, clock=clock, on_supervision_events=on_events)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with served(app) as base:
+        yield base
 
 
 async def logged_in(
@@ -287,10 +263,6 @@ def scripts(fetched: list[str]) -> list[str]:
             if "/console/assets/" in u and u.endswith(".js")
         }
     )
-
-
-def gzipped_kb(path: Path) -> float:
-    return len(gzip.compress(path.read_bytes(), compresslevel=6)) / 1024
 
 
 async def shipped_js(browser: Browser, base: str, clock: MovableClock) -> bool:

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -41,7 +39,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from playwright.async_api import Browser, ViewportSize, async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +52,7 @@ from approval.core.dates import CHINA  # noqa: E402
 from approval.demo import DEMO_PASSWORD, seed_demo  # noqa: E402
 from approval.fieldwork.documents import inspection_doc_name  # noqa: E402
 from approval.fieldwork.inspections import assign_inspectors, schedule_site_check  # noqa: E402
+from bench.support import gzipped_kb, say, served  # noqa: E402
 from clients.field.session import FieldClient, login  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402
@@ -80,10 +78,6 @@ OPEN_BUDGET_MS = 1000
 INPUT_BUDGET_MS = 50
 TABLET = ViewportSize(width=1280, height=800)
 RESULTS = ("pass", "fail", "not_applicable", "rectify")
-
-
-def say(line: str) -> None:
-    print(line, flush=True)
 
 
 class Clock:
@@ -191,13 +185,6 @@ async def fill(base: str, inspection_id: int, codes: list[str], folder: Path) ->
             client.close()
 
 
-class Server(uvicorn.Server):
-    """uvicorn inside this event loop, leaving the signals to the bench."""
-
-    def install_signal_handlers(self) -> None:
-        pass
-
-
 @asynccontextmanager
 async def serving(url: str, folder: Path) -> AsyncIterator[str]:
     settings = Settings(
@@ -210,28 +197,11 @@ async def serving(url: str, folder: Path) -> AsyncIterator[str]:
         token_ttl=timedelta(days=3650),
     )
     app = create_app(settings, clock=Clock())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with served(app) as base:
+        yield base
 
 
 # --- the figures -----------------------------------------------------------------------------
-
-
-def gzipped_kb(path: Path) -> float:
-    return len(gzip.compress(path.read_bytes(), compresslevel=6)) / 1024
 
 
 READY_MARK = """
