@@ -23,6 +23,7 @@ from schema.app import graphql_app
 from schema.limits import RequestLimits
 from server.body_limit import BodyLimit
 from server.cluster import instance_name, redis_client, redis_problem
+from server.document_relay import DocumentRelay, running_document_relay
 from server.event_relay import EventRelay, running_relay
 from server.fieldsync import FieldSync
 from server.headers import SecurityHeaders, content_security_policy, origin_of
@@ -178,6 +179,7 @@ def create_app(
             async with AsyncExitStack() as stack:
                 redis: Redis | None = None
                 relay: EventRelay | None = None
+                documents: DocumentRelay | None = None
                 if settings.redis_url:
                     redis = await stack.enter_async_context(
                         redis_client(settings.redis_url, name=name)
@@ -185,6 +187,11 @@ def create_app(
                     relay = await stack.enter_async_context(
                         running_relay(
                             redis=redis, prefix=settings.redis_prefix, bus=bus, origin=name
+                        )
+                    )
+                    documents = await stack.enter_async_context(
+                        running_document_relay(
+                            redis=redis, prefix=settings.redis_prefix, origin=name
                         )
                     )
                     metrics.probe("onewindow_redis_up", "1 when Redis answers", answers(redis))
@@ -203,19 +210,24 @@ def create_app(
                     running_supervisor(settings, clock, publish, holder=name)
                 )
                 sync_server = await stack.enter_async_context(
-                    running_sync_server(settings, policy_for or field_sync.policy_for)
+                    running_sync_server(
+                        settings,
+                        policy_for or field_sync.policy_for,
+                        fanout=documents,
+                        on_ack=metrics.sync_ack_seconds.observe,
+                        holder=name,
+                        clock=clock,
+                    )
                 )
+                if documents is not None:
+                    documents.bind(sync_server.follow, sync_server.poll_soon)
                 await stack.enter_async_context(field_sync.editor.attached(sync_server))
-                metrics.watch(
-                    "onewindow_sync_rooms_open",
-                    "CRDT documents loaded in this instance",
-                    lambda: len(sync_server.rooms),
-                )
+                metrics.watch_sync(sync_server)
                 log.info("instance %s ready", name)
                 yield {STATE_KEY: sync_server, OBJECT_STORE_KEY: objects, REDIS_KEY: redis}
                 log.info("instance %s stopping: flushing documents, closing connections", name)
         finally:
-            metrics.forget("onewindow_sync_rooms_open")
+            metrics.forget_sync()
             bus.close()
             await close_database()
             log.info("database closed")

@@ -5,23 +5,20 @@ one to the other:
 
 - :class:`FieldPolicy` is the sync room's ``DocumentPolicy`` (and ``PreparedPolicy``) of the
   ``inspection/{id}`` and ``agency/{project id}`` documents, over
-  :class:`~approval.fieldwork.policy.FieldDocuments`: ``LayoutError`` becomes ``UpdateRefused``, and
-  materialisations of one document never run at the same time;
+  :class:`~approval.fieldwork.policy.FieldDocuments`: ``LayoutError`` becomes ``UpdateRefused``;
 - :meth:`FieldSync.access_for` turns :func:`~approval.fieldwork.inspections.document_access`'s
   ``FieldRights`` into the room's ``Access``;
 - :class:`SyncEditor` is the :class:`~approval.fieldwork.policy.DocumentEditor` GraphQL writes
   through: the change goes through ``SyncServer.edit`` (validated, logged, applied,
-  broadcast) and the document is materialised before ``edit`` returns, so the mutation reads
-  the new rows.
+  broadcast) and the document is materialised (``SyncServer.materialise``) before ``edit``
+  returns, so the mutation reads the new rows.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from pycrdt import Doc
@@ -51,18 +48,11 @@ def to_access(rights: FieldRights) -> Access:
     )
 
 
-@dataclass
-class _Turn:
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
 class FieldPolicy:
     """``FieldDocuments`` as the sync room's policy; one instance serves every field document."""
 
     def __init__(self, documents: FieldDocuments) -> None:
         self.documents = documents
-        self._turns: dict[str, _Turn] = {}
 
     async def prepare(self, doc_name: str) -> None:
         await self.documents.prepare(doc_name)
@@ -98,17 +88,10 @@ class FieldPolicy:
             raise UpdateRefused(error.reason) from None
 
     async def materialise(self, *, doc_name: str, doc: Doc) -> None:
-        """Rows from ``doc``; one materialisation of a document at a time (the room's debounced
-        one and an editor's immediate one would otherwise race to create the same rows)."""
-        turn = self._turns.setdefault(doc_name, _Turn())
-        turn.users += 1
-        try:
-            async with turn.lock:
-                await self.documents.materialise(doc_name=doc_name, doc=doc)
-        finally:
-            turn.users -= 1
-            if turn.users == 0:
-                self._turns.pop(doc_name, None)
+        """Rows from ``doc``; the sync room calls it in the document's turn
+        (``sync.room.materialise_log``), so one materialisation of a document runs at a time
+        among every process and never writes an older state over a newer one."""
+        await self.documents.materialise(doc_name=doc_name, doc=doc)
 
 
 class SyncEditor:
@@ -150,7 +133,7 @@ class SyncEditor:
             raise DomainError(ErrorCode.NOT_FOUND, str(error)) from None
         except ServerClosing as error:
             raise DomainError(ErrorCode.SYNC_UNAVAILABLE, str(error)) from None
-        await self.policy.materialise(doc_name=doc_name, doc=await merged(server, doc_name))
+        await server.materialise(doc_name)
 
 
 async def merged(server: SyncServer, doc_name: str) -> Doc:

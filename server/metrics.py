@@ -7,6 +7,12 @@ holding the process's own figures (memory, CPU, open files, garbage collections)
   time, by operation name;
 - ``onewindow_sync_rooms_open``, ``onewindow_sync_connections_open``: CRDT documents loaded in
   this instance, and sync connections (tablets, browsers) to it;
+- ``onewindow_sync_updates_committed_total``, ``onewindow_sync_updates_refused_total``:
+  document updates from connections stored, and answered with an error, by this instance;
+  ``onewindow_sync_commits_followed_total``: other instances' commits applied to rooms here;
+- ``onewindow_sync_ack_seconds``: from a connection's group of updates read to its ack sent;
+- ``onewindow_sync_materialisation_lag_seconds``: how long the oldest commit of an open room
+  has waited for its rows (0 when every room's rows are written);
 - ``onewindow_subscriptions_open``: GraphQL subscriptions of live supervision events here;
 - ``onewindow_supervision_events_total``: supervision events delivered to them;
 - ``onewindow_catalog_snapshots_total``: catalog snapshots read (one at start, one after each
@@ -47,12 +53,21 @@ from tortoise.functions import Count
 
 from storage.enums import NotificationStatus
 from storage.models import Notification
+from sync.server import SyncServer
 
 log = logging.getLogger("onewindow.server.metrics")
 
 MAX_OPERATION_NAMES = 200
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SCRAPE_QUERY_SECONDS = 2.0
+SYNC_FIGURES = (
+    "onewindow_sync_rooms_open",
+    "onewindow_sync_updates_committed",
+    "onewindow_sync_updates_refused",
+    "onewindow_sync_commits_followed",
+    "onewindow_sync_materialisation_lag_seconds",
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,12 @@ class Metrics:
             "Sync connections (tablets, browsers) to this instance",
             registry=registry,
         )
+        self.sync_ack_seconds = Histogram(
+            "onewindow_sync_ack_seconds",
+            "From a sync connection's group of updates read to its acknowledgement sent",
+            buckets=ACK_BUCKETS,
+            registry=registry,
+        )
         self.outbox = Gauge(
             "onewindow_outbox_messages",
             "SMS outbox messages by status (pending: to deliver; failed: given up)",
@@ -117,6 +138,40 @@ class Metrics:
 
     def forget(self, name: str) -> None:
         self._watcher.watched.pop(name, None)
+
+    def watch_sync(self, server: SyncServer) -> None:
+        """The sync server's figures (``SYNC_FIGURES``), read at each scrape."""
+        figures = server.figures
+        self.watch(
+            SYNC_FIGURES[0], "CRDT documents loaded in this instance", lambda: len(server.rooms)
+        )
+        self.watch(
+            SYNC_FIGURES[1],
+            "Document updates from connections stored by this instance",
+            lambda: figures.committed,
+            counter=True,
+        )
+        self.watch(
+            SYNC_FIGURES[2],
+            "Document updates from connections answered with an error by this instance",
+            lambda: figures.refused,
+            counter=True,
+        )
+        self.watch(
+            SYNC_FIGURES[3],
+            "Other instances' commits applied to rooms of this instance",
+            lambda: figures.followed,
+            counter=True,
+        )
+        self.watch(
+            SYNC_FIGURES[4],
+            "How long the oldest commit of an open room has waited for its rows",
+            server.materialisation_lag,
+        )
+
+    def forget_sync(self) -> None:
+        for name in SYNC_FIGURES:
+            self.forget(name)
 
     def probe(self, name: str, help: str, ask: Callable[[], Awaitable[float]]) -> None:
         """Await ``ask()`` at each scrape and report its answer as the gauge ``name``."""

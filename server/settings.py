@@ -217,6 +217,7 @@ class Settings:
     sync_max_update_bytes: int = 1 << 20  # one CRDT update from a client, at most
     sync_idle_seconds: int = 60  # a document without connections unloads after this
     sync_materialise_ms: int = 300  # rows follow the document this long after the last edit
+    sync_sweep_seconds: int = 10  # documents whose rows lag their log are written; 0: never
     # Photos and material files: a local folder unless a MinIO endpoint is given.
     object_dir: Path = Path("var/objects")
     minio_endpoint: str = ""
@@ -270,6 +271,7 @@ class Settings:
             ),
             sync_idle_seconds=_int_in_range(env, "ONEWINDOW_SYNC_IDLE_SECONDS", 60, 1, 86400),
             sync_materialise_ms=_int_in_range(env, "ONEWINDOW_SYNC_MATERIALISE_MS", 300, 0, 10_000),
+            sync_sweep_seconds=_int_in_range(env, "ONEWINDOW_SYNC_SWEEP_SECONDS", 10, 0, 3600),
             object_dir=Path(env.get("ONEWINDOW_OBJECT_DIR", "").strip() or "var/objects"),
             minio_endpoint=_endpoint(env),
             minio_access_key=env.get("ONEWINDOW_MINIO_ACCESS_KEY", "").strip(),

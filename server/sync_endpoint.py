@@ -20,14 +20,17 @@ code and a reason, so that browsers see why:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from approval.core import lease
 from approval.core.access import Viewer
 from approval.core.auth import authenticate
 from approval.core.errors import DomainError
@@ -37,6 +40,7 @@ from sync.policy import Access
 from sync.server import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_UNKNOWN_DOCUMENT,
+    Fanout,
     PolicyFor,
     SyncServer,
     UnknownDocument,
@@ -56,25 +60,72 @@ AccessFor = Callable[[Viewer, str], Awaitable[Access | None]]
 ``sync.server.UnknownDocument`` when it does not exist (answered 4404, whoever asks)."""
 
 
+SWEEP_LEASE = "sync-sweep"
+
+
 @asynccontextmanager
 async def running_sync_server(
-    settings: Settings, policy_for: PolicyFor
+    settings: Settings,
+    policy_for: PolicyFor,
+    *,
+    fanout: Fanout | None = None,
+    on_ack: Callable[[float], None] | None = None,
+    holder: str = "",
+    clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[SyncServer]:
     """A SyncServer for the lifespan, catching up the rows of documents left behind by a
-    crash; closed (rooms flushed) when the lifespan ends."""
+    crash, learning of the other instances' commits through ``fanout`` (and its poll), and,
+    every ``settings.sync_sweep_seconds`` on the instance holding the ``sync-sweep`` lease,
+    materialising documents whose rows stayed behind; closed (rooms flushed) at the end."""
     server = SyncServer(
         store=UpdateStore(),
         policy_for=policy_for,
         max_update_bytes=settings.sync_max_update_bytes,
         idle_seconds=settings.sync_idle_seconds,
         materialise_delay=settings.sync_materialise_ms / 1000,
+        fanout=fanout,
+        on_ack=on_ack,
     )
     server.start()  # materialises the documents whose rows are behind their log
+    sweeping: asyncio.Task[None] | None = None
+    if settings.sync_sweep_seconds > 0:
+        sweeping = asyncio.create_task(
+            sweep_while_holding(
+                server,
+                every=settings.sync_sweep_seconds,
+                holder=holder or "sync",
+                clock=clock or (lambda: datetime.now(UTC)),
+            ),
+            name="sync sweep",
+        )
     try:
         yield server
     finally:
+        if sweeping is not None:
+            sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeping
         await server.close()
         log.info("sync server closed")
+
+
+async def sweep_while_holding(
+    server: SyncServer, *, every: float, holder: str, clock: Callable[[], datetime]
+) -> None:
+    """``server.sweep()`` every ``every`` seconds while ``holder`` holds the sweep's lease
+    (one instance sweeps; the lease lapses when it dies and another takes over)."""
+    ttl = timedelta(seconds=max(3 * every, 30))
+    try:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if await lease.acquire(name=SWEEP_LEASE, holder=holder, now=clock(), ttl=ttl):
+                    await server.sweep()
+            except Exception:
+                log.exception("the sweep of documents behind their log failed")
+    finally:
+        with contextlib.suppress(Exception):
+            await lease.release(name=SWEEP_LEASE, holder=holder)
 
 
 class WebSocketChannel:

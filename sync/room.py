@@ -52,7 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,6 +63,7 @@ from sync.policy import Access, DocumentPolicy, UpdateRefused
 from sync.protocol import decode_state_vector
 from sync.store import (
     DocState,
+    StoredLog,
     UpdateStore,
     first_clocks,
     integrated,
@@ -163,11 +164,22 @@ class RoomSettings:
     materialise_retry: float = 5.0  # after a failed materialisation
 
 
+Committed = Callable[[str, int, int, bytes], None]
+"""Told of each commit of a room: (document, position before, position after, the update)."""
+
+
 class Room:
     def __init__(
-        self, name: str, *, policy: DocumentPolicy, store: UpdateStore, settings: RoomSettings
+        self,
+        name: str,
+        *,
+        policy: DocumentPolicy,
+        store: UpdateStore,
+        settings: RoomSettings,
+        on_commit: Committed | None = None,
     ) -> None:
         self.name = name
+        self.on_commit = on_commit
         self.policy = policy
         self.store = store
         self.settings = settings
@@ -214,14 +226,16 @@ class Room:
         if prepare is not None:
             await prepare(self.name)
         stored = await self.store.log(self.name)
-        updates, self.position = stored.updates, stored.position
         self._projected = await self.store.projected(self.name)
-        if not updates:
+        if not stored.updates:
             initial = self.policy.initial_update(self.name)
-            if initial:
-                self.position = await self.store.append(self.name, initial)
-                updates = [initial]
-            self._projected = self.position  # the layout alone carries no rows
+            if initial:  # in the document's turn: one process seeds it, the others read it
+                async with self.store.turn(self.name):
+                    stored = await self.store.log(self.name)
+                    if not stored.updates:
+                        stored = StoredLog([initial], await self.store.append(self.name, initial))
+                        self._projected = stored.position  # the layout alone carries no rows
+        updates, self.position = stored.updates, stored.position
         for update in updates:
             self.doc.apply_update(update)
         held = DocState.of(self.doc)
@@ -402,6 +416,7 @@ class Room:
     async def edit(self, change: Callable[[Doc], None], *, access: Access) -> bool:
         """The server's own change, made on a copy and then taken through ``receive``."""
         async with self.lock:
+            await self._follow_log()  # made on the log's state (judged on it again anyway)
             copy = self._copy()
             made: list[bytes] = []
             subscription = copy.observe(lambda event: made.append(event.update))
@@ -427,7 +442,9 @@ class Room:
         origin: Peer | None,
         ledger: Ledger | None = None,
     ) -> list[Result]:
-        results: list[Result] | None = None
+        """In the document's turn (``UpdateStore.turn``): the log's tail first (what other
+        processes committed since ``position``), so the updates are judged against the log's
+        state; then the kept ones are inserted and committed with the turn."""
         self._batch = []
         transient = ledger is None  # the call's own: dependents of a refusal refused alike
         if ledger is None:
@@ -435,48 +452,95 @@ class Room:
         first = ledger.received + 1
         ledger.received += len(updates)
         settled_from = len(ledger.settled)
+        results: list[Result] | None = None
+        batch: list[bytes] = []
+        last = 0
+        judging = False
+        before = self.position
         try:
-            if self._groups and access.writable and len(updates) > 1:
-                group = self._check_group(updates, access=access)
-                results = None if group is None else list(group)
-                if results is not None and ledger.held:
-                    await self._settle(ledger, access=access)
-            if results is None:
-                results = []
-                for number, update in enumerate(updates, first):
-                    result = await self._admitted(bytes(update), access=access, ledger=ledger)
-                    if result is HELD:
-                        result = self._hold(ledger, number, bytes(update), transient)
-                    results.append(result)
-                    if ledger.held and result is not HELD:
-                        await self._settle(ledger, access=access)
-            batch = self._batch
-            if not batch:
-                return results
-            try:
-                last = await self.store.append_many(self.name, batch)
-            except Exception:
-                log.exception("could not store %d updates of %s", len(batch), self.name)
-                self._forget_copies()
-                failed = Refused(
-                    "storage_unavailable",
-                    "the update could not be stored and was not kept; keep it and send it "
-                    "again when the server is back",
+            async with self.store.turn(self.name):
+                await self._follow_log()
+                before = self.position
+                judging = True
+                results = await self._judge_all(
+                    updates, access=access, ledger=ledger, first=first, transient=transient
                 )
-                ledger.settled[settled_from:] = [
-                    (number, failed if result is True else result)
-                    for number, result in ledger.settled[settled_from:]
-                ]
-                return [failed if result is True else result for result in results]
-        except BaseException:
+                judging = False
+                batch = self._batch
+                if batch:
+                    last = await self.store.append_many(self.name, batch)
+        except Exception:
             self._forget_copies()  # they may hold updates that were not committed
+            if judging:
+                raise
+            log.exception("could not store %d updates of %s", len(self._batch), self.name)
+            failed = Refused(
+                "storage_unavailable",
+                "the update could not be stored and was not kept; keep it and send it "
+                "again when the server is back",
+            )
+            if results is None:  # the log could not be read: nothing was judged
+                return [failed for _ in updates]
+            ledger.settled[settled_from:] = [
+                (number, failed if result is True else result)
+                for number, result in ledger.settled[settled_from:]
+            ]
+            return [failed if result is True else result for result in results]
+        except BaseException:
+            self._forget_copies()
             raise
         finally:
             self._batch = []
-        self.position = max(self.position, last)  # applied below, without awaiting first
+        if not batch:
+            return results
+        merged = self._apply_committed(batch, last, origin=origin, external=False)
+        self._mark_dirty()
+        if self.on_commit is not None:
+            whole = merged[0] if len(merged) == 1 else merge_updates(*merged)
+            self.on_commit(self.name, before, self.position, whole)
+        return results
+
+    async def _judge_all(
+        self,
+        updates: list[bytes],
+        *,
+        access: Access,
+        ledger: Ledger,
+        first: int,
+        transient: bool,
+    ) -> list[Result]:
+        """Each update's result; the kept ones end in ``_batch``."""
+        if self._groups and access.writable and len(updates) > 1:
+            group = self._check_group(updates, access=access)
+            if group is not None:
+                if ledger.held:
+                    await self._settle(ledger, access=access)
+                return list(group)
+        results: list[Result] = []
+        for number, update in enumerate(updates, first):
+            result = await self._admitted(bytes(update), access=access, ledger=ledger)
+            if result is HELD:
+                result = self._hold(ledger, number, bytes(update), transient)
+            results.append(result)
+            if ledger.held and result is not HELD:
+                await self._settle(ledger, access=access)
+        return results
+
+    def _apply_committed(
+        self, updates: Sequence[bytes], position: int, *, origin: Peer | None, external: bool
+    ) -> list[bytes]:
+        """Apply committed ``updates`` (up to log ``position``) to the room's document and
+        send them to its connections but ``origin``; ``external`` when they did not pass
+        through this room's copies (another process committed them). The merged chunks."""
+        if external:
+            self._forget_copies()
+        self.position = max(self.position, position)  # applied below, without awaiting first
         # Merged a chunk at a time (merge_updates is quadratic in the number of updates), then
         # applied in one transaction: the same state as applying them one by one.
-        chunks = [batch[start : start + MERGE_CHUNK] for start in range(0, len(batch), MERGE_CHUNK)]
+        chunks = [
+            list(updates[start : start + MERGE_CHUNK])
+            for start in range(0, len(updates), MERGE_CHUNK)
+        ]
         merged = [chunk[0] if len(chunk) == 1 else merge_updates(*chunk) for chunk in chunks]
         with self.doc.transaction():
             for update in merged:
@@ -492,8 +556,34 @@ class Room:
         if any(peer is not origin for peer in self.peers):
             whole = merged[0] if len(merged) == 1 else merge_updates(*merged)
             self._broadcast(protocol.sync_update(whole), exclude=origin)
-        self._mark_dirty()
-        return results
+        return merged
+
+    async def _follow_log(self) -> bool:
+        """Apply what the log holds past ``position`` (committed by other processes); True
+        when there was something. Raises what the database raises."""
+        tail = await self.store.tail(self.name, self.position)
+        if tail.position <= self.position or not tail.updates:
+            return False
+        self._apply_committed(tail.updates, tail.position, origin=None, external=True)
+        return True
+
+    async def follow(self, *, after: int, upto: int, update: bytes | None = None) -> None:
+        """Another process committed ``update`` to this document, moving its log from
+        ``after`` to ``upto``: applied at once when the room is at ``after``, ignored when it
+        is at ``upto`` or further, read from the log when it is behind (a message lost) or no
+        update is given (a poll saw the log move)."""
+        if self.position >= upto or self.closing:
+            return
+        async with self.lock:
+            if self.position >= upto or self.closing:
+                return
+            if update is not None and self.position == after:
+                self._apply_committed([update], upto, origin=None, external=True)
+                return
+            try:
+                await self._follow_log()
+            except Exception:
+                log.exception("reading the log of %s failed; the next poll tries again", self.name)
 
     def _judge(self, update: bytes, *, access: Access, ledger: Ledger | None) -> Result:
         try:
@@ -869,16 +959,31 @@ class Room:
                 await asyncio.sleep(self.settings.materialise_retry)
                 self._wake.set()
 
+    async def materialise(self) -> None:
+        """Write the rows now (after a projection already running); raises what it raises."""
+        if self._projecting is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._projecting
+        self._dirty = False
+        await self._write_rows()
+
+    async def _write_rows(self) -> None:
+        """``materialise_log`` from the room's document and position (read together)."""
+        position = await materialise_log(
+            self.name, policy=self.policy, store=self.store, doc=self.doc, position=self.position
+        )
+        self._projected = max(self._projected, position)
+
+    def lag_seconds(self) -> float:
+        """How long the oldest commit not yet materialised has waited (0: none waits)."""
+        if not self._dirty:
+            return 0.0
+        return max(0.0, asyncio.get_running_loop().time() - self._first_dirty)
+
     async def _materialise(self) -> bool:
         self._dirty = False
-        position = self.position  # what the copy holds: both read without awaiting between
-        copy: Doc = Doc()
-        copy.apply_update(self.doc.get_update())
         try:
-            await self.policy.materialise(doc_name=self.name, doc=copy)
-            if position > self._projected:
-                await self.store.mark_projected(self.name, position)
-                self._projected = position
+            await self._write_rows()
         except Exception:
             log.exception("materialising %s failed; it will be tried again", self.name)
             if not self._dirty:
@@ -886,6 +991,36 @@ class Room:
                 self._first_dirty = self._last_commit = asyncio.get_running_loop().time()
             return False
         return True
+
+
+async def materialise_log(
+    name: str,
+    *,
+    policy: DocumentPolicy,
+    store: UpdateStore,
+    doc: Doc | None = None,
+    position: int = 0,
+) -> int:
+    """Write the rows of ``name`` from the log's state, in the document's turn: ``doc`` (what
+    a room holds up to log ``position``; read before anything is awaited) with the log's tail
+    past ``position`` applied, or the whole log when there is no ``doc``. Skipped when the rows
+    are written up to the log's position already, so rows never go back to an older state;
+    the rows and their position are committed together. Returns the position the rows are
+    written up to; raises what the policy or the database raises."""
+    state = doc.get_update() if doc is not None else None
+    async with store.turn(name, transaction=True):
+        tail = await store.tail(name, position if doc is not None else 0)
+        projected = await store.projected(name)
+        if projected >= tail.position:
+            return projected
+        copy: Doc = Doc()
+        if state is not None:
+            copy.apply_update(state)
+        for update in tail.updates:
+            copy.apply_update(update)
+        await policy.materialise(doc_name=name, doc=copy)
+        await store.mark_projected(name, tail.position)
+    return tail.position
 
 
 def _moved(before: bytes, after: bytes) -> dict[int, int]:

@@ -5,6 +5,15 @@ websocket to it). Rooms load on demand, stay while someone uses them and unload 
 ``idle_seconds`` without users, flushing their materialisation and compacting a long log. A
 failure in one room (loading, policy, storage) is told to that room's clients and logged; other
 rooms are not touched.
+
+Several processes may serve the same documents on one database (see ``sync.store``: each commit
+and materialisation runs in the document's turn and reads the log's tail first). A process
+learns of the others' commits to a room it holds in two ways: an optional ``Fanout`` (Redis
+pub/sub, ``server.document_relay``) tells it at once (``follow``), and a poll reads the
+positions of its rooms' logs every ``poll_seconds`` while there is no fan-out or it is not
+listening (every ``POLL_LISTENING_SECONDS`` otherwise, in case a message was lost). ``sweep``
+materialises documents whose rows stayed behind their log (a process killed between a commit
+and its materialisation) and is run by one process at a time (``server.sync_endpoint``).
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +31,7 @@ from pycrdt import Doc
 
 from sync import protocol
 from sync.policy import Access, DocumentPolicy
-from sync.room import Held, Ledger, Refused, Room, RoomSettings
+from sync.room import Held, Ledger, Refused, Room, RoomSettings, materialise_log
 from sync.store import MAX_DOC_NAME_LENGTH, UpdateStore
 
 log = logging.getLogger("onewindow.sync.server")
@@ -44,6 +54,30 @@ MAX_BATCH_BYTES = 4 << 20
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: the close frame's payload is at most 125 bytes
 
 PolicyFor = Callable[[str], DocumentPolicy | None]
+POLL_LISTENING_SECONDS = 5.0  # the poll's period while a fan-out listens
+
+
+class Fanout(Protocol):
+    """Tells the other processes of each commit, and this one of theirs (``SyncServer.follow``)."""
+
+    @property
+    def listening(self) -> bool:
+        """True while the other processes' commits reach this one."""
+        ...
+
+    def publish(self, doc: str, after: int, upto: int, update: bytes) -> None:
+        """Queue the news that ``doc``'s log moved from ``after`` to ``upto`` by ``update``;
+        never waits."""
+        ...
+
+
+@dataclass
+class SyncFigures:
+    """Counters of this process's sync server, read by the metrics."""
+
+    committed: int = 0  # updates stored
+    refused: int = 0  # updates answered with an error
+    followed: int = 0  # commits of other processes applied to a room here
 
 
 def update_payload(frame: object) -> bytes | None:
@@ -239,8 +273,18 @@ class SyncServer:
         materialise_max_wait: float = 1.0,
         compact_after: int = 1000,
         close_timeout: float = 5.0,
+        poll_seconds: float = 1.0,
+        fanout: Fanout | None = None,
+        on_ack: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
+        self.poll_seconds = poll_seconds
+        self.fanout = fanout
+        self.on_ack = on_ack
+        self.figures = SyncFigures()
+        self._following: set[asyncio.Task[None]] = set()
+        self._polling: asyncio.Task[None] | None = None
+        self._lagging: dict[str, int] = {}  # the previous sweep's documents behind their log
         self.policy_for = policy_for
         self.idle_seconds = idle_seconds
         self.compact_after = compact_after
@@ -259,8 +303,106 @@ class SyncServer:
         self._catching_up: asyncio.Task[int] | None = None
 
     def start(self) -> None:
-        """Begin the start-up catch-up (``catch_up``) in the background."""
+        """Begin the start-up catch-up (``catch_up``) and the poll in the background."""
         self._catching_up = asyncio.create_task(self.catch_up(), name="sync catch-up")
+        if self.poll_seconds > 0:
+            self._polling = asyncio.create_task(self._poll_loop(), name="sync poll")
+
+    # --- other processes -------------------------------------------------------------------
+
+    def follow(self, doc_name: str, after: int, upto: int, update: bytes | None) -> None:
+        """Another process committed to ``doc_name`` (see ``Room.follow``); nothing to do
+        unless a room of it is open here. Applied in the order of the calls."""
+        room = self.rooms.get(doc_name)
+        if room is None or room.closing or room.position >= upto:
+            return
+        self.figures.followed += 1
+        task = asyncio.create_task(room.follow(after=after, upto=upto, update=update))
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    def poll_soon(self) -> None:
+        """``poll`` in the background (e.g. once a fan-out listens again)."""
+        if self._closed:
+            return
+        task = asyncio.create_task(self._poll_once(), name="sync poll once")
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def _poll_once(self) -> None:
+        try:
+            await self.poll()
+        except Exception as error:
+            log.warning("polling the logs of %d rooms failed: %s", len(self.rooms), error)
+
+    def materialisation_lag(self) -> float:
+        """Seconds the oldest commit of an open room has waited for its rows (0: none)."""
+        return max((room.lag_seconds() for room in list(self.rooms.values())), default=0.0)
+
+    async def poll(self) -> int:
+        """Read the log positions of the open rooms and have those behind follow their log;
+        how many were behind."""
+        rooms = [room for room in self.rooms.values() if not room.closing]
+        heads = await self.store.heads([room.name for room in rooms])
+        behind = 0
+        for room in rooms:
+            head = heads.get(room.name, 0)
+            if head > room.position:
+                behind += 1
+                self.follow(room.name, head, head, None)
+        return behind
+
+    async def _poll_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(self.poll_seconds)
+            listening = self.fanout is not None and self.fanout.listening
+            if listening and loop.time() - last < POLL_LISTENING_SECONDS:
+                continue
+            last = loop.time()
+            if self.rooms:
+                await self._poll_once()
+
+    def _committed(self, doc: str, after: int, upto: int, update: bytes) -> None:
+        if self.fanout is not None:
+            self.fanout.publish(doc, after, upto, update)
+
+    # --- rows ------------------------------------------------------------------------------
+
+    async def materialise(self, doc_name: str) -> None:
+        """Write the rows of ``doc_name`` from the log's state now (the room's, when it is
+        open here); raises what the policy or the database raises."""
+        room = self.rooms.get(doc_name)
+        if room is not None and not room.closing:
+            room.users += 1
+            try:
+                await room.materialise()
+            finally:
+                self._release(room)
+            return
+        await materialise_log(doc_name, policy=self.policy(doc_name), store=self.store)
+
+    async def sweep(self) -> int:
+        """Materialise the documents whose rows were behind their log at the previous sweep
+        and still are (those another process is about to materialise are left to it); how
+        many were written. One process at a time should sweep (any may: it is safe)."""
+        lagging = await self.store.lagging()
+        due = [doc for doc, head in lagging.items() if 0 < self._lagging.get(doc, 0) <= head]
+        self._lagging = lagging
+        count = 0
+        for doc_name in sorted(due):
+            try:
+                await self.materialise(doc_name)
+            except UnknownDocument:
+                continue  # no policy serves it any more: nothing to write
+            except Exception:
+                log.exception("the sweep could not materialise %s", doc_name)
+                continue
+            count += 1
+        if count:
+            log.info("the sweep materialised %d documents left behind", count)
+        return count
 
     async def catch_up(self) -> int:
         """Materialise every document whose log is further on than its rows (updates committed
@@ -337,6 +479,7 @@ class SyncServer:
                 policy=self.policy(doc_name),
                 store=self.store,
                 settings=self.room_settings,
+                on_commit=self._committed if self.fanout is not None else None,
             )
             await room.load()
             self.rooms[doc_name] = room
@@ -508,13 +651,17 @@ class SyncServer:
         cumulative ack (``ack_upto``)."""
         if not batch:
             return
+        started = time.perf_counter()
         ledger = connection.ledger
         first = ledger.received + 1
         results = await room.receive_many(
             batch, access=connection.access, origin=connection, ledger=ledger
         )
+        figures = self.figures
         for number, result in enumerate(results, first):
-            if isinstance(result, Held):
+            if result is True:
+                figures.committed += 1
+            elif isinstance(result, Held):
                 if connection.acks:
                     connection.send(protocol.held(number))
             elif isinstance(result, Refused):
@@ -522,13 +669,17 @@ class SyncServer:
         for number, settled in ledger.take_settled():
             if isinstance(settled, Refused):
                 self._refused(room, connection, number, settled)
-            elif connection.acks:
-                connection.send(protocol.ack(number))
+            else:
+                figures.committed += settled is True
+                if connection.acks:
+                    connection.send(protocol.ack(number))
         if connection.acks:
             connection.send(protocol.ack_upto(ledger.received))
+        if self.on_ack is not None:
+            self.on_ack(time.perf_counter() - started)
 
-    @staticmethod
-    def _refused(room: Room, connection: Connection, number: int, refusal: Refused) -> None:
+    def _refused(self, room: Room, connection: Connection, number: int, refusal: Refused) -> None:
+        self.figures.refused += 1
         log.info(
             "refused update #%d of %s on %s: %s",
             number,
@@ -574,10 +725,11 @@ class SyncServer:
     async def close(self) -> None:
         """Close every connection, flush every room's materialisation, unload every room."""
         self._closed = True
-        if self._catching_up is not None:
-            self._catching_up.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._catching_up
+        for task in (self._catching_up, self._polling, *self._following):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         for connection in list(self._connections):
             connection.close(CLOSE_SERVICE_RESTART, "the server is shutting down; reconnect later")
         for timer in self._idle.values():

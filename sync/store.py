@@ -15,6 +15,16 @@ once compacted). ``DocumentProjection`` records up to which position the documen
 written: a room records it after each materialisation, and a room whose document is further
 on than its rows (an update committed and acknowledged just before a crash) materialises it
 when it loads; ``behind`` lists such documents for the start-up catch-up.
+
+Several server processes may share one PostgreSQL database. Everything that writes a
+document's log or its rows does it in its **turn** (``UpdateStore.turn``): one transaction
+holding ``pg_advisory_xact_lock`` of the document (and, within a process, an asyncio lock of
+the document, so that a process's own turns queue without holding pool connections). Per
+document, ids are thus given and committed in one order: a reader that sees the row with id
+``n`` sees every row of the document below ``n``. In its turn a writer reads the log's ``tail``
+after the position it knows, so it judges and materialises the log's state, never a partial
+copy. On SQLite (one process only) the write lock already serialises; a commit's turn is the
+asyncio lock alone and a materialisation's turn a plain transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +33,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from pycrdt import Doc, Snapshot, get_update
@@ -48,6 +59,13 @@ MAX_DOC_NAME_LENGTH = 128  # DocumentUpdate.doc
 DELETE_BATCH = 500  # ids per DELETE: SQLite limits the number of parameters
 INSERT_BATCH = 500  # rows per SQLite INSERT: 2 + rows parameters, below SQLite's old 999
 TABLE = DocumentUpdate._meta.db_table
+# The first key of a document's advisory lock (``turn``): "sync" in ASCII; the second is the
+# name's ``hashtext``. Two-key advisory locks never collide with one-key ones (the set-up lock).
+TURN_LOCK_CLASS = 0x73796E63
+
+
+def _postgres(connection: BaseDBAsyncClient) -> bool:
+    return bool(connection.capabilities.dialect == "postgres")
 
 
 @functools.lru_cache(maxsize=INSERT_BATCH)
@@ -209,6 +227,12 @@ class StoredLog:
     position: int
 
 
+@dataclass
+class _Turn:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 @dataclass(frozen=True)
 class Compaction:
     doc: str
@@ -222,7 +246,7 @@ class UpdateStore:
     """The log on Tortoise's default connection (opened by the server's lifespan)."""
 
     def __init__(self) -> None:
-        self._compacting: dict[str, asyncio.Lock] = {}
+        self._turns: dict[str, _Turn] = {}
 
     async def append(self, doc: str, update: bytes) -> int:
         """Commit one update; returns its log id. Raises if the database refuses it."""
@@ -245,7 +269,7 @@ class UpdateStore:
         now = timezone.now()
         data = [bytes(update) for update in updates]
         connection: BaseDBAsyncClient = DocumentUpdate._meta.db
-        if connection.capabilities.dialect == "postgres":
+        if _postgres(connection):
             return _last_id(await connection.execute_query_dict(_POSTGRES_INSERT, [doc, now, data]))
         if len(data) <= INSERT_BATCH:  # one statement: atomic without a transaction
             statement = _sqlite_insert(len(data))
@@ -265,14 +289,70 @@ class UpdateStore:
 
     async def log(self, doc: str) -> StoredLog:
         """``load`` with the document's position: the id of its last update."""
-        snapshot = await DocumentSnapshot.get_or_none(doc=doc)
-        rows = await DocumentUpdate.filter(doc=doc).order_by("id").values_list("id", "data")
+        return await self.tail(doc, 0)
+
+    async def tail(self, doc: str, after: int) -> StoredLog:
+        """What the log of ``doc`` holds past position ``after``: the rows with a larger id,
+        preceded by the snapshot when a compaction folded rows past ``after`` into it; the
+        position is the last one's (``after`` when there is nothing new). The rows are read
+        before the snapshot, so a compaction in between loses nothing: the snapshot read
+        then covers every row it deleted."""
+        rows = (
+            await DocumentUpdate.filter(doc=doc, id__gt=after)
+            .order_by("id")
+            .values_list("id", "data")
+        )
         updates = [bytes(data) for _, data in rows]
-        position = int(rows[-1][0]) if rows else 0
+        position = max(after, int(rows[-1][0])) if rows else after
+        snapshot = await DocumentSnapshot.filter(doc=doc, upto_id__gt=after).first()
         if snapshot is not None:
             updates.insert(0, bytes(snapshot.data))
             position = max(position, int(snapshot.upto_id))
         return StoredLog(updates, position)
+
+    async def heads(self, docs: list[str]) -> dict[str, int]:
+        """The position of each of ``docs`` (0 for an empty log): two indexed queries."""
+        if not docs:
+            return {}
+        last = dict.fromkeys(docs, 0)
+        rows = (
+            await DocumentUpdate.filter(doc__in=docs)
+            .annotate(last=Max("id"))
+            .group_by("doc")
+            .values_list("doc", "last")
+        )
+        for doc, upto in rows:
+            last[str(doc)] = max(last[str(doc)], int(upto))
+        for doc, upto in await DocumentSnapshot.filter(doc__in=docs).values_list("doc", "upto_id"):
+            last[str(doc)] = max(last[str(doc)], int(upto))
+        return last
+
+    @contextlib.asynccontextmanager
+    async def turn(self, doc: str, *, transaction: bool = False) -> AsyncIterator[None]:
+        """The document's turn (see the module's description): what runs in the block is the
+        only writer of ``doc`` among every process on the database. On PostgreSQL one
+        transaction holding the document's advisory lock, committed when the block ends
+        (rolled back if it raises); on SQLite a transaction only when ``transaction`` asks
+        for one. Database errors propagate."""
+        turn = self._turns.setdefault(doc, _Turn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                connection: BaseDBAsyncClient = DocumentUpdate._meta.db
+                if not _postgres(connection) and not transaction:
+                    yield
+                    return
+                async with in_transaction() as held:
+                    if _postgres(connection):
+                        await held.execute_query(
+                            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                            [TURN_LOCK_CLASS, doc],
+                        )
+                    yield
+        finally:
+            turn.users -= 1
+            if turn.users == 0:
+                self._turns.pop(doc, None)
 
     async def projected(self, doc: str) -> int:
         """The position up to which the rows of ``doc`` are written (0: never)."""
@@ -290,6 +370,10 @@ class UpdateStore:
 
     async def behind(self) -> list[str]:
         """The documents whose log is further on than their rows, in name order."""
+        return sorted(await self.lagging())
+
+    async def lagging(self) -> dict[str, int]:
+        """The documents whose log is further on than their rows, with their log's position."""
         last: dict[str, int] = {
             str(doc): int(upto)
             for doc, upto in await DocumentSnapshot.all().values_list("doc", "upto_id")
@@ -300,15 +384,15 @@ class UpdateStore:
         for doc, upto in rows:
             last[str(doc)] = max(last.get(str(doc), 0), int(upto))
         projected = dict(await DocumentProjection.all().values_list("doc", "upto_id"))
-        return sorted(doc for doc, upto in last.items() if int(projected.get(doc, 0)) < upto)
+        return {doc: upto for doc, upto in last.items() if int(projected.get(doc, 0)) < upto}
 
     async def row_count(self, doc: str) -> int:
         return await DocumentUpdate.filter(doc=doc).count()
 
     async def compact(self, doc: str) -> Compaction:
-        """Fold the covered rows of ``doc`` into its snapshot; pending rows stay."""
-        lock = self._compacting.setdefault(doc, asyncio.Lock())
-        async with lock:
+        """Fold the covered rows of ``doc`` into its snapshot, in the document's turn (no
+        commit of any process falls in between); pending rows stay."""
+        async with self.turn(doc, transaction=True):
             snapshot = await DocumentSnapshot.get_or_none(doc=doc)
             rows = await DocumentUpdate.filter(doc=doc).order_by("id").values_list("id", "data")
             if not rows:
@@ -322,36 +406,29 @@ class UpdateStore:
             holds = DocState.of(ydoc)
             covered_ids = [int(row_id) for row_id, data in rows if holds.covers(bytes(data))]
             upto = max(int(row_id) for row_id, _ in rows)
-            async with in_transaction():
-                current = await DocumentSnapshot.filter(doc=doc).select_for_update().first()
-                if (current.upto_id if current else None) != (
-                    snapshot.upto_id if snapshot else None
-                ):
-                    log.warning("compaction of %s skipped: another one ran meanwhile", doc)
-                    return Compaction(
-                        doc, len(rows), 0, len(rows), len(current.data) if current else 0
-                    )
-                if current is None:
-                    await DocumentSnapshot.create(doc=doc, data=state, upto_id=upto)
-                else:
-                    current.data = state
-                    current.upto_id = upto
-                    await current.save()
-                for start in range(0, len(covered_ids), DELETE_BATCH):
-                    batch = covered_ids[start : start + DELETE_BATCH]
-                    await DocumentUpdate.filter(id__in=batch).delete()
-            result = Compaction(
-                doc=doc,
-                rows_before=len(rows),
-                rows_deleted=len(covered_ids),
-                rows_kept=len(rows) - len(covered_ids),
-                snapshot_bytes=len(state),
-            )
-            log.info(
-                "compacted %s: %d rows folded into a %d-byte snapshot, %d pending rows kept",
-                doc,
-                result.rows_deleted,
-                result.snapshot_bytes,
-                result.rows_kept,
-            )
-            return result
+            if snapshot is not None:
+                upto = max(upto, int(snapshot.upto_id))
+            if snapshot is None:
+                await DocumentSnapshot.create(doc=doc, data=state, upto_id=upto)
+            else:
+                snapshot.data = state
+                snapshot.upto_id = upto
+                await snapshot.save()
+            for start in range(0, len(covered_ids), DELETE_BATCH):
+                batch = covered_ids[start : start + DELETE_BATCH]
+                await DocumentUpdate.filter(id__in=batch).delete()
+        result = Compaction(
+            doc=doc,
+            rows_before=len(rows),
+            rows_deleted=len(covered_ids),
+            rows_kept=len(rows) - len(covered_ids),
+            snapshot_bytes=len(state),
+        )
+        log.info(
+            "compacted %s: %d rows folded into a %d-byte snapshot, %d pending rows kept",
+            doc,
+            result.rows_deleted,
+            result.snapshot_bytes,
+            result.rows_kept,
+        )
+        return result

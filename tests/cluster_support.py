@@ -71,6 +71,19 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
         await client.aclose()
 
 
+async def cut_redis_clients(redis_url: str, client_name: str) -> None:
+    """Kill the Redis connections of the clients named ``client_name`` (a network cut)."""
+    admin = Redis.from_url(redis_url)
+    try:
+        clients = await admin.client_list()
+        named = [c for c in clients if c.get("name") == client_name]
+        assert named, clients
+        for client in named:
+            await admin.client_kill_filter(_id=client["id"])
+    finally:
+        await admin.aclose()
+
+
 # --- server instances in processes of their own --------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from redis.asyncio import Redis
 
 from approval.core.bus import EventBus
 from server.cluster import key, open_redis
 from server.event_relay import EventRelay, decode_events, encode_events, running_relay
 from storage.enums import WarningLevel
 from storage.models import SupervisionEvent
+from tests.cluster_support import cut_redis_clients
 
 TIMEOUT = 10
 
@@ -118,17 +118,9 @@ async def test_an_instance_reads_on_after_its_connection_drops(
     ):
         await writer.relay.publish([made(1)])
         await reader.until_heard(1)
-        admin = Redis.from_url(redis_url)
-        try:
-            # The reader's connection blocked in XREAD is cut; what is published meanwhile
-            # is read from where it stopped once it is back.
-            clients = await admin.client_list()
-            reading = [c for c in clients if c.get("name") == "onewindow-reader"]
-            assert reading, clients
-            for client in reading:
-                await admin.client_kill_filter(_id=client["id"])
-        finally:
-            await admin.aclose()
+        # The reader's connection blocked in XREAD is cut; what is published meanwhile is
+        # read from where it stopped once it is back.
+        await cut_redis_clients(redis_url, "onewindow-reader")
         await writer.relay.publish([made(2)])
         await writer.relay.publish([made(3)])
         await reader.until_heard(3)

@@ -3,10 +3,12 @@ from the database, figures read from their owners at each scrape, and the whole 
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from pycrdt import Doc
 from starlette.applications import Starlette
 
 from server.app import create_app, graphql_routes
@@ -14,7 +16,10 @@ from server.metrics import MAX_OPERATION_NAMES, Metrics, metrics_route
 from server.settings import Settings
 from storage.enums import NotificationStatus
 from storage.models import Notification
+from sync.server import Connection, SyncServer
+from sync.store import UpdateStore
 from tests.conftest import Clock
+from tests.sync_support import PermissivePolicy, access, set_key
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -101,3 +106,42 @@ async def test_the_app_serves_metrics_without_redis(database: str) -> None:
     found = samples(response.text)
     assert found[("onewindow_subscriptions_open", ())] == 0
     assert not any(name == "onewindow_redis_up" for name, _ in found)
+
+
+async def test_sync_figures_count_commits_refusals_acks_and_the_rows_lag(database: str) -> None:
+    policy = PermissivePolicy()
+    metrics = Metrics()
+    server = SyncServer(
+        store=UpdateStore(),
+        policy_for=lambda _: policy,
+        poll_seconds=0,
+        materialise_delay=30,
+        materialise_max_wait=30,
+        on_ack=metrics.sync_ack_seconds.observe,
+    )
+    metrics.watch_sync(server)
+    try:
+        room = await server._acquire(f"metrics/{uuid.uuid4().hex[:8]}")
+        writer: Doc = Doc()
+        made: list[bytes] = []
+        writer.observe(lambda event: made.append(event.update))
+        set_key("fine", 1)(writer)
+        set_key("forbidden", 1)(writer)
+        connection = Connection(channel=None, access=access(), acks=True)  # type: ignore[arg-type]
+        await server._commit(room, connection, made)
+        found = samples(metrics.render().decode())
+        assert found[("onewindow_sync_updates_committed_total", ())] == 1
+        assert found[("onewindow_sync_updates_refused_total", ())] == 1
+        assert found[("onewindow_sync_rooms_open", ())] == 1
+        assert found[("onewindow_sync_ack_seconds_count", ())] == 1
+        assert found[("onewindow_sync_materialisation_lag_seconds", ())] > 0
+        await room.materialise()
+        found = samples(metrics.render().decode())
+        assert found[("onewindow_sync_materialisation_lag_seconds", ())] == 0
+        server._release(room)
+    finally:
+        await server.close()
+    metrics.forget_sync()
+    assert not any(
+        name.startswith("onewindow_sync_updates") for name, _ in samples(metrics.render().decode())
+    )
