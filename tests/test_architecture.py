@@ -194,3 +194,40 @@ def test_one_home_for_beijing_time_and_the_calendar_of_some_days() -> None:
         if needle in path.read_text(encoding="utf-8")
     ]
     assert written == []
+
+
+REVIEW_ENGINE_NEEDLES = (
+    ".paused_at = ",  # a clock stopped or restarted
+    ".decided_at = ",  # a decision recorded
+    ".default_approved = ",  # 超时默认 recorded
+    "resumed_deadline(",  # the deadline moved by a stopped clock
+    "most_severe(",  # the fan-in
+    ".status = TaskStatus.DECIDED",  # a task closed
+)
+
+
+def _review_engine_writes(files: list[Path]) -> list[str]:
+    return [
+        f"{path.name}: {needle}"
+        for path in files
+        for needle in REVIEW_ENGINE_NEEDLES
+        if needle in path.read_text(encoding="utf-8")
+    ]
+
+
+def test_one_review_engine_for_every_kind_of_case() -> None:
+    """Construction tasks and company-setup tasks are decided, stopped, restarted and fanned
+    in by approval/review/engine.py only: the kinds' layers hold no copy of that path."""
+    engine = ROOT / "approval" / "review"
+    files = [
+        path for room in ROOMS for path in python_files(ROOT / room) if engine not in path.parents
+    ]
+    assert _review_engine_writes(files) == []
+    found = {w.split(": ", 1)[1] for w in _review_engine_writes(python_files(engine))}
+    assert found == set(REVIEW_ENGINE_NEEDLES)
+
+
+def test_the_review_engine_check_sees_a_copy(tmp_path: Path) -> None:
+    copy = tmp_path / "review.py"
+    copy.write_text("task.paused_at = None\noutcome = most_severe(rows)\n", encoding="utf-8")
+    assert len(_review_engine_writes([copy])) == 2
