@@ -72,6 +72,15 @@ class SetupPlan:
     site_check_days: int = strawberry.field(description="现场踏勘时限(工作日)")
 
 
+@strawberry.type(description="补正要求")
+class SetupSupplementInfo:
+    reason: str
+    material_type: str | None = strawberry.field(description="要求补正的材料代码")
+    material_name: str | None
+    requested_at: datetime
+    resolved_at: datetime | None = strawberry.field(description="已补正(材料收到或恢复计时)")
+
+
 @strawberry.type(description="企业设立的部门审批任务")
 class SetupTaskInfo:
     task_id: int
@@ -92,6 +101,24 @@ class SetupTaskInfo:
     site_check_due: date | None
     site_check_done_at: datetime | None
     decided_at: datetime | None
+
+    @strawberry.field(description="补正要求(部门要求补交或更正的材料)")
+    async def supplements(self) -> list[SetupSupplementInfo]:
+        rows = (
+            await models.SetupSupplementRequest.filter(task_id=self.task_id)
+            .select_related("material_type")
+            .order_by("id")
+        )
+        return [
+            SetupSupplementInfo(
+                reason=row.reason,
+                material_type=row.material_type.code if row.material_type else None,
+                material_name=row.material_type.name if row.material_type else None,
+                requested_at=row.requested_at,
+                resolved_at=row.resolved_at,
+            )
+            for row in rows
+        ]
 
 
 @strawberry.type(description="企业设立的材料")
@@ -471,7 +498,22 @@ class CompanyMutation:
         )
         return await _payload(await _setup_of(task), errors)
 
-    @strawberry.mutation(description="收取容缺承诺补交的材料")
+    @strawberry.mutation(description="补正: 部门要求补交或更正材料, 计时中止至材料收到")
+    async def request_setup_supplement(
+        self, info: Info, task_id: int, reason: str, material_type: str | None = None
+    ) -> CompanySetupPayload:
+        task, errors = await attempt(
+            lambda: review.request_setup_supplement(
+                viewer=info.context.require_viewer(),
+                task_id=task_id,
+                reason=reason,
+                material_type_code=material_type,
+                now=info.context.now(),
+            )
+        )
+        return await _payload(await _setup_of(task), errors)
+
+    @strawberry.mutation(description="收取材料: 容缺承诺补交的, 或部门要求补正的")
     async def deliver_setup_material(
         self, info: Info, code: str, material_type: str
     ) -> CompanySetupPayload:

@@ -1107,6 +1107,36 @@ class SetupTask(Model):
         unique_together = (("setup", "permit"),)
 
 
+class SetupSupplementRequest(Model):
+    """A department's request for more or corrected material (补正) on one setup task."""
+
+    id = fields.IntField(primary_key=True)
+    task: fields.ForeignKeyRelation[SetupTask] = fields.ForeignKeyField(
+        "models.SetupTask", related_name="supplements", on_delete=fields.CASCADE
+    )
+    task_id: int
+    material_type: fields.ForeignKeyNullableRelation[MaterialType] = fields.ForeignKeyField(
+        "models.MaterialType",
+        related_name="setup_supplements",
+        null=True,
+        on_delete=fields.RESTRICT,
+    )
+    material_type_id: int | None
+    reason = fields.TextField()
+    requested_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User",
+        related_name="setup_supplement_requests",
+        null=True,
+        on_delete=fields.RESTRICT,
+    )
+    requested_by_id: int | None
+    requested_at = fields.DatetimeField()
+    resolved_at = fields.DatetimeField(null=True)  # the material arrived or the reviewer resumed
+
+    class Meta:
+        table = "setup_supplement_request"
+
+
 class SetupMaterial(Model):
     """A material of a setup: collected once at the window and shared by its departments."""
 

@@ -142,6 +142,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "recordSetupSiteCheck":   row("x  x  x  x  x  x  x  x  x  x  x"),
     "stopSetupClock":         row("x  x  x  x  x  x  x  x  x  x  x"),
     "resumeSetupClock":       row("x  x  x  x  x  x  x  x  x  x  x"),
+    "requestSetupSupplement": row("x  x  x  x  x  x  x  x  x  x  x"),
     "deliverSetupMaterial":   row("x  x  x  x  x  x  x  x  x  x  x"),
     "issueCompanySetup":      row("x  x  x  x  x  x  x  x  x  x  x"),
 }  # fmt: skip

@@ -475,3 +475,129 @@ async def test_a_stopped_clock_moves_the_deadline_and_silences_the_supervisor(gq
     assert event.after["pausedWorkingDays"] == 5
     running = await gql(resume, {"id": ids["business_license"]}, token=tokens["gongshang"])
     assert running["data"]["resumeSetupClock"]["errors"][0]["code"] == "INVALID_STATE"
+
+
+SUPPLEMENT = """mutation($id: Int!, $reason: String!, $type: String) {
+  requestSetupSupplement(taskId: $id, reason: $reason, materialType: $type) {
+    setup { materials { code status }
+      tasks { taskId status deadline pausedAt pauseReason
+        supplements { reason materialType materialName requestedAt resolvedAt } } }
+    errors { code field message } } }"""
+DELIVER = """mutation($code: String!, $type: String!) {
+  deliverSetupMaterial(code: $code, materialType: $type) {
+    setup { materials { code status }
+      tasks { taskId status deadline pausedAt pauseReason supplements { resolvedAt } } }
+    errors { code field message } } }"""
+
+
+def _task_of(setup: dict, task_id: int) -> dict:
+    [task] = [t for t in setup["tasks"] if t["taskId"] == task_id]
+    return task
+
+
+async def test_a_supplement_stops_the_permit_until_the_window_receives_the_material(
+    gql, tokens, clock
+):
+    from tests.supervision_support import at
+
+    setup = await accept(gql)
+    ids = {t["permitCode"]: t["taskId"] for t in setup["tasks"]}
+    food, deadline = ids["food_business_license"], _task_of(setup, ids["food_business_license"])
+    ask = functools.partial(gql, SUPPLEMENT, token=tokens["shiyao"])
+    # Hostile and broken requests change nothing.
+    other = await gql(
+        SUPPLEMENT,
+        {"id": food, "reason": "平面图不清", "type": "premises_layout"},
+        token=tokens["gongshang"],
+    )
+    assert other["data"]["requestSetupSupplement"]["errors"][0]["code"] == "WRONG_DEPARTMENT"
+    elsewhere = await create_user(
+        username="r-shiyao-371403",
+        password="test-password",
+        display_name="陵城区食药",
+        role=Role.REVIEWER,
+        department_code="shiyao",
+        region_code="371403",
+    )
+    token, _ = await issue_token(user=elsewhere, now=clock(), ttl=timedelta(days=1))
+    far = await gql(SUPPLEMENT, {"id": food, "reason": "平面图不清"}, token=token)
+    assert far["data"]["requestSetupSupplement"]["errors"][0]["code"] == "NOT_FOUND"
+    clerk = await gql(SUPPLEMENT, {"id": food, "reason": "x"}, as_="clerk")
+    assert clerk["data"]["requestSetupSupplement"]["errors"][0]["code"] == "FORBIDDEN"
+    cases = {
+        ("  ", "premises_layout"): ("INVALID_INPUT", "reason"),
+        ("平面图不清", "no_such_material"): ("INVALID_INPUT", "materialType"),
+        ("平面图不清", "legal_rep_id"): ("INVALID_INPUT", "materialType"),  # not this setup's
+    }
+    for (reason, kind), (code, field) in cases.items():
+        body = await ask({"id": food, "reason": reason, "type": kind})
+        error = body["data"]["requestSetupSupplement"]["errors"][0]
+        assert (error["code"], error["field"]) == (code, field), error
+    assert await AuditEvent.filter(action="setup_task.request_supplement").count() == 0
+    # 补正: the permit waits, its clock stopped; the material is returned.
+    body = await ask({"id": food, "reason": "经营场所平面图比例不清", "type": "premises_layout"})
+    payload = body["data"]["requestSetupSupplement"]
+    assert payload["errors"] == []
+    task = _task_of(payload["setup"], food)
+    assert task["status"] == "supplement_requested" and task["pauseReason"] == "supplement"
+    assert task["pausedAt"] is not None
+    [request] = task["supplements"]
+    assert request["materialType"] == "premises_layout" and request["resolvedAt"] is None
+    assert request["reason"] == "经营场所平面图比例不清" and request["materialName"]
+    statuses = {m["code"]: m["status"] for m in payload["setup"]["materials"]}
+    assert statuses["premises_layout"] == "REJECTED"
+    again = await ask({"id": food, "reason": "再补", "type": "premises_layout"})
+    assert again["data"]["requestSetupSupplement"]["errors"][0]["code"] == "INVALID_STATE"
+    # The fire department asks for the same material: one delivery answers both.
+    fire = ids["fire_safety_check"]
+    await gql(
+        SUPPLEMENT,
+        {"id": fire, "reason": "消防通道未标注", "type": "premises_layout"},
+        token=tokens["xfjy"],
+    )
+    # Stopped Monday 2 March, delivered Thursday 5 March: 3 working days stood still.
+    clock.now = at("2026-03-05")
+    body = await gql(DELIVER, {"code": setup["code"], "type": "premises_layout"}, as_="clerk")
+    payload = body["data"]["deliverSetupMaterial"]
+    assert payload["errors"] == []
+    for task_id in (food, fire):
+        task = _task_of(payload["setup"], task_id)
+        assert task["status"] == "pending" and task["pausedAt"] is None
+        assert task["pauseReason"] == "" and task["supplements"][0]["resolvedAt"] is not None
+        before = date.fromisoformat(_task_of(setup, task_id)["deadline"])
+        assert date.fromisoformat(task["deadline"]) == before + timedelta(days=3)
+    assert deadline["deadline"] != _task_of(payload["setup"], food)["deadline"]
+    delivered = await AuditEvent.get(action="setup_material.deliver")
+    assert delivered.after["resumedTasks"] == sorted([food, fire])
+    resumes = await AuditEvent.filter(action="setup_task.resume").order_by("entity_id")
+    assert [(e.entity_id, e.before["reason"], e.after["pausedWorkingDays"]) for e in resumes] == [
+        (food, "supplement", 3),
+        (fire, "supplement", 3),
+    ]
+    twice = await gql(DELIVER, {"code": setup["code"], "type": "premises_layout"}, as_="clerk")
+    assert twice["data"]["deliverSetupMaterial"]["errors"][0]["code"] == "INVALID_STATE"
+
+
+async def test_a_supplement_without_a_material_ends_when_the_department_resumes(gql, tokens):
+    setup = await accept(gql)
+    ids = {t["permitCode"]: t["taskId"] for t in setup["tasks"]}
+    licence = ids["business_license"]
+    body = await gql(
+        SUPPLEMENT, {"id": licence, "reason": "股东签字不全, 请补签"}, token=tokens["gongshang"]
+    )
+    task = _task_of(body["data"]["requestSetupSupplement"]["setup"], licence)
+    assert task["status"] == "supplement_requested"
+    assert task["supplements"][0]["materialType"] is None
+    resume = """mutation($id: Int!) { resumeSetupClock(taskId: $id) {
+      setup { tasks { taskId status pausedAt supplements { resolvedAt } } }
+      errors { code } } }"""
+    body = await gql(resume, {"id": licence}, token=tokens["gongshang"])
+    task = _task_of(body["data"]["resumeSetupClock"]["setup"], licence)
+    assert task["status"] == "pending" and task["pausedAt"] is None
+    assert task["supplements"][0]["resolvedAt"] is not None
+    # Decided, a permit takes no supplement request any more.
+    await gql(
+        DECIDE, {"input": {"taskId": licence, "decision": "APPROVED"}}, token=tokens["gongshang"]
+    )
+    late = await gql(SUPPLEMENT, {"id": licence, "reason": "再补"}, token=tokens["gongshang"])
+    assert late["data"]["requestSetupSupplement"]["errors"][0]["code"] == "INVALID_STATE"

@@ -14,13 +14,16 @@ from datetime import date, datetime
 
 from tortoise.transactions import in_transaction
 
+from approval.company import review
 from approval.company.access import visible_setup
 from approval.core import audit
 from approval.core.access import Viewer, require_role, visible_project
 from approval.core.codes import InvalidCodeError, parse_project_code
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
+from approval.core.workdays import CalendarUnknownError
 from approval.review import rules
+from approval.review.engine import calendar_error
 from storage.enums import MaterialStatus, Role
 from storage.models import (
     BusinessType,
@@ -311,10 +314,13 @@ async def accept_setup(*, viewer: Viewer, form: SetupApplication, now: datetime)
 async def deliver_setup_material(
     *, viewer: Viewer, code: str, material_type_code: str, now: datetime
 ) -> SetupMaterial:
-    """The window receives a material promised under 容缺; the commitment is fulfilled."""
+    """The window receives a material promised under 容缺 (the commitment is fulfilled) or
+    asked for again by a department (补正: the permits waiting for it resume review)."""
     require_role(viewer, Role.WINDOW_CLERK)
     setup = await visible_setup(viewer, code)
     async with in_transaction():
+        # The review engine's lock order: the setup row first, then its tasks.
+        setup = await CompanySetup.select_for_update().get(id=setup.id)
         material = (
             await SetupMaterial.select_for_update()
             .filter(setup_id=setup.id, material_type__code=material_type_code.strip())
@@ -325,7 +331,7 @@ async def deliver_setup_material(
                 f"setup {setup.code} needs no material {material_type_code!r}",
                 field="materialType",
             )
-        if material.status is not MaterialStatus.COMMITTED:
+        if material.status not in (MaterialStatus.COMMITTED, MaterialStatus.REJECTED):
             raise DomainError(
                 ErrorCode.INVALID_STATE,
                 f"material {material_type_code!r} of setup {setup.code} was handed in already",
@@ -334,6 +340,15 @@ async def deliver_setup_material(
         before = {"status": material.status.value, "due": str(material.commitment_due)}
         material.status = MaterialStatus.SUBMITTED
         await material.save(update_fields=["status"])
+        try:
+            resumed = await review.answer_supplements(
+                setup=setup,
+                material_type_id=material.material_type_id,
+                now=now,
+                actor_id=viewer.user_id,
+            )
+        except CalendarUnknownError as exc:  # nothing is stored: the transaction rolls back
+            raise calendar_error(exc, field="materialType") from None
         await audit.record(
             actor_id=viewer.user_id,
             action="setup_material.deliver",
@@ -341,6 +356,10 @@ async def deliver_setup_material(
             entity_id=material.id,
             project_id=setup.project_id,
             before=before,
-            after={"status": material.status.value, "at": now.isoformat()},
+            after={
+                "status": material.status.value,
+                "at": now.isoformat(),
+                "resumedTasks": resumed,
+            },
         )
     return material

@@ -20,12 +20,15 @@ from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.review.engine import (
     CaseReview,
+    PauseReason,
     Verdict,
+    supplement_material,
+    supplement_reason,
     written_opinion,
 )
 from approval.review.rules import DEFAULT_OPINION, PASSING
-from storage.enums import Decision, Role, SetupStatus
-from storage.models import CompanySetup, SetupTask
+from storage.enums import Decision, MaterialStatus, Role, SetupStatus, TaskStatus
+from storage.models import CompanySetup, SetupMaterial, SetupSupplementRequest, SetupTask
 
 OPINION_MAX = 4000
 
@@ -63,6 +66,11 @@ class SetupReview(CaseReview[CompanySetup, SetupTask]):
     async def clock_restarted(self, task: SetupTask, *, now: datetime, working_days: int) -> None:
         task.pause_reason = ""
         await task.save(update_fields=["pause_reason"])
+
+    async def resolve_supplements(self, task: SetupTask, *, now: datetime) -> None:
+        await SetupSupplementRequest.filter(task_id=task.id, resolved_at__isnull=True).update(
+            resolved_at=now
+        )
 
     async def before_decision(
         self, case: CompanySetup, task: SetupTask, decision: Decision
@@ -132,6 +140,98 @@ async def resume_setup_clock(*, viewer: Viewer, task_id: int, now: datetime) -> 
     """Restart a stopped clock: the deadline moves by the working days it stood; audited."""
     task = await _own_task(viewer, task_id)
     return await SETUPS.resume(task=task, now=now, actor_id=viewer.user_id)
+
+
+async def request_setup_supplement(
+    *,
+    viewer: Viewer,
+    task_id: int,
+    reason: str,
+    material_type_code: str | None,
+    now: datetime,
+) -> SetupTask:
+    """补正: the department asks for a material of the setup again (or for something it
+    states); the permit waits, its clock stopped for ``supplement``, until the window receives
+    the material (:func:`answer_supplements`) or the department resumes the clock."""
+    task = await _own_task(viewer, task_id)
+    text = supplement_reason(reason)
+    material_type = await supplement_material(material_type_code)
+    if material_type is not None and not await SetupMaterial.exists(
+        setup_id=task.setup_id, material_type_id=material_type.id
+    ):
+        raise invalid(
+            f"setup {task.setup.code} holds no material {material_type.code!r}; ask again "
+            "only for one of its materials, or name none and say what is needed",
+            field="materialType",
+        )
+    async with in_transaction():
+        setup, current = await SETUPS.lock(task)
+        SETUPS.require_open(setup, current, task_id)
+        SETUPS.require_pending(current, task_id)
+        stopped = await SETUPS.supplement_requested(task=current, reason=text, now=now)
+        await SetupSupplementRequest.create(
+            task_id=current.id,
+            material_type=material_type,
+            reason=text,
+            requested_by_id=viewer.user_id,
+            requested_at=now,
+        )
+        if material_type is not None:
+            # A material held is returned; one still promised under 容缺 stays promised.
+            await SetupMaterial.filter(
+                setup_id=setup.id,
+                material_type_id=material_type.id,
+                status__in=[MaterialStatus.SUBMITTED, MaterialStatus.ACCEPTED],
+            ).update(status=MaterialStatus.REJECTED)
+        await SETUPS.audit_supplement(
+            task=current,
+            reason=text,
+            material_type_code=material_type.code if material_type else None,
+            clock_stopped=stopped,
+            actor_id=viewer.user_id,
+            project_id=setup.project_id,
+        )
+    return current
+
+
+async def answer_supplements(
+    *, setup: CompanySetup, material_type_id: int, now: datetime, actor_id: int
+) -> list[int]:
+    """The window received a material departments asked for again (the setup row locked):
+    their open requests for it are resolved; a permit with no request left open is pending
+    again and its clock, stopped for the supplement, restarts (the deadline moves by the
+    working days it stood). Returns those tasks' ids. Raises CalendarUnknownError."""
+    asked = SetupSupplementRequest.filter(
+        task__setup_id=setup.id, material_type_id=material_type_id, resolved_at__isnull=True
+    )
+    task_ids = sorted(set(await asked.values_list("task_id", flat=True)))
+    await SetupSupplementRequest.filter(
+        id__in=list(await asked.values_list("id", flat=True))
+    ).update(resolved_at=now)
+    waiting = set(
+        await SetupSupplementRequest.filter(
+            task_id__in=task_ids, resolved_at__isnull=True
+        ).values_list("task_id", flat=True)
+    )
+    answered = [
+        task
+        for task in await SetupTask.select_for_update()
+        .filter(id__in=task_ids, status=TaskStatus.SUPPLEMENT_REQUESTED)
+        .order_by("id")
+        if task.id not in waiting
+    ]
+    for task in answered:
+        task.status = TaskStatus.PENDING
+        await task.save(update_fields=["status"])
+    await SETUPS.resume_clocks(
+        tasks=answered,
+        reasons=(PauseReason.SUPPLEMENT.value,),
+        now=now,
+        calendar=None,
+        actor_id=actor_id,
+        project_id=setup.project_id,
+    )
+    return [task.id for task in answered]
 
 
 async def decide_setup_task(

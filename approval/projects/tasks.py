@@ -33,7 +33,7 @@ from approval.review.engine import (
     written_opinion,
 )
 from approval.review.rules import DEFAULT_OPINION, OPEN, PASSING
-from storage.enums import Decision, MaterialStatus, ProjectStatus, Role, StageStatus, TaskStatus
+from storage.enums import Decision, MaterialStatus, ProjectStatus, Role, StageStatus
 from storage.models import (
     Material,
     Project,
@@ -107,14 +107,10 @@ class StageReview(CaseReview[Stage, Task]):
             pause.working_days = working_days
             await pause.save(update_fields=["ended_at", "working_days"])
 
-    async def resumed(self, task: Task, *, now: datetime) -> None:
-        """A clock stopped for a supplement restarted by hand: the supplement is received."""
-        if task.status is TaskStatus.SUPPLEMENT_REQUESTED:
-            task.status = TaskStatus.PENDING
-            await task.save(update_fields=["status"])
-            await SupplementRequest.filter(task_id=task.id, resolved_at__isnull=True).update(
-                resolved_at=now
-            )
+    async def resolve_supplements(self, task: Task, *, now: datetime) -> None:
+        await SupplementRequest.filter(task_id=task.id, resolved_at__isnull=True).update(
+            resolved_at=now
+        )
 
     async def close(
         self, *, case: Stage, outcome: Decision, now: datetime, actor_id: int | None

@@ -160,6 +160,10 @@ class CaseReview(ABC, Generic[C, T]):
     async def clock_restarted(self, task: T, *, now: datetime, working_days: int) -> None:
         """Close the history of a stop that just ended (deadline and ``paused_at`` saved)."""
 
+    @abstractmethod
+    async def resolve_supplements(self, task: T, *, now: datetime) -> None:
+        """Mark the task's open 补正 requests resolved at ``now``."""
+
     def refuse_held(self, case: C, task_id: int) -> None:
         """Refuse any action while the case is held (a construction stage suspended)."""
 
@@ -370,7 +374,12 @@ class CaseReview(ABC, Generic[C, T]):
         return current
 
     async def resumed(self, task: T, *, now: datetime) -> None:
-        """After a reviewer restarted the clock (locks held): the kind's follow-up."""
+        """A reviewer restarted the clock (locks held): a task waiting for a supplement
+        counts it received, pending again with its open 补正 requests resolved."""
+        if task.status is TaskStatus.SUPPLEMENT_REQUESTED:
+            task.status = TaskStatus.PENDING
+            await task.save(update_fields=["status"])
+            await self.resolve_supplements(task, now=now)
 
     # --- 补正 ----------------------------------------------------------------------------
 
