@@ -270,6 +270,11 @@ def set_key(key: str, value: Any) -> Callable[[Doc], None]:
     return edit
 
 
+def document_json(doc: Doc) -> dict[str, Any]:
+    """Every root map of ``doc`` as plain data, by name."""
+    return {root: doc.get(root, type=Map).to_py() or {} for root in sorted(doc.keys())}
+
+
 def recorded(doc: Doc) -> list[bytes]:
     updates: list[bytes] = []
     doc.observe(lambda event: updates.append(event.update))

@@ -54,6 +54,7 @@ from sync.store import UpdateStore
 from tests.conftest import Clock, GraphQLClient
 from tests.fieldwork_support import at_acceptance, clerk, inspector, person
 from tests.helpers import db_id
+from tests.sync_support import document_json
 
 SETTLE_TIMEOUT = 10.0
 MIN_STEPS = 10
@@ -243,10 +244,6 @@ class Replica:
 
     def state(self) -> dict[str, Any]:
         return document_json(self.doc)
-
-
-def document_json(doc: Doc) -> dict[str, Any]:
-    return {root: doc.get(root, type=Map).to_py() or {} for root in sorted(doc.keys())}
 
 
 async def settle(replicas: list[Replica]) -> None:

@@ -14,8 +14,10 @@ import json
 import re
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pycrdt import Doc, Map
@@ -26,7 +28,17 @@ from websockets.typing import Subprotocol
 from approval.catalog.load import load_catalog
 from approval.catalog.parse import load_default_catalog
 from approval.fieldwork.documents import inspection_doc_name
-from storage.models import CheckResult, Department, SupervisionEvent, Task
+from approval.fieldwork.policy import conclusion_change, record_check_change
+from storage.enums import CheckOutcome, Conclusion
+from storage.models import (
+    CheckResult,
+    Department,
+    DocumentUpdate,
+    InspectionDepartment,
+    SupervisionEvent,
+    Task,
+)
+from sync.store import UpdateStore, integrated
 from tests.cluster_support import (
     ROOT,
     Cluster,
@@ -38,7 +50,7 @@ from tests.cluster_support import (
 from tests.conftest import Clock, GraphQLClient
 from tests.helpers import db_id
 from tests.supervision_support import accepted, at
-from tests.sync_support import SyncClient
+from tests.sync_support import SyncClient, document_json
 
 TIMEOUT = 30
 SUBSCRIBE = "subscription { supervisionEvents { key } }"
@@ -262,3 +274,255 @@ async def test_sigterm_closes_websockets_for_a_retry_and_flushes_the_rows(
     assert row.note == "消防车道畅通" and row.recorded_by == username
     log = instance.log.read_text(encoding="utf-8")
     assert "stopping: flushing documents" in log and "Application shutdown complete" in log
+
+
+# --- the field documents on several instances ------------------------------------------------
+
+RECORDED_AT = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
+
+
+def note_edit(username: str, check: str, note: str) -> Callable[[Doc], None]:
+    return record_check_change(
+        department_code="zjj",
+        check_code=check,
+        result=CheckOutcome.PASS,
+        note=note,
+        measured=None,
+        photo_ids=(),
+        by=username,
+        at=RECORDED_AT,
+    )
+
+
+def sign(username: str, result: Conclusion, note: str) -> Callable[[Doc], None]:
+    return conclusion_change(
+        department_code="zjj", result=result, note=note, signed_by=username, signed_at=RECORDED_AT
+    )
+
+
+@dataclasses.dataclass
+class Tablet:
+    """One device's document, synced with whichever instance it reaches; what it sent and
+    what was acknowledged, over all its connections."""
+
+    doc_name: str
+    token: str
+    username: str
+    doc: Doc = dataclasses.field(default_factory=Doc)
+    link: SyncClient | None = None
+    acked: list[bytes] = dataclasses.field(default_factory=list)
+    _sent: dict[int, bytes] = dataclasses.field(default_factory=dict)
+
+    async def reach(self, instance: Instance) -> None:
+        self.link = await SyncClient.open(
+            instance.ws, self.doc_name, token=self.token, doc=self.doc
+        )
+        self._sent = {}
+        await self.link.until(self.link.synced.is_set, f"the first sync with {instance.name}")
+
+    def leave_now(self) -> None:
+        """The connection is gone (an instance killed): what was acknowledged stays known."""
+        self.collect()
+        self.link = None
+
+    async def leave(self) -> None:
+        if self.link is not None:
+            await self.link.close()
+        self.leave_now()
+
+    def collect(self) -> None:
+        link = self.link
+        if link is None:
+            return
+        for number in sorted(link.acks):
+            update = self._sent.pop(number, None)
+            if update is not None:
+                self.acked.append(update)
+
+    async def edit(self, change: Callable[[Doc], None]) -> None:
+        """Edit the document; sent at once when connected, kept for later otherwise."""
+        if self.link is None:
+            made: list[bytes] = []
+            subscription = self.doc.observe(lambda event: made.append(event.update))
+            try:
+                change(self.doc)
+            finally:
+                self.doc.unobserve(subscription)
+            return
+        update = self.link.make(change)
+        self._sent[await self.link.send_update(update)] = update
+
+    def settled(self) -> bool:
+        link = self.link
+        return link is not None and link.acked_upto >= link.sent and not link.held
+
+    async def until_settled(self) -> None:
+        assert self.link is not None
+        await self.link.until(self.settled, "every update answered")
+        self.collect()
+        assert self.link.errors == [], self.link.errors
+
+
+async def log_json(doc_name: str) -> tuple[dict[str, Any], bytes]:
+    """The document as its log holds it, and the log's state vector."""
+    doc: Doc = Doc()
+    for update in await UpdateStore().load(doc_name):
+        doc.apply_update(update)
+    return document_json(doc), doc.get_state()
+
+
+async def notes_in_rows(inspection_id: int) -> dict[str, str]:
+    rows = await CheckResult.filter(inspection_id=inspection_id).values_list("check_code", "note")
+    return {str(code): str(note) for code, note in rows if note}
+
+
+async def rows_hold(inspection_id: int, notes: dict[str, str]) -> bool:
+    return await notes_in_rows(inspection_id) == notes
+
+
+async def concluded(inspection_id: int) -> bool:
+    return await InspectionDepartment.exists(
+        inspection_id=inspection_id, department__code="zjj", conclusion__isnull=False
+    )
+
+
+async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll another process's effect (nothing to await) until ``probe()`` holds."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            if await probe():
+                return
+            await asyncio.sleep(0.05)
+
+
+async def converged(tablets: list[Tablet], watchers: list[SyncClient], doc_name: str) -> None:
+    """Every connected tablet and every instance's room (seen by a watcher that joined it)
+    holds the log's state."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            expected, _ = await log_json(doc_name)
+            seen = [document_json(t.doc) for t in tablets] + [
+                document_json(w.doc) for w in watchers
+            ]
+            if all(state == expected for state in seen):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_one_document_one_truth_on_three_instances_with_tablets_moving_and_one_killed(
+    cluster: Cluster, gql: GraphQLClient, clock: Clock
+) -> None:
+    inspection_id, username, _ = await joint_acceptance(gql, clock)
+    doc_name = inspection_doc_name(inspection_id)
+    instances = await cluster.start(
+        3, ONEWINDOW_SYNC_MATERIALISE_MS="50", ONEWINDOW_SYNC_SWEEP_SECONDS="1"
+    )
+    token = await token_of(username, clock)
+    tablets = [Tablet(doc_name, token, username) for _ in range(6)]
+    for index, tablet in enumerate(tablets):
+        await tablet.reach(instances[index % 3])
+    checks = sorted(tablets[0].doc.get("departments", type=Map)["zjj"]["checks"].keys())
+    assert len(checks) >= 3, checks
+
+    async def edits(tablet: Tablet, index: int, rounds: range) -> None:
+        for k in rounds:
+            check = checks[(index + k) % len(checks)]
+            await tablet.edit(note_edit(username, check, f"平板{index}第{k}次"))
+
+    # Every tablet writes at once, through three instances.
+    await asyncio.gather(*(edits(t, i, range(3)) for i, t in enumerate(tablets)))
+    for tablet in tablets:
+        await tablet.until_settled()
+
+    # Tablets 0 and 1 go offline, edit, and come back through other instances.
+    for tablet in tablets[:2]:
+        await tablet.leave()
+    await asyncio.gather(*(edits(t, i, range(3, 5)) for i, t in enumerate(tablets)))
+    await tablets[0].reach(instances[1])
+    await tablets[1].reach(instances[2])
+
+    # Instance 3 is killed while its tablets (2 and 5) write; what it acknowledged is kept.
+    await asyncio.gather(*(edits(t, i, range(5, 7)) for i, t in enumerate(tablets)))
+    for tablet in (tablets[2], tablets[5]):
+        await tablet.until_settled()
+    await edits(tablets[2], 2, range(7, 9))
+    await instances[2].stop(signal.SIGKILL)
+    for tablet in (tablets[2], tablets[5], tablets[1]):
+        tablet.leave_now()
+    _, state_vector = await log_json(doc_name)
+    for tablet in tablets:
+        for update in tablet.acked:
+            assert integrated(update, state_vector), "an acknowledged update was lost"
+    # They edit offline and reconnect to the instances left.
+    await edits(tablets[2], 2, range(9, 11))
+    await edits(tablets[5], 5, range(9, 10))
+    await tablets[2].reach(instances[0])
+    await tablets[5].reach(instances[1])
+    await tablets[1].reach(instances[0])
+    for tablet in tablets:
+        await tablet.until_settled()
+
+    watchers = [
+        await SyncClient.open(instance.ws, doc_name, token=token) for instance in instances[:2]
+    ]
+    await converged(tablets, watchers, doc_name)
+    expected, _ = await log_json(doc_name)
+    for tablet in tablets:  # every edit of every tablet is in the log
+        assert integrated(tablet.doc.get_update(), (await log_json(doc_name))[1])
+    notes = {
+        code: check["note"]
+        for code, check in expected["departments"]["zjj"]["checks"].items()
+        if check.get("note")
+    }
+    assert len(notes) >= len(tablets), notes
+    await eventually(lambda: rows_hold(inspection_id, notes), "the rows to follow the log")
+    rows = await DocumentUpdate.filter(doc=doc_name).values_list("data", flat=True)
+    assert len(rows) == len({bytes(row) for row in rows}), "a row was stored twice"
+
+    # A conclusion signed through one instance cannot be changed through another by a tablet
+    # that had not heard of it.
+    late = tablets[3]
+    await late.leave()
+    await late.edit(sign(username, Conclusion.FAIL, "不合格"))
+    await tablets[0].edit(sign(username, Conclusion.PASS, "同意"))
+    await tablets[0].until_settled()
+    await late.reach(instances[0])  # tablet 0 signed through instance 2
+    assert late.link is not None
+    await late.link.until(lambda: bool(late.link and late.link.errors), "the refusal")
+    assert late.link.errors[0].code == "invalid", late.link.errors
+    expected, _ = await log_json(doc_name)
+    assert expected["departments"]["zjj"]["conclusion"]["result"] == "pass"
+    await eventually(lambda: concluded(inspection_id), "the conclusion's row")
+    department = await InspectionDepartment.get(inspection_id=inspection_id, department__code="zjj")
+    assert department.conclusion == Conclusion.PASS
+    for instance in instances[:2]:
+        assert (await instance.metric("onewindow_sync_updates_committed_total") or 0) > 0
+    assert (
+        sum([await i.metric("onewindow_sync_updates_refused_total") or 0 for i in instances[:2]])
+        >= 1
+    )
+    for link in [*watchers, *(t.link for t in tablets if t.link is not None)]:
+        await link.close()
+
+
+async def test_without_redis_instances_follow_each_other_through_the_log_within_seconds(
+    cluster: Cluster, gql: GraphQLClient, clock: Clock
+) -> None:
+    inspection_id, username, check = await joint_acceptance(gql, clock)
+    doc_name = inspection_doc_name(inspection_id)
+    instances = await cluster.start(2, ONEWINDOW_REDIS_URL="")
+    token = await token_of(username, clock)
+    writer, reader = (Tablet(doc_name, token, username) for _ in range(2))
+    await writer.reach(instances[0])
+    await reader.reach(instances[1])
+    await writer.edit(note_edit(username, check, "没有Redis也能看到"))
+    await writer.until_settled()
+    written = time.monotonic()
+    assert reader.link is not None
+    await reader.link.until(
+        lambda: document_json(reader.doc) == document_json(writer.doc), "the poll's news"
+    )
+    assert time.monotonic() - written < 3  # polled every second
+    assert await instances[1].metric("onewindow_redis_up") is None  # no Redis at all
+    for tablet in (writer, reader):
+        await tablet.leave()
