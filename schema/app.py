@@ -23,29 +23,30 @@ from approval.core.bus import EventBus
 from approval.core.errors import DomainError, ErrorCode
 from approval.fieldwork.policy import DocumentEditor
 from approval.files.uploads import UploadRules
-from schema.accounts import AccountMutation
-from schema.board import BoardQuery
-from schema.catalog_cache import CatalogCache
-from schema.company import CompanyMutation, CompanyQuery
-from schema.context import Context
-from schema.errors import TypedErrors, should_mask
-from schema.files import DownloadAudit
-from schema.inspections import InspectionMutation, InspectionQuery
-from schema.limits import (
+from schema.company.setups import CompanyMutation, CompanyQuery
+from schema.core.accounts import AccountMutation
+from schema.core.catalog_cache import CatalogCache
+from schema.core.context import Context
+from schema.core.errors import TypedErrors, should_mask
+from schema.core.limits import (
     BudgetedSchema,
     RefusedDocuments,
     RefusedRequest,
     RequestGuard,
     RequestLimits,
 )
-from schema.loaders import build_loaders
-from schema.mutation import Mutation
-from schema.notifications import NotificationMutation, NotificationQuery
-from schema.oversight import OversightMutation, OversightQuery, OversightSubscription
-from schema.query import Query
-from schema.supervision import SupervisionMutation, SupervisionQuery
-from schema.timing import ObserveOperation, OperationTimer
-from schema.uploads import UploadMutation
+from schema.core.loaders import build_loaders
+from schema.core.timing import ObserveOperation, OperationTimer
+from schema.fieldwork.inspections import InspectionMutation, InspectionQuery
+from schema.files.stored import DownloadAudit
+from schema.files.uploads import UploadMutation
+from schema.node import NodeQuery
+from schema.oversight.board import BoardQuery
+from schema.oversight.center import OversightMutation, OversightQuery, OversightSubscription
+from schema.oversight.notifications import NotificationMutation, NotificationQuery
+from schema.oversight.supervision import SupervisionMutation, SupervisionQuery
+from schema.projects.mutation import Mutation
+from schema.projects.query import Query
 
 # Each room of the API adds its own root fields here (one module per concept).
 EXTRA_QUERIES: tuple[type, ...] = (
@@ -80,7 +81,7 @@ def build_schema(
     introspection: bool = True,
 ) -> strawberry.Schema:
     """The schema; ``observe_operation`` hears the duration of each query and mutation;
-    ``limits`` bound what one request may cost (``schema.limits``); without
+    ``limits`` bound what one request may cost (``schema.core.limits``); without
     ``introspection`` (production) ``__schema`` and ``__type`` are refused."""
     limits = limits or RequestLimits()
     refused = RefusedDocuments()  # shared by the requests of this schema
@@ -88,7 +89,7 @@ def build_schema(
         [lambda: OperationTimer(observe=observe_operation)] if observe_operation is not None else []
     )
     schema = BudgetedSchema(
-        query=merge_types("Query", (Query, *EXTRA_QUERIES)),
+        query=merge_types("Query", (NodeQuery, Query, *EXTRA_QUERIES)),
         mutation=merge_types("Mutation", (Mutation, *EXTRA_MUTATIONS)),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         extensions=[

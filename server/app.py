@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 from approval.core.bus import EventBus
 from approval.fieldwork.policy import DocumentEditor
 from schema.app import graphql_app
-from schema.limits import RequestLimits
+from schema.core.limits import RequestLimits
 from server.body_limit import BodyLimit
 from server.cluster import instance_name, redis_client, redis_problem
 from server.document_relay import DocumentRelay, running_document_relay

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from approval.core.errors import ErrorCode
-from schema.limits import RefusedRequest
+from schema.core.limits import RefusedRequest
 
 # Paths whose bodies are streamed and bounded by their own rules (an upload ticket's size).
 STREAMED_PATHS = ("/objects/upload/",)

@@ -115,12 +115,30 @@ DOMAIN_MAY_IMPORT = {
 }
 
 
-def _domain_package(module: str) -> str | None:
-    """``approval.projects.tasks`` -> ``projects``; None outside the domain's packages."""
+# schema/ mirrors the domain: one package per domain package it serves, the API's own
+# machinery in core; app.py, node.py and export.py at the top assemble them.
+SCHEMA = ROOT / "schema"
+SCHEMA_MAY_IMPORT = {
+    "core": set(),
+    "files": {"core"},
+    "projects": {"core", "files"},
+    "company": {"core"},
+    "fieldwork": {"core", "files", "projects"},
+    "oversight": {"core", "projects"},
+}
+RULES = {"approval": DOMAIN_MAY_IMPORT, "schema": SCHEMA_MAY_IMPORT}
+
+
+def _package_of(room: str, module: str) -> str | None:
+    """``approval.projects.tasks`` -> ``projects``; None outside ``room``'s packages."""
     parts = module.split(".")
-    if len(parts) >= 2 and parts[0] == "approval" and parts[1] in DOMAIN_PACKAGES:
+    if len(parts) >= 2 and parts[0] == room and parts[1] in RULES[room]:
         return parts[1]
     return None
+
+
+def _domain_package(module: str) -> str | None:
+    return _package_of("approval", module)
 
 
 def _relative_imports(path: Path) -> list[int]:
@@ -137,16 +155,19 @@ def test_every_domain_module_lives_in_a_package() -> None:
     assert folders == sorted(DOMAIN_PACKAGES)
 
 
-def _wrong_domain_imports(package: str, path: Path) -> list[str]:
-    """The modules of other domain packages that ``path`` (in ``package``) may not import."""
+def _wrong_package_imports(room: str, package: str, path: Path) -> list[str]:
+    """The modules of ``room``'s other packages that ``path`` (in ``package``) may not import."""
     wrong = []
     for module in sorted(_modules(path)):
-        target = _domain_package(module)
-        if module == "approval" or (
-            target and target != package and target not in DOMAIN_MAY_IMPORT[package]
-        ):
+        target = _package_of(room, module)
+        assembly = module.split(".")[0] == room and target is None  # e.g. schema.app, approval
+        if assembly or (target and target != package and target not in RULES[room][package]):
             wrong.append(module)
     return wrong
+
+
+def _wrong_domain_imports(package: str, path: Path) -> list[str]:
+    return _wrong_package_imports("approval", package, path)
 
 
 def test_domain_packages_import_only_what_they_may() -> None:
@@ -157,6 +178,38 @@ def test_domain_packages_import_only_what_they_may() -> None:
         for module in _wrong_domain_imports(package, path)
     ]
     assert wrong == []
+
+
+def test_schema_mirrors_the_domain_in_packages() -> None:
+    loose = sorted(p.name for p in SCHEMA.glob("*.py"))
+    folders = sorted(p.name for p in SCHEMA.iterdir() if (p / "__init__.py").exists())
+    assert loose == ["__init__.py", "app.py", "export.py", "node.py"]
+    assert folders == sorted(SCHEMA_MAY_IMPORT)
+    assert set(SCHEMA_MAY_IMPORT) - {"core"} <= set(DOMAIN_PACKAGES)
+
+
+def test_schema_packages_import_only_what_they_may() -> None:
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for package in SCHEMA_MAY_IMPORT
+        for path in (SCHEMA / package).rglob("*.py")
+        for module in _wrong_package_imports("schema", package, path)
+    ]
+    assert wrong == []
+
+
+def test_the_schema_check_sees_a_wrong_arrow(tmp_path: Path) -> None:
+    module = tmp_path / "company_module.py"
+    module.write_text(
+        "from schema.projects.types import ProjectNode\n"
+        "from schema.core.context import Info\n"
+        "from schema.app import build_schema\n"
+    )
+    assert _wrong_package_imports("schema", "company", module) == [
+        "schema.app",
+        "schema.projects.types",
+    ]
+    assert _wrong_package_imports("schema", "fieldwork", module) == ["schema.app"]
 
 
 def test_no_relative_imports() -> None:

@@ -12,7 +12,7 @@ import pytest
 from approval.catalog.load import load_catalog
 from approval.catalog.parse import Catalog, load_default_catalog
 from approval.core import generations
-from schema.catalog_cache import CatalogCache
+from schema.core.catalog_cache import CatalogCache
 
 pytestmark = pytest.mark.usefixtures("clean_catalog")
 

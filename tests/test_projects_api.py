@@ -176,12 +176,12 @@ async def test_audit_trail_shows_who_did_what_before_and_after(gql):
 
 
 async def test_unexpected_errors_are_masked(gql, monkeypatch):
-    import schema.query
+    import schema.projects.query
 
     def broken(**_kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(schema.query, "project_query", broken)
+    monkeypatch.setattr(schema.projects.query, "project_query", broken)
     body = await gql("query { projects(first: 1) { totalCount } }", as_="supervisor")
     assert body["errors"][0]["message"] == "Unexpected error."
     assert "secret" not in str(body)

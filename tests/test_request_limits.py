@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from schema.limits import BudgetedSchema, RequestLimits, measure
+from schema.core.limits import BudgetedSchema, RequestLimits, measure
 from server.app import create_app, tune_gc
 from server.body_limit import BodyLimit
 from server.settings import Settings

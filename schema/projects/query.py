@@ -11,21 +11,16 @@ from approval.core.access import project_scope
 from approval.core.dates import local_day
 from approval.core.errors import DomainError
 from approval.projects.projects import ProjectFilter, project_by_code, project_query
-from schema.context import Info, query_error
-from schema.inspections import InspectionNode
-from schema.pagination import page
-from schema.types import (
-    NODE_TYPES,
+from schema.core.context import Info, query_error
+from schema.core.nodes import (
     DepartmentNode,
     MaterialTypeNode,
     PersonNode,
-    ProjectNode,
     RegionNode,
     ServiceItemNode,
-    StageStatusEnum,
-    TaskNode,
-    TaskStatusEnum,
 )
+from schema.core.pagination import page
+from schema.projects.types import ProjectNode, StageStatusEnum, TaskNode, TaskStatusEnum
 from storage import models
 from storage.enums import Role
 
@@ -67,17 +62,6 @@ class TaskFilterInput:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="按全局 id 查询任意对象")
-    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
-        if id.type_name == "Inspection":  # not a plain row: its own visibility and nesting
-            [inspection] = await InspectionNode.resolve_nodes(info=info, node_ids=[id.node_id])
-            return inspection
-        node_type = NODE_TYPES.get(id.type_name)
-        if node_type is None:
-            return None
-        [found] = await node_type.resolve_nodes(info=info, node_ids=[id.node_id])
-        return found
-
     @strawberry.field(description="当前登录用户")
     async def viewer(self, info: Info) -> PersonNode:
         viewer = info.context.query_viewer()

@@ -27,11 +27,12 @@ from approval.fieldwork.documents import (
     ENTRY_KIND_LABELS,
     inspection_doc_name,
 )
-from schema.context import Info, query_error
-from schema.errors import UserError
-from schema.files import PhotoNode, photos_of
-from schema.mutation import attempt, decode_id
-from schema.types import DepartmentNode, PersonNode, ProjectNode, department_node
+from schema.core.context import Info, query_error
+from schema.core.errors import UserError
+from schema.core.nodes import DepartmentNode, PersonNode, department_node
+from schema.core.payloads import attempt, decode_id
+from schema.files.stored import PhotoNode, photos_of
+from schema.projects.types import ProjectNode
 from storage import enums, models
 
 CheckOutcomeEnum = strawberry.enum(enums.CheckOutcome, name="CheckOutcome")

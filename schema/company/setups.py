@@ -12,11 +12,10 @@ from approval.company.access import setup_scope
 from approval.core.errors import DomainError
 from approval.core.labels import label
 from approval.oversight.setup_figures import setup_figures
-from schema.context import Info, query_error
-from schema.errors import UserError
-from schema.mutation import attempt
-from schema.supervision import PauseReasonEnum
-from schema.types import DecisionEnum, MaterialStatusEnum
+from schema.core.context import Info, query_error
+from schema.core.errors import UserError
+from schema.core.nodes import DecisionEnum, MaterialStatusEnum, PauseReasonEnum
+from schema.core.payloads import attempt
 from storage import enums, models
 
 SetupStatusEnum = strawberry.enum(enums.SetupStatus, name="SetupStatus")

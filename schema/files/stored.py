@@ -16,7 +16,7 @@ from strawberry.extensions import SchemaExtension
 
 from approval.core import audit
 from approval.files import uploads
-from schema.context import Context, Info
+from schema.core.context import Context, Info
 from storage import models
 
 

@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlencode
 import strawberry
 
 from approval.core import auth
-from schema.context import Info
-from schema.errors import UserError
-from schema.mutation import attempt
+from schema.core.context import Info
+from schema.core.errors import UserError
+from schema.core.payloads import attempt
 
 
 @strawberry.type

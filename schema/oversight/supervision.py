@@ -13,16 +13,14 @@ from approval.core.access import Viewer, project_scope
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.oversight.supervision import KINDS
 from approval.projects import tasks
-from schema.context import Info, query_error
-from schema.mutation import TaskPayload, decode_id, task_result
-from schema.oversight import SupervisionEventType, WarningLevelEnum, events_out
-from schema.pagination import MAX_PAGE, decode_cursor, encode_cursor
+from schema.core.context import Info, query_error
+from schema.core.nodes import PauseReasonEnum
+from schema.core.pagination import MAX_PAGE, decode_cursor, encode_cursor
+from schema.core.payloads import decode_id
+from schema.oversight.center import SupervisionEventType, WarningLevelEnum, events_out
+from schema.projects.mutation import TaskPayload, task_result
 from storage import models
 from storage.enums import Role
-
-PauseReasonEnum = strawberry.enum(
-    tasks.PauseReason, name="PauseReason", description="计时中止的原因(行政许可法第四十五条)"
-)
 
 
 def events_visible_to(viewer: Viewer) -> QuerySet[models.SupervisionEvent]:

@@ -14,10 +14,11 @@ from strawberry import relay
 from approval.core.errors import DomainError, ErrorCode
 from approval.core.labels import label
 from approval.oversight import meetings, notice, reports
-from schema.context import Info, query_error
-from schema.errors import UserError
-from schema.mutation import attempt, decode_id
-from schema.types import DepartmentNode, ProjectTypeEnum
+from schema.core.context import Info, query_error
+from schema.core.errors import UserError
+from schema.core.nodes import DepartmentNode
+from schema.core.payloads import attempt, decode_id
+from schema.projects.types import ProjectTypeEnum
 from storage import enums, models
 
 MeetingStatusEnum = strawberry.enum(enums.MeetingStatus, name="MeetingStatus")

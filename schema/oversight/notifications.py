@@ -14,11 +14,11 @@ from approval.core.dates import local_day
 from approval.core.errors import DomainError, invalid
 from approval.oversight import ratings
 from approval.oversight.notifications import MOMENT_LABELS
-from schema.context import Info, query_error
-from schema.errors import UserError
-from schema.mutation import attempt, decode_id
-from schema.pagination import MAX_PAGE, page
-from schema.types import ProjectNode, StageNode
+from schema.core.context import Info, query_error
+from schema.core.errors import UserError
+from schema.core.pagination import MAX_PAGE, page
+from schema.core.payloads import attempt, decode_id
+from schema.projects.types import ProjectNode, StageNode
 from storage import enums, models
 
 NotificationStatusEnum = strawberry.enum(enums.NotificationStatus, name="NotificationStatus")

@@ -16,9 +16,9 @@ from approval.core.bus import EventBus
 from approval.core.errors import DomainError, ErrorCode
 from approval.fieldwork.policy import DocumentEditor
 from approval.files.uploads import UploadRules
-from schema.catalog_cache import CatalogSnapshot
-from schema.errors import as_graphql_error
-from schema.loaders import Loaders
+from schema.core.catalog_cache import CatalogSnapshot
+from schema.core.errors import as_graphql_error
+from schema.core.loaders import Loaders
 from storage.objects import ObjectStore
 
 NO_TOKEN = DomainError(
@@ -49,9 +49,9 @@ class Context:
     hashing: Hashing = field(default_factory=Hashing.bounded)
     # The client's address (after the trusted proxies' X-Forwarded-For), for login throttling.
     client: str | None = None
-    # Seconds a throttled login's answer is held (schema.limits.RequestLimits).
+    # Seconds a throttled login's answer is held (schema.core.limits.RequestLimits).
     refusal_pause: float = 0.0
-    # Download URLs handed out by this request (audited once at its end: schema.files).
+    # Download URLs handed out by this request (audited once at its end: schema.files.stored).
     downloads: list[str] = field(default_factory=list)
 
     def require_viewer(self) -> Viewer:

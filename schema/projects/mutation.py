@@ -6,37 +6,20 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TypeVar
 
 import strawberry
 from strawberry import relay
 
 from approval.core import auth
-from approval.core.errors import DomainError, ErrorCode, invalid
-from approval.core.inputs import row_id
+from approval.core.errors import ErrorCode
 from approval.files import uploads
 from approval.projects import agents, materials, projects, stages, tasks
-from schema.context import Info
-from schema.errors import UserError
-from schema.types import (
-    DecisionEnum,
-    MaterialNode,
-    PersonNode,
-    ProjectNode,
-    ProjectTypeEnum,
-    StageNode,
-    TaskNode,
-)
+from schema.core.context import Info
+from schema.core.errors import UserError
+from schema.core.nodes import DecisionEnum, PersonNode
+from schema.core.payloads import attempt, decode_id
+from schema.projects.types import MaterialNode, ProjectNode, ProjectTypeEnum, StageNode, TaskNode
 from storage import models
-
-T = TypeVar("T")
-
-
-async def attempt(action: Callable[[], Awaitable[T]]) -> tuple[T | None, list[UserError]]:
-    try:
-        return await action(), []
-    except DomainError as error:
-        return None, [UserError.of(error)]
 
 
 async def task_result(action: Callable[[], Awaitable[models.Task]]) -> TaskPayload:
@@ -46,17 +29,6 @@ async def task_result(action: Callable[[], Awaitable[models.Task]]) -> TaskPaylo
         return TaskPayload(errors=errors)
     stage = await models.Stage.get(id=row.stage_id)
     return TaskPayload(task=TaskNode.from_row(row), stage=StageNode.from_row(stage))
-
-
-def decode_id(global_id: relay.GlobalID, type_name: str, field: str) -> int:
-    number = row_id(global_id.node_id)
-    if global_id.type_name != type_name or number is None:
-        raise invalid(
-            f"{field} must be the id of a {type_name} from this API, got "
-            f"{global_id.type_name}:{global_id.node_id[:40]!r}",
-            field=field,
-        )
-    return number
 
 
 @strawberry.input(description="一表制申报: 项目申请表")

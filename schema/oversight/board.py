@@ -14,16 +14,13 @@ from approval.core.labels import label
 from approval.oversight import board, queue
 from approval.oversight.lights import LIGHT_LABELS, Light
 from approval.projects import intake
-from schema.context import Info, query_error
-from schema.mutation import decode_id
-from schema.types import (
-    DecisionEnum,
-    DepartmentNode,
+from schema.core.context import Info, query_error
+from schema.core.nodes import DecisionEnum, DepartmentNode, MaterialTypeNode, ServiceItemNode
+from schema.core.payloads import decode_id
+from schema.projects.types import (
     MaterialNode,
-    MaterialTypeNode,
     ProjectNode,
     ProjectStatusEnum,
-    ServiceItemNode,
     StageStatusEnum,
     TaskNode,
 )

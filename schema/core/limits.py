@@ -41,7 +41,7 @@ from strawberry.types import ExecutionResult
 from approval.core.errors import ErrorCode
 from approval.core.inputs import text_problem
 
-# Connections multiply the cost of what they select by the page asked for (schema.pagination).
+# Connections multiply the cost of what they select by the page asked for (schema.core.pagination).
 PAGE_ARGUMENTS = ("first", "last")
 MAX_PAGE_FACTOR = 100
 

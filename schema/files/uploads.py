@@ -10,10 +10,10 @@ from strawberry import relay
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.labels import label
 from approval.files import uploads
-from schema.context import Context, Info
-from schema.errors import UserError
-from schema.files import PhotoNode, StoredFileNode
-from schema.mutation import attempt, decode_id
+from schema.core.context import Context, Info
+from schema.core.errors import UserError
+from schema.core.payloads import attempt, decode_id
+from schema.files.stored import PhotoNode, StoredFileNode
 from storage import enums, models
 from storage.objects import ObjectStore
 
