@@ -30,6 +30,7 @@ from schema.core.context import Context
 from schema.core.errors import TypedErrors, should_mask
 from schema.core.limits import (
     BudgetedSchema,
+    KnownDocuments,
     RefusedDocuments,
     RefusedRequest,
     RequestGuard,
@@ -85,6 +86,7 @@ def build_schema(
     ``introspection`` (production) ``__schema`` and ``__type`` are refused."""
     limits = limits or RequestLimits()
     refused = RefusedDocuments()  # shared by the requests of this schema
+    known = KnownDocuments()
     timing = (
         [lambda: OperationTimer(observe=observe_operation)] if observe_operation is not None else []
     )
@@ -93,7 +95,7 @@ def build_schema(
         mutation=merge_types("Mutation", (Mutation, *EXTRA_MUTATIONS)),
         subscription=merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None,
         extensions=[
-            lambda: RequestGuard(limits, refused),
+            lambda: RequestGuard(limits, refused, known),
             *([] if introspection else [lambda: AddValidationRules([NoIntrospection])]),
             TypedErrors,
             DownloadAudit,

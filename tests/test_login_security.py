@@ -136,6 +136,32 @@ async def test_aliased_logins_in_one_request_are_throttled_like_separate_ones(
     assert codes.count("TOO_MANY_ATTEMPTS") == 12
 
 
+async def test_guesses_sent_at_once_are_counted_one_after_another(
+    api: Callable[..., Any],
+) -> None:
+    # All at once from addresses of their own: each one's throttle reading happens after the
+    # failures before it were counted, so no more guesses are heard than one after another.
+    outcomes = await asyncio.gather(
+        *(login(api, "fgw", f"guess-{i}", at=f"10.4.0.{i}") for i in range(12))
+    )
+    codes = [code(outcome) for outcome in outcomes]
+    assert codes.count("INVALID_CREDENTIALS") == 3, codes
+    assert codes.count("TOO_MANY_ATTEMPTS") == 9, codes
+    assert await AuditEvent.filter(action="user.login_failed").count() == 3
+
+
+async def test_one_address_guessing_many_accounts_at_once_is_throttled(
+    api: Callable[..., Any],
+) -> None:
+    outcomes = await asyncio.gather(
+        *(login(api, f"guess-{i}", "wrong-password", at="10.9.9.8") for i in range(30))
+    )
+    codes = [code(outcome) for outcome in outcomes]
+    # The address is read again with a hashing slot held: at most the slots' worth beyond 10.
+    assert 10 <= codes.count("INVALID_CREDENTIALS") <= 10 + auth.HASHING_SLOTS - 1, codes
+    assert set(codes) == {"INVALID_CREDENTIALS", "TOO_MANY_ATTEMPTS"}
+
+
 async def test_one_address_guessing_many_accounts_is_throttled(
     api: Callable[..., Any], clock: Clock
 ) -> None:
@@ -237,10 +263,31 @@ async def test_unknown_users_cost_the_same_work(
             timings[name].append(time.perf_counter() - started)
             assert code(payload) == "INVALID_CREDENTIALS"
     assert counting.calls == 6  # every attempt verified a hash, known user or not
-    params = {PasswordHasher().check_needs_rehash(h) for h in counting.hashes}
+    params = {counting.check_needs_rehash(h) for h in counting.hashes}
     assert params == {False}  # with the production parameters every time
     known, unknown = min(timings["fgw"]), min(timings["no-such-user"])
     assert 0.5 < unknown / known < 2, timings
+
+
+async def test_a_hash_made_with_other_parameters_is_redone_at_login(
+    api: Callable[..., Any],
+) -> None:
+    user = await User.get(username="fgw")
+    older = PasswordHasher(time_cost=1, memory_cost=16, parallelism=2).hash(PASSWORD)
+    user.password_hash = older
+    await user.save()
+    assert (await login(api, "fgw", PASSWORD))["token"]
+    await user.refresh_from_db()
+    assert user.password_hash != older
+    assert not auth._hasher.check_needs_rehash(user.password_hash)
+    assert (await login(api, "fgw", PASSWORD))["token"]  # the new hash verifies
+
+
+def test_hashing_leaves_a_core_to_the_event_loop() -> None:
+    assert auth.hashing_slots(1) == 1
+    assert auth.hashing_slots(2) == 1
+    assert auth.hashing_slots(3) == 2
+    assert auth.hashing_slots(64) == auth.HASHING_SLOTS
 
 
 # --- logout, password change, revocation ----------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import strawberry
+import strawberry.schema.schema as strawberry_schema
 from graphql import parse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -134,6 +135,45 @@ async def test_a_document_refused_once_is_refused_again_without_reading_it(
     assert codes(first) == codes(again) == ["QUERY_TOO_COMPLEX"]
     assert first["errors"][0]["message"] == again["errors"][0]["message"]
     assert time.perf_counter() - started < 0.02
+
+
+async def test_a_repeated_document_is_validated_once_and_its_inputs_checked_each_time(
+    gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validated: list[object] = []
+    validate = strawberry_schema.validate_document
+
+    def counting(*args: Any) -> Any:
+        validated.append(args[1])
+        return validate(*args)
+
+    monkeypatch.setattr(strawberry_schema, "validate_document", counting)
+    fields = (
+        "id code name address statusLabel "
+        "stages { name code status deadline tasks { id deadline status decidedAt } }"
+    )
+    query = (
+        "query($n: Int) { "
+        + " ".join(
+            f"p{i}: projects(first: $n) {{ edges {{ node {{ {fields} }} }} }}" for i in range(14)
+        )
+        + " }"
+    )
+    for _ in range(3):
+        body = await gql(query, {"n": 2}, as_="clerk")
+        assert "errors" not in body, body
+    assert len(validated) == 1  # parsed and validated once, read from memory twice
+    # What depends on the variables is still checked each time: the page's cost, the strings.
+    body = await gql(query, {"n": 100}, as_="clerk")
+    assert codes(body) == ["QUERY_TOO_COMPLEX"], body
+    wrong = "{ viewer { noSuchField } }"
+    first, again = await gql(wrong, as_="clerk"), await gql(wrong, as_="clerk")
+    assert first["errors"] == again["errors"] and "noSuchField" in first["errors"][0]["message"]
+    assert len(validated) == 2
+    filtered = "query($q: String) { projects(filter: {text: $q}) { totalCount } }"
+    for text in ("ok", "nul\x00", "ok"):
+        body = await gql(filtered, {"q": text}, as_="clerk")
+        assert codes(body) == ([] if text == "ok" else ["INVALID_INPUT"]), body
 
 
 async def test_wider_bombs_and_repeated_fields_are_refused_fast(gql: GraphQLClient) -> None:

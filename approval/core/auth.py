@@ -4,11 +4,14 @@ per client address (``approval.core.throttle``), every failure audited."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
+import os
 import re
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,35 +24,67 @@ from approval.core.errors import DomainError, ErrorCode, invalid
 from storage.enums import Role
 from storage.models import AccessToken, Department, Enterprise, PageTicket, Region, User
 
-_hasher = PasswordHasher()
+# argon2id with RFC 9106's low-memory parameters (t=3, 64 MiB) in one lane: the lanes of one
+# hash would run as as many threads and take every core at once; in one lane a hash takes one
+# core, the same work for a guesser (hashes made with more lanes are redone at the next login).
+_hasher = PasswordHasher(parallelism=1)
 
 MIN_PASSWORD_LENGTH = 8
-HASHING_SLOTS = 2  # argon2 hashes at once per process (each takes ~0.1 s of one core)
+HASHING_SLOTS = 2  # at most this many argon2 hashes at once per process (~0.2 s of one core each)
+
+
+def hashing_slots(cores: int | None = None) -> int:
+    """Hashes at once: one core is always left to the event loop (and at most HASHING_SLOTS)."""
+    return max(1, min(HASHING_SLOTS, (cores or os.cpu_count() or 1) - 1))
 
 
 @dataclass(frozen=True)
 class Hashing:
     """argon2 off the event loop (in worker threads), at most ``slots`` at once, so logins
-    never stall other requests and a flood of them queues instead of taking every core."""
+    never stall other requests and a flood of them queues instead of taking every core.
+
+    ``turn(key)`` serialises the attempts on one account in this process: an attempt checks
+    the throttle, hashes and records its failure before the next one checks, so concurrent
+    guesses cannot all pass the check before the first failure is counted."""
 
     slots: asyncio.Semaphore
+    turns: dict[str, tuple[asyncio.Lock, list[int]]] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def bounded(cls, slots: int = HASHING_SLOTS) -> Hashing:
-        return cls(asyncio.Semaphore(slots))
+    def bounded(cls, slots: int | None = None) -> Hashing:
+        return cls(asyncio.Semaphore(slots if slots is not None else hashing_slots()))
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        """Hold ``key``'s turn, then a hashing slot (hash inside with ``verify_held``)."""
+        lock, users = self.turns.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock, self.slots:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self.turns[key]
+
+    async def verify_held(self, password_hash: str, password: str) -> bool:
+        """Verify while a slot is held (inside ``turn``)."""
+        hasher = _hasher
+        try:
+            return await asyncio.to_thread(hasher.verify, password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
     async def verify(self, password_hash: str, password: str) -> bool:
-        hasher = _hasher
         async with self.slots:
-            try:
-                return await asyncio.to_thread(hasher.verify, password_hash, password)
-            except (VerificationError, InvalidHashError):
-                return False
+            return await self.verify_held(password_hash, password)
+
+    async def hash_held(self, password: str) -> str:
+        return await asyncio.to_thread(_hasher.hash, password)
 
     async def hash(self, password: str) -> str:
-        hasher = _hasher
         async with self.slots:
-            return await asyncio.to_thread(hasher.hash, password)
+            return await self.hash_held(password)
 
 
 @functools.cache
@@ -165,16 +200,33 @@ async def login(
     client: str | None = None,
 ) -> tuple[str, datetime, User]:
     """A new token; INVALID_CREDENTIALS, or TOO_MANY_ATTEMPTS (before any hashing) while the
-    account or the client address must wait or is locked."""
+    account or the client address must wait or is locked.
+
+    The throttle is read once at once (a refused guess waits for nothing), then again in the
+    account's turn with a hashing slot held, so that attempts made at the same time are
+    counted one after another, never all let through by the same reading."""
     name = username.strip()
-    await throttle.check(key=throttle.account_key(name), policy=throttle.ACCOUNT, now=now)
-    await throttle.check(key=throttle.address_key(client), policy=throttle.ADDRESS, now=now)
+    account, address = throttle.account_key(name), throttle.address_key(client)
+
+    async def checked() -> None:
+        await throttle.check(key=account, policy=throttle.ACCOUNT, now=now)
+        await throttle.check(key=address, policy=throttle.ADDRESS, now=now)
+
+    await checked()
     user = await User.get_or_none(username=name[:64], active=True)
     stored = user.password_hash if user is not None else _stand_in_hash(_hasher)
-    if not await hashing.verify(stored, password) or user is None:
-        await _failed(name=name, user=user, client=client, now=now)
+    async with hashing.turn(account):
+        await checked()
+        right = await hashing.verify_held(stored, password) and user is not None
+        if not right:
+            await _failed(name=name, user=user, client=client, now=now)
+        elif _hasher.check_needs_rehash(stored):  # older parameters: redo it with today's
+            assert user is not None
+            user.password_hash = await hashing.hash_held(password)
+            await user.save(update_fields=["password_hash"])
+    if not right or user is None:
         raise _wrong_credentials()
-    await throttle.clear(key=throttle.account_key(name))
+    await throttle.clear(key=account)
     token, expires_at = await issue_token(user=user, now=now, ttl=ttl)
     await audit.record(actor_id=user.id, action="user.login", entity_type="user", entity_id=user.id)
     return token, expires_at, user
@@ -200,9 +252,13 @@ async def change_password(
     """Set a new password (the current one checked and throttled like a login) and revoke every
     other token of the user; the number revoked."""
     user = await User.get(id=viewer.user_id)
-    await throttle.check(key=throttle.account_key(user.username), policy=throttle.ACCOUNT, now=now)
-    if not await hashing.verify(user.password_hash, current_password):
-        await _failed(name=user.username, user=user, client=client, now=now)
+    account = throttle.account_key(user.username)
+    async with hashing.turn(account):
+        await throttle.check(key=account, policy=throttle.ACCOUNT, now=now)
+        right = await hashing.verify_held(user.password_hash, current_password)
+        if not right:
+            await _failed(name=user.username, user=user, client=client, now=now)
+    if not right:
         raise DomainError(
             ErrorCode.INVALID_CREDENTIALS,
             "the current password is wrong; type it again",

@@ -294,12 +294,21 @@ def check_inputs(
 
 class RequestGuard(SchemaExtension):
     """Parses with a token limit, then measures the document and checks its inputs before
-    graphql-core validates it."""
+    graphql-core validates it. A small document seen before comes from ``known``, parsed and
+    validated once (graphql-core's validation of a login mutation costs milliseconds of the
+    event loop, a guesser's every request)."""
 
-    def __init__(self, limits: RequestLimits, refused: RefusedDocuments | None = None) -> None:
+    def __init__(
+        self,
+        limits: RequestLimits,
+        refused: RefusedDocuments | None = None,
+        known: KnownDocuments | None = None,
+    ) -> None:
         self.limits = limits
         self.refused = refused if refused is not None else RefusedDocuments()
+        self.known = known if known is not None else KnownDocuments()
         self.checked = False
+        self.entry: KnownDocument | None = None
 
     async def on_parse(self) -> AsyncIterator[None]:
         context = self.execution_context
@@ -307,16 +316,23 @@ class RequestGuard(SchemaExtension):
             query, variables = context.query, context.variables
             self.refused.check(query)  # the same document refused before: at once
             try:
-                if len(query) >= OFF_LOOP_CHARS:  # reading takes milliseconds: not on the loop
+                entry = self.known.get(query)
+                if entry is not None:  # its inputs and figures depend on the variables
+                    check_inputs(entry.document, variables, self.limits)
+                    measure(entry.document, variables or {}, self.limits)
+                    document = entry.document
+                elif len(query) >= OFF_LOOP_CHARS:  # reading takes milliseconds: not on the loop
                     document = await asyncio.to_thread(read_document, query, variables, self.limits)
                 else:
                     document = read_document(query, variables, self.limits)
+                    entry = self.known.add(query, document)
             except GraphQLError as error:
                 if (error.extensions or {}).get("code") == ErrorCode.QUERY_TOO_COMPLEX.value:
                     self.refused.remember(query, error)
                 raise
             context.graphql_document = document
             self.checked = True
+            self.entry = entry
         yield
 
     def on_validate(self) -> Iterator[None]:
@@ -325,7 +341,41 @@ class RequestGuard(SchemaExtension):
         if document is not None and not self.checked:  # a document given already parsed
             check_inputs(document, context.variables, self.limits)
             measure(document, context.variables or {}, self.limits)
+        entry = self.entry
+        if entry is not None and entry.errors is not None and context.pre_execution_errors is None:
+            context.pre_execution_errors = list(entry.errors)  # validated before: not again
         yield
+        if entry is not None and entry.errors is None and context.pre_execution_errors is not None:
+            entry.errors = tuple(context.pre_execution_errors)
+
+
+@dataclass
+class KnownDocument:
+    document: DocumentNode
+    # graphql-core's validation errors (none: an empty tuple) once it has run; None before.
+    errors: tuple[GraphQLError, ...] | None = None
+
+
+class KnownDocuments:
+    """The last small documents read, by their text, each with its validation once it has
+    run (one schema's, whose rules never change): a repeated query is neither parsed nor
+    validated again. Documents of OFF_LOOP_CHARS or more are not kept."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.entries: OrderedDict[str, KnownDocument] = OrderedDict()
+
+    def get(self, query: str) -> KnownDocument | None:
+        entry = self.entries.get(query)
+        if entry is not None:
+            self.entries.move_to_end(query)
+        return entry
+
+    def add(self, query: str, document: DocumentNode) -> KnownDocument:
+        entry = self.entries[query] = KnownDocument(document)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return entry
 
 
 class RefusedDocuments:
