@@ -55,7 +55,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,7 +79,12 @@ from approval.fieldwork.documents import (  # noqa: E402
     InspectionLayout,
     initial_update,
 )
-from storage.db import close_database, migrate, open_database  # noqa: E402
+from storage.db import (  # noqa: E402
+    close_database,
+    migrate,
+    open_database,
+    recreate_postgres_database,
+)
 from storage.enums import Role  # noqa: E402
 from sync import protocol  # noqa: E402
 from sync.policy import Access, DocumentPolicy  # noqa: E402
@@ -332,9 +337,12 @@ async def drive(
     concurrency: int,
     pid: int,
     expected: dict[str, Any],
-    rows: Callable[[], int] | None = None,
+    rows: Callable[[], Awaitable[int]] | None = None,
     headers_for: Callable[[Tablet], dict[str, str]] | None = None,
+    tablet_url: Callable[[Tablet], str] | None = None,
 ) -> RunResult:
+    """Every tablet's session (at ``tablet_url(tablet)``, by default ``url_for`` of its
+    document), then one observer per document at ``url_for(document)``."""
     gate = asyncio.Semaphore(concurrency)
     sessions: list[float] = []
 
@@ -345,7 +353,10 @@ async def drive(
                     headers = headers_for(tablet) if headers_for is not None else None
                     sessions.append(
                         await tablet_session(
-                            url_for(tablet.doc_name), tablet, acks=acks, headers=headers
+                            tablet_url(tablet) if tablet_url else url_for(tablet.doc_name),
+                            tablet,
+                            acks=acks,
+                            headers=headers,
                         )
                     )
             except TimeoutError:
@@ -392,7 +403,7 @@ async def drive(
         verified += f" ({retried} only on a later connection: first view empty or partial)"
     total = sum(len(t.updates) for t in tablets)
     if rows is not None:
-        stored = rows()
+        stored = await rows()
         if stored != total:
             raise BenchError(
                 f"{name}: the log holds {stored} rows, expected one per update ({total})"
@@ -525,6 +536,8 @@ def serve(database_url: str, port: int, profile_to: str | None) -> None:
         supervise_seconds=0,
         notify_seconds=0,
         log_level="warning",
+        redis_url=os.environ.get("ONEWINDOW_REDIS_URL", ""),
+        redis_prefix=os.environ.get("ONEWINDOW_REDIS_PREFIX", "onewindow"),
     )
     app = create_app(settings, policy_for=policy_for, access_for=access_for)
     tune_gc(settings.gc_threshold)
@@ -627,12 +640,25 @@ async def prepare_database(database_url: str) -> dict[str | None, str]:
         await close_database()
 
 
-def count_rows(sqlite_file: Path, prefix: str) -> int:
-    with contextlib.closing(sqlite3.connect(f"file:{sqlite_file}?mode=ro", uri=True)) as db:
-        row = db.execute(
-            "SELECT COUNT(*) FROM document_update WHERE doc LIKE ?", (prefix + "%",)
-        ).fetchone()
-        return int(row[0])
+async def count_rows(database_url: str, prefix: str) -> int:
+    """The log rows of the bench's documents."""
+    if database_url.startswith("sqlite://"):
+        location = database_url.removeprefix("sqlite://")
+        with contextlib.closing(sqlite3.connect(f"file:{location}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM document_update WHERE doc LIKE ?", (prefix + "%",)
+            ).fetchone()
+            return int(row[0])
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        count = await connection.fetchval(
+            "SELECT COUNT(*) FROM document_update WHERE doc LIKE $1", prefix + "%"
+        )
+        return int(count)
+    finally:
+        await connection.close()
 
 
 async def run_ours(
@@ -643,35 +669,82 @@ async def run_ours(
     *,
     policy: str,
     name: str = "ours",
+    instances: int = 1,
 ) -> RunResult:
-    sqlite_file = workdir / "sync-bench.sqlite3"
-    database_url = f"sqlite://{sqlite_file}"
+    """Our server on a fresh SQLite file, or, with ``--postgres``, ``instances`` servers on a
+    fresh PostgreSQL database (dropped afterwards) cooperating through Redis (``--redis``);
+    tablet ``i`` syncs with instance ``(i // docs) % instances``, so a shared document is
+    written through every instance; the observers ask the first."""
+    database_name = f"onewindow_bench_{uuid.uuid4().hex[:8]}"
+    if args.postgres:
+        database_url = await recreate_postgres_database(args.postgres, database_name)
+    else:
+        database_url = f"sqlite://{workdir / 'sync-bench.sqlite3'}"
     tokens = await prepare_database(database_url)
-    port = free_port()
-    argv = [sys.executable, str(SCRIPT), "--serve-port", str(port), "--database-url", database_url]
     profile_file = workdir / "server.prof"
-    if args.profile:
-        argv += ["--profile-to", str(profile_file)]
-    argv += ["--serve-policy", policy]
     query = urlencode({"ack": "1"})
     prefix = tablets[0].doc_name.rsplit("/", 1)[0]
     layout_rows = len(expected) if policy in ("accept", "inspection") else 0
+    env = {
+        "ONEWINDOW_REDIS_URL": args.redis,
+        "ONEWINDOW_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
+    }
+    if instances == 1 or not args.postgres:
+        env = {"ONEWINDOW_REDIS_URL": ""}
 
     def headers_for(tablet: Tablet) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[tablet.department]}"}
 
-    async with subprocess("our server (uvicorn)", argv, workdir / "ours.log", port) as served:
+    async with contextlib.AsyncExitStack() as stack:
+        served: list[Process] = []
+        for number in range(instances):
+            port = free_port()
+            argv = [
+                sys.executable,
+                str(SCRIPT),
+                "--serve-port",
+                str(port),
+                "--database-url",
+                database_url,
+                "--serve-policy",
+                policy,
+            ]
+            if args.profile and number == 0:
+                argv += ["--profile-to", str(profile_file)]
+            served.append(
+                await stack.enter_async_context(
+                    subprocess(
+                        f"our server {number + 1} (uvicorn)",
+                        argv,
+                        workdir / f"ours-{number + 1}.log",
+                        port,
+                        **env,
+                    )
+                )
+            )
+        ports = [process.port for process in served]
+
+        async def rows() -> int:
+            return await count_rows(database_url, prefix) - layout_rows
+
         result = await drive(
             name,
             tablets,
-            lambda doc: f"ws://127.0.0.1:{port}/sync/{doc}?{query}",
+            lambda doc: f"ws://127.0.0.1:{ports[0]}/sync/{doc}?{query}",
             acks=True,
             concurrency=args.concurrency,
-            pid=served.process.pid,
+            pid=served[0].process.pid,
             expected=expected,
-            rows=lambda: count_rows(sqlite_file, prefix) - layout_rows,
+            rows=rows,
             headers_for=headers_for,
+            tablet_url=lambda tablet: (  # a shared document's tablets on every instance
+                f"ws://127.0.0.1:{ports[(tablet.index // max(args.docs, 1)) % instances]}"
+                f"/sync/{tablet.doc_name}?{query}"
+            ),
         )
+        result.peak_rss_kib = sum(peak_rss_kib(p.process.pid) or 0 for p in served) or None
+    if args.postgres:
+        await recreate_postgres_database(args.postgres, database_name, create=False)
     if args.profile:
         print_profile(profile_file, args.profile)
     return result
@@ -841,6 +914,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[500, 1000, 2000],
         help="measurement counts of --growing (500,1000,2000)",
     )
+    parser.add_argument(
+        "--postgres",
+        default="",
+        metavar="URL",
+        help="our server on a fresh PostgreSQL database made on this server (postgres://...) "
+        "instead of a SQLite file",
+    )
+    parser.add_argument(
+        "--instances",
+        action="store_true",
+        help="with --postgres: the inspection workload through one instance, then two "
+        "cooperating through Redis (--redis), tablets spread over them (target: two >= 0.8x "
+        "the committed updates/s of one, ack p95 within 1.5x)",
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="Redis of --instances")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=0,
+        metavar="N",
+        help="in-process: N rooms of a joint acceptance open at once, read-only and with a "
+        "writer each; memory per room and what comes back after they unload",
+    )
     parser.add_argument("--serve-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-policy", default="plain", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -851,11 +947,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name} must be at least 1")
     if args.docs < 0:
         parser.error("--docs must be 0 (one per tablet) or more")
+    if args.instances and not args.postgres:
+        parser.error("--instances needs --postgres (several instances share PostgreSQL)")
     return args
 
 
 async def bench(args: argparse.Namespace, workdir: Path) -> None:
     started = time.perf_counter()
+    if args.memory:
+        await memory(args, workdir)
+        print(f"\ntotal time {time.perf_counter() - started:.0f}s")
+        return
     if args.growing:
         await growing(args, workdir)
         print(f"\ntotal time {time.perf_counter() - started:.0f}s")
@@ -874,7 +976,9 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
         f", {args.concurrency} tablets syncing at once, {os.cpu_count()} CPUs"
     )
     raw = raw_apply_rate(tablets)
-    if inspection:  # the real rules against always-accept, same workload, same run
+    if args.instances:  # the real rules through one instance, then two
+        servers = [("one instance", "inspection"), ("two instances", "inspection")]
+    elif inspection:  # the real rules against always-accept, same workload, same run
         servers = [("accept", "accept"), ("inspection", "inspection")]
     else:
         servers = [("ours", "per-update" if args.per_update else "plain"), ("node", "")]
@@ -891,18 +995,24 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
                     print(f"node: y-websocket server.cjs, persistence {args.node_persistence} ...")
                     results.append(await run_node(tablets, expected, args, where))
             elif not args.skip_ours:
+                count = 2 if name == "two instances" else 1
                 print(
-                    f"{name}: create_app under uvicorn, fresh SQLite file, acks after commit, "
-                    f"policy {policy} ..."
+                    f"{name}: create_app under uvicorn x{count}, fresh "
+                    f"{'PostgreSQL database' if args.postgres else 'SQLite file'}, acks after "
+                    f"commit, policy {policy} ..."
                 )
-                place = where / name
+                place = where / name.replace(" ", "-")
                 place.mkdir()
                 results.append(
-                    await run_ours(tablets, expected, args, place, policy=policy, name=name)
+                    await run_ours(
+                        tablets, expected, args, place, policy=policy, name=name, instances=count
+                    )
                 )
         rounds.append(results)
     report(rounds, raw)
-    if inspection:
+    if args.instances:
+        report_instances(rounds)
+    elif inspection:
         report_inspection(rounds)
     print(f"\ntotal time {time.perf_counter() - started:.0f}s")
 
@@ -918,6 +1028,27 @@ def report_inspection(rounds: list[list[RunResult]]) -> None:
     for results in rounds:
         for r in results:
             print(f"{r.name}: ack p95 {r.percentile(95):.2f} s per tablet session, 0 errors")
+
+
+def report_instances(rounds: list[list[RunResult]]) -> None:
+    def runs(name: str) -> list[RunResult]:
+        return [r for results in rounds for r in results if r.name == name]
+
+    one, two = runs("one instance"), runs("two instances")
+    rate = (sum(r.updates for r in two) / sum(r.seconds for r in two)) / (
+        sum(r.updates for r in one) / sum(r.seconds for r in one)
+    )
+    p95 = statistics.mean(r.percentile(95) for r in two) / statistics.mean(
+        r.percentile(95) for r in one
+    )
+    print(
+        f"two/one instances: committed updates/s {rate:.2f}x (target >= 0.8: "
+        f"{'met' if rate >= 0.8 else 'NOT met'}), tablet session p95 {p95:.2f}x (target "
+        f"<= 1.5: {'met' if p95 <= 1.5 else 'NOT met'})"
+    )
+    for r in one + two:
+        rss = f"{r.peak_rss_kib / 1024:.0f} MiB" if r.peak_rss_kib else "?"
+        print(f"{r.name}: {r.rate:.0f} updates/s, peak RSS of its instances together {rss}")
 
 
 async def growing(args: argparse.Namespace, workdir: Path) -> None:
@@ -996,6 +1127,126 @@ async def growing(args: argparse.Namespace, workdir: Path) -> None:
         f"largest / empty = {worst:.2f} in CPU per update (target <= 1.5: {met}); the wall "
         "time is mostly the commit's wait for the disk"
     )
+
+
+def rss_kib() -> int:
+    """This process's resident set now (VmRSS), 0 where there is no /proc."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def given_back() -> tuple[int, int]:
+    """RSS after ``gc.collect()``, then after glibc's ``malloc_trim(0)`` (0 when absent)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    collected = rss_kib()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return collected, 0
+    return collected, rss_kib()
+
+
+async def memory(args: argparse.Namespace, workdir: Path) -> None:
+    """In-process: ``--memory N`` rooms of a joint acceptance (about 18 KiB encoded) open at
+    once: read-only; each with one writer's edit, its validation copies held (a burst); the
+    same once its rows are written (the writer paused: the copies are dropped). The resident
+    memory per room and what comes back once they unload (``gc.collect``, ``malloc_trim``)."""
+    from sync.room import Room, RoomSettings
+    from sync.store import UpdateStore
+
+    database_url = f"sqlite://{workdir / 'memory.sqlite3'}"
+    await migrate(database_url)
+    await open_database(database_url)
+    try:
+        store = UpdateStore()
+        layout = initial_update(JOINT)
+        filled: Doc = Doc(client_id=777)
+        filled.apply_update(layout)
+        made: list[bytes] = []
+        filled.observe(lambda event: made.append(event.update))
+        root = filled.get(INSPECTION_ROOT, type=Map)
+        with filled.transaction():
+            for code in DEPARTMENTS:
+                for number, check in enumerate(JOINT.departments[code]):
+                    if len(filled.get_update()) >= 18 * 1024:
+                        break
+                    root[code]["checks"][check]["note"] = f"第{number}项：现场核查与图纸一致"
+        encoded = len(filled.get_update())
+        names = [f"{DOC_PREFIX}memory/{index}" for index in range(args.memory)]
+        for name in names:
+            await store.append(name, layout)
+            await store.append(name, made[0])
+        code = DEPARTMENTS[0]
+        access = Access(
+            user_id=1, username="bench", role="inspector", department_code=code, writable=True
+        )
+        settings = RoomSettings(materialise_delay=3600, materialise_max_wait=3600)
+        policy = InspectionPolicy()  # one for every room, as the server's FieldPolicy
+
+        async def open_rooms(write: bool, rest: bool) -> list[Room]:
+            rooms = []
+            for index, name in enumerate(names):
+                room = Room(name, policy=policy, store=store, settings=settings)
+                await room.load()
+                if write:
+                    writer: Doc = Doc(client_id=10_000 + index)
+                    writer.apply_update(room.doc.get_update())
+                    edits: list[bytes] = []
+                    watching = writer.observe(lambda event, into=edits: into.append(event.update))
+                    check = JOINT.departments[code][0]
+                    writer.get(INSPECTION_ROOT, type=Map)[code]["checks"][check]["note"] = "复核"
+                    writer.unobserve(watching)  # a subscription would keep the writer alive
+                    await room.receive(edits[0], access=access, origin=None)
+                    if rest:  # its rows written once the writer paused: the copies go
+                        await room.catch_up()
+                rooms.append(room)
+            return rooms
+
+        figures: list[tuple[str, float, float, float]] = []
+        everything, names = names, names[:10]  # a warm-up first: one-off costs left out
+        for room in await open_rooms(True, False):
+            await room.close()
+        names = everything
+        cases = (("read-only", False, False), ("writer, burst", True, False))
+        for label, write, rest in (*cases, ("writer, at rest", True, True)):
+            _, start = given_back()
+            rooms = await open_rooms(write, rest)
+            loaded = rss_kib()
+            _, held = given_back()  # what the open rooms really hold
+            for room in rooms:
+                await room.close()
+            del rooms
+            _, back = given_back()
+            grown = max(loaded - start, 1)
+            figures.append(
+                (
+                    label,
+                    (loaded - start) / args.memory,
+                    (held - start) / args.memory,
+                    (loaded - back) / grown,
+                )
+            )
+    finally:
+        await close_database()
+    print(f"\n{args.memory} rooms of a joint acceptance ({encoded / 1024:.1f} KiB encoded)")
+    print(f"{'rooms':<16} {'KiB per room':>12} {'held (trimmed)':>14} {'given back':>10}")
+    for label, per_room, held_per_room, back_share in figures:
+        print(f"{label:<16} {per_room:>12.0f} {held_per_room:>14.0f} {back_share:>10.0%}")
+    for label, _, held_per_room, back_share in figures[1:]:
+        print(
+            f"{label}: {held_per_room:.0f} KiB held per room (target <= 200 KB: "
+            f"{'met' if held_per_room * 1024 <= 200_000 else 'NOT met'}); given back after "
+            f"unloading, gc + malloc_trim: {back_share:.0%} (target >= 50%: "
+            f"{'met' if back_share >= 0.5 else 'NOT met'})"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,6 +72,7 @@ async def running_sync_server(
     on_ack: Callable[[float], None] | None = None,
     holder: str = "",
     clock: Callable[[], datetime] | None = None,
+    on_unloaded: Callable[[], None] | None = None,
 ) -> AsyncIterator[SyncServer]:
     """A SyncServer for the lifespan, catching up the rows of documents left behind by a
     crash, learning of the other instances' commits through ``fanout`` (and its poll), and,
@@ -85,6 +86,7 @@ async def running_sync_server(
         materialise_delay=settings.sync_materialise_ms / 1000,
         fanout=fanout,
         on_ack=on_ack,
+        on_unloaded=on_unloaded,
     )
     server.start()  # materialises the documents whose rows are behind their log
     sweeping: asyncio.Task[None] | None = None

@@ -73,6 +73,25 @@ def _postgres_dsn(database_url: str) -> str:
     return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(kept), ""))
 
 
+async def recreate_postgres_database(url: str, name: str, *, create: bool = True) -> str:
+    """Drop the database ``name`` on the PostgreSQL server of ``url`` (if it exists) and, unless
+    ``create`` is False, create it empty; the URL naming it. For tests and benches: never point
+    it at data you keep."""
+    import asyncpg
+
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"refusing database name {name!r}: use letters, digits and _")
+    parts = urlsplit(url)
+    admin = await asyncpg.connect(urlunsplit(("postgresql", parts.netloc, "/postgres", "", "")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+
+
 @asynccontextmanager
 async def setup_lock(
     database_url: str, *, waiting: Callable[[float], object] | None = None

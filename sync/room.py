@@ -21,7 +21,8 @@ update (or group) is accepted, ``_after`` holds exactly what ``_before`` must ho
 two swap: the old ``_before`` becomes ``_after`` and lacks the accepted updates (``_lag``),
 which it receives in the same transaction as the next update it checks. Each copy thus takes
 each accepted update once, in one transaction per check instead of two. After a refusal, a
-failed commit or a policy that changed them, they are rebuilt from the room's document. The
+failed commit or a policy that changed them, they are rebuilt from the room's document, and
+once a materialisation finds the writers paused (they cost two more documents per room). The
 room's own document cannot stand in for ``_before``: within a group it must already hold the
 group's earlier accepted updates, which the room's document receives only once they are
 committed.
@@ -379,6 +380,7 @@ class Room:
         self._before_state = None
         self._state_vector = None
         self._lag = []
+        self._collector.changes = []  # their events keep the copies alive
 
     async def receive(self, update: bytes, *, access: Access, origin: Peer | None) -> bool:
         """Validate, commit, apply and broadcast one update; False when it changed nothing.
@@ -990,6 +992,10 @@ class Room:
                 self._dirty = True
                 self._first_dirty = self._last_commit = asyncio.get_running_loop().time()
             return False
+        if not self.lock.locked() and not self._dirty:
+            # The writers paused (the debounce): the scratch copies, two more documents, are
+            # given back; the next update rebuilds them.
+            self._forget_copies()
         return True
 
 

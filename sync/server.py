@@ -276,8 +276,10 @@ class SyncServer:
         poll_seconds: float = 1.0,
         fanout: Fanout | None = None,
         on_ack: Callable[[float], None] | None = None,
+        on_unloaded: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_unloaded = on_unloaded
         self.poll_seconds = poll_seconds
         self.fanout = fanout
         self.on_ack = on_ack
@@ -515,6 +517,8 @@ class SyncServer:
             self.rooms.pop(room.name, None)
             room.closed.set()
             log.info("room %s unloaded", room.name)
+            if self.on_unloaded is not None:
+                self.on_unloaded()
 
     # --- the server's own changes ----------------------------------------------------------
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from approval.core.auth import issue_token
 from approval.fieldwork.inspections import assign_inspectors, schedule_joint_acceptance
+from storage.db import recreate_postgres_database
 from storage.models import User
 from tests.fieldwork_support import at_acceptance, clerk, inspector, stage_departments
 from tests.helpers import db_id
@@ -222,18 +223,8 @@ class Cluster:
 async def fresh_database(url: str, suffix: str) -> str:
     """The URL of an empty PostgreSQL database ``<name of url's>_<suffix>``, made afresh (the
     session's end drops it with the tests' own database)."""
-    import asyncpg
-
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/')}_{suffix}"
-    assert name.replace("_", "").isalnum(), name
-    admin = await asyncpg.connect(urlunsplit(("postgresql", parts.netloc, "/postgres", "", "")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    name = f"{urlsplit(url).path.lstrip('/')}_{suffix}"
+    return await recreate_postgres_database(url, name)
 
 
 def postgres_only(url: str) -> None:

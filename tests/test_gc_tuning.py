@@ -1,10 +1,11 @@
 """The server's garbage-collector setting (see bench/README.md for why it exists)."""
 
+import asyncio
 import gc
 
 import pytest
 
-from server.app import tune_gc
+from server.app import MemoryTrim, malloc_trim, tune_gc
 from server.settings import Settings, SettingsError
 
 
@@ -26,3 +27,17 @@ def test_tune_gc_sets_the_threshold_and_zero_leaves_python_alone() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+async def test_memory_of_unloaded_rooms_is_trimmed_once_per_delay() -> None:
+    calls: list[int] = []
+    trim = MemoryTrim(delay=0.01, trim=lambda: calls.append(1))
+    trim.soon()
+    trim.soon()  # rooms unloading together: one trim
+    await asyncio.sleep(0.05)
+    assert calls == [1] and trim.trimmed == 1
+    trim.soon()
+    trim.close()  # the lifespan ends first: nothing runs later
+    await asyncio.sleep(0.05)
+    assert calls == [1]
+    assert malloc_trim() is not None  # glibc, as on the servers (Debian)

@@ -56,3 +56,24 @@ async def test_rooms_and_refusals_leave_no_doc_behind(database: str) -> None:
     for _ in range(20):
         await cycle(5)
     assert live_docs() - baseline <= 1, "Docs outlive their rooms or refusals"
+
+
+async def test_a_writer_pausing_leaves_its_room_with_one_doc(database: str) -> None:
+    """The validation copies (two more documents) go once the debounced materialisation finds
+    the writer paused, and nothing of theirs stays alive; the next update rebuilds them."""
+    room = Room(
+        f"test/{uuid.uuid4().hex[:12]}",
+        policy=PermissivePolicy(),
+        store=UpdateStore(),
+        settings=RoomSettings(materialise_delay=30, materialise_max_wait=30),
+    )
+    await room.load()
+    first, second = one_writer([("a", "1"), ("b", "2")])
+    baseline = live_docs()
+    assert await room.receive(first, access=access(), origin=None)
+    assert live_docs() == baseline + 2  # the scratch copies, kept for the next update
+    await room.catch_up()  # the rows written: the writer paused
+    assert live_docs() == baseline
+    assert await room.receive(second, access=access(), origin=None)
+    assert room.doc.get("m", type=Map).to_py() == {"a": "1", "b": "2"}
+    await room.close()
