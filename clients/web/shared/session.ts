@@ -15,6 +15,13 @@ export const LoginMutation = graphql(`
   }
 `)
 
+/** Ends the session on the server too: the token is revoked, not only forgotten here. */
+export const LogoutMutation = graphql(`
+  mutation Logout {
+    logout { ok }
+  }
+`)
+
 export type Viewer = NonNullable<ResultOf<typeof LoginMutation>['login']['viewer']>
 
 export interface SessionState {
@@ -36,6 +43,11 @@ export interface Session {
   login(username: string, password: string): Promise<SessionState>
   /** Forget the token (local data is the app's to wipe, after its warning). */
   forget(): void
+  /** Ask the server to revoke the token (when online with one); a failure is not an error:
+   * offline, or the token already expired, forgetting it is all that is left to do. */
+  revoke(): Promise<void>
+  /** ``revoke``, then ``forget``. */
+  logout(): Promise<void>
   /** The server said the token is no longer good. */
   refused(): void
   /** The current token, or null when there is none or it expired. */
@@ -119,5 +131,19 @@ export function createSession(options: { storageKey: string; now?: () => number 
     return next
   }
 
-  return { state, expired, api, login, forget: () => write(null), refused, token }
+  async function revoke(): Promise<void> {
+    if (!navigator.onLine || !token()) return
+    try {
+      await api.mutation(LogoutMutation, {})
+    } catch {
+      // offline after all, or the token expired: nothing more to do on the server
+    }
+  }
+
+  async function logout(): Promise<void> {
+    await revoke()
+    write(null)
+  }
+
+  return { state, expired, api, login, forget: () => write(null), revoke, logout, refused, token }
 }

@@ -415,11 +415,34 @@ export const RecordSetupSiteCheckMutation = graphql(`
   }
 `)
 
-/** Ends this session on the server too: the token is revoked, not only forgotten here. */
-export const LogoutMutation = graphql(`
-  mutation Logout {
-    logout {
+/** One's own password; every other session of the person is ended (their tokens revoked). */
+export const ChangePasswordMutation = graphql(`
+  mutation ChangePassword($currentPassword: String!, $newPassword: String!) {
+    changePassword(currentPassword: $currentPassword, newPassword: $newPassword) {
       ok
+      tokensRevoked
+      errors { code field message }
+    }
+  }
+`)
+
+/** 中心管理办: lift a person's login lockout. */
+export const UnlockLoginMutation = graphql(`
+  mutation UnlockLogin($username: String!) {
+    unlockLogin(username: $username) {
+      ok
+      errors { code field message }
+    }
+  }
+`)
+
+/** 中心管理办: end every session of a person (all their tokens revoked). */
+export const RevokeUserTokensMutation = graphql(`
+  mutation RevokeUserTokens($username: String!) {
+    revokeUserTokens(username: $username) {
+      ok
+      tokensRevoked
+      errors { code field message }
     }
   }
 `)

@@ -21,6 +21,8 @@ const routes: RouteRecordRaw[] = [
   { path: '/mine', component: () => import('./views/MineView.vue') },
   { path: '/setups', component: () => import('./views/SetupsView.vue') },
   { path: '/setup-queue', component: () => import('./views/SetupQueueView.vue') },
+  { path: '/password', component: () => import('./views/PasswordView.vue') },
+  { path: '/accounts', component: () => import('./views/AccountsView.vue') },
   { path: '/:rest(.*)*', component: () => import('./views/NotFoundView.vue') },
 ]
 

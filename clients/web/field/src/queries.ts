@@ -57,9 +57,3 @@ export const MyProjectsQuery = graphql(`
 
 export type ProjectSummary = ResultOf<typeof MyProjectsQuery>['projects']['edges'][number]['node']
 
-/** Ends the session on the server too: the token is revoked, not only forgotten here. */
-export const FieldLogoutMutation = graphql(`
-  mutation FieldLogout {
-    logout { ok }
-  }
-`)

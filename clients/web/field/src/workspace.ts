@@ -7,7 +7,6 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 import { computed, reactive, shallowRef, type ShallowRef } from 'vue'
 import { failureText } from './format'
 import { LocalDb, dbName, docName, wipe } from './local'
-import { FieldLogoutMutation } from './queries'
 import { Replica } from './sync/replica'
 
 export const session = createSession({ storageKey: FIELD_SESSION_KEY })
@@ -97,13 +96,7 @@ export async function closeWorkspace(): Promise<void> {
 /** Logs out: stops syncing, deletes everything this person kept on the tablet. */
 export async function logout(): Promise<void> {
   const username = session.state.value?.viewer.username
-  if (navigator.onLine && session.token()) {
-    try {
-      await api.mutation(FieldLogoutMutation, {}) // the server revokes the token
-    } catch {
-      // offline after all, or the token expired: forgetting it here is what is left to do
-    }
-  }
+  await session.revoke() // the server revokes the token
   await closeWorkspace()
   if (username) await wipe(username)
   session.forget()
