@@ -4,14 +4,17 @@ authentication or authorization, or the object hidden). The expected answers are
 ``MATRIX``; a new root field without a row fails the test.
 
 Arguments come from the SDL: ids of one world (a project in 德城区 with stage 1 accepted, an
-inspection of it with one inspector assigned, ...), other values schema-valid placeholders. So a
-row says who gets past the checks of who is asking; what each door then does is tested where
-the door is.
+inspection of it with one inspector assigned, ...), other values schema-valid placeholders.
+Where a placeholder would be refused for its input before the viewer mattered (a project to
+create, a material, a meeting, a company setup, ...), ``VALID_INPUTS`` gives the variables of a
+valid call, so that the row proves who may call it. So a row says who gets past the checks of
+who is asking; what each door then does is tested where the door is.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,14 +34,16 @@ from graphql import (
     get_named_type,
 )
 
+from approval.catalog.company import load_default_company_catalog
+from approval.catalog.company_load import load_company_catalog
 from approval.core.auth import create_user, issue_token
 from approval.fieldwork.inspections import assign_inspectors, schedule_site_check
 from schema.app import build_schema
 from storage.enums import Role
-from storage.models import Enterprise, LoginThrottle, Task
+from storage.models import Enterprise, LoginThrottle, Material, Task
 from tests.conftest import PASSWORD, Clock, GraphQLClient
 from tests.fieldwork_support import clerk
-from tests.helpers import accept, create_project, db_id, ready_stage
+from tests.helpers import accept, create_project, db_id, project_input, ready_stage
 
 pytestmark = pytest.mark.usefixtures("catalog")
 
@@ -102,16 +107,16 @@ MATRIX: dict[str, dict[str, str]] = {
     "stageApplication":       row("x  o  o  o  o  x  x  x  x  o  x"),
     "setupFigures":           row("x  x  x  x  x  x  x  x  x  o  o"),
     "setupFlowGroups":        row("x  o  o  o  o  o  o  o  o  o  o"),
-    "setupPlan":              row("x  i  i  i  i  i  i  i  i  i  i"),
+    "setupPlan":              row("x  o  o  o  o  o  o  o  o  o  o"),
     "companySetups":          row("x  o  o  o  o  o  o  o  o  o  o"),
     "companySetup":           row("x  x  x  x  x  x  x  x  x  x  x"),
     "setupTasks":             row("x  o  o  o  o  o  o  o  o  o  o"),
     # --- mutations ---
     "login":                  row("o  o  o  x  x  x  x  x  x  x  x"),
     "reassignAgent":          row("x  x  x  o  x  x  x  x  x  o  x"),
-    "createProject":          row("x  i  x  i  x  x  x  x  x  x  x"),
+    "createProject":          row("x  o  x  o  x  x  x  x  x  x  x"),
     "acceptStageApplication": row("x  x  x  o  x  x  x  x  x  x  x"),
-    "submitMaterial":         row("x  i  x  i  x  x  x  x  x  x  x"),
+    "submitMaterial":         row("x  o  x  o  x  x  x  x  x  x  x"),
     "reviewMaterial":         row("x  x  x  x  x  x  x  x  x  x  x"),
     "decideTask":             row("x  x  x  x  o  x  x  x  x  x  x"),
     "requestSupplement":      row("x  x  x  x  o  x  x  x  x  x  x"),
@@ -120,7 +125,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "changePassword":         row("x  o  o  o  o  o  o  o  o  o  o"),
     "revokeUserTokens":       row("x  x  x  x  x  x  x  x  x  x  x"),
     "unlockLogin":            row("x  x  x  x  x  x  x  x  x  x  x"),
-    "scheduleMeeting":        row("x  x  x  i  x  x  x  x  x  i  x"),
+    "scheduleMeeting":        row("x  x  x  o  x  x  x  x  x  o  x"),
     "recordMeetingOpinion":   row("x  x  x  x  x  x  x  x  x  x  x"),
     "closeMeeting":           row("x  x  x  x  x  x  x  x  x  x  x"),
     "rateService":            row("x  x  x  x  x  x  x  x  x  x  x"),
@@ -129,15 +134,15 @@ MATRIX: dict[str, dict[str, str]] = {
     "pauseTask":              row("x  x  x  x  o  x  x  x  x  x  x"),
     "resumeTask":             row("x  x  x  x  o  x  x  x  x  x  x"),
     "fileFormalOpinion":      row("x  x  x  x  o  x  x  x  x  x  x"),
-    "scheduleSiteCheck":      row("x  x  x  i  i  x  x  x  x  i  x"),
+    "scheduleSiteCheck":      row("x  x  x  o  x  x  x  x  x  o  x"),
     "scheduleJointAcceptance": row("x  x  x  o  x  x  x  x  x  o  x"),
-    "assignInspectors":       row("x  x  x  i  x  x  x  x  x  i  x"),
+    "assignInspectors":       row("x  x  x  o  x  x  x  x  x  o  x"),
     "scheduleReinspection":   row("x  x  x  o  x  x  x  x  x  o  x"),
     "recordCheck":            row("x  i  i  i  i  i  i  i  i  i  i"),
     "fileConclusion":         row("x  x  x  x  x  x  x  o  x  x  x"),
     "requestUpload":          row("x  i  i  i  i  i  i  i  i  i  i"),
     "confirmUpload":          row("x  i  i  i  i  i  i  i  i  i  i"),
-    "acceptCompanySetup":     row("x  x  x  i  x  x  x  x  x  x  x"),
+    "acceptCompanySetup":     row("x  x  x  o  x  x  x  x  x  x  x"),
     "decideSetupTask":        row("x  x  x  x  x  x  x  x  x  x  x"),
     "recordSetupSiteCheck":   row("x  x  x  x  x  x  x  x  x  x  x"),
     "stopSetupClock":         row("x  x  x  x  x  x  x  x  x  x  x"),
@@ -175,6 +180,8 @@ class World:
     tokens: dict[str, str]
     ids: dict[str, str]  # argument name -> value
     project_code: str
+    material_type: str  # one the project holds
+    setup_materials: list[str]  # every material of a restaurant's company setup
 
 
 def gid(type_name: str, number: object) -> str:
@@ -240,7 +247,61 @@ async def make_world(gql: GraphQLClient, clock: Clock) -> World:
         "reviewerDepartment": "fgw",
         "businessType": "x",
     }
-    return World(tokens=tokens, ids=ids, project_code=project["code"])
+    await load_company_catalog(load_default_company_catalog())
+    plan = await gql(
+        'query { setupPlan(businessType: "restaurant") { materials { code } } }', as_="clerk"
+    )
+    material = await Material.filter(project_id=db_id(project["id"])).first()
+    assert material is not None
+    held = await material.material_type
+    return World(
+        tokens=tokens,
+        ids=ids,
+        project_code=project["code"],
+        material_type=held.code,
+        setup_materials=[m["code"] for m in plan["data"]["setupPlan"]["materials"]],
+    )
+
+
+# Fields whose placeholders would be refused for their input before the viewer mattered: the
+# variables of a valid call, so that their rows say who may call them.
+VALID_INPUTS: dict[str, Callable[[World], dict[str, Any]]] = {
+    "setupPlan": lambda world: {"businessType": "restaurant"},
+    "createProject": lambda world: {"input": project_input(name="矩阵测试项目")},
+    "submitMaterial": lambda world: {
+        "input": {
+            "projectId": world.ids["projectId"],
+            "materialType": world.material_type,
+            "fileName": "again.pdf",
+            "sizeBytes": 1024,
+        }
+    },
+    "scheduleMeeting": lambda world: {
+        "input": {
+            "projectId": world.ids["projectId"],
+            "stage": "project_approval",
+            "at": "2026-03-10T09:00:00+08:00",
+            "place": "三楼联审会议室",
+            "departments": ["fgw"],
+        }
+    },
+    "scheduleSiteCheck": lambda world: {
+        "input": {"projectId": world.ids["projectId"], "departments": ["zjj"]}
+    },
+    "assignInspectors": lambda world: {
+        "input": {"inspectionId": world.ids["inspectionId"], "usernames": ["inspector"]}
+    },
+    "acceptCompanySetup": lambda world: {
+        "input": {
+            "companyName": "德州市矩阵餐饮有限公司",
+            "businessType": "restaurant",
+            "region": "371402",
+            "contactName": "赵敏",
+            "contactPhone": "13800000001",
+            "materials": world.setup_materials,
+        }
+    },
+}
 
 
 # Arguments named alike that mean another object in one field.
@@ -319,6 +380,8 @@ def operation(
         )
         declared.append(f"${arg_name}: {arg.type}")
         passed.append(f"{arg_name}: ${arg_name}")
+    if name in VALID_INPUTS:
+        variables = VALID_INPUTS[name](world)
     head = f"{kind}({', '.join(declared)})" if declared else kind
     args = f"({', '.join(passed)})" if passed else ""
     return f"{head} {{ {name}{args} {selection(field)} }}", variables
