@@ -98,18 +98,22 @@ bench/node/node_modules/.installed: bench/node/package.json bench/node/package-l
 sdl: venv
 	$(BIN)/python -c 'from schema.app import SDL_PATH, export_sdl; SDL_PATH.write_text(export_sdl(), encoding="utf-8"); print("wrote", SDL_PATH)'
 
-# Each leg prints its slowest tests; the PostgreSQL leg runs in a database of its own (named
-# after this run), so two suites on one machine never drop each other's database.
-PYTEST := $(BIN)/pytest --durations=15
+# Each leg runs in two worker processes (pytest-xdist): every worker has a database of its own,
+# the tests of one file stay in one worker, the browser tests all in one (tests/conftest.py).
+# Each leg prints its slowest tests. The PostgreSQL leg runs in databases of its own (named
+# after this run), so two suites on one machine never drop each other's database, and runs the
+# tests that use the database: the others do not depend on it and ran in the SQLite leg.
+PYTEST := $(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 test: lint web-check node-deps web
 	$(PYTEST)
 	@if { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; } \
 	    || $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \
 	  url="$(PG_TEST_SERVER)/onewindow_test_$$(date +%s)_$$$$"; \
-	  echo "PostgreSQL answers on 127.0.0.1:5432: running the tests against $$url" \
-	       "(the browser tests ran on the first leg; they test the web app, not the database)"; \
-	  ONEWINDOW_TEST_DATABASE_URL="$$url" $(PYTEST) --ignore=tests/browser; \
+	  echo "PostgreSQL answers on 127.0.0.1:5432: running the tests that use the database" \
+	       "against $$url (each worker appends _gwN; the browser tests ran on the first leg:" \
+	       "they test the web app, not the database)"; \
+	  ONEWINDOW_TEST_DATABASE_URL="$$url" $(PYTEST) --database-tests-only --ignore=tests/browser; \
 	elif [ "$${REQUIRE_POSTGRES:-0}" = 1 ]; then \
 	  echo "error: REQUIRE_POSTGRES=1 but no PostgreSQL answers on 127.0.0.1:5432;" \
 	       "start it (e.g. .ci/run does) or unset REQUIRE_POSTGRES" >&2; \

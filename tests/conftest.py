@@ -2,7 +2,8 @@
 
 Set ``ONEWINDOW_TEST_DATABASE_URL`` to run against another database; a ``postgres://`` URL
 names a database that is dropped and created afresh for the session, and dropped again at its
-end (``make test`` names a new one for each run, so that two runs on one machine never share).
+end (``make test`` names a new one for each run, so that two runs on one machine never share;
+under pytest-xdist each worker appends its id, ``<name>_gw0``, to the name).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from schema.app import graphql_app
 from storage import models
 from storage.db import close_database, migrate, open_database
 from storage.enums import Role
+from tests.hashing import CHEAP_HASHER
 
 pytest_plugins = ["tests.object_support", "tests.cluster_support"]
 
@@ -97,24 +99,67 @@ async def clear_tables(*tables: type[models.Model]) -> None:
             await table.all().delete()
 
 
-# Production argon2 parameters cost about 0.1 s a hash; the suite creates thousands of users, so
-# it hashes with the cheapest parameters instead (tests/test_auth_parameters.py proves the
-# production ones).
-CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="run only the tests that use the test database (the `database` fixture, directly "
+        "or through other fixtures); make test's PostgreSQL leg, whose other tests do not "
+        "depend on the database and ran, the same, in the SQLite leg",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("database_tests_only"):
+        return
+    kept = [item for item in items if "database" in getattr(item, "fixturenames", ())]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``-n N --dist loadfile`` (``make test``): the tests of one file run in one worker
+    (its module fixtures are made once), and the browser tests all run in one worker (one
+    Chromium at a time, their timing not squeezed by a second browser)."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrBrowser(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/browser/"):
+                return "tests/browser"
+            scope: str = super()._split_scope(nodeid)
+            return scope
+
+    return FileOrBrowser(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def production_hasher() -> Iterator[PasswordHasher]:
-    """Swaps in the cheap hasher for the session; yields the one the code would use."""
+    """Swaps in the cheap hasher (tests/hashing.py) for the session; yields the one the code
+    would use."""
     production = auth._hasher
     auth._hasher = CHEAP_HASHER
     yield production
     auth._hasher = production
 
 
+def worker_database_url(url: str) -> str:
+    """``url`` for this test process: under pytest-xdist each worker gets a database of its own
+    (``<name>_gw0``, ``<name>_gw1``, ...), so that no worker drops another's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker or not url.startswith(("postgres://", "postgresql://")):
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_{worker}"))
+
+
 @pytest.fixture(scope="session")
 async def database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    url = os.environ.get("ONEWINDOW_TEST_DATABASE_URL") or (
+    url = worker_database_url(os.environ.get("ONEWINDOW_TEST_DATABASE_URL", "")) or (
         f"sqlite://{tmp_path_factory.mktemp('db') / 'onewindow.sqlite3'}"
     )
     postgres = url.startswith(("postgres://", "postgresql://"))

@@ -1,4 +1,5 @@
-"""The ``onewindow`` command, run in subprocesses against a temporary database."""
+"""The ``onewindow`` command, run in subprocesses against a temporary database (through
+tests/cli_process.py: the same ``main``, with the suite's cheap password hasher)."""
 
 from __future__ import annotations
 
@@ -21,14 +22,23 @@ from storage.enums import Role
 from storage.models import AuditEvent, User
 
 TIMEOUT = 180
+ROOT = Path(__file__).resolve().parent.parent
+ONEWINDOW = (sys.executable, "-m", "tests.cli_process")  # `onewindow`, hashing cheaply
+
+
+def cli_environment(**env: str) -> dict[str, str]:
+    """The environment of an ``ONEWINDOW`` subprocess: ours, this checkout first on the
+    module path (the subprocess runs in a folder of its own), and ``env``."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **env}
 
 
 def onewindow(
     *args: str, database_url: str, cwd: Path, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "ONEWINDOW_DATABASE_URL": database_url, **env}
+    environment = cli_environment(ONEWINDOW_DATABASE_URL=database_url, **env)
     return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
+        [*ONEWINDOW, *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -125,9 +135,9 @@ def test_serve_answers_health_redirect_and_graphql(
     url, _, first = set_up
     assert first.returncode == 0, first.stderr
     port = free_port()
-    environment = {**os.environ, "ONEWINDOW_DATABASE_URL": url, "PORT": str(port)}
+    environment = cli_environment(ONEWINDOW_DATABASE_URL=url, PORT=str(port))
     server = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve"],
+        [*ONEWINDOW, "serve"],
         env=environment,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,

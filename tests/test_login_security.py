@@ -24,7 +24,8 @@ from approval.core.auth import create_user, issue_token
 from schema.app import graphql_app
 from storage.enums import Role
 from storage.models import AuditEvent, LoginThrottle, Region, User
-from tests.conftest import CHEAP_HASHER, PASSWORD, Clock, GraphQLClient
+from tests.conftest import PASSWORD, Clock, GraphQLClient
+from tests.hashing import CHEAP_HASHER
 
 pytestmark = pytest.mark.usefixtures("catalog")
 

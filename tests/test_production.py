@@ -3,9 +3,6 @@ demo accounts or default secrets; security headers in every mode."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -17,7 +14,7 @@ from server.app import create_app
 from server.production import InsecureStart, refuse_insecure_start, secret_problems
 from server.settings import Settings, SettingsError
 from storage.enums import Role
-from tests.test_cli import TIMEOUT, free_port, onewindow
+from tests.test_cli import free_port, onewindow
 
 
 def settings(tmp_path: Path, **values: object) -> Settings:
@@ -112,20 +109,8 @@ def test_serve_refuses_the_demo_in_production(tmp_path: Path) -> None:
     assert onewindow("setup", database_url=url, cwd=tmp_path).returncode == 0  # the demo
     production = onewindow("setup", database_url=url, cwd=tmp_path, ONEWINDOW_ENV="production")
     assert "skipped in production" in production.stdout
-    environment = {
-        **os.environ,
-        "ONEWINDOW_DATABASE_URL": url,
-        "PORT": str(free_port()),
-        "ONEWINDOW_ENV": "production",
-    }
-    served = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve"],
-        env=environment,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
+    served = onewindow(
+        "serve", database_url=url, cwd=tmp_path, PORT=str(free_port()), ONEWINDOW_ENV="production"
     )
     assert served.returncode != 0
     assert "refusing to start in production" in served.stderr

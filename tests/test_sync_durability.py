@@ -23,13 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = "test/durable"
 
 
-async def process_database(tmp_path: Path) -> str:
-    """The subprocess's own database: a fresh PostgreSQL database next to the tests' one when
-    the tests run on PostgreSQL, else a SQLite file."""
-    url = os.environ.get("ONEWINDOW_TEST_DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
+async def process_database(database: str, tmp_path: Path) -> str:
+    """The subprocess's own database: a fresh PostgreSQL database next to the tests' one
+    (``database``) when the tests run on PostgreSQL, else a SQLite file."""
+    if not database.startswith(("postgres://", "postgresql://")):
         return f"sqlite://{tmp_path / 'process.sqlite3'}"
-    return await fresh_database(url, "process")
+    return await fresh_database(database, "process")
 
 
 @contextlib.asynccontextmanager
@@ -93,8 +92,8 @@ def assert_once(doc: Doc, expected: set[int]) -> None:
     assert len(text) == sum(len(f"<{i}>") for i in expected)
 
 
-async def test_acknowledged_updates_survive_sigkill(tmp_path: Path) -> None:
-    url = await process_database(tmp_path)
+async def test_acknowledged_updates_survive_sigkill(database: str, tmp_path: Path) -> None:
+    url = await process_database(database, tmp_path)
     token = secrets.token_urlsafe(16)
     log = tmp_path / "server.log"
     total = 3000
@@ -147,8 +146,10 @@ async def test_acknowledged_updates_survive_sigkill(tmp_path: Path) -> None:
         await fresh.close()
 
 
-async def test_the_default_app_refuses_documents_it_does_not_know(tmp_path: Path) -> None:
-    url = await process_database(tmp_path)
+async def test_the_default_app_refuses_documents_it_does_not_know(
+    database: str, tmp_path: Path
+) -> None:
+    url = await process_database(database, tmp_path)
     token = secrets.token_urlsafe(16)
     async with server_process(url, token, tmp_path / "server.log", mode="default") as (base, _):
         client = await SyncClient.open(base, DOC, token=token)
@@ -156,10 +157,12 @@ async def test_the_default_app_refuses_documents_it_does_not_know(tmp_path: Path
         assert code == 4404 and DOC in reason
 
 
-async def test_rows_catch_up_after_a_sigkill_without_any_client(tmp_path: Path) -> None:
+async def test_rows_catch_up_after_a_sigkill_without_any_client(
+    database: str, tmp_path: Path
+) -> None:
     """Updates acknowledged and then killed before their (debounced) materialisation reach
     the rows at the next start-up, before any client opens the document."""
-    url = await process_database(tmp_path)
+    url = await process_database(database, tmp_path)
     token = secrets.token_urlsafe(16)
     log, rows = tmp_path / "server.log", tmp_path / "rows.json"
     doc = f"test/rows-{secrets.token_hex(4)}"
