@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pycrdt import Doc
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from approval.core.access import Viewer
 from approval.core.auth import viewer_of
@@ -14,6 +16,7 @@ from approval.fieldwork.inspections import FieldRights
 from approval.fieldwork.policy import FieldDocuments
 from approval.projects.tasks import decide_task
 from approval.review.rules import OPEN
+from schema.app import graphql_app
 from storage.enums import Decision, Role
 from storage.models import Department, Stage, Task, User
 from tests.helpers import accept, create_project, db_id, ready_stage
@@ -118,3 +121,9 @@ class MemoryEditor:
         scratch.apply_update(doc.get_update())
         change(scratch)
         await self.receive(doc_name, scratch.get_update(doc.get_state()), rights)
+
+
+def documents_app(clock: Callable[[], datetime], editor: MemoryEditor) -> Starlette:
+    """The GraphQL app editing field documents through ``editor`` (the sync server's part)."""
+    graphql = graphql_app(token_ttl=timedelta(hours=8), clock=clock, documents=editor)
+    return Starlette(routes=[Route("/graphql", graphql)])

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import httpx
 import pytest
 from pycrdt import Doc, Map
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from approval.fieldwork.documents import LayoutError, agency_doc_name, inspection_doc_name
 from approval.fieldwork.inspections import (
@@ -19,7 +17,6 @@ from approval.fieldwork.inspections import (
     schedule_joint_acceptance,
 )
 from approval.fieldwork.policy import FieldDocuments, record_check_change
-from schema.app import graphql_app
 from storage.enums import CheckOutcome, Conclusion, InspectionStatus, StageStatus, TaskStatus
 from storage.models import (
     AgencyEntry,
@@ -32,7 +29,14 @@ from storage.models import (
     Task,
 )
 from tests.conftest import GraphQLClient
-from tests.fieldwork_support import MemoryEditor, at_acceptance, clerk, inspector, person
+from tests.fieldwork_support import (
+    MemoryEditor,
+    at_acceptance,
+    clerk,
+    documents_app,
+    inspector,
+    person,
+)
 from tests.helpers import db_id
 
 RECT = "0f7c2d4e-1b8a-4c39-9e55-6a7b8c9d0e1f"
@@ -255,15 +259,7 @@ MINE = "{ myInspections { id documentName departments { department { code } } } 
 async def field_gql(gql, clock):
     """A GraphQL client whose app edits field documents through an in-memory editor."""
     editor = MemoryEditor(FieldDocuments(clock=clock))
-    app = Starlette(
-        routes=[
-            Route(
-                "/graphql",
-                graphql_app(token_ttl=timedelta(hours=8), clock=clock, documents=editor),
-            )
-        ]
-    )
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=documents_app(clock, editor))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield GraphQLClient(http=http, tokens=gql.tokens), editor
 

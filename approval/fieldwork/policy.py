@@ -429,11 +429,18 @@ async def _writable_rights(viewer: Viewer, inspection_id: int) -> tuple[FieldRig
             "checks",
             field="inspectionId",
         )
-    if not rights.writable or rights.department_code is None:
+    if rights.department_code is None:  # a supervisor reads the document, never writes it
+        raise DomainError(
+            ErrorCode.FORBIDDEN,
+            f"inspection {inspection_id} is read-only for you; only its assigned inspectors "
+            "record in it",
+            field="inspectionId",
+        )
+    if not rights.writable:
         raise DomainError(
             ErrorCode.INVALID_STATE,
-            f"inspection {inspection_id} is closed ({inspection.status.value}) or read-only "
-            "for you; nothing can be recorded in it",
+            f"inspection {inspection_id} is closed ({inspection.status.value}); nothing can be "
+            "recorded in it",
             field="inspectionId",
         )
     return rights, inspection
