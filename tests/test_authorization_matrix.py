@@ -45,7 +45,7 @@ from approval.fieldwork.policy import FieldDocuments
 from schema.app import build_schema
 from storage.enums import Role
 from storage.local_store import LocalObjectStore
-from storage.models import Enterprise, LoginThrottle, Material, Task
+from storage.models import Enterprise, LoginThrottle, Material, SetupTask, Task
 from tests.conftest import PASSWORD, Clock, GraphQLClient
 from tests.fieldwork_support import MemoryEditor, clerk, documents_app
 from tests.helpers import accept, create_project, db_id, project_input, ready_stage
@@ -115,7 +115,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "setupFlowGroups":        row("x  o  o  o  o  o  o  o  o  o  o"),
     "setupPlan":              row("x  o  o  o  o  o  o  o  o  o  o"),
     "companySetups":          row("x  o  o  o  o  o  o  o  o  o  o"),
-    "companySetup":           row("x  x  x  x  x  x  x  x  x  x  x"),
+    "companySetup":           row("x  x  x  o  x  x  x  x  x  o  x"),
     "setupTasks":             row("x  o  o  o  o  o  o  o  o  o  o"),
     # --- mutations ---
     "login":                  row("o  o  o  x  x  x  x  x  x  x  x"),
@@ -123,17 +123,17 @@ MATRIX: dict[str, dict[str, str]] = {
     "createProject":          row("x  o  x  o  x  x  x  x  x  x  x"),
     "acceptStageApplication": row("x  x  x  o  x  x  x  x  x  x  x"),
     "submitMaterial":         row("x  o  x  o  x  x  x  x  x  x  x"),
-    "reviewMaterial":         row("x  x  x  x  x  x  x  x  x  x  x"),
+    "reviewMaterial":         row("x  x  x  o  x  x  x  x  x  x  x"),
     "decideTask":             row("x  x  x  x  o  x  x  x  x  x  x"),
     "requestSupplement":      row("x  x  x  x  o  x  x  x  x  x  x"),
     "pageTicket":             row("x  o  o  o  o  o  o  o  o  o  o"),
     "logout":                 row("x  o  o  o  o  o  o  o  o  o  o"),
     "changePassword":         row("x  o  o  o  o  o  o  o  o  o  o"),
-    "revokeUserTokens":       row("x  x  x  x  x  x  x  x  x  x  x"),
-    "unlockLogin":            row("x  x  x  x  x  x  x  x  x  x  x"),
+    "revokeUserTokens":       row("x  x  x  x  x  x  x  x  x  o  x"),
+    "unlockLogin":            row("x  x  x  x  x  x  x  x  x  o  x"),
     "scheduleMeeting":        row("x  x  x  o  x  x  x  x  x  o  x"),
-    "recordMeetingOpinion":   row("x  x  x  x  x  x  x  x  x  x  x"),
-    "closeMeeting":           row("x  x  x  x  x  x  x  x  x  x  x"),
+    "recordMeetingOpinion":   row("x  x  x  o  o  x  x  x  x  x  x"),
+    "closeMeeting":           row("x  x  x  o  x  x  x  x  x  o  x"),
     "rateService":            row("x  x  x  x  x  x  x  x  x  x  x"),
     "rateMyService":          row("x  x  x  x  x  x  x  x  x  x  x"),
     "closeFollowUp":          row("x  x  x  x  x  x  x  x  x  x  x"),
@@ -154,8 +154,8 @@ MATRIX: dict[str, dict[str, str]] = {
     "stopSetupClock":         row("x  x  x  x  x  x  x  x  x  x  x"),
     "resumeSetupClock":       row("x  x  x  x  x  x  x  x  x  x  x"),
     "requestSetupSupplement": row("x  x  x  x  x  x  x  x  x  x  x"),
-    "deliverSetupMaterial":   row("x  x  x  x  x  x  x  x  x  x  x"),
-    "issueCompanySetup":      row("x  x  x  x  x  x  x  x  x  x  x"),
+    "deliverSetupMaterial":   row("x  x  x  o  x  x  x  x  x  x  x"),
+    "issueCompanySetup":      row("x  x  x  o  x  x  x  x  x  x  x"),
 }  # fmt: skip
 
 # Failures that say who is asking may not: the door stays closed.
@@ -187,6 +187,8 @@ class World:
     project_code: str
     material_type: str  # one the project holds
     setup_materials: list[str]  # every material of a restaurant's company setup
+    setup_code: str = ""  # a restaurant's company setup, accepted by the clerk
+    setup_task: int = 0  # one of its departments' tasks
 
 
 def gid(type_name: str, number: object) -> str:
@@ -259,17 +261,51 @@ async def make_world(gql: GraphQLClient, clock: Clock) -> World:
     material = await Material.filter(project_id=db_id(project["id"])).first()
     assert material is not None
     held = await material.material_type
-    return World(
+    ids["materialId"] = gid("Material", material.id)
+    world = World(
         tokens=tokens,
         ids=ids,
         project_code=project["code"],
         material_type=held.code,
         setup_materials=[m["code"] for m in plan["data"]["setupPlan"]["materials"]],
     )
+    # Objects of their own for the doors that act on one: a meeting fgw is invited to, a
+    # company setup, a person in 德城区 whom no viewer is.
+    meeting = await gql(
+        "mutation($input: ScheduleMeetingInput!) { scheduleMeeting(input: $input) "
+        "{ meeting { id } errors { code } } }",
+        VALID_INPUTS["scheduleMeeting"](world),
+        as_="clerk",
+    )
+    ids["meetingId"] = meeting["data"]["scheduleMeeting"]["meeting"]["id"]
+    setup = await gql(
+        "mutation($input: AcceptCompanySetupInput!) { acceptCompanySetup(input: $input) "
+        "{ setup { code } errors { code } } }",
+        VALID_INPUTS["acceptCompanySetup"](world),
+        as_="clerk",
+    )
+    world.setup_code = setup["data"]["acceptCompanySetup"]["setup"]["code"]
+    setup_task = await SetupTask.filter(setup__code=world.setup_code).first()
+    assert setup_task is not None
+    world.setup_task = setup_task.id
+    await create_user(
+        username=BYSTANDER,
+        password=PASSWORD,
+        display_name="bystander",
+        role=Role.REVIEWER,
+        department_code="fgw",
+        region_code="371402",
+    )
+    return world
 
 
-# Fields whose placeholders would be refused for their input before the viewer mattered: the
-# variables of a valid call, so that their rows say who may call them.
+BYSTANDER = "m-bystander"  # a reviewer in 德城区, for the doors that act on a person
+
+
+# Fields whose placeholders would be refused for their input, or name no object, before the
+# viewer mattered: the variables of a valid call on the world's objects, so that their rows say
+# who may call them. (The company setup's task doors stay closed to all eleven viewers: its
+# tasks belong to the company departments, none of whom is a column.)
 VALID_INPUTS: dict[str, Callable[[World], dict[str, Any]]] = {
     "setupPlan": lambda world: {"businessType": "restaurant"},
     "createProject": lambda world: {"input": project_input(name="矩阵测试项目")},
@@ -305,6 +341,33 @@ VALID_INPUTS: dict[str, Callable[[World], dict[str, Any]]] = {
         }
     },
     "requestUpload": lambda world: {"input": upload_request(world)},
+    "recordMeetingOpinion": lambda world: {
+        "input": {
+            "meetingId": world.ids["meetingId"],
+            "department": "fgw",
+            "agrees": True,
+            "opinion": "同意",
+        }
+    },
+    "companySetup": lambda world: {"code": world.setup_code},
+    "issueCompanySetup": lambda world: {"code": world.setup_code},
+    "deliverSetupMaterial": lambda world: {
+        "code": world.setup_code,
+        "materialType": world.setup_materials[0],
+    },
+    "decideSetupTask": lambda world: {
+        "input": {"taskId": world.setup_task, "decision": "APPROVED", "opinion": "同意"}
+    },
+    "recordSetupSiteCheck": lambda world: {"taskId": world.setup_task, "note": "布局合格"},
+    "stopSetupClock": lambda world: {
+        "taskId": world.setup_task,
+        "reason": "EXPERT_REVIEW",
+        "note": "专家评审",
+    },
+    "resumeSetupClock": lambda world: {"taskId": world.setup_task},
+    "requestSetupSupplement": lambda world: {"taskId": world.setup_task, "reason": "补充材料"},
+    "revokeUserTokens": lambda world: {"username": BYSTANDER},
+    "unlockLogin": lambda world: {"username": BYSTANDER},
     "acceptCompanySetup": lambda world: {
         "input": {
             "companyName": "德州市矩阵餐饮有限公司",
