@@ -1157,7 +1157,8 @@ def given_back() -> tuple[int, int]:
 async def memory(args: argparse.Namespace, workdir: Path) -> None:
     """In-process: ``--memory N`` rooms of a joint acceptance (about 18 KiB encoded) open at
     once: read-only; each with one writer's edit, its validation copies held (a burst); the
-    same once its rows are written (the writer paused: the copies are dropped). The resident
+    same once its rows are written and the writer paused (the copies dropped; ``copies_idle``
+    0 here, 5 s in the server). The resident
     memory per room and what comes back once they unload (``gc.collect``, ``malloc_trim``)."""
     from sync.room import Room, RoomSettings
     from sync.store import UpdateStore
@@ -1188,7 +1189,7 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
         access = Access(
             user_id=1, username="bench", role="inspector", department_code=code, writable=True
         )
-        settings = RoomSettings(materialise_delay=3600, materialise_max_wait=3600)
+        settings = RoomSettings(materialise_delay=3600, materialise_max_wait=3600, copies_idle=0)
         policy = InspectionPolicy()  # one for every room, as the server's FieldPolicy
 
         async def open_rooms(write: bool, rest: bool) -> list[Room]:
@@ -1205,8 +1206,9 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
                     writer.get(INSPECTION_ROOT, type=Map)[code]["checks"][check]["note"] = "复核"
                     writer.unobserve(watching)  # a subscription would keep the writer alive
                     await room.receive(edits[0], access=access, origin=None)
-                    if rest:  # its rows written once the writer paused: the copies go
+                    if rest:  # its rows written, the writer paused: the copies go
                         await room.catch_up()
+                        await asyncio.sleep(0.01)
                 rooms.append(room)
             return rooms
 

@@ -22,7 +22,7 @@ two swap: the old ``_before`` becomes ``_after`` and lacks the accepted updates 
 which it receives in the same transaction as the next update it checks. Each copy thus takes
 each accepted update once, in one transaction per check instead of two. After a refusal, a
 failed commit or a policy that changed them, they are rebuilt from the room's document, and
-once a materialisation finds the writers paused (they cost two more documents per room). The
+once the writers paused for ``copies_idle`` seconds (they cost two more documents per room). The
 room's own document cannot stand in for ``_before``: within a group it must already hold the
 group's earlier accepted updates, which the room's document receives only once they are
 committed.
@@ -163,6 +163,7 @@ class RoomSettings:
     materialise_delay: float = 0.3  # seconds after the last commit
     materialise_max_wait: float = 1.0  # at most this long after the first unprojected commit
     materialise_retry: float = 5.0  # after a failed materialisation
+    copies_idle: float = 5.0  # the validation copies go once the writers paused this long
 
 
 Committed = Callable[[str, int, int, bytes], None]
@@ -206,6 +207,7 @@ class Room:
         self._before_state: DocState | None = None  # DocState.of(_before), until it changes
         self._state_vector: bytes | None = None  # _before's, once known (see the docstring)
         self._lag: list[bytes] = []  # accepted updates _after still lacks (see the docstring)
+        self._idle_copies: asyncio.TimerHandle | None = None  # their drop, once idle
         self._batch: list[bytes] = []  # accepted, not yet committed (under the lock)
         roots = getattr(policy, "observed_roots", None)
         self._roots: tuple[str, ...] = tuple(roots(name)) if roots is not None else ()
@@ -278,6 +280,9 @@ class Room:
                 await self._projecting
         if self._dirty:
             await self._materialise()
+        if self._idle_copies is not None:
+            self._idle_copies.cancel()
+            self._idle_copies = None
         self._forget_copies()
 
     # --- peers -----------------------------------------------------------------------------
@@ -992,11 +997,26 @@ class Room:
                 self._dirty = True
                 self._first_dirty = self._last_commit = asyncio.get_running_loop().time()
             return False
-        if not self.lock.locked() and not self._dirty:
-            # The writers paused (the debounce): the scratch copies, two more documents, are
-            # given back; the next update rebuilds them.
-            self._forget_copies()
+        if self._before is not None and self._idle_copies is None:
+            self._idle_copies = asyncio.get_running_loop().call_later(
+                self.settings.copies_idle, self._drop_idle_copies
+            )
         return True
+
+    def _drop_idle_copies(self) -> None:
+        """The scratch copies (two more documents) are given back once the writers paused for
+        ``copies_idle`` seconds; the next update rebuilds them (rebuilding them at every pause
+        of a burst cost more than validating)."""
+        self._idle_copies = None
+        idle = asyncio.get_running_loop().time() - self._last_commit
+        if self.lock.locked() or idle < self.settings.copies_idle:
+            if self._before is not None and not self.closing:
+                wait = max(self.settings.copies_idle - idle, 0.1)
+                self._idle_copies = asyncio.get_running_loop().call_later(
+                    wait, self._drop_idle_copies
+                )
+            return
+        self._forget_copies()
 
 
 async def materialise_log(

@@ -84,6 +84,17 @@ _POSTGRES_INSERT = (
 )
 
 
+# The snapshot (kind 0) past a position, then the rows past it, in id order.
+_TAIL = (
+    'SELECT 0 AS kind, "upto_id" AS id, "data" FROM "document_snapshot" '
+    'WHERE "doc" = {doc} AND "upto_id" > {after} '
+    f'UNION ALL SELECT 1 AS kind, "id", "data" FROM "{TABLE}" '
+    'WHERE "doc" = {doc} AND "id" > {after} ORDER BY kind, id'
+)
+_POSTGRES_TAIL = _TAIL.format(doc="$1", after="$2")
+_SQLITE_TAIL = _TAIL.format(doc="?1", after="?2")
+
+
 def _last_id(rows: list[dict[str, Any]]) -> int:
     """The largest id among the rows an ``INSERT ... RETURNING "id"`` gave."""
     return max(int(row["id"]) for row in rows)
@@ -294,20 +305,14 @@ class UpdateStore:
     async def tail(self, doc: str, after: int) -> StoredLog:
         """What the log of ``doc`` holds past position ``after``: the rows with a larger id,
         preceded by the snapshot when a compaction folded rows past ``after`` into it; the
-        position is the last one's (``after`` when there is nothing new). The rows are read
-        before the snapshot, so a compaction in between loses nothing: the snapshot read
-        then covers every row it deleted."""
-        rows = (
-            await DocumentUpdate.filter(doc=doc, id__gt=after)
-            .order_by("id")
-            .values_list("id", "data")
-        )
-        updates = [bytes(data) for _, data in rows]
-        position = max(after, int(rows[-1][0])) if rows else after
-        snapshot = await DocumentSnapshot.filter(doc=doc, upto_id__gt=after).first()
-        if snapshot is not None:
-            updates.insert(0, bytes(snapshot.data))
-            position = max(position, int(snapshot.upto_id))
+        position is the last one's (``after`` when there is nothing new). One statement, so
+        it sees the rows and the snapshot as of one moment (a compaction in between cannot
+        lose a row)."""
+        connection: BaseDBAsyncClient = DocumentUpdate._meta.db
+        statement = _POSTGRES_TAIL if _postgres(connection) else _SQLITE_TAIL
+        rows = await connection.execute_query_dict(statement, [doc, after])
+        updates = [bytes(row["data"]) for row in rows]
+        position = max([after, *(int(row["id"]) for row in rows)])
         return StoredLog(updates, position)
 
     async def heads(self, docs: list[str]) -> dict[str, int]:

@@ -3,6 +3,7 @@ after a room unloads or an update is refused, however many times it happens."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import uuid
 
@@ -59,20 +60,22 @@ async def test_rooms_and_refusals_leave_no_doc_behind(database: str) -> None:
 
 
 async def test_a_writer_pausing_leaves_its_room_with_one_doc(database: str) -> None:
-    """The validation copies (two more documents) go once the debounced materialisation finds
-    the writer paused, and nothing of theirs stays alive; the next update rebuilds them."""
+    """The validation copies (two more documents) go once the writer paused for
+    ``copies_idle`` seconds, and nothing of theirs stays alive; the next update rebuilds them."""
     room = Room(
         f"test/{uuid.uuid4().hex[:12]}",
         policy=PermissivePolicy(),
         store=UpdateStore(),
-        settings=RoomSettings(materialise_delay=30, materialise_max_wait=30),
+        settings=RoomSettings(materialise_delay=30, materialise_max_wait=30, copies_idle=0.05),
     )
     await room.load()
     first, second = one_writer([("a", "1"), ("b", "2")])
     baseline = live_docs()
     assert await room.receive(first, access=access(), origin=None)
     assert live_docs() == baseline + 2  # the scratch copies, kept for the next update
-    await room.catch_up()  # the rows written: the writer paused
+    await room.catch_up()  # the rows written
+    assert live_docs() == baseline + 2  # a pause in a burst keeps them
+    await asyncio.sleep(0.2)  # the writer paused for copies_idle
     assert live_docs() == baseline
     assert await room.receive(second, access=access(), origin=None)
     assert room.doc.get("m", type=Map).to_py() == {"a": "1", "b": "2"}
