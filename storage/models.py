@@ -575,13 +575,18 @@ class Notification(Model):
 
 
 class Rating(Model):
-    """好差评: the applicant rates a completed stage from 1 to 5."""
+    """好差评: the applicant rates a completed service from 1 to 5: a construction stage or a
+    company setup (exactly one of the two is set)."""
 
     id = fields.IntField(primary_key=True)
-    stage: fields.ForeignKeyRelation[Stage] = fields.ForeignKeyField(
-        "models.Stage", related_name="ratings", on_delete=fields.CASCADE
+    stage: fields.ForeignKeyNullableRelation[Stage] = fields.ForeignKeyField(
+        "models.Stage", related_name="ratings", null=True, on_delete=fields.CASCADE
     )
-    stage_id: int
+    stage_id: int | None
+    setup: fields.ForeignKeyNullableRelation[CompanySetup] = fields.ForeignKeyField(
+        "models.CompanySetup", related_name="ratings", null=True, on_delete=fields.CASCADE
+    )
+    setup_id: int | None
     code = fields.CharField(max_length=16, unique=True)  # the rating code sent by SMS
     score = fields.SmallIntField(null=True)
     comment = fields.TextField(default="")

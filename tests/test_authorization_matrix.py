@@ -117,6 +117,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "companySetups":          row("x  o  o  o  o  o  o  o  o  o  o"),
     "companySetup":           row("x  x  x  o  x  x  x  x  x  o  x"),
     "setupTasks":             row("x  o  o  o  o  o  o  o  o  o  o"),
+    "setupRatings":           row("x  x  x  x  x  x  x  x  x  o  o"),
     # --- mutations ---
     "login":                  row("o  o  o  x  x  x  x  x  x  x  x"),
     "reassignAgent":          row("x  x  x  o  x  x  x  x  x  o  x"),
@@ -154,6 +155,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "stopSetupClock":         row("x  x  x  x  x  x  x  x  x  x  x"),
     "resumeSetupClock":       row("x  x  x  x  x  x  x  x  x  x  x"),
     "requestSetupSupplement": row("x  x  x  x  x  x  x  x  x  x  x"),
+    "closeSetupFollowUp":     row("x  x  x  x  x  x  x  x  x  x  x"),
     "deliverSetupMaterial":   row("x  x  x  o  x  x  x  x  x  x  x"),
     "issueCompanySetup":      row("x  x  x  o  x  x  x  x  x  x  x"),
 }  # fmt: skip

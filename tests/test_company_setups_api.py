@@ -13,8 +13,9 @@ from approval.catalog.company import load_default_company_catalog
 from approval.catalog.company_load import load_company_catalog
 from approval.company.review import default_approve_setup_task
 from approval.core.auth import create_user, issue_token
+from approval.core.labels import label
 from approval.oversight.notifications import collect
-from storage.enums import Role, SetupStatus
+from storage.enums import Decision, Role, SetupStatus
 from storage.models import AuditEvent, CompanySetup, Notification, SetupTask
 from tests.conftest import Clock, GraphQLClient
 
@@ -213,10 +214,11 @@ async def test_parallel_review_fans_in_and_the_window_issues_together(gql, token
     assert issued["data"]["issueCompanySetup"]["setup"]["statusLabel"] == "已发证"
     again = await gql(ISSUE, {"code": setup["code"]}, as_="clerk")
     assert again["data"]["issueCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
-    assert await collect(now=clock()) == 2
+    assert await collect(now=clock()) == 3
     texts = {n.moment: n for n in await Notification.filter(recipient="13800000001")}
     assert "已受理" in texts["received"].text and setup["code"] in texts["received"].text
     assert "统一领取" in texts["ready"].text
+    assert "评价码" in texts["rate"].text  # 办结评议 goes with the certificates
     assert await collect(now=clock()) == 0  # exactly once
 
 
@@ -490,6 +492,22 @@ DELIVER = """mutation($code: String!, $type: String!) {
     errors { code field message } } }"""
 
 
+async def token_in_another_region(
+    clock: Clock, role: Role, *, department_code: str | None = None
+) -> str:
+    """A token of someone in 陵城区 (371403): the setups here are accepted in 德城区."""
+    user = await create_user(
+        username=f"{role.value}-{department_code}-371403",
+        password="test-password",
+        display_name="陵城区",
+        role=role,
+        department_code=department_code,
+        region_code="371403",
+    )
+    token, _ = await issue_token(user=user, now=clock(), ttl=timedelta(days=1))
+    return token
+
+
 def _task_of(setup: dict, task_id: int) -> dict:
     [task] = [t for t in setup["tasks"] if t["taskId"] == task_id]
     return task
@@ -511,15 +529,7 @@ async def test_a_supplement_stops_the_permit_until_the_window_receives_the_mater
         token=tokens["gongshang"],
     )
     assert other["data"]["requestSetupSupplement"]["errors"][0]["code"] == "WRONG_DEPARTMENT"
-    elsewhere = await create_user(
-        username="r-shiyao-371403",
-        password="test-password",
-        display_name="陵城区食药",
-        role=Role.REVIEWER,
-        department_code="shiyao",
-        region_code="371403",
-    )
-    token, _ = await issue_token(user=elsewhere, now=clock(), ttl=timedelta(days=1))
+    token = await token_in_another_region(clock, Role.REVIEWER, department_code="shiyao")
     far = await gql(SUPPLEMENT, {"id": food, "reason": "平面图不清"}, token=token)
     assert far["data"]["requestSetupSupplement"]["errors"][0]["code"] == "NOT_FOUND"
     clerk = await gql(SUPPLEMENT, {"id": food, "reason": "x"}, as_="clerk")
@@ -601,3 +611,105 @@ async def test_a_supplement_without_a_material_ends_when_the_department_resumes(
     )
     late = await gql(SUPPLEMENT, {"id": licence, "reason": "再补"}, token=tokens["gongshang"])
     assert late["data"]["requestSetupSupplement"]["errors"][0]["code"] == "INVALID_STATE"
+
+
+RATE = """mutation($code: String!, $score: Int!, $comment: String!) {
+  rateService(code: $code, score: $score, comment: $comment) {
+    rating { score followUpDue } errors { code field } } }"""
+SETUP_RATINGS = """query($open: Boolean) { setupRatings(followUpOpen: $open) {
+  ratingId setupCode companyName score comment followUpDue followUpOpen followUpNote } }"""
+CLOSE_FOLLOW_UP = """mutation($id: Int!, $note: String!) {
+  closeSetupFollowUp(ratingId: $id, note: $note) {
+    rating { ratingId followUpOpen followUpNote } errors { code field } } }"""
+
+
+async def _decide_all(gql, tokens, setup: dict, refuse: str | None = None) -> dict:
+    """Every department decides (after its site check): approved, or ``refuse`` rejected."""
+    body: dict = {}
+    for task in setup["tasks"]:
+        if task["siteCheckDue"]:
+            await gql(SITE_CHECK, {"id": task["taskId"]}, token=tokens[task["departmentCode"]])
+        refused = task["permitCode"] == refuse
+        decision = (
+            {"decision": "REJECTED", "opinion": "不符合条件"}
+            if refused
+            else {"decision": "APPROVED"}
+        )
+        body = await gql(
+            DECIDE,
+            {"input": {"taskId": task["taskId"], **decision}},
+            token=tokens[task["departmentCode"]],
+        )
+        assert body["data"]["decideSetupTask"]["errors"] == []
+    return body["data"]["decideSetupTask"]["setup"]
+
+
+async def test_a_setup_hears_at_midway_and_is_rated_with_the_code_of_its_sms(gql, tokens, clock):
+    from tests.supervision_support import at
+
+    setup = await accept(gql)
+    assert await collect(now=clock()) == 1  # 办件确认
+    # Accepted Monday 2 March, 10 working days: half of them have passed on Monday 9 March.
+    assert await collect(now=at("2026-03-06")) == 0
+    assert await collect(now=at("2026-03-09")) == 1
+    assert await collect(now=at("2026-03-10")) == 0  # once
+    midway = await Notification.get(moment="midway", recipient="13800000001")
+    assert "承诺时限已过半" in midway.text and setup["code"] in midway.text
+    assert midway.key == f"midway:setup:{(await CompanySetup.get(code=setup['code'])).id}"
+    await _decide_all(gql, tokens, setup)
+    assert await collect(now=at("2026-03-10")) == 0  # ready: the SMS waits for 统一发证
+    await gql(ISSUE, {"code": setup["code"]}, as_="clerk")
+    assert await collect(now=at("2026-03-10")) == 2
+    rate = await Notification.get(moment="rate", recipient="13800000001")
+    code = rate.text.split("评价码 ")[1].rstrip("。")
+    # The code rates the setup once; a bad score opens a follow-up the supervisor closes.
+    bad = await gql(RATE, {"code": code, "score": 2, "comment": "跑了两趟"})
+    assert bad["data"]["rateService"]["rating"]["followUpDue"] == "2026-03-23"  # 15 working days
+    again = await gql(RATE, {"code": code, "score": 5, "comment": ""})
+    assert again["data"]["rateService"]["errors"][0]["code"] == "ALREADY_RATED"
+    event = await AuditEvent.get(action="rating.submit")
+    assert event.after["setup"] == setup["code"] and "stage" not in event.after
+    [rating] = (await gql(SETUP_RATINGS, {"open": True}, as_="supervisor"))["data"]["setupRatings"]
+    assert (rating["setupCode"], rating["score"], rating["followUpOpen"]) == (
+        setup["code"],
+        2,
+        True,
+    )
+    stages = await gql("{ ratings { edges { node { id } } } }", as_="supervisor")
+    assert stages["data"]["ratings"]["edges"] == []  # construction's list stays construction's
+    refused = await gql(SETUP_RATINGS, {"open": None}, as_="clerk")
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    rid = rating["ratingId"]
+    empty = await gql(CLOSE_FOLLOW_UP, {"id": rid, "note": " "}, as_="supervisor")
+    assert empty["data"]["closeSetupFollowUp"]["errors"][0]["field"] == "note"
+    clerk = await gql(CLOSE_FOLLOW_UP, {"id": rid, "note": "已回访"}, as_="clerk")
+    assert clerk["data"]["closeSetupFollowUp"]["errors"][0]["code"] == "FORBIDDEN"
+    token = await token_in_another_region(clock, Role.SUPERVISOR)
+    far = await gql(CLOSE_FOLLOW_UP, {"id": rid, "note": "已回访"}, token=token)
+    assert far["data"]["closeSetupFollowUp"]["errors"][0]["code"] == "NOT_FOUND"
+    assert (await gql(SETUP_RATINGS, {"open": True}, token=token))["data"]["setupRatings"] == []
+    closed = await gql(
+        CLOSE_FOLLOW_UP, {"id": rid, "note": "已回访, 窗口增设一次告知"}, as_="supervisor"
+    )
+    assert closed["data"]["closeSetupFollowUp"]["rating"] == {
+        "ratingId": rid,
+        "followUpOpen": False,
+        "followUpNote": "已回访, 窗口增设一次告知",
+    }
+    twice = await gql(CLOSE_FOLLOW_UP, {"id": rid, "note": "再次"}, as_="supervisor")
+    assert twice["data"]["closeSetupFollowUp"]["errors"][0]["code"] == "INVALID_STATE"
+
+
+async def test_a_refused_setup_is_told_to_pick_up_the_decision_and_rates_it(gql, tokens, clock):
+    setup = await accept(gql)
+    closed = await _decide_all(gql, tokens, setup, refuse="organization_code")
+    assert closed["status"] == "REFUSED"
+    assert await collect(now=clock()) == 3  # 办件确认, then 领件通知 and 办结评议
+    ready = await Notification.get(moment="ready", recipient="13800000001")
+    outcome = label(Decision.REJECTED)
+    assert f"结果: {outcome}" in ready.text and "审批意见" in ready.text
+    assert "统一领取" not in ready.text
+    rate = await Notification.get(moment="rate", recipient="13800000001")
+    code = rate.text.split("评价码 ")[1].rstrip("。")
+    body = await gql(RATE, {"code": code, "score": 4, "comment": ""})
+    assert body["data"]["rateService"]["rating"] == {"score": 4, "followUpDue": None}

@@ -15,6 +15,11 @@ The four moments of the applicant (DOMAIN.md), to the enterprise's contact phone
 - 办结评议 ``rate``: with the same completion a :class:`~storage.models.Rating` row with a short
   code is made and sent, key ``rate:{event}``; the code is the applicant's credential to rate.
 
+A company setup has the same four, to its contact phone: 办件确认 at ``setup.accept``; 中途提醒
+on the working day that marks half of the X permits' limit (key ``midway:setup:{setup}``);
+领件通知 with 办结评议 (a rating of the setup) at 统一发证 (``setup.issue``), or at
+``setup.complete`` when the setup closed refused and there is nothing to issue.
+
 And to the staff, from :class:`~storage.models.SupervisionEvent` rows (电子监察): a warning
 goes to the department concerned, an overdue flag (red) also to every supervisor whose region
 covers the project, key ``supervision:{event}:{recipient}``. Departments are addressed by
@@ -31,7 +36,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -42,7 +48,14 @@ from approval.core.calendar import calendar_for
 from approval.core.dates import local_day
 from approval.core.labels import label
 from approval.core.workdays import CalendarUnknownError
-from storage.enums import Decision, NotificationStatus, Role, StageStatus, WarningLevel
+from storage.enums import (
+    Decision,
+    NotificationStatus,
+    Role,
+    SetupStatus,
+    StageStatus,
+    WarningLevel,
+)
 from storage.models import (
     AuditEvent,
     CompanySetup,
@@ -51,6 +64,7 @@ from storage.models import (
     Rating,
     Region,
     SetupMaterial,
+    SetupRules,
     Stage,
     SupervisionEvent,
     User,
@@ -66,6 +80,7 @@ WARNING = "warning"
 OVERDUE = "overdue"
 SUPERVISION = "supervision"
 COMMITMENT = "commitment"  # 容缺: the applicant's own reminder of what they promised
+REFUSED = "refused"  # a template only: a refused setup's 领件通知 (its moment is ``ready``)
 
 SIGNATURE = "【德州市政务服务中心】"
 
@@ -86,13 +101,21 @@ TEMPLATES: dict[str, str] = {
     COMMITMENT: SIGNATURE + "容缺承诺提醒: {subject}{message}。请按您签署的承诺及时补交材料, "
     "逾期相关审批将中止。",
 }
-# A company setup's two moments: received at the window, and the certificates ready together.
+# A company setup's four moments: received at the window, midway, the certificates ready
+# together (or the refusal to pick up), and the rating code with them.
 SETUP_TEMPLATES: dict[str, str] = {
     RECEIVED: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 已受理, "
     "一照三证承诺 {core_deadline} 前办结, 其他许可 {x_deadline} 前办结。",
+    MIDWAY: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 正在各部门并联审批, "
+    "承诺时限已过半, 各项许可 {x_deadline} 前办结。如需补正材料请及时到企业设立综合窗口办理。",
     READY: SIGNATURE + "您的企业“{company}”(受理编号 {code}) 的营业执照及各项许可证件已办结, "
     "请携带有效证件到中心企业设立综合窗口统一领取。",
+    REFUSED: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 已办结(结果: {outcome}), "
+    "请携带有效证件到中心企业设立综合窗口领取审批意见。",
+    RATE: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 已办结, 请对本次服务作出评价"
+    "(1-5分, 5分为非常满意), 评价码 {rating_code}。",
 }
+SETUP_REFUSED = REFUSED  # the setup's 领件通知 when a department refused
 
 MOMENT_LABELS: dict[str, str] = {
     RECEIVED: "办件确认",
@@ -104,7 +127,7 @@ MOMENT_LABELS: dict[str, str] = {
     SUPERVISION: "电子监察",
 }
 
-AUDIT_ACTIONS = ("stage.accept", "stage.complete", "setup.accept", "setup.issue")
+AUDIT_ACTIONS = ("stage.accept", "stage.complete", "setup.accept", "setup.complete", "setup.issue")
 AUDIT_MOMENTS = (RECEIVED, READY)  # the first key of each audit event (rate goes with ready)
 SUPERVISION_MOMENTS = (WARNING, OVERDUE, SUPERVISION)
 LEVEL_MOMENTS: dict[WarningLevel | None, str] = {
@@ -259,26 +282,50 @@ async def _collect_audit(*, now: datetime, batch: int) -> int:
         mark, events = fresh[-1].id, []
 
 
+def _setup_values(setup: CompanySetup) -> dict[str, str]:
+    return {
+        "company": setup.company_name,
+        "code": setup.code,
+        "core_deadline": chinese_date(setup.core_deadline),
+        "x_deadline": chinese_date(setup.x_deadline),
+    }
+
+
 async def _setup_moment(event: AuditEvent, setup: CompanySetup, now: datetime) -> int:
-    """办件确认 when a setup is accepted, 领件通知 when its certificates are issued together."""
-    moment = RECEIVED if event.action == "setup.accept" else READY
-    text = SETUP_TEMPLATES[moment].format_map(
-        {
-            "company": setup.company_name,
-            "code": setup.code,
-            "core_deadline": chinese_date(setup.core_deadline),
-            "x_deadline": chinese_date(setup.x_deadline),
-        }
-    )
-    row = _row(
-        key=f"{moment}:{event.id}",
-        moment=moment,
-        recipient=setup.contact_phone.strip(),
-        text=text,
+    """办件确认 when a setup is accepted; 领件通知 and 办结评议 (a rating code) when its
+    certificates are issued together, or when it closed refused (nothing to issue)."""
+    values = _setup_values(setup)
+    phone = setup.contact_phone.strip()
+    if event.action == "setup.accept":
+        text = SETUP_TEMPLATES[RECEIVED].format_map(values)
+        row = _row(
+            key=f"{RECEIVED}:{event.id}",
+            moment=RECEIVED,
+            recipient=phone,
+            text=text,
+            project_id=None,
+            now=now,
+        )
+        return await _insert(row)
+    if event.action == "setup.complete":
+        if (event.after or {}).get("status") != SetupStatus.REFUSED.value:
+            return 0  # ready: the 领件通知 goes with 统一发证 (``setup.issue``)
+        ready = SETUP_TEMPLATES[SETUP_REFUSED].format_map(
+            {**values, "outcome": _outcome_label(event, setup.outcome)}
+        )
+    else:
+        ready = SETUP_TEMPLATES[READY].format_map(values)
+    return await _with_rating(
+        event=event,
+        setup_id=setup.id,
+        recipient=phone,
         project_id=None,
+        texts=lambda code: (
+            (READY, ready),
+            (RATE, SETUP_TEMPLATES[RATE].format_map({**values, "rating_code": code})),
+        ),
         now=now,
     )
-    return await _insert(row)
 
 
 async def _received(event: AuditEvent, stage: Stage, now: datetime) -> int:
@@ -302,32 +349,58 @@ async def _received(event: AuditEvent, stage: Stage, now: datetime) -> int:
     return await _insert(row)
 
 
+def _outcome_label(event: AuditEvent, stored: Decision | None) -> str:
+    value = (event.after or {}).get("outcome") or stored
+    try:
+        return label(Decision(str(value))) if value else "已办结"
+    except ValueError:
+        return "已办结"
+
+
 async def _completed(event: AuditEvent, stage: Stage, now: datetime) -> int:
     """领件通知 and 办结评议 with a new rating code, all three rows in one transaction."""
-    after = event.after or {}
-    try:
-        outcome = label(Decision(after.get("outcome") or stage.outcome))
-    except ValueError:
-        outcome = "已办结"
-    phone = stage.project.enterprise.contact_phone.strip()
     values = _stage_values(stage)
+    outcome = _outcome_label(event, stage.outcome)
+    return await _with_rating(
+        event=event,
+        stage_id=stage.id,
+        recipient=stage.project.enterprise.contact_phone.strip(),
+        project_id=stage.project_id,
+        texts=lambda code: (
+            (READY, render(READY, **values, outcome=outcome)),
+            (RATE, render(RATE, **values, rating_code=code)),
+        ),
+        now=now,
+    )
+
+
+async def _with_rating(
+    *,
+    event: AuditEvent,
+    stage_id: int | None = None,
+    setup_id: int | None = None,
+    recipient: str,
+    project_id: int | None,
+    texts: Callable[[str], Iterable[tuple[str, str]]],
+    now: datetime,
+) -> int:
+    """A new :class:`Rating` of a stage or a setup with a free code, and the
+    rows ``texts(code)`` keyed by ``event``, all in one transaction; 0 when another pass made
+    them first."""
     for _ in range(5):
         code = new_rating_code()
         if await Rating.exists(code=code):
             continue
         try:
             async with in_transaction():
-                await Rating.create(stage_id=stage.id, code=code)
-                for moment, text in (
-                    (READY, render(READY, **values, outcome=outcome)),
-                    (RATE, render(RATE, **values, rating_code=code)),
-                ):
+                await Rating.create(code=code, stage_id=stage_id, setup_id=setup_id)
+                for moment, text in texts(code):
                     await _row(
                         key=f"{moment}:{event.id}",
                         moment=moment,
-                        recipient=phone,
+                        recipient=recipient,
                         text=text,
-                        project_id=stage.project_id,
+                        project_id=project_id,
                         now=now,
                     ).save()
         except IntegrityError:
@@ -341,7 +414,22 @@ async def _completed(event: AuditEvent, stage: Stage, now: datetime) -> int:
 # --- 中途提醒 ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Midway:
+    """A case still in review that may be due its 中途提醒."""
+
+    key: str
+    accepted: date
+    time_limit_days: int
+    recipient: str
+    text: str
+    project_id: int | None
+
+
 async def _collect_midway(*, now: datetime) -> int:
+    """中途提醒 of construction stages (key ``midway:{stage}:{round}``) and company setups
+    (the X permits' limit, key ``midway:setup:{setup}``) on the working day that marks half of
+    their time limit."""
     today = local_day(now)
     stages = (
         await Stage.filter(
@@ -354,30 +442,56 @@ async def _collect_midway(*, now: datetime) -> int:
         .select_related("definition", "project__enterprise")
         .all()
     )
-    done = await _existing(f"{MIDWAY}:{s.id}:{s.round}" for s in stages)
-    todo = [s for s in stages if f"{MIDWAY}:{s.id}:{s.round}" not in done]
+    cases = [
+        _Midway(
+            key=f"{MIDWAY}:{stage.id}:{stage.round}",
+            accepted=local_day(stage.accepted_at),
+            time_limit_days=stage.definition.time_limit_days,
+            recipient=stage.project.enterprise.contact_phone.strip(),
+            text=render(MIDWAY, **_stage_values(stage), deadline=chinese_date(stage.deadline)),
+            project_id=stage.project_id,
+        )
+        for stage in stages
+        if stage.accepted_at is not None and stage.deadline is not None
+    ]
+    rules = await SetupRules.first()
+    if rules is not None:
+        setups = await CompanySetup.filter(
+            status=SetupStatus.IN_REVIEW, accepted_at__lte=now, x_deadline__gte=today
+        )
+        cases += [
+            _Midway(
+                key=f"{MIDWAY}:setup:{setup.id}",
+                accepted=local_day(setup.accepted_at),
+                time_limit_days=rules.x_days,
+                recipient=setup.contact_phone.strip(),
+                text=SETUP_TEMPLATES[MIDWAY].format_map(_setup_values(setup)),
+                project_id=None,  # as the setup's other moments
+            )
+            for setup in setups
+        ]
+    done = await _existing(c.key for c in cases)
+    todo = [c for c in cases if c.key not in done and c.time_limit_days >= 2]
     if not todo:
         return 0
-    accepted = {s.id: local_day(s.accepted_at) for s in todo if s.accepted_at}
-    calendar = await calendar_for(*accepted.values())
+    calendar = await calendar_for(*(c.accepted for c in todo))
     created = 0
-    for stage in todo:
-        limit = stage.definition.time_limit_days
-        if limit < 2 or stage.deadline is None:
-            continue
+    for case in todo:
         try:
-            due = midway_day(accepted=accepted[stage.id], time_limit_days=limit, calendar=calendar)
+            due = midway_day(
+                accepted=case.accepted, time_limit_days=case.time_limit_days, calendar=calendar
+            )
         except CalendarUnknownError as error:
-            log.warning("midway reminder of stage %d skipped: %s", stage.id, error)
+            log.warning("midway reminder %s skipped: %s", case.key, error)
             continue
         if due > today:
             continue
         row = _row(
-            key=f"{MIDWAY}:{stage.id}:{stage.round}",
+            key=case.key,
             moment=MIDWAY,
-            recipient=stage.project.enterprise.contact_phone.strip(),
-            text=render(MIDWAY, **_stage_values(stage), deadline=chinese_date(stage.deadline)),
-            project_id=stage.project_id,
+            recipient=case.recipient,
+            text=case.text,
+            project_id=case.project_id,
             now=now,
         )
         created += await _insert(row)

@@ -1,4 +1,5 @@
-"""好差评: the applicant rates a completed stage with the code the SMS gave, 1 to 5.
+"""好差评: the applicant rates a completed stage or company setup with the code the SMS gave,
+1 to 5.
 
 The code is the credential: no login is needed to rate. A bad rating (2 or less) opens a
 follow-up (回访整改) that the center's supervisors close within 15 working days.
@@ -13,14 +14,15 @@ from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from approval.company.access import setup_scope
 from approval.core import audit, throttle
 from approval.core.access import Viewer, project_scope, require_role
 from approval.core.calendar import working_calendar
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
 from approval.core.workdays import CalendarUnknownError
-from storage.enums import NotificationStatus, Role, StageStatus
-from storage.models import Notification, Project, Rating, Stage
+from storage.enums import NotificationStatus, Role, SetupStatus, StageStatus
+from storage.models import CompanySetup, Notification, Project, Rating, Stage
 
 MIN_SCORE = 1
 MAX_SCORE = 5
@@ -61,14 +63,7 @@ async def rate_service(
             f"rating code {normalized!r} is unknown; check the code in the SMS",
             field="code",
         )
-    stage = await Stage.get(id=rating.stage_id).select_related("definition")
-    if stage.status is not StageStatus.COMPLETED:
-        raise DomainError(
-            ErrorCode.INVALID_STATE,
-            f"the service is not completed: stage {stage.definition.code} is "
-            f"{stage.status.value}; rate it once it is completed",
-            field="code",
-        )
+    project_id, service = await _completed_service(rating)
     follow_up_due = None
     today = local_day(now)
     if score <= BAD_SCORE:
@@ -96,14 +91,38 @@ async def rate_service(
             action="rating.submit",
             entity_type="rating",
             entity_id=locked.id,
-            project_id=stage.project_id,
+            project_id=project_id,
             after={
                 "score": score,
-                "stage": stage.definition.code,
+                **service,
                 "followUpDue": follow_up_due.isoformat() if follow_up_due else None,
             },
         )
     return locked
+
+
+async def _completed_service(rating: Rating) -> tuple[int | None, dict[str, str]]:
+    """The project of the service a rating is for, and how the audit names it (its stage's
+    code or its setup's receipt code); INVALID_STATE while the service is not completed."""
+    if rating.setup_id is not None:
+        setup = await CompanySetup.get(id=rating.setup_id)
+        if setup.status not in (SetupStatus.ISSUED, SetupStatus.REFUSED):
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                f"the service is not completed: company setup {setup.code} is "
+                f"{setup.status.value}; rate it once it is completed",
+                field="code",
+            )
+        return setup.project_id, {"setup": setup.code}
+    stage = await Stage.get(id=rating.stage_id).select_related("definition")
+    if stage.status is not StageStatus.COMPLETED:
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            f"the service is not completed: stage {stage.definition.code} is "
+            f"{stage.status.value}; rate it once it is completed",
+            field="code",
+        )
+    return stage.project_id, {"stage": stage.definition.code}
 
 
 async def close_follow_up(*, viewer: Viewer, rating_id: int, note: str, now: datetime) -> Rating:
@@ -118,6 +137,8 @@ async def close_follow_up(*, viewer: Viewer, rating_id: int, note: str, now: dat
         )
     rating = await rating_query(viewer).filter(id=rating_id).first()
     if rating is None:
+        rating = await setup_rating_query(viewer).filter(id=rating_id).first()
+    if rating is None:
         raise not_found("rating", rating_id, field="ratingId")
     if rating.follow_up_due is None:
         raise DomainError(
@@ -125,7 +146,10 @@ async def close_follow_up(*, viewer: Viewer, rating_id: int, note: str, now: dat
             f"rating {rating_id} has no follow-up: only a rating of {BAD_SCORE} or less opens one",
             field="ratingId",
         )
-    stage = await Stage.get(id=rating.stage_id)
+    if rating.setup_id is not None:
+        project_id = (await CompanySetup.get(id=rating.setup_id)).project_id
+    else:
+        project_id = (await Stage.get(id=rating.stage_id)).project_id
     async with in_transaction():
         locked = await Rating.select_for_update().get(id=rating.id)
         if locked.follow_up_done_at is not None:
@@ -142,7 +166,7 @@ async def close_follow_up(*, viewer: Viewer, rating_id: int, note: str, now: dat
             action="rating.close_follow_up",
             entity_type="rating",
             entity_id=locked.id,
-            project_id=stage.project_id,
+            project_id=project_id,
             before={"followUpDue": rating.follow_up_due.isoformat(), "followUpOpen": True},
             after={"followUpOpen": False, "note": note},
         )
@@ -157,6 +181,14 @@ def rating_query(viewer: Viewer) -> QuerySet[Rating]:
     """The ratings a supervisor may see: those of projects in the supervisor's region."""
     require_role(viewer, Role.SUPERVISOR)
     return Rating.filter(stage__project_id__in=_visible_projects(viewer))
+
+
+def setup_rating_query(viewer: Viewer) -> QuerySet[Rating]:
+    """The company setups' ratings a supervisor may see: those of setups in the region."""
+    require_role(viewer, Role.SUPERVISOR)
+    return Rating.filter(
+        setup_id__in=Subquery(CompanySetup.filter(setup_scope(viewer)).values("id"))
+    )
 
 
 def notification_query(

@@ -9,12 +9,13 @@ import strawberry
 
 from approval.company import intake, issuing, review
 from approval.company.access import setup_scope
-from approval.core.errors import DomainError
+from approval.core.errors import DomainError, not_found
 from approval.core.labels import label
+from approval.oversight import ratings
 from approval.oversight.setup_figures import setup_figures
 from schema.core.context import Info, query_error
 from schema.core.errors import UserError
-from schema.core.nodes import DecisionEnum, MaterialStatusEnum, PauseReasonEnum
+from schema.core.nodes import DecisionEnum, MaterialStatusEnum, PauseReasonEnum, RatingAnswer
 from schema.core.payloads import attempt
 from storage import enums, models
 
@@ -232,6 +233,34 @@ def _flow_info(flow: models.SetupFlow, types: list[models.BusinessType]) -> Setu
     )
 
 
+@strawberry.type(description="好差评: 申请人对一次企业设立服务的评价")
+class SetupRatingInfo(RatingAnswer):
+    rating_id: int
+    setup_code: str = strawberry.field(description="受理编号")
+    company_name: str
+
+
+def _rating(row: models.Rating) -> SetupRatingInfo:
+    assert row.setup is not None, "a construction stage's rating is a Rating"
+    return SetupRatingInfo(
+        rating_id=row.id,
+        setup_code=row.setup.code,
+        company_name=row.setup.company_name,
+        score=row.score,
+        comment=row.comment,
+        rated_at=row.rated_at,
+        follow_up_due=row.follow_up_due,
+        follow_up_done_at=row.follow_up_done_at,
+        follow_up_note=row.follow_up_note,
+    )
+
+
+@strawberry.type
+class SetupRatingPayload:
+    rating: SetupRatingInfo | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type(description="企业设立: 一个部门的办件统计")
 class SetupDepartmentFigure:
     department_code: str
@@ -361,6 +390,30 @@ class CompanyQuery:
         viewer = info.context.query_viewer()
         row = await models.CompanySetup.filter(setup_scope(viewer), code=code.strip()).first()
         return await setup_info(row) if row else None
+
+    @strawberry.field(
+        description="企业设立的好差评(中心管理办), 最新的在前; 可只看未办结的差评回访"
+    )
+    async def setup_ratings(
+        self,
+        info: Info,
+        rated: bool | None = None,
+        follow_up_open: bool | None = None,
+        first: int = 50,
+    ) -> list[SetupRatingInfo]:
+        viewer = info.context.query_viewer()
+        try:
+            query = ratings.setup_rating_query(viewer)
+        except DomainError as error:
+            raise query_error(error) from None
+        if rated is not None:
+            query = query.filter(rated_at__isnull=not rated)
+        if follow_up_open is True:
+            query = query.filter(follow_up_due__isnull=False, follow_up_done_at__isnull=True)
+        elif follow_up_open is False:
+            query = query.filter(follow_up_done_at__isnull=False)
+        rows = await query.select_related("setup").order_by("-id").limit(max(1, min(first, 200)))
+        return [_rating(row) for row in rows]
 
     @strawberry.field(description="本部门的企业设立审批任务(审批人员)")
     async def setup_tasks(self, info: Info, open_only: bool = True) -> list[SetupTaskInfo]:
@@ -527,6 +580,22 @@ class CompanyMutation:
 
         row, errors = await attempt(act)
         return await _payload(row, errors)
+
+    @strawberry.mutation(description="中心管理办办结企业设立差评的回访")
+    async def close_setup_follow_up(
+        self, info: Info, rating_id: int, note: str
+    ) -> SetupRatingPayload:
+        async def run() -> SetupRatingInfo:
+            viewer = info.context.require_viewer()
+            if not await ratings.setup_rating_query(viewer).filter(id=rating_id).exists():
+                raise not_found("setup rating", rating_id, field="ratingId")
+            row = await ratings.close_follow_up(
+                viewer=viewer, rating_id=rating_id, note=note, now=info.context.now()
+            )
+            return _rating(await models.Rating.get(id=row.id).select_related("setup"))
+
+        rating, errors = await attempt(run)
+        return SetupRatingPayload(rating=rating, errors=errors)
 
     @strawberry.mutation(description="统一发证: 各部门均准予后窗口一并发放证照")
     async def issue_company_setup(self, info: Info, code: str) -> CompanySetupPayload:

@@ -5,6 +5,7 @@ loaders), and the enums of more than one domain."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import date, datetime
 from typing import Any, ClassVar, Self
 
 import strawberry
@@ -235,3 +236,17 @@ async def person_of(info: Info, user_id: int | None) -> PersonNode | None:
         return None
     row = await info.context.loaders.user.load(user_id)
     return PersonNode.from_row(row) if row else None
+
+
+@strawberry.type(description="一次评价的内容与差评回访; 建设项目阶段和企业设立共用")
+class RatingAnswer:
+    score: int | None = strawberry.field(description="1-5 分; 未评价为空")
+    comment: str
+    rated_at: datetime | None
+    follow_up_due: date | None = strawberry.field(description="差评回访期限(15个工作日)")
+    follow_up_done_at: datetime | None
+    follow_up_note: str
+
+    @strawberry.field(description="差评回访尚未办结")
+    def follow_up_open(self) -> bool:
+        return self.follow_up_due is not None and self.follow_up_done_at is None

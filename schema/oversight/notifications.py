@@ -16,6 +16,7 @@ from approval.oversight import ratings
 from approval.oversight.notifications import MOMENT_LABELS
 from schema.core.context import Info, query_error
 from schema.core.errors import UserError
+from schema.core.nodes import RatingAnswer
 from schema.core.pagination import MAX_PAGE, page
 from schema.core.payloads import attempt, decode_id
 from schema.projects.types import ProjectNode, StageNode
@@ -69,20 +70,10 @@ class NotificationNode(relay.Node):
 
 
 @strawberry.type(name="Rating", description="好差评: 申请人对一个已办结阶段的评价")
-class RatingNode(relay.Node):
+class RatingNode(RatingAnswer, relay.Node):
     id: relay.NodeID[int]
-    score: int | None = strawberry.field(description="1-5 分; 未评价为空")
-    comment: str
-    rated_at: datetime | None
-    follow_up_due: date | None = strawberry.field(description="差评回访期限(15个工作日)")
-    follow_up_done_at: datetime | None
-    follow_up_note: str
     stage: StageNode
     project: ProjectNode
-
-    @strawberry.field(description="差评回访尚未办结")
-    def follow_up_open(self) -> bool:
-        return self.follow_up_due is not None and self.follow_up_done_at is None
 
     @strawberry.field(description="差评回访已过期限仍未办结")
     def follow_up_overdue(self, info: Info) -> bool:
@@ -93,6 +84,7 @@ class RatingNode(relay.Node):
 
     @classmethod
     def from_row(cls, row: models.Rating) -> RatingNode:
+        assert row.stage is not None, "a company setup's rating is a SetupRating"
         return cls(
             id=row.id,
             score=row.score,
