@@ -194,7 +194,7 @@ class Cluster:
         port = free_port()
         name = f"instance-{len(self.instances) + 1}"
         log = self.folder / f"{name}.log"
-        argv = command or (sys.executable, "-m", "tests.instance_process")
+        argv = command or (sys.executable, "-m", "tests.as_main", "tests.instance_process")
         with log.open("ab") as out:
             process = await asyncio.create_subprocess_exec(
                 *argv,

@@ -1,9 +1,10 @@
 """The ``onewindow`` command, run in subprocesses against a temporary database (through
-tests/cli_process.py: the same ``main``, with the suite's cheap password hasher)."""
+tests/as_main.py: ``python -m server.cli`` with the suite's cheap password hasher)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -23,7 +24,7 @@ from storage.models import AuditEvent, User
 
 TIMEOUT = 180
 ROOT = Path(__file__).resolve().parent.parent
-ONEWINDOW = (sys.executable, "-m", "tests.cli_process")  # `onewindow`, hashing cheaply
+ONEWINDOW = (sys.executable, "-m", "tests.as_main", "server.cli")  # `onewindow`, hashing cheaply
 
 
 def cli_environment(**env: str) -> dict[str, str]:
@@ -69,6 +70,27 @@ def row_counts(path: Path) -> dict[str, int]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> tuple[str, Path]:
     path = tmp_path / "data" / "onewindow.sqlite3"  # the folder does not exist yet
+    return f"sqlite://{path}", path
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file after `onewindow migrate`, made once (a migration costs seconds of CPU);
+    the tests that need an empty migrated database get a copy (``migrated_url``)."""
+    folder = tmp_path_factory.mktemp("migrated")
+    path = folder / "onewindow.sqlite3"
+    result = onewindow("migrate", database_url=f"sqlite://{path}", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "applied models.0001_initial" in result.stdout
+    return path
+
+
+@pytest.fixture
+def migrated_url(migrated_template: Path, tmp_path: Path) -> tuple[str, Path]:
+    """A fresh copy of ``migrated_template``: its URL and file."""
+    path = tmp_path / "data" / "onewindow.sqlite3"
+    path.parent.mkdir()
+    shutil.copyfile(migrated_template, path)
     return f"sqlite://{path}", path
 
 
@@ -194,10 +216,9 @@ async def test_create_user_prints_a_working_token(database: str, tmp_path: Path)
 
 
 def test_create_user_generates_a_password_when_none_is_given(
-    sqlite_url: tuple[str, Path], tmp_path: Path
+    migrated_url: tuple[str, Path], tmp_path: Path
 ) -> None:
-    url, _ = sqlite_url
-    assert onewindow("migrate", database_url=url, cwd=tmp_path).returncode == 0
+    url, _ = migrated_url
     result = onewindow(
         "create-user", "--username", "zhang", "--role", "agent", database_url=url, cwd=tmp_path
     )
@@ -211,10 +232,9 @@ def test_create_user_generates_a_password_when_none_is_given(
 
 
 def test_the_command_line_revokes_unlocks_and_sets_passwords(
-    sqlite_url: tuple[str, Path], tmp_path: Path
+    migrated_url: tuple[str, Path], tmp_path: Path
 ) -> None:
-    url, path = sqlite_url
-    assert onewindow("migrate", database_url=url, cwd=tmp_path).returncode == 0
+    url, path = migrated_url
     made = onewindow(
         "create-user", "--username", "zhang", "--role", "agent", database_url=url, cwd=tmp_path
     )
@@ -238,9 +258,8 @@ def test_the_command_line_revokes_unlocks_and_sets_passwords(
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
-def test_bad_holiday_file_names_its_line(sqlite_url: tuple[str, Path], tmp_path: Path) -> None:
-    url, _ = sqlite_url
-    assert onewindow("migrate", database_url=url, cwd=tmp_path).returncode == 0
+def test_bad_holiday_file_names_its_line(migrated_url: tuple[str, Path], tmp_path: Path) -> None:
+    url, _ = migrated_url
     holidays = tmp_path / "2027.csv"
     holidays.write_text("year,2027\n2027-01-01,holiday,元旦\n2027-13-01,holiday,春节\n")
     result = onewindow("load-holidays", str(holidays), database_url=url, cwd=tmp_path)

@@ -40,6 +40,7 @@ async def server_process(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
+            "tests.as_main",
             "tests.sync_process",
             url,
             str(port),
