@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from pycrdt import Doc, Map
+from strawberry.relay import GlobalID
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -300,6 +301,19 @@ def sign(username: str, result: Conclusion, note: str) -> Callable[[Doc], None]:
     )
 
 
+RECORD_CHECK = """
+mutation($input: RecordCheckInput!) {
+  recordCheck(input: $input) {
+    inspection { departments { department { code } checks { code note } } }
+    errors { code field message }
+  }
+}"""
+
+
+def zjj_note(doc: Doc, check: str) -> object:
+    return doc.get("departments", type=Map)["zjj"]["checks"][check].get("note")
+
+
 @dataclasses.dataclass
 class Tablet:
     """One device's document, synced with whichever instance it reaches; what it sent and
@@ -440,6 +454,38 @@ async def test_one_document_one_truth_on_three_instances_with_tablets_moving_and
     await asyncio.gather(*(edits(t, i, range(3, 5)) for i, t in enumerate(tablets)))
     await tablets[0].reach(instances[1])
     await tablets[1].reach(instances[2])
+
+    # A GraphQL edit through instance 3 reaches the tablets of the others at once, and its
+    # answer already shows the rows.
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        response = await http.post(
+            f"{instances[2].http}/graphql",
+            json={
+                "query": RECORD_CHECK,
+                "variables": {
+                    "input": {
+                        "inspectionId": str(GlobalID("Inspection", str(inspection_id))),
+                        "check": checks[0],
+                        "result": "RECTIFY",
+                        "note": "经GraphQL记录",
+                    }
+                },
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    payload = response.json()["data"]["recordCheck"]
+    assert payload["errors"] == [], payload
+    [section] = [
+        d for d in payload["inspection"]["departments"] if d["department"]["code"] == "zjj"
+    ]
+    assert {"code": checks[0], "note": "经GraphQL记录"} in section["checks"]
+    for tablet in (tablets[0], tablets[3]):  # on instances 2 and 1
+        assert tablet.link is not None
+        doc = tablet.doc
+        await tablet.link.until(
+            lambda: zjj_note(doc, checks[0]) == "经GraphQL记录",  # noqa: B023 awaited here
+            "the GraphQL edit",
+        )
 
     # Instance 3 is killed while its tablets (2 and 5) write; what it acknowledged is kept.
     await asyncio.gather(*(edits(t, i, range(5, 7)) for i, t in enumerate(tablets)))
