@@ -42,13 +42,15 @@ from approval.catalog.company_load import load_company_catalog
 from approval.core.auth import create_user, issue_token
 from approval.fieldwork.inspections import assign_inspectors, schedule_site_check
 from approval.fieldwork.policy import FieldDocuments
+from approval.oversight.notifications import collect
 from schema.app import build_schema
 from storage.enums import Role
 from storage.local_store import LocalObjectStore
-from storage.models import Enterprise, LoginThrottle, Material, SetupTask, Task
+from storage.models import Enterprise, LoginThrottle, Material, Rating, SetupTask, Task
 from tests.conftest import PASSWORD, Clock, GraphQLClient
 from tests.fieldwork_support import MemoryEditor, clerk, documents_app
 from tests.helpers import accept, create_project, db_id, project_input, ready_stage
+from tests.test_notifications import accepted_project, complete
 from tests.upload_support import REQUEST, with_state
 
 pytestmark = pytest.mark.usefixtures("catalog")
@@ -135,9 +137,9 @@ MATRIX: dict[str, dict[str, str]] = {
     "scheduleMeeting":        row("x  x  x  o  x  x  x  x  x  o  x"),
     "recordMeetingOpinion":   row("x  x  x  o  o  x  x  x  x  x  x"),
     "closeMeeting":           row("x  x  x  o  x  x  x  x  x  o  x"),
-    "rateService":            row("x  x  x  x  x  x  x  x  x  x  x"),
-    "rateMyService":          row("x  x  x  x  x  x  x  x  x  x  x"),
-    "closeFollowUp":          row("x  x  x  x  x  x  x  x  x  x  x"),
+    "rateService":            row("o  o  o  o  o  o  o  o  o  o  o"),  # the SMS code is the key
+    "rateMyService":          row("x  o  x  x  x  x  x  x  x  x  x"),
+    "closeFollowUp":          row("x  x  x  x  x  x  x  x  x  o  x"),
     "pauseTask":              row("x  x  x  x  o  x  x  x  x  x  x"),
     "resumeTask":             row("x  x  x  x  o  x  x  x  x  x  x"),
     "fileFormalOpinion":      row("x  x  x  x  o  x  x  x  x  x  x"),
@@ -191,6 +193,7 @@ class World:
     setup_materials: list[str]  # every material of a restaurant's company setup
     setup_code: str = ""  # a restaurant's company setup, accepted by the clerk
     setup_task: int = 0  # one of its departments' tasks
+    rating_code: str = ""  # of a completed stage of the enterprise's other project
 
 
 def gid(type_name: str, number: object) -> str:
@@ -298,6 +301,13 @@ async def make_world(gql: GraphQLClient, clock: Clock) -> World:
         department_code="fgw",
         region_code="371402",
     )
+    # A completed stage of another project of the enterprise, with its rating code (SMS).
+    _, rated_stage = await accepted_project(gql)
+    await complete(rated_stage, clock())
+    await collect(now=clock())
+    rating = await Rating.get(stage_id=rated_stage.id)
+    world.rating_code = rating.code
+    ids["ratingId"] = gid("Rating", rating.id)
     return world
 
 
@@ -351,6 +361,13 @@ VALID_INPUTS: dict[str, Callable[[World], dict[str, Any]]] = {
             "opinion": "同意",
         }
     },
+    "rateService": lambda world: {"code": world.rating_code, "score": 2, "comment": "多次往返"},
+    "rateMyService": lambda world: {
+        "ratingId": world.ids["ratingId"],
+        "score": 2,
+        "comment": "多次往返",
+    },
+    "closeFollowUp": lambda world: {"ratingId": world.ids["ratingId"], "note": "已电话回访"},
     "companySetup": lambda world: {"code": world.setup_code},
     "issueCompanySetup": lambda world: {"code": world.setup_code},
     "deliverSetupMaterial": lambda world: {
