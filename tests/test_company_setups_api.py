@@ -713,3 +713,59 @@ async def test_a_refused_setup_is_told_to_pick_up_the_decision_and_rates_it(gql,
     code = rate.text.split("评价码 ")[1].rstrip("。")
     body = await gql(RATE, {"code": code, "score": 4, "comment": ""})
     assert body["data"]["rateService"]["rating"] == {"score": 4, "followUpDue": None}
+
+
+async def test_concurrent_decisions_close_the_setup_once_and_a_racing_supplement_loses(
+    gql, tokens, clock
+):
+    import asyncio
+
+    from approval.company.review import decide_setup_task, request_setup_supplement
+    from approval.core.auth import viewer_of
+    from approval.core.errors import DomainError
+    from storage.models import User
+
+    setup = await accept(gql)
+    tasks = setup["tasks"]
+    for task in tasks:
+        if task["siteCheckDue"]:
+            await gql(SITE_CHECK, {"id": task["taskId"]}, token=tokens[task["departmentCode"]])
+    viewers = {
+        t["taskId"]: await viewer_of(await User.get(username=f"r-{t['departmentCode']}"))
+        for t in tasks
+    }
+    first = tasks[0]["taskId"]
+
+    async def decide(task_id: int) -> object:
+        refused = task_id == tasks[-1]["taskId"]
+        return await decide_setup_task(
+            viewer=viewers[task_id],
+            task_id=task_id,
+            decision=Decision.REJECTED if refused else Decision.APPROVED,
+            opinion="不符合条件" if refused else "",
+            now=clock(),
+        )
+
+    async def supplement() -> object:
+        return await request_setup_supplement(
+            viewer=viewers[first],
+            task_id=first,
+            reason="补签",
+            material_type_code=None,
+            now=clock(),
+        )
+
+    results = await asyncio.gather(
+        *(decide(t["taskId"]) for t in tasks), supplement(), return_exceptions=True
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(f, DomainError) for f in failures), failures
+    row = await CompanySetup.get(code=setup["code"])
+    assert await SetupTask.filter(setup_id=row.id, status="decided").count() == len(tasks)
+    assert await AuditEvent.filter(action="setup_task.decide").count() == len(tasks)
+    assert await AuditEvent.filter(action="setup.complete").count() == 1
+    assert row.status is SetupStatus.REFUSED and row.outcome is Decision.REJECTED
+    # The supplement either came first (a decision may still end a permit waiting for one)
+    # or was refused because the permit was decided: never lost, never both.
+    asked = await AuditEvent.filter(action="setup_task.request_supplement").count()
+    assert asked + len(failures) == 1
