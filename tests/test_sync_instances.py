@@ -10,14 +10,17 @@ only, so there the two share one store (one process's turns).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pycrdt import Doc, Map
 
+from server.sync_endpoint import sweep_while_holding
 from storage.models import DocumentUpdate
 from sync import protocol
 from sync.policy import Access, UpdateRefused
@@ -296,3 +299,45 @@ async def test_racing_processes_judge_in_log_order(
         else:  # sealed already: whoever judges reads the seal from the log
             assert all(isinstance(result, Refused) for result in outcome), outcome
     assert state(first.doc) == state(second.doc) == await log_state(first.store, name)
+
+
+async def test_one_instance_at_a_time_sweeps_and_another_takes_over_when_it_stops(
+    stores: tuple[UpdateStore, UpdateStore],
+) -> None:
+    swept: dict[str, int] = {"a": 0, "b": 0}
+
+    class Counting(SyncServer):
+        holder = ""
+
+        async def sweep(self) -> int:
+            swept[self.holder] += 1
+            return 0
+
+    def counting(holder: str, store: UpdateStore) -> Counting:
+        server = Counting(store=store, policy_for=lambda _: PermissivePolicy(), poll_seconds=0)
+        server.holder = holder
+        return server
+
+    first, second = counting("a", stores[0]), counting("b", stores[1])
+    now = datetime.now(UTC)
+    loops = [
+        asyncio.create_task(
+            sweep_while_holding(server, every=0.02, holder=server.holder, clock=lambda: now)
+        )
+        for server in (first, second)
+    ]
+    await asyncio.sleep(0.3)
+    assert (swept["a"] > 0) != (swept["b"] > 0), swept  # one holds the lease
+    leader = "a" if swept["a"] else "b"
+    loops[0 if leader == "a" else 1].cancel()  # it stops: its lease is given back
+    with contextlib.suppress(asyncio.CancelledError):
+        await loops[0 if leader == "a" else 1]
+    other = "b" if leader == "a" else "a"
+    before = swept[other]
+    await asyncio.sleep(0.3)
+    assert swept[other] > before, swept
+    for loop in loops:
+        loop.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    await first.close()
+    await second.close()
