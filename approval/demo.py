@@ -42,7 +42,11 @@ from tortoise.transactions import in_transaction
 
 from approval.company.intake import SetupApplication, accept_setup, flow_plan
 from approval.company.issuing import issue_setup
-from approval.company.review import decide_setup_task, record_site_check
+from approval.company.review import (
+    decide_setup_task,
+    record_site_check,
+    request_setup_supplement,
+)
 from approval.core.access import Viewer
 from approval.core.auth import create_user, viewer_of
 from approval.core.calendar import calendar_years
@@ -222,6 +226,7 @@ class SetupState(StrEnum):
     READY = "ready"  # every department approved: waiting for 统一发证
     ISSUED = "issued"  # the certificates were issued together
     REFUSED = "refused"  # one department refused
+    SUPPLEMENT = "supplement"  # 补正: 食药监局 asked for the layout again, its permit waits
 
 
 @dataclass(frozen=True)
@@ -243,6 +248,7 @@ SETUPS = (
     DemoSetup("德州市书香阁图书有限公司", "bookstore", "李娜", "13805340104", 6, _S.ISSUED),
     DemoSetup("德州市速达物流有限公司", "freight", "周军", "13805340105", 5, _S.REFUSED),
     DemoSetup("德州德美精密制造公司", "foreign-factory", "吴强", "13805340106", 3, _S.IN_REVIEW),
+    DemoSetup("德州市一品小吃有限公司", "snack-bar", "郑芳", "13805340107", 2, _S.SUPPLEMENT),
 )  # fmt: skip
 
 OPINIONS = {
@@ -516,6 +522,15 @@ class _Seeder:
                     viewer=reviewer, task_id=task.id, note="现场核查合格", now=at
                 )
             if spec.state is SetupState.SITE_CHECKED:
+                continue
+            if spec.state is SetupState.SUPPLEMENT and task.department.code == "shiyao":
+                await request_setup_supplement(
+                    viewer=reviewer,
+                    task_id=task.id,
+                    reason="经营场所平面布局图未标明加工操作区与就餐区, 请补正后重新提交。",
+                    material_type_code="premises_layout",
+                    now=at,
+                )
                 continue
             refuse = spec.state is SetupState.REFUSED and task is tasks[-1]
             await decide_setup_task(

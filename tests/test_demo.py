@@ -104,6 +104,12 @@ async def test_company_setups_stand_in_every_state(seeded: DemoReport) -> None:
     by_state = {state: stored[code] for code, _, state in seeded.setups}
     assert by_state[SetupState.READY] == "ready" and by_state[SetupState.ISSUED] == "issued"
     assert by_state[SetupState.REFUSED] == "refused"
+    waiting = await models.SetupTask.get(
+        setup__code=dict((state, code) for code, _, state in seeded.setups)[SetupState.SUPPLEMENT],
+        department__code="shiyao",
+    )
+    assert waiting.status == "supplement_requested" and waiting.pause_reason == "supplement"
+    assert by_state[SetupState.SUPPLEMENT] == "in_review"
     factory = await models.CompanySetup.get(business_type__code="foreign-factory")
     assert factory.project_id is not None  # linked to a construction project
     reviewers = set(await models.User.filter(role=Role.REVIEWER).values_list("username", flat=True))
