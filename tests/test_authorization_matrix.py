@@ -317,7 +317,8 @@ BYSTANDER = "m-bystander"  # a reviewer in 德城区, for the doors that act on 
 # Fields whose placeholders would be refused for their input, or name no object, before the
 # viewer mattered: the variables of a valid call on the world's objects, so that their rows say
 # who may call them. (The company setup's task doors stay closed to all eleven viewers: its
-# tasks belong to the company departments, none of whom is a column.)
+# tasks belong to the company departments, whose reviewers are the columns of
+# tests/test_authorization_setups.py.)
 VALID_INPUTS: dict[str, Callable[[World], dict[str, Any]]] = {
     "setupPlan": lambda world: {"businessType": "restaurant"},
     "createProject": lambda world: {"input": project_input(name="矩阵测试项目")},
