@@ -46,6 +46,7 @@ import io
 import logging
 import os
 import pstats
+import random
 import shutil
 import signal
 import socket
@@ -762,6 +763,351 @@ def print_profile(path: Path, top: int) -> None:
         print(out.getvalue().split("\n", 6)[-1].rstrip())
 
 
+# --- the soak: many live clients and GraphQL on three instances (issue 12) --------------------
+
+
+SOAK_INSTANCES = 3
+SOAK_SETTLE = 60.0  # seconds after the edits stop for every ack and every client to converge
+SOAK_QUERY = "{ viewer { id username } departments { code name } }"
+
+
+@dataclass
+class SoakClient:
+    """One live editor: an inspector of ``code`` on ``doc_name`` through instance ``instance``."""
+
+    index: int
+    doc_name: str
+    code: str
+    instance: int
+    doc: Doc
+    sent: int = 0  # update messages sent (sync step 2 and updates), numbered from 1
+    edits: int = 0
+    acked_edits: int = 0
+    closed_normally: bool = False
+    local: bool = False  # inside one of its own edits (the observer records only those)
+    ws: ClientConnection | None = None
+    receiver: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.pending: dict[int, tuple[float, bool]] = {}  # number -> (sent at, is an edit)
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.made: list[bytes] = []
+        self.doc.observe(lambda event: self.made.append(event.update) if self.local else None)
+
+    def edit(self) -> bytes:
+        self.local = True
+        try:
+            with self.doc.transaction():
+                inspection_edit(self.doc, self.code, self.index, self.edits)
+        finally:
+            self.local = False
+        self.edits += 1
+        update = b"".join(self.made[-1:])
+        self.made.clear()
+        return update
+
+    def answered(self, upto: int, now: float) -> None:
+        for number in [n for n in self.pending if n <= upto]:
+            at, is_edit = self.pending.pop(number)
+            if is_edit:
+                self.acked_edits += 1
+                self.latencies.append(now - at)
+
+
+def state_vector(update_or_state: bytes) -> dict[int, int]:
+    """A decoded state vector (``Doc.get_state()``): client id -> clock."""
+    position = 0
+
+    def var_uint() -> int:
+        nonlocal position
+        value = shift = 0
+        while True:
+            byte = update_or_state[position]
+            position += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+
+    return dict((var_uint(), var_uint()) for _ in range(var_uint()))
+
+
+async def soak_client(
+    client: SoakClient,
+    url: str,
+    headers: dict[str, str],
+    *,
+    interval: float,
+    until: float,
+    gate: asyncio.Semaphore,
+) -> None:
+    """Connect (at most ``gate`` at once), sync, then one edit every ``interval`` seconds
+    until ``until`` (monotonic); the connection stays open for the acks and the convergence
+    check."""
+    async with gate:
+        ws = await connect(
+            url, open_timeout=60, max_size=None, compression=None, additional_headers=headers
+        )
+    client.ws = ws
+
+    async def send(payload: bytes, *, is_edit: bool) -> None:
+        client.sent += 1
+        client.pending[client.sent] = (time.perf_counter(), is_edit)
+        await ws.send(payload)
+
+    async def receive() -> None:
+        try:
+            async for frame in ws:
+                if isinstance(frame, str):
+                    client.errors.append(f"a text frame: {frame[:100]!r}")
+                    continue
+                message = protocol.decode(frame)
+                now = time.perf_counter()
+                if isinstance(message, protocol.SyncMessage):
+                    if message.kind == protocol.SyncType.STEP1:
+                        update = client.doc.get_update(message.payload)
+                        await send(protocol.sync_step2(update), is_edit=False)
+                    else:
+                        client.doc.apply_update(message.payload)
+                elif isinstance(message, protocol.AckMessage):
+                    client.answered(message.number, now)  # numbers only grow
+                elif isinstance(message, protocol.AckUpToMessage):
+                    client.answered(message.number, now)
+                elif isinstance(message, protocol.ErrorMessage):
+                    client.pending.pop(message.number, None)
+                    client.errors.append(
+                        f"update #{message.number} refused ({message.code}): {message.reason}"
+                    )
+                elif isinstance(message, protocol.PermissionDeniedMessage):
+                    client.errors.append(f"denied: {message.reason}")
+                elif isinstance(message, protocol.HeldMessage):
+                    client.errors.append(f"update #{message.number} held")
+        except ConnectionClosed as closed:
+            if not client.closed_normally:
+                client.errors.append(f"connection closed: {closed.rcvd}")
+            return
+        if not client.closed_normally:
+            client.errors.append("connection closed by the server")
+
+    client.receiver = receiver = asyncio.create_task(receive())
+    await ws.send(protocol.sync_step1(client.doc.get_state()))
+    next_at = time.monotonic() + random.uniform(0, interval)  # spread the clients' phases
+    while True:
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        if time.monotonic() >= until or receiver.done():
+            break
+        await send(protocol.sync_update(client.edit()), is_edit=True)
+        next_at += interval
+
+
+async def graphql_poller(
+    urls: Sequence[str], token: str, *, until: float, counts: list[int], errors: list[str]
+) -> None:
+    """Poll ``SOAK_QUERY`` on every instance in turn until ``until``."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        number = 0
+        while time.monotonic() < until:
+            url = urls[number % len(urls)]
+            number += 1
+            try:
+                response = await http.post(url, json={"query": SOAK_QUERY}, headers=headers)
+            except httpx.HTTPError as error:
+                errors.append(f"{url}: {error!r}")
+                continue
+            body = response.json() if response.status_code == 200 else {}
+            if response.status_code != 200 or body.get("errors") or not body.get("data"):
+                errors.append(f"{url}: HTTP {response.status_code} {response.text[:200]}")
+            else:
+                counts[0] += 1
+            await asyncio.sleep(0.2)
+
+
+async def read_log(database_url: str, doc_name: str) -> Doc:
+    """A document as its durable log holds it: the snapshot, then the updates after it."""
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        doc: Doc = Doc()
+        snapshot = await connection.fetchrow(
+            "SELECT data, upto_id FROM document_snapshot WHERE doc = $1", doc_name
+        )
+        upto = 0
+        if snapshot is not None:
+            doc.apply_update(bytes(snapshot["data"]))
+            upto = snapshot["upto_id"]
+        for row in await connection.fetch(
+            "SELECT data FROM document_update WHERE doc = $1 AND id > $2 ORDER BY id",
+            doc_name,
+            upto,
+        ):
+            doc.apply_update(bytes(row["data"]))
+        return doc
+    finally:
+        await connection.close()
+
+
+def process_memory_kib(pid: int) -> tuple[int, int]:
+    """(VmHWM, VmRSS) of a process from /proc, 0 where unknown."""
+    values = {"VmHWM:": 0, "VmRSS:": 0}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key = line.split(":", 1)[0] + ":"
+            if key in values:
+                values[key] = int(line.split()[1])
+    return values["VmHWM:"], values["VmRSS:"]
+
+
+async def soak(args: argparse.Namespace, workdir: Path) -> int:
+    """``--soak SECONDS``: the exit code (1 on any error or lost update)."""
+    clients_count, per_doc = args.clients, args.per_doc
+    docs = -(-clients_count // per_doc)
+    interval = 1.0 / args.client_rate
+    run = uuid.uuid4().hex[:8]
+    layout = initial_update(JOINT)
+    load = os.getloadavg()
+    print(
+        f"soak: {clients_count} websocket clients ({per_doc} per joint acceptance document, "
+        f"{docs} documents, clients round-robin over {SOAK_INSTANCES} instances) each making "
+        f"{args.client_rate:g} edits/s (target {clients_count * args.client_rate:.0f} updates/s)"
+        f" for {args.soak:g} s, {args.graphql_clients} GraphQL clients polling every instance; "
+        f"PostgreSQL, Redis {args.redis}; {os.cpu_count()} CPUs, load "
+        f"{' '.join(f'{value:.1f}' for value in load)}"
+    )
+    database_name = f"onewindow_soak_{run}"
+    database_url = await recreate_postgres_database(args.postgres, database_name)
+    tokens = await prepare_database(database_url)
+    env = {"ONEWINDOW_REDIS_URL": args.redis, "ONEWINDOW_REDIS_PREFIX": f"soak-{run}"}
+    clients = []
+    for index in range(clients_count):
+        doc: Doc = Doc(client_id=2_000_000 + index)
+        doc.apply_update(layout)
+        clients.append(
+            SoakClient(
+                index=index,
+                doc_name=f"{DOC_PREFIX}{run}/{index // per_doc}",
+                code=DEPARTMENTS[index % len(DEPARTMENTS)],
+                instance=index % SOAK_INSTANCES,
+                doc=doc,
+            )
+        )
+    failures: list[str] = []
+    graphql_errors: list[str] = []
+    graphql_counts = [0]
+    async with contextlib.AsyncExitStack() as stack:
+        served: list[Process] = []
+        for number in range(SOAK_INSTANCES):
+            port = free_port()
+            argv = [sys.executable, str(SCRIPT), "--serve-port", str(port)]
+            argv += ["--database-url", database_url, "--serve-policy", "inspection"]
+            served.append(
+                await stack.enter_async_context(
+                    subprocess(
+                        f"instance {number + 1}",
+                        argv,
+                        workdir / f"soak-{number + 1}.log",
+                        port,
+                        **env,
+                    )
+                )
+            )
+        ports = [process.port for process in served]
+        started = time.monotonic()
+        until = started + args.soak
+        gate = asyncio.Semaphore(50)  # connections being opened at once
+
+        async def start(client: SoakClient) -> None:
+            url = f"ws://127.0.0.1:{ports[client.instance]}/sync/{client.doc_name}?ack=1"
+            headers = {"Authorization": f"Bearer {tokens[client.code]}"}
+            try:
+                await soak_client(client, url, headers, interval=interval, until=until, gate=gate)
+            except (OSError, TimeoutError, ConnectionClosed) as error:
+                client.errors.append(f"could not connect or send: {error!r}")
+
+        pollers = [
+            graphql_poller(
+                [f"http://127.0.0.1:{port}/graphql" for port in ports],
+                tokens[DEPARTMENTS[number % len(DEPARTMENTS)]],
+                until=until,
+                counts=graphql_counts,
+                errors=graphql_errors,
+            )
+            for number in range(args.graphql_clients)
+        ]
+        await asyncio.gather(*(start(client) for client in clients), *pollers)
+        edits_done = time.monotonic()
+        settle = edits_done + SOAK_SETTLE
+        for _ in range(round(SOAK_SETTLE / 0.2)):  # every ack, unless the connection failed
+            if time.monotonic() > settle or not any(c.pending for c in clients if not c.errors):
+                break
+            await asyncio.sleep(0.2)
+        acks_done = time.monotonic()
+        unanswered = sum(len(c.pending) for c in clients)
+        # Convergence: every client's document equals its document's log.
+        names = sorted({c.doc_name for c in clients})
+        logs = {name: await read_log(database_url, name) for name in names}
+        wrong: list[SoakClient] = []
+        while True:
+            wrong = [c for c in clients if content(c.doc) != content(logs[c.doc_name])]
+            if not wrong or time.monotonic() > settle:
+                break
+            await asyncio.sleep(0.5)
+            logs = {name: await read_log(database_url, name) for name in names}
+        memory = [process_memory_kib(p.process.pid) for p in served]
+        for client in clients:
+            if client.ws is not None and client.receiver is not None:
+                client.closed_normally = True
+                await client.ws.close()
+                await client.receiver
+    await recreate_postgres_database(args.postgres, database_name, create=False)
+    # Lost: an acknowledged edit of a client that its document's log does not hold.
+    lost = 0
+    for client in clients:
+        own = state_vector(client.doc.get_state()).get(client.doc.client_id, 0)
+        stored = state_vector(logs[client.doc_name].get_state()).get(client.doc.client_id, 0)
+        if stored < own:
+            lost += 1
+            failures.append(f"client {client.index}: the log holds its clock {stored} of {own}")
+    errors = [f"client {c.index}: {e}" for c in clients for e in c.errors]
+    errors += [f"GraphQL: {e}" for e in graphql_errors]
+    seconds = acks_done - started
+    edits = sum(c.edits for c in clients)
+    acked = sum(c.acked_edits for c in clients)
+    sending = edits_done - started
+    print(
+        f"\n{edits} edits sent in {sending:.1f} s ({edits / sending:.0f}/s), {acked} acked "
+        f"({acked / seconds:.0f} committed updates/s until the last ack, "
+        f"{acks_done - edits_done:.1f} s after the edits stopped); {unanswered} never answered; "
+        f"{graphql_counts[0]} GraphQL queries answered"
+    )
+    print(
+        f"{'instance':<9} {'clients':>7} {'acked':>7} {'updates/s':>9} {'ack p50 s':>9} "
+        f"{'ack p95 s':>9} {'peak RSS MiB':>12} {'end RSS MiB':>11}"
+    )
+    for number, (peak, end) in enumerate(memory):
+        mine = [c for c in clients if c.instance == number]
+        latencies = sorted(x for c in mine for x in c.latencies) or [float("nan")]
+        p50 = latencies[len(latencies) // 2]
+        p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
+        done = sum(c.acked_edits for c in mine)
+        print(
+            f"{number + 1:<9} {len(mine):>7} {done:>7} {done / seconds:>9.0f} {p50:>9.2f} "
+            f"{p95:>9.2f} {peak / 1024:>12.0f} {end / 1024:>11.0f}"
+        )
+    print(
+        f"errors: {len(errors) + unanswered}, lost updates: {lost}, clients whose document "
+        f"differs from the log: {len(wrong)}; load after "
+        f"{' '.join(f'{value:.1f}' for value in os.getloadavg())}"
+    )
+    for line in (errors + failures)[:20]:
+        print(f"  {line}")
+    return 1 if errors or unanswered or lost or wrong else 0
+
+
 # --- the Node reference -----------------------------------------------------------------------
 
 
@@ -937,6 +1283,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="in-process: N rooms of a joint acceptance open at once, read-only and with a "
         "writer each; memory per room and what comes back after they unload",
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="with --postgres: live websocket clients (--clients) editing joint acceptances "
+        f"through {SOAK_INSTANCES} instances (Redis: --redis) plus GraphQL pollers for SECONDS; "
+        "exit code 1 on any error or lost update",
+    )
+    parser.add_argument("--clients", type=int, default=500, help="--soak websocket clients (500)")
+    parser.add_argument("--per-doc", type=int, default=5, help="--soak clients per document (5)")
+    parser.add_argument(
+        "--client-rate", type=float, default=0.5, help="--soak edits per second per client (0.5)"
+    )
+    parser.add_argument("--graphql-clients", type=int, default=3, help="--soak GraphQL pollers (3)")
     parser.add_argument("--serve-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-policy", default="plain", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -947,21 +1308,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--{name} must be at least 1")
     if args.docs < 0:
         parser.error("--docs must be 0 (one per tablet) or more")
+    if args.soak and not args.postgres:
+        parser.error("--soak needs --postgres (its instances share PostgreSQL)")
+    if args.soak and (args.clients < 1 or args.per_doc < 1 or args.client_rate <= 0):
+        parser.error("--clients and --per-doc must be at least 1, --client-rate above 0")
     if args.instances and not args.postgres:
         parser.error("--instances needs --postgres (several instances share PostgreSQL)")
     return args
 
 
-async def bench(args: argparse.Namespace, workdir: Path) -> None:
+async def bench(args: argparse.Namespace, workdir: Path) -> int:
+    """The exit code: 1 when ``--soak`` saw an error or a lost update, else 0."""
     started = time.perf_counter()
+    if args.soak:
+        code = await soak(args, workdir)
+        print(f"\ntotal time {time.perf_counter() - started:.0f}s")
+        return code
     if args.memory:
         await memory(args, workdir)
         print(f"\ntotal time {time.perf_counter() - started:.0f}s")
-        return
+        return 0
     if args.growing:
         await growing(args, workdir)
         print(f"\ntotal time {time.perf_counter() - started:.0f}s")
-        return
+        return 0
     run = uuid.uuid4().hex[:8]
     inspection = args.workload == "inspection"
     make = make_inspection_tablets if inspection else make_tablets
@@ -1015,6 +1385,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
     elif inspection:
         report_inspection(rounds)
     print(f"\ntotal time {time.perf_counter() - started:.0f}s")
+    return 0
 
 
 def report_inspection(rounds: list[list[RunResult]]) -> None:
@@ -1264,14 +1635,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="onewindow-sync-bench-") as workdir:
         try:
-            asyncio.run(bench(args, Path(workdir)))
+            code = asyncio.run(bench(args, Path(workdir)))
         except BenchError as error:
             print(f"bench failed: {error}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print("bench interrupted", file=sys.stderr)
             return 130
-    return 0
+    return code
 
 
 if __name__ == "__main__":
