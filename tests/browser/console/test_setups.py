@@ -1,24 +1,36 @@
 """Company setup (企业设立 1+4+X) in the console: the window picks a business type and sees its
 one flow, collects the materials once and accepts; a department's queue records the site
-check and approves; the window issues everything together (统一发证)."""
+check and approves; the window issues everything together (统一发证). 补正: a department's
+reviewer asks for a material again (its permit's clock stops), the window receives it and the
+permit's clock runs again, its deadline moved by the working days it stood."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, expect
 
 from approval.catalog.company import load_default_company_catalog
 from approval.catalog.company_load import load_company_catalog
-from tests.browser.console.conftest import Office, serving_office
+from tests.browser.console.conftest import Office, days, serving_office
 
 TASKS = """query($code: String!) { companySetup(code: $code) {
   status tasks { taskId departmentCode siteCheckDue } } }"""
 SITE_CHECK = """mutation($id: Int!) { recordSetupSiteCheck(taskId: $id, note: "合格") {
   errors { code } } }"""
 DECIDE = """mutation($id: Int!) { decideSetupTask(input: {taskId: $id, decision: APPROVED}) {
+  errors { code } } }"""
+PLAN = """query($type: String!) { setupPlan(businessType: $type) { materials { code name } } }"""
+ACCEPT = """mutation($input: AcceptCompanySetupInput!) { acceptCompanySetup(input: $input) {
+  setup { code } errors { code } } }"""
+SETUP = """query($code: String!) { companySetup(code: $code) { tasks {
+  taskId departmentCode status deadline pausedAt siteCheckDue
+  supplements { reason materialType materialName requestedAt resolvedAt } } } }"""
+SETUPS = """{ companySetups(first: 200) { code companyName } }"""
+ASK = """mutation($id: Int!) { requestSetupSupplement(taskId: $id, reason: "再核对") {
   errors { code } } }"""
 
 
@@ -90,5 +102,127 @@ async def test_the_window_accepts_a_setup_departments_approve_and_it_is_issued_t
         await expect(page.get_by_text("已统一发证")).to_be_visible()
         await expect(row).to_contain_text("已发证")
         assert window.errors() == []
+    finally:
+        await window.close()
+
+
+def _food(setup: dict[str, Any]) -> dict[str, Any]:
+    return next(t for t in setup["tasks"] if t["departmentCode"] == "shiyao")
+
+
+async def _accepted_restaurant(office: Office, name: str, materials: list[str]) -> str:
+    form = {
+        "companyName": name,
+        "businessType": "restaurant",
+        "region": "371402",
+        "contactName": "王磊",
+        "contactPhone": "13805341234",
+        "materials": materials,
+        "commitments": [],
+    }
+    accepted = (await office.graphql(ACCEPT, {"input": form}, as_="window"))["acceptCompanySetup"]
+    assert accepted["errors"] == []
+    return str(accepted["setup"]["code"])
+
+
+async def _food_task(office: Office, code: str) -> dict[str, Any]:
+    return _food((await office.graphql(SETUP, {"code": code}, as_="window"))["companySetup"])
+
+
+async def test_a_reviewer_asks_for_a_supplement_and_the_window_receives_it_so_the_clock_runs_again(
+    browser: Browser, office: Office
+) -> None:
+    plan = (await office.graphql(PLAN, {"type": "restaurant"}, as_="window"))["setupPlan"]
+    held = [m["code"] for m in plan["materials"]]
+    code = await _accepted_restaurant(office, "德州市聚贤阁餐饮有限公司", held)
+    raced = await _accepted_restaurant(office, "德州市同福居餐饮有限公司", held)
+    food, other = await _food_task(office, code), await _food_task(office, raced)
+    assert food["status"] == "pending" and food["pausedAt"] is None
+    # The demo's seventh setup has waited for its layout at 食药监局 since yesterday (Sunday).
+    demo = next(
+        s["code"]
+        for s in (await office.graphql(SETUPS, as_="window"))["companySetups"]
+        if s["companyName"] == "德州市一品小吃有限公司"
+    )
+    waited = await _food_task(office, demo)
+    assert waited["status"] == "supplement_requested" and waited["pausedAt"] is not None
+
+    reviewer = await office.open(browser, "shiyao", path="/setup-queue")
+    page = reviewer.page
+    try:
+        queue = page.locator("[data-test=setup-tasks]")
+        await expect(queue.locator(f"[data-waiting='{waited['taskId']}']")).to_have_text("等待补正")
+        dialog = page.locator("[data-test=supplement-dialog]")
+        # Another reviewer of the department asks first: the refusal is told in the dialog.
+        await page.locator(f"[data-supplement='{other['taskId']}']").click()
+        await expect(dialog).to_contain_text("德州市同福居餐饮有限公司")
+        await dialog.get_by_label("需补正的内容和理由").fill("请补正。")
+        asked = await office.graphql(ASK, {"id": other["taskId"]}, as_="shiyao")
+        assert asked["requestSetupSupplement"]["errors"] == []
+        await dialog.locator("[data-test=submit-supplement]").click()
+        await expect(dialog.locator("[data-test=supplement-problem]")).to_contain_text(
+            "当前状态不允许此操作"
+        )
+        stored = await _food_task(office, raced)
+        assert [r["reason"] for r in stored["supplements"]] == ["再核对"]
+        await dialog.get_by_role("button", name="取消").click()
+        await expect(dialog).to_be_hidden()
+
+        await page.locator(f"[data-supplement='{food['taskId']}']").click()
+        await expect(dialog).to_contain_text("德州市聚贤阁餐饮有限公司")
+        await dialog.locator("[data-test=submit-supplement]").click()  # no reason given
+        await expect(dialog.locator("[data-test=reason-problem]")).to_have_text(
+            "请写明需补正的内容和理由"
+        )
+        assert (await _food_task(office, code))["supplements"] == []
+        await dialog.get_by_label("需补正的内容和理由").fill("平面布局图未标明加工操作区, 请补正。")
+        await dialog.locator("[data-test=supplement-material]").click()
+        await page.get_by_role("option", name="经营场所平面布局图及设备布局图").click()
+        await dialog.locator("[data-test=submit-supplement]").click()
+        await expect(page.get_by_text("已要求补正, 计时中止至材料收到")).to_be_visible()
+        await expect(queue.locator(f"[data-waiting='{food['taskId']}']")).to_have_text("等待补正")
+        await expect(queue.locator(f"[data-request='{food['taskId']}']")).to_contain_text(
+            "平面布局图未标明加工操作区"
+        )
+        await expect(page.locator(f"[data-approve='{food['taskId']}']")).to_have_count(0)
+        assert reviewer.errors() == []
+    finally:
+        await reviewer.close()
+    asked_row = await _food_task(office, code)
+    assert asked_row["status"] == "supplement_requested" and asked_row["pausedAt"] is not None
+    [request] = asked_row["supplements"]
+    assert request["materialType"] == "premises_layout" and request["resolvedAt"] is None
+
+    office.clock.advance(days(2))  # Monday to Wednesday: two working days stood
+    window = await office.open(browser, "window", path="/setups")
+    page = window.page
+    try:
+        card = page.locator("[data-test=setup-supplements]")
+        mine = card.locator("tr", has_text="德州市聚贤阁餐饮有限公司")
+        await expect(mine).to_contain_text("食药监局")
+        await expect(mine).to_contain_text("经营场所平面布局图及设备布局图")
+        await expect(mine).to_contain_text("等待补正")
+        await expect(mine).to_contain_text("计时中止")
+        demo_row = card.locator("tr", has_text="德州市一品小吃有限公司")
+        await expect(demo_row).to_contain_text("等待补正")
+        await page.locator(f"[data-deliver='{code}:premises_layout']").click()
+        await expect(page.get_by_text("经营场所平面布局图及设备布局图已收")).to_be_visible()
+        await expect(mine).to_contain_text("已补正")
+        await expect(mine).not_to_contain_text("计时中止")
+        resumed = await _food_task(office, code)
+        assert resumed["status"] == "pending" and resumed["pausedAt"] is None
+        assert resumed["supplements"][0]["resolvedAt"] is not None
+        assert resumed["deadline"] > food["deadline"]  # moved by the two working days
+        year, month, day = resumed["deadline"].split("-")
+        await expect(mine).to_contain_text(f"{year}年{month}月{day}日")
+        await expect(page.locator(f"[data-deliver='{code}:premises_layout']")).to_have_count(0)
+
+        await page.locator(f"[data-deliver='{demo}:premises_layout']").click()
+        await expect(demo_row).to_contain_text("已补正")
+        await expect(demo_row).not_to_contain_text("计时中止")
+        again = await _food_task(office, demo)
+        assert again["status"] == "pending" and again["deadline"] > waited["deadline"]
+        assert window.errors() == []
+        await window.screenshot("console-setup-supplement")
     finally:
         await window.close()

@@ -368,7 +368,10 @@ export const CompanySetupsQuery = graphql(`
     companySetups {
       code companyName flow status statusLabel coreDeadline xDeadline issuedAt
       businessType { name }
-      tasks { taskId department statusLabel }
+      tasks {
+        taskId permit department status statusLabel deadline pausedAt
+        supplements { reason materialType materialName requestedAt resolvedAt }
+      }
     }
   }
 `)
@@ -393,7 +396,41 @@ export const IssueCompanySetupMutation = graphql(`
 
 export const SetupTasksQuery = graphql(`
   query SetupTasks {
-    setupTasks { taskId permit core statusLabel deadline siteCheckDue siteCheckDoneAt }
+    setupTasks {
+      taskId permit core status statusLabel deadline pausedAt siteCheckDue siteCheckDoneAt
+      supplements { reason materialName requestedAt resolvedAt }
+    }
+  }
+`)
+
+/** The setups of the reviewer's department with their materials: what a 补正 may ask for again. */
+export const SetupMaterialsQuery = graphql(`
+  query SetupMaterials {
+    companySetups(first: 200) {
+      code companyName
+      tasks { taskId }
+      materials { code name statusLabel }
+    }
+  }
+`)
+
+/** 补正: the department asks for a material again (or states what is needed); its clock stops. */
+export const RequestSetupSupplementMutation = graphql(`
+  mutation RequestSetupSupplement($taskId: Int!, $reason: String!, $materialType: String) {
+    requestSetupSupplement(taskId: $taskId, reason: $reason, materialType: $materialType) {
+      setup { code }
+      errors { code field message }
+    }
+  }
+`)
+
+/** The window receives a material asked for again (or promised under 容缺); waiting permits resume. */
+export const DeliverSetupMaterialMutation = graphql(`
+  mutation DeliverSetupMaterial($code: String!, $materialType: String!) {
+    deliverSetupMaterial(code: $code, materialType: $materialType) {
+      setup { code }
+      errors { code field message }
+    }
   }
 `)
 
