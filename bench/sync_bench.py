@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import cProfile
 import io
@@ -783,13 +784,16 @@ class SoakClient:
     sent: int = 0  # update messages sent (sync step 2 and updates), numbered from 1
     edits: int = 0
     acked_edits: int = 0
+    acked_clock: int = 0  # its own clock once its last acknowledged edit is counted
     closed_normally: bool = False
     local: bool = False  # inside one of its own edits (the observer records only those)
     ws: ClientConnection | None = None
+    connected_at: float = 0.0  # monotonic
     receiver: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self.pending: dict[int, tuple[float, bool]] = {}  # number -> (sent at, is an edit)
+        # number -> (sent at, its own clock after the edit; 0: not an edit)
+        self.pending: dict[int, tuple[float, int]] = {}
         self.latencies: list[float] = []
         self.errors: list[str] = []
         self.made: list[bytes] = []
@@ -809,9 +813,10 @@ class SoakClient:
 
     def answered(self, upto: int, now: float) -> None:
         for number in [n for n in self.pending if n <= upto]:
-            at, is_edit = self.pending.pop(number)
-            if is_edit:
+            at, clock = self.pending.pop(number)
+            if clock:
                 self.acked_edits += 1
+                self.acked_clock = max(self.acked_clock, clock)
                 self.latencies.append(now - at)
 
 
@@ -850,10 +855,12 @@ async def soak_client(
             url, open_timeout=60, max_size=None, compression=None, additional_headers=headers
         )
     client.ws = ws
+    client.connected_at = time.monotonic()
 
     async def send(payload: bytes, *, is_edit: bool) -> None:
         client.sent += 1
-        client.pending[client.sent] = (time.perf_counter(), is_edit)
+        clock = state_vector(client.doc.get_state()).get(client.doc.client_id, 0) if is_edit else 0
+        client.pending[client.sent] = (time.perf_counter(), clock)
         await ws.send(payload)
 
     async def receive() -> None:
@@ -999,22 +1006,19 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
     graphql_errors: list[str] = []
     graphql_counts = [0]
     async with contextlib.AsyncExitStack() as stack:
-        served: list[Process] = []
-        for number in range(SOAK_INSTANCES):
+        began = time.monotonic()
+
+        async def launch(number: int) -> Process:
             port = free_port()
             argv = [sys.executable, str(SCRIPT), "--serve-port", str(port)]
             argv += ["--database-url", database_url, "--serve-policy", "inspection"]
-            served.append(
-                await stack.enter_async_context(
-                    subprocess(
-                        f"instance {number + 1}",
-                        argv,
-                        workdir / f"soak-{number + 1}.log",
-                        port,
-                        **env,
-                    )
-                )
-            )
+            name, log = f"instance {number + 1}", workdir / f"soak-{number + 1}.log"
+            return await stack.enter_async_context(subprocess(name, argv, log, port, **env))
+
+        async with asyncio.TaskGroup() as group:  # the instances start side by side
+            launching = [group.create_task(launch(number)) for number in range(SOAK_INSTANCES)]
+        served = [task.result() for task in launching]
+        print(f"{SOAK_INSTANCES} instances listening after {time.monotonic() - began:.1f} s")
         ports = [process.port for process in served]
         started = time.monotonic()
         until = started + args.soak
@@ -1040,6 +1044,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         ]
         await asyncio.gather(*(start(client) for client in clients), *pollers)
         edits_done = time.monotonic()
+        print(f"edits stopped after {edits_done - started:.1f} s; waiting for the acks ...")
         settle = edits_done + SOAK_SETTLE
         for _ in range(round(SOAK_SETTLE / 0.2)):  # every ack, unless the connection failed
             if time.monotonic() > settle or not any(c.pending for c in clients if not c.errors):
@@ -1047,12 +1052,15 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
             await asyncio.sleep(0.2)
         acks_done = time.monotonic()
         unanswered = sum(len(c.pending) for c in clients)
+        print(f"acks settled after {acks_done - edits_done:.1f} s more; comparing with the log ...")
         # Convergence: every client's document equals its document's log.
         names = sorted({c.doc_name for c in clients})
         logs = {name: await read_log(database_url, name) for name in names}
         wrong: list[SoakClient] = []
         while True:
-            wrong = [c for c in clients if content(c.doc) != content(logs[c.doc_name])]
+            wrong = [  # a client whose connection failed is an error already
+                c for c in clients if not c.errors and content(c.doc) != content(logs[c.doc_name])
+            ]
             if not wrong or time.monotonic() > settle:
                 break
             await asyncio.sleep(0.5)
@@ -1067,11 +1075,13 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
     # Lost: an acknowledged edit of a client that its document's log does not hold.
     lost = 0
     for client in clients:
-        own = state_vector(client.doc.get_state()).get(client.doc.client_id, 0)
         stored = state_vector(logs[client.doc_name].get_state()).get(client.doc.client_id, 0)
-        if stored < own:
+        if stored < client.acked_clock:
             lost += 1
-            failures.append(f"client {client.index}: the log holds its clock {stored} of {own}")
+            failures.append(
+                f"client {client.index}: the log holds its clock {stored}, acked up to "
+                f"{client.acked_clock}"
+            )
     errors = [f"client {c.index}: {e}" for c in clients for e in c.errors]
     errors += [f"GraphQL: {e}" for e in graphql_errors]
     seconds = acks_done - started
@@ -1083,6 +1093,11 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         f"({acked / seconds:.0f} committed updates/s until the last ack, "
         f"{acks_done - edits_done:.1f} s after the edits stopped); {unanswered} never answered; "
         f"{graphql_counts[0]} GraphQL queries answered"
+    )
+    connected = [c.connected_at - started for c in clients if c.connected_at]
+    print(
+        f"{len(connected)} of {len(clients)} clients connected, the last after "
+        f"{max(connected, default=0):.1f} s"
     )
     print(
         f"{'instance':<9} {'clients':>7} {'acked':>7} {'updates/s':>9} {'ack p50 s':>9} "
@@ -1099,11 +1114,15 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
             f"{p95:>9.2f} {peak / 1024:>12.0f} {end / 1024:>11.0f}"
         )
     print(
-        f"errors: {len(errors) + unanswered}, lost updates: {lost}, clients whose document "
-        f"differs from the log: {len(wrong)}; load after "
+        f"errors: {len(errors)} (and {unanswered} updates never answered), lost (acked, not "
+        f"in the log) updates: {lost}, connected clients whose document differs from the log: "
+        f"{len(wrong)}; load after "
         f"{' '.join(f'{value:.1f}' for value in os.getloadavg())}"
     )
-    for line in (errors + failures)[:20]:
+    kinds = collections.Counter(line.split(": ", 1)[1] for line in errors)
+    for kind, count in kinds.most_common(10):
+        print(f"  {count} x {kind[:160]}")
+    for line in failures[:10]:
         print(f"  {line}")
     return 1 if errors or unanswered or lost or wrong else 0
 
