@@ -31,9 +31,11 @@ writer's edits of one check as its measurements grow (target: at 2,000 within 1.
 
 Prints committed (applied) updates/s, the time until every tablet is done, p50/p95 per-tablet
 sync time, the server's peak RSS (VmHWM from /proc) and its CPU time during the run, and the
-ratios ours/raw and ours/node. ``--rounds N`` runs both servers N times, alternating which goes
-first, and also prints each round's ratio. ``--profile`` runs our server under cProfile and
-prints its top costs.
+ratios ours/raw and ours/node. ``--soak SECONDS --postgres URL`` keeps ``--clients`` live
+websocket editors and a few GraphQL pollers on three instances for SECONDS and checks that
+nothing acked is lost (exit code 1 on any error). ``--rounds N`` runs both servers N times,
+alternating which goes first, and also prints each round's ratio. ``--profile`` runs our
+server under cProfile and prints its top costs.
 """
 
 from __future__ import annotations
@@ -901,7 +903,7 @@ async def soak_client(
     await ws.send(protocol.sync_step1(client.doc.get_state()))
     next_at = time.monotonic() + random.uniform(0, interval)  # spread the clients' phases
     while True:
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        await asyncio.sleep(max(0.0, min(next_at, until) - time.monotonic()))
         if time.monotonic() >= until or receiver.done():
             break
         await send(protocol.sync_update(client.edit()), is_edit=True)
@@ -1066,6 +1068,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
             await asyncio.sleep(0.5)
             logs = {name: await read_log(database_url, name) for name in names}
         memory = [process_memory_kib(p.process.pid) for p in served]
+        cpu = [cpu_seconds(p.process.pid) or 0.0 for p in served]
         for client in clients:
             if client.ws is not None and client.receiver is not None:
                 client.closed_normally = True
@@ -1101,7 +1104,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
     )
     print(
         f"{'instance':<9} {'clients':>7} {'acked':>7} {'updates/s':>9} {'ack p50 s':>9} "
-        f"{'ack p95 s':>9} {'peak RSS MiB':>12} {'end RSS MiB':>11}"
+        f"{'ack p95 s':>9} {'peak RSS MiB':>12} {'end RSS MiB':>11} {'CPU s':>6}"
     )
     for number, (peak, end) in enumerate(memory):
         mine = [c for c in clients if c.instance == number]
@@ -1111,7 +1114,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         done = sum(c.acked_edits for c in mine)
         print(
             f"{number + 1:<9} {len(mine):>7} {done:>7} {done / seconds:>9.0f} {p50:>9.2f} "
-            f"{p95:>9.2f} {peak / 1024:>12.0f} {end / 1024:>11.0f}"
+            f"{p95:>9.2f} {peak / 1024:>12.0f} {end / 1024:>11.0f} {cpu[number]:>6.1f}"
         )
     print(
         f"errors: {len(errors)} (and {unanswered} updates never answered), lost (acked, not "
