@@ -222,7 +222,31 @@ async def test_a_reviewer_asks_for_a_supplement_and_the_window_receives_it_so_th
         await expect(demo_row).not_to_contain_text("计时中止")
         again = await _food_task(office, demo)
         assert again["status"] == "pending" and again["deadline"] > waited["deadline"]
+        # A request naming no material is the department's to close: nothing to receive here.
+        named_none = card.locator("tr", has_text="德州市同福居餐饮有限公司")
+        await expect(named_none).to_contain_text("待部门恢复计时")
+        await expect(named_none.locator("[data-deliver]")).to_have_count(0)
         assert window.errors() == []
         await window.screenshot("console-setup-supplement")
     finally:
         await window.close()
+
+    reviewer = await office.open(browser, "shiyao", path="/setup-queue")
+    page = reviewer.page
+    try:
+        queue = page.locator("[data-test=setup-tasks]")
+        # Back to review: the site check due before approval is offered again.
+        await expect(page.locator(f"[data-site-check='{food['taskId']}']")).to_be_visible()
+        await expect(queue.locator(f"[data-waiting='{food['taskId']}']")).to_have_count(0)
+        await page.locator(f"[data-resume='{other['taskId']}']").click()
+        await page.get_by_role("button", name="确定").click()
+        await expect(page.get_by_text("计时已恢复, 期限相应顺延")).to_be_visible()
+        await expect(queue.locator(f"[data-waiting='{other['taskId']}']")).to_have_count(0)
+        await expect(page.locator(f"[data-supplement='{other['taskId']}']")).to_be_visible()
+        assert reviewer.errors() == []
+    finally:
+        await reviewer.close()
+    closed = await _food_task(office, raced)
+    assert closed["status"] == "pending" and closed["pausedAt"] is None
+    assert closed["supplements"][0]["resolvedAt"] is not None
+    assert closed["deadline"] > other["deadline"]

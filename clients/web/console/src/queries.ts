@@ -424,6 +424,16 @@ export const RequestSetupSupplementMutation = graphql(`
   }
 `)
 
+/** The department restarts a stopped clock (a 补正 it no longer waits for counts as received). */
+export const ResumeSetupClockMutation = graphql(`
+  mutation ResumeSetupClock($taskId: Int!) {
+    resumeSetupClock(taskId: $taskId) {
+      setup { code }
+      errors { code field message }
+    }
+  }
+`)
+
 /** The window receives a material asked for again (or promised under 容缺); waiting permits resume. */
 export const DeliverSetupMaterialMutation = graphql(`
   mutation DeliverSetupMaterial($code: String!, $materialType: String!) {
