@@ -129,4 +129,7 @@ class SetupStatus(StrEnum):
     IN_REVIEW = "in_review"  # the departments review in parallel (同步审批)
     READY = "ready"  # every permit approved: the window issues them together (统一发证)
     ISSUED = "issued"  # the certificates were handed over
-    REFUSED = "refused"  # a department refused or asked for more; the window tells the applicant
+    REFUSED = "refused"  # a department refused; the window tells the applicant
+    # The fan-in said 需补正 (no refusal, a department asked for more): the setup waits for the
+    # applicant's material; the window re-accepts it and those departments review again.
+    SUPPLEMENT_REQUIRED = "supplement_required"

@@ -157,6 +157,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "stopSetupClock":         row("x  x  x  x  x  x  x  x  x  x  x"),
     "resumeSetupClock":       row("x  x  x  x  x  x  x  x  x  x  x"),
     "requestSetupSupplement": row("x  x  x  x  x  x  x  x  x  x  x"),
+    "reacceptCompanySetup":   row("x  x  x  o  x  x  x  x  x  x  x"),
     "closeSetupFollowUp":     row("x  x  x  x  x  x  x  x  x  x  x"),
     "deliverSetupMaterial":   row("x  x  x  o  x  x  x  x  x  x  x"),
     "issueCompanySetup":      row("x  x  x  o  x  x  x  x  x  x  x"),
@@ -371,6 +372,10 @@ VALID_INPUTS: dict[str, Callable[[World], dict[str, Any]]] = {
     "closeFollowUp": lambda world: {"ratingId": world.ids["ratingId"], "note": "已电话回访"},
     "companySetup": lambda world: {"code": world.setup_code},
     "issueCompanySetup": lambda world: {"code": world.setup_code},
+    "reacceptCompanySetup": lambda world: {
+        "code": world.setup_code,
+        "materials": [world.setup_materials[0]],
+    },
     "deliverSetupMaterial": lambda world: {
         "code": world.setup_code,
         "materialType": world.setup_materials[0],

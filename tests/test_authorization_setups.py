@@ -52,6 +52,7 @@ SETUP_MATRIX: dict[str, dict[str, str]] = {
     "stopSetupClock":         setup_row("o  x  x"),
     "resumeSetupClock":       setup_row("o  x  x"),
     "requestSetupSupplement": setup_row("o  x  x"),
+    "reacceptCompanySetup":   setup_row("x  x  x"),
     "closeSetupFollowUp":     setup_row("x  x  x"),
     "deliverSetupMaterial":   setup_row("x  x  x"),
     "issueCompanySetup":      setup_row("x  x  x"),

@@ -623,24 +623,22 @@ CLOSE_FOLLOW_UP = """mutation($id: Int!, $note: String!) {
     rating { ratingId followUpOpen followUpNote } errors { code field } } }"""
 
 
-async def _decide_all(gql, tokens, setup: dict, refuse: str | None = None) -> dict:
-    """Every department decides (after its site check): approved, or ``refuse`` rejected."""
+async def _decide_all(
+    gql, tokens, setup: dict, decisions: dict[str, tuple[str, str]] | None = None
+) -> dict:
+    """Every department decides (after its site check): approved, or as ``decisions`` says
+    by permit code (decision, opinion)."""
     body: dict = {}
     for task in setup["tasks"]:
         if task["siteCheckDue"]:
             await gql(SITE_CHECK, {"id": task["taskId"]}, token=tokens[task["departmentCode"]])
-        refused = task["permitCode"] == refuse
-        decision = (
-            {"decision": "REJECTED", "opinion": "不符合条件"}
-            if refused
-            else {"decision": "APPROVED"}
-        )
+        decision, opinion = (decisions or {}).get(task["permitCode"], ("APPROVED", ""))
         body = await gql(
             DECIDE,
-            {"input": {"taskId": task["taskId"], **decision}},
+            {"input": {"taskId": task["taskId"], "decision": decision, "opinion": opinion}},
             token=tokens[task["departmentCode"]],
         )
-        assert body["data"]["decideSetupTask"]["errors"] == []
+        assert body["data"]["decideSetupTask"]["errors"] == [], body
     return body["data"]["decideSetupTask"]["setup"]
 
 
@@ -702,7 +700,9 @@ async def test_a_setup_hears_at_midway_and_is_rated_with_the_code_of_its_sms(gql
 
 async def test_a_refused_setup_is_told_to_pick_up_the_decision_and_rates_it(gql, tokens, clock):
     setup = await accept(gql)
-    closed = await _decide_all(gql, tokens, setup, refuse="organization_code")
+    closed = await _decide_all(
+        gql, tokens, setup, {"organization_code": ("REJECTED", "不符合条件")}
+    )
     assert closed["status"] == "REFUSED"
     assert await collect(now=clock()) == 3  # 办件确认, then 领件通知 and 办结评议
     ready = await Notification.get(moment="ready", recipient="13800000001")
@@ -769,3 +769,110 @@ async def test_concurrent_decisions_close_the_setup_once_and_a_racing_supplement
     # or was refused because the permit was decided: never lost, never both.
     asked = await AuditEvent.filter(action="setup_task.request_supplement").count()
     assert asked + len(failures) == 1
+
+
+REACCEPT = """mutation($code: String!, $materials: [String!]!) {
+  reacceptCompanySetup(code: $code, materials: $materials) {
+    setup { status statusLabel outcome coreDeadline materials { code status } }
+    errors { code field message } } }"""
+SUPERMARKET = [*CORE_MATERIALS, "food_safety_rules", "premises_layout", "food_staff_health"]
+
+
+async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_reviews_again(
+    gql, tokens, clock
+):
+    setup = await accept(gql, businessType="supermarket", materials=SUPERMARKET)
+    ids = {t["permitCode"]: t["taskId"] for t in setup["tasks"]}
+    core = ids["organization_code"]
+    asked = await gql(
+        SUPPLEMENT,
+        {"id": core, "reason": "章程缺少股东签章", "type": "articles_of_association"},
+        token=tokens["zhijian"],
+    )
+    assert asked["data"]["requestSetupSupplement"]["errors"] == []
+    closed = await _decide_all(
+        gql, tokens, setup, {"organization_code": ("SUPPLEMENT_REQUIRED", "章程需补正后重新提交")}
+    )
+    assert closed == {
+        "status": "SUPPLEMENT_REQUIRED",
+        "statusLabel": "待补正",
+        "outcome": "SUPPLEMENT_REQUIRED",
+    }
+    approved = {
+        t.id: (t.decision, t.decided_at, t.deadline)
+        for t in await SetupTask.filter(setup__code=setup["code"]).exclude(id=core)
+    }
+    assert {d for d, _, _ in approved.values()} == {Decision.APPROVED}
+    issued = await gql(ISSUE, {"code": setup["code"]}, as_="clerk")
+    assert issued["data"]["issueCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
+
+    # Hostile and broken re-acceptances change nothing.
+    again = functools.partial(gql, REACCEPT)
+    code = setup["code"]
+    reviewer = await again({"code": code, "materials": ["articles_of_association"]},
+                           token=tokens["zhijian"])  # fmt: skip
+    assert reviewer["data"]["reacceptCompanySetup"]["errors"][0]["code"] == "FORBIDDEN"
+    far_clerk = await token_in_another_region(clock, Role.WINDOW_CLERK)
+    far = await again({"code": code, "materials": ["articles_of_association"]}, token=far_clerk)
+    assert far["data"]["reacceptCompanySetup"]["errors"][0]["code"] == "NOT_FOUND"
+    cases = {
+        (): ("INVALID_INPUT", "materials"),
+        ("  ",): ("INVALID_INPUT", "materials"),
+        ("no_such_material",): ("INVALID_INPUT", "materials"),
+        ("premises_layout",): ("MISSING_CORE_MATERIALS", "materials"),  # not the one returned
+    }
+    for materials, (error, field) in cases.items():
+        body = await again({"code": code, "materials": list(materials)}, as_="clerk")
+        [found] = body["data"]["reacceptCompanySetup"]["errors"]
+        assert (found["code"], found["field"]) == (error, field), (materials, found)
+    waiting = await CompanySetup.get(code=code)
+    assert waiting.status is SetupStatus.SUPPLEMENT_REQUIRED
+    assert not await AuditEvent.exists(action="setup.reaccept")
+
+    # A week later the applicant brings the corrected articles: a new round for 质监局 only.
+    clock.now += timedelta(days=7)  # Monday 9 March 2026
+    body = await again({"code": code, "materials": ["articles_of_association"]}, as_="clerk")
+    payload = body["data"]["reacceptCompanySetup"]
+    assert payload["errors"] == []
+    assert payload["setup"]["status"] == "IN_REVIEW" and payload["setup"]["outcome"] is None
+    assert payload["setup"]["coreDeadline"] == "2026-03-13"  # 4 working days from 9 March
+    statuses = {m["code"]: m["status"] for m in payload["setup"]["materials"]}
+    assert statuses["articles_of_association"] == "SUBMITTED"
+    reopened = await SetupTask.get(id=core)
+    assert reopened.decision is None and reopened.opinion == "" and reopened.paused_at is None
+    assert reopened.deadline == date(2026, 3, 13)
+    kept = {
+        t.id: (t.decision, t.decided_at, t.deadline)
+        for t in await SetupTask.filter(setup__code=code).exclude(id=core)
+    }
+    assert kept == approved  # the other departments keep their approvals
+    event = await AuditEvent.get(action="setup.reaccept")
+    assert event.before == {"status": "supplement_required", "outcome": "supplement_required"}
+    assert event.after["reopenedTasks"] == [core]
+    assert event.after["materials"] == ["articles_of_association"]
+    assert (await AuditEvent.get(action="setup_task.reopen")).entity_id == core
+    not_waiting = await again({"code": code, "materials": ["articles_of_association"]}, as_="clerk")
+    assert not_waiting["data"]["reacceptCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
+
+    # The new round's fan-in closes the setup as before.
+    body = await gql(
+        DECIDE, {"input": {"taskId": core, "decision": "APPROVED"}}, token=tokens["zhijian"]
+    )
+    assert body["data"]["decideSetupTask"]["setup"]["status"] == "READY"
+    issued = await gql(ISSUE, {"code": code}, as_="clerk")
+    assert issued["data"]["issueCompanySetup"]["errors"] == []
+
+
+async def test_only_a_setup_waiting_for_supplement_is_accepted_again(gql, tokens):
+    setup = await accept(gql, businessType="supermarket", materials=SUPERMARKET)
+    body = await gql(
+        REACCEPT, {"code": setup["code"], "materials": ["premises_layout"]}, as_="clerk"
+    )
+    assert body["data"]["reacceptCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
+    closed = await _decide_all(gql, tokens, setup, {"organization_code": ("REJECTED", "名称冲突")})
+    assert closed["status"] == "REFUSED"
+    body = await gql(
+        REACCEPT, {"code": setup["code"], "materials": ["premises_layout"]}, as_="clerk"
+    )
+    assert body["data"]["reacceptCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
+    assert (await CompanySetup.get(code=setup["code"])).status is SetupStatus.REFUSED

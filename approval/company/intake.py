@@ -21,10 +21,11 @@ from approval.core.access import Viewer, require_role, visible_project
 from approval.core.codes import InvalidCodeError, parse_project_code
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
+from approval.core.labels import label
 from approval.core.workdays import CalendarUnknownError
 from approval.review import rules
 from approval.review.engine import calendar_error
-from storage.enums import MaterialStatus, Role
+from storage.enums import MaterialStatus, Role, SetupStatus
 from storage.models import (
     BusinessType,
     CompanySetup,
@@ -92,6 +93,17 @@ class SetupApplication:
     project_code: str | None = None  # a foreign-capital setup's construction project
 
 
+async def loaded_rules() -> SetupRules:
+    """The company catalog's time limits, INVALID_STATE while the catalog is not loaded."""
+    setup_rules = await SetupRules.get_or_none(id=1)
+    if setup_rules is None:
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            "the company-setup catalog is not loaded; run onewindow load-company-catalog",
+        )
+    return setup_rules
+
+
 async def flow_plan(*, business_type: str) -> FlowPlan:
     """The one flow of a business type with its permits and their materials."""
     row = await BusinessType.get_or_none(code=business_type.strip(), active=True).select_related(
@@ -103,12 +115,7 @@ async def flow_plan(*, business_type: str) -> FlowPlan:
             "by the setupFlowGroups query",
             field="businessType",
         )
-    setup_rules = await SetupRules.get_or_none(id=1)
-    if setup_rules is None:
-        raise DomainError(
-            ErrorCode.INVALID_STATE,
-            "the company-setup catalog is not loaded; run onewindow load-company-catalog",
-        )
+    setup_rules = await loaded_rules()
     x_ids = await SetupFlowPermit.filter(flow_id=row.flow_id).values_list("permit_id", flat=True)
     permits = await SetupPermit.filter(active=True).select_related("department", "site_check")
     chosen = [p for p in permits if p.core or p.id in set(x_ids)]
@@ -363,3 +370,95 @@ async def deliver_setup_material(
             },
         )
     return material
+
+
+async def reaccept_setup(
+    *, viewer: Viewer, code: str, materials: list[str], now: datetime
+) -> CompanySetup:
+    """A new round (一窗受理 again) for a setup whose fan-in said 需补正: the window takes the
+    applicant's materials (every one a department returned must be among them), and the
+    permits whose departments asked review again with new working-day deadlines from today;
+    the others keep their approvals. Audited as ``setup.reaccept``."""
+    require_role(viewer, Role.WINDOW_CLERK)
+    found = await visible_setup(viewer, code)
+    handed = sorted({m.strip() for m in materials})
+    if not handed or "" in handed:
+        raise invalid(
+            "name the materials the applicant supplies (补正材料), at least one",
+            field="materials",
+        )
+    setup_rules = await loaded_rules()
+    today = local_day(now)
+    due = await rules.deadlines(
+        today=today,
+        working_days={"core": setup_rules.core_days, "x": setup_rules.x_days},
+        field="materials",
+    )
+    async with in_transaction():
+        # The review engine's lock order: the setup row first, then its tasks.
+        setup = await CompanySetup.select_for_update().get(id=found.id)
+        if setup.status is not SetupStatus.SUPPLEMENT_REQUIRED:
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                f"setup {setup.code} is {label(setup.status)}; only a setup waiting for 补正 "
+                "(待补正) is accepted again",
+                field="code",
+            )
+        rows = await SetupMaterial.select_for_update().filter(setup_id=setup.id)
+        types = {
+            t.id: t for t in await MaterialType.filter(id__in=[m.material_type_id for m in rows])
+        }
+        held = {types[m.material_type_id].code: m for m in rows}
+        unknown = [c for c in handed if c not in held]
+        if unknown:
+            raise invalid(
+                f"setup {setup.code} needs no material {', '.join(unknown)}; hand in only "
+                "materials of its flow",
+                field="materials",
+            )
+        returned = sorted(
+            c for c, m in held.items() if m.status is MaterialStatus.REJECTED and c not in handed
+        )
+        if returned:
+            raise DomainError(
+                ErrorCode.MISSING_CORE_MATERIALS,
+                "materials the departments returned are missing: "
+                + "、".join(f"{types[held[c].material_type_id].name}({c})" for c in returned)
+                + "; the applicant supplies them before the setup is accepted again",
+                field="materials",
+            )
+        for c in handed:
+            material = held[c]
+            if material.status is not MaterialStatus.COMMITTED:  # 容缺 stays promised
+                material.status = MaterialStatus.SUBMITTED
+                await material.save(update_fields=["status"])
+        before = {"status": setup.status.value, "outcome": setup.outcome.value}
+        reopened = await review.reopen_round(
+            setup=setup, deadlines=due, now=now, actor_id=viewer.user_id
+        )
+        reopened_core = await SetupTask.filter(id__in=reopened, core=True).exists()
+        setup.status = SetupStatus.IN_REVIEW
+        setup.outcome = None  # type: ignore[assignment]
+        setup.completed_at = None
+        if reopened_core:
+            setup.core_deadline = max(setup.core_deadline, due["core"])
+        setup.x_deadline = max(setup.x_deadline, due["x"])
+        await setup.save(
+            update_fields=["status", "outcome", "completed_at", "core_deadline", "x_deadline"]
+        )
+        await audit.record(
+            actor_id=viewer.user_id,
+            action="setup.reaccept",
+            entity_type="setup",
+            entity_id=setup.id,
+            project_id=setup.project_id,
+            before=before,
+            after={
+                "status": setup.status.value,
+                "materials": handed,
+                "reopenedTasks": reopened,
+                "coreDeadline": setup.core_deadline.isoformat(),
+                "xDeadline": setup.x_deadline.isoformat(),
+            },
+        )
+    return setup

@@ -10,7 +10,7 @@ setup becomes ready for 统一发证 (``approval.company.issuing``).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from tortoise.transactions import in_transaction
 
@@ -34,9 +34,10 @@ OPINION_MAX = 4000
 
 
 class SetupReview(CaseReview[CompanySetup, SetupTask]):
-    """A company setup under the review engine: one round of permits; the last decision
-    makes the setup ready for 统一发证 when it passes, refused otherwise. A stopped clock's
-    reason is kept on the task (``pause_reason``)."""
+    """A company setup under the review engine: a round of permits; the last decision
+    makes the setup ready for 统一发证 when it passes, waiting for the applicant when the
+    most severe decision is 需补正 (the window re-accepts it: :func:`reopen_round`), refused
+    otherwise. A stopped clock's reason is kept on the task (``pause_reason``)."""
 
     entity = "setup_task"
     label = "setup task"
@@ -93,7 +94,12 @@ class SetupReview(CaseReview[CompanySetup, SetupTask]):
         self, *, case: CompanySetup, outcome: Decision, now: datetime, actor_id: int | None
     ) -> None:
         case.outcome = outcome
-        case.status = SetupStatus.READY if outcome in PASSING else SetupStatus.REFUSED
+        if outcome in PASSING:
+            case.status = SetupStatus.READY
+        elif outcome is Decision.SUPPLEMENT_REQUIRED:
+            case.status = SetupStatus.SUPPLEMENT_REQUIRED  # waits for the window's re-acceptance
+        else:
+            case.status = SetupStatus.REFUSED
         case.completed_at = now
         await case.save(update_fields=["outcome", "status", "completed_at"])
         await audit.record(
@@ -232,6 +238,34 @@ async def answer_supplements(
         project_id=setup.project_id,
     )
     return [task.id for task in answered]
+
+
+async def reopen_round(
+    *,
+    setup: CompanySetup,
+    deadlines: dict[str, date],
+    now: datetime,
+    actor_id: int,
+) -> list[int]:
+    """A new round of a setup waiting for 补正 (the setup row locked): every permit whose
+    department decided 需补正 is pending again with a new deadline (``deadlines["core"]`` or
+    ``["x"]``) through the engine (:meth:`CaseReview.reopen`); the other permits keep their
+    decisions. Returns the reopened tasks' ids."""
+    tasks = (
+        await SetupTask.select_for_update()
+        .filter(setup_id=setup.id, decision=Decision.SUPPLEMENT_REQUIRED)
+        .order_by("id")
+    )
+    for task in tasks:
+        task.pause_reason = ""
+        await SETUPS.reopen(
+            task=task,
+            deadline=deadlines["core"] if task.core else deadlines["x"],
+            now=now,
+            actor_id=actor_id,
+            project_id=setup.project_id,
+        )
+    return [task.id for task in tasks]
 
 
 async def decide_setup_task(

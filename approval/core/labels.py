@@ -75,6 +75,7 @@ LABELS: dict[tuple[type, object], str] = {
     (SetupStatus, SetupStatus.READY): "待统一发证",
     (SetupStatus, SetupStatus.ISSUED): "已发证",
     (SetupStatus, SetupStatus.REFUSED): "未通过",
+    (SetupStatus, SetupStatus.SUPPLEMENT_REQUIRED): "待补正",
 }
 
 

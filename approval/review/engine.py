@@ -426,6 +426,45 @@ class CaseReview(ABC, Generic[C, T]):
             },
         )
 
+    # --- a new round -------------------------------------------------------------------
+
+    async def reopen(
+        self,
+        *,
+        task: T,
+        deadline: date,
+        now: datetime,
+        actor_id: int | None,
+        project_id: int | None,
+    ) -> None:
+        """A decided task of a locked case open again for a new round (a setup's permit
+        after 补正): pending, undecided, clock running, due ``deadline``, its open 补正
+        requests resolved; audited as ``<entity>.reopen`` with the decision it had."""
+        before = {
+            "status": task.status.value,
+            "decision": task.decision.value if task.decision else None,
+            "opinion": task.opinion,
+            "deadline": task.deadline.isoformat(),
+        }
+        task.status = TaskStatus.PENDING
+        task.decision = None  # type: ignore[assignment]
+        task.opinion = ""
+        task.decided_at = None
+        task.decided_by_id = None
+        task.default_approved = False
+        task.paused_at = None
+        task.deadline = deadline
+        await task.save()
+        await self.resolve_supplements(task, now=now)
+        await self.audit_change(
+            task,
+            verb="reopen",
+            actor_id=actor_id,
+            project_id=project_id,
+            before=before,
+            after={"status": task.status.value, "deadline": deadline.isoformat()},
+        )
+
     # --- decisions and the fan-in --------------------------------------------------------
 
     async def record(

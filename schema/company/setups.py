@@ -279,6 +279,7 @@ class SetupFiguresInfo:
     ready: int = strawberry.field(description="待统一发证")
     issued: int
     refused: int
+    supplement_required: int = strawberry.field(description="待补正(等待申请人补正材料)")
     issued_within_promise: int = strawberry.field(description="承诺时限内统一发证")
     departments: list[SetupDepartmentFigure]
 
@@ -300,6 +301,7 @@ class CompanyQuery:
             ready=by[enums.SetupStatus.READY],
             issued=by[enums.SetupStatus.ISSUED],
             refused=by[enums.SetupStatus.REFUSED],
+            supplement_required=by[enums.SetupStatus.SUPPLEMENT_REQUIRED],
             issued_within_promise=figures.issued_within_promise,
             departments=[
                 SetupDepartmentFigure(
@@ -579,6 +581,22 @@ class CompanyMutation:
             return await models.CompanySetup.get(id=material.setup_id)
 
         row, errors = await attempt(act)
+        return await _payload(row, errors)
+
+    @strawberry.mutation(
+        description="补正后重新受理: 待补正的企业设立收取补正材料, 要求补正的部门重新审查(新一轮)"
+    )
+    async def reaccept_company_setup(
+        self, info: Info, code: str, materials: list[str]
+    ) -> CompanySetupPayload:
+        row, errors = await attempt(
+            lambda: intake.reaccept_setup(
+                viewer=info.context.require_viewer(),
+                code=code,
+                materials=list(materials),
+                now=info.context.now(),
+            )
+        )
         return await _payload(row, errors)
 
     @strawberry.mutation(description="中心管理办办结企业设立差评的回访")
