@@ -16,7 +16,7 @@ from approval.core.auth import create_user, issue_token
 from approval.core.labels import label
 from approval.oversight.notifications import collect
 from storage.enums import Decision, Role, SetupStatus
-from storage.models import AuditEvent, CompanySetup, Notification, SetupTask
+from storage.models import AuditEvent, CompanySetup, Notification, Rating, SetupTask
 from tests.conftest import Clock, GraphQLClient
 
 REVIEWERS = (
@@ -798,6 +798,11 @@ async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_revi
         "statusLabel": "待补正",
         "outcome": "SUPPLEMENT_REQUIRED",
     }
+    # The applicant is told to bring the material; not completed, so nothing to rate yet.
+    assert await collect(now=clock()) == 2  # 办件确认 and the 补正 notice
+    [notice] = await Notification.filter(recipient="13800000001", moment="ready")
+    assert "需补正" in notice.text and setup["code"] in notice.text
+    assert not await Rating.exists()
     approved = {
         t.id: (t.decision, t.decided_at, t.deadline)
         for t in await SetupTask.filter(setup__code=setup["code"]).exclude(id=core)
@@ -861,6 +866,8 @@ async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_revi
     assert body["data"]["decideSetupTask"]["setup"]["status"] == "READY"
     issued = await gql(ISSUE, {"code": code}, as_="clerk")
     assert issued["data"]["issueCompanySetup"]["errors"] == []
+    assert await collect(now=clock()) == 2  # 领件通知 and 办结评议 with the certificates
+    assert await Rating.filter(setup__code=code).count() == 1
 
 
 async def test_only_a_setup_waiting_for_supplement_is_accepted_again(gql, tokens):

@@ -18,7 +18,10 @@ The four moments of the applicant (DOMAIN.md), to the enterprise's contact phone
 A company setup has the same four, to its contact phone: 办件确认 at ``setup.accept``; 中途提醒
 on the working day that marks half of the X permits' limit (key ``midway:setup:{setup}``);
 领件通知 with 办结评议 (a rating of the setup) at 统一发证 (``setup.issue``), or at
-``setup.complete`` when the setup closed refused and there is nothing to issue.
+``setup.complete`` when the setup closed refused and there is nothing to issue. A setup
+whose round ended 需补正 gets, at that ``setup.complete``, a 补正 notice under the 领件通知
+moment (pick up the departments' opinions, bring the material), without a rating: it is not
+completed until the window accepts it again and a later round closes it.
 
 And to the staff, from :class:`~storage.models.SupervisionEvent` rows (电子监察): a warning
 goes to the department concerned, an overdue flag (red) also to every supervisor whose region
@@ -81,6 +84,7 @@ OVERDUE = "overdue"
 SUPERVISION = "supervision"
 COMMITMENT = "commitment"  # 容缺: the applicant's own reminder of what they promised
 REFUSED = "refused"  # a template only: a refused setup's 领件通知 (its moment is ``ready``)
+SUPPLEMENT = "supplement"  # a template only: a setup waiting for 补正 (its moment is ``ready``)
 
 SIGNATURE = "【德州市政务服务中心】"
 
@@ -112,6 +116,8 @@ SETUP_TEMPLATES: dict[str, str] = {
     "请携带有效证件到中心企业设立综合窗口统一领取。",
     REFUSED: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 已办结(结果: {outcome}), "
     "请携带有效证件到中心企业设立综合窗口领取审批意见。",
+    SUPPLEMENT: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 经部门审查需补正材料, "
+    "请到中心企业设立综合窗口领取补正意见并补交材料, 补正后重新受理。",
     RATE: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 已办结, 请对本次服务作出评价"
     "(1-5分, 5分为非常满意), 评价码 {rating_code}。",
 }
@@ -308,7 +314,19 @@ async def _setup_moment(event: AuditEvent, setup: CompanySetup, now: datetime) -
         )
         return await _insert(row)
     if event.action == "setup.complete":
-        if (event.after or {}).get("status") != SetupStatus.REFUSED.value:
+        status = (event.after or {}).get("status")
+        if status == SetupStatus.SUPPLEMENT_REQUIRED.value:
+            # Not completed: the applicant is told to supply the material, no rating yet.
+            row = _row(
+                key=f"{READY}:{event.id}",
+                moment=READY,
+                recipient=phone,
+                text=SETUP_TEMPLATES[SUPPLEMENT].format_map(values),
+                project_id=None,
+                now=now,
+            )
+            return await _insert(row)
+        if status != SetupStatus.REFUSED.value:
             return 0  # ready: the 领件通知 goes with 统一发证 (``setup.issue``)
         ready = SETUP_TEMPLATES[SETUP_REFUSED].format_map(
             {**values, "outcome": _outcome_label(event, setup.outcome)}
