@@ -1098,6 +1098,9 @@ class SetupTask(Model):
     paused_at = fields.DatetimeField(null=True)  # the clock is stopped (行政许可法 Art. 45)
     pause_reason = fields.CharField(max_length=32, default="")
     default_approved = fields.BooleanField(default=False)  # 超时默认, by the system
+    # 1, then one more each time the window re-accepts the setup after a 需补正 and this
+    # permit's department reviews again (the earlier rounds' decisions are in the audit trail).
+    round = fields.IntField(default=1)
     site_check_requested_at = fields.DatetimeField(null=True)
     site_check_due = fields.DateField(null=True)  # within the rules' site-check working days
     site_check_done_at = fields.DatetimeField(null=True)

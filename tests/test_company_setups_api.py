@@ -16,7 +16,14 @@ from approval.core.auth import create_user, issue_token
 from approval.core.labels import label
 from approval.oversight.notifications import collect
 from storage.enums import Decision, Role, SetupStatus
-from storage.models import AuditEvent, CompanySetup, Notification, Rating, SetupTask
+from storage.models import (
+    AuditEvent,
+    CompanySetup,
+    Notification,
+    Rating,
+    SetupTask,
+    SupervisionEvent,
+)
 from tests.conftest import Clock, GraphQLClient
 
 REVIEWERS = (
@@ -781,9 +788,14 @@ SUPERMARKET = [*CORE_MATERIALS, "food_safety_rules", "premises_layout", "food_st
 async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_reviews_again(
     gql, tokens, clock
 ):
+    from approval.oversight.supervision import SupervisionSettings, supervise
+    from tests.supervision_support import at
+
     setup = await accept(gql, businessType="supermarket", materials=SUPERMARKET)
     ids = {t["permitCode"]: t["taskId"] for t in setup["tasks"]}
     core = ids["organization_code"]
+    await supervise(now=at("2026-03-06"), settings=SupervisionSettings())  # core due today
+    assert await SupervisionEvent.exists(key=f"setup_task:{core}:yellow")
     asked = await gql(
         SUPPLEMENT,
         {"id": core, "reason": "章程缺少股东签章", "type": "articles_of_association"},
@@ -799,7 +811,9 @@ async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_revi
         "outcome": "SUPPLEMENT_REQUIRED",
     }
     # The applicant is told to bring the material; not completed, so nothing to rate yet.
-    assert await collect(now=clock()) == 2  # 办件确认 and the 补正 notice
+    await collect(now=clock())
+    applicant = Notification.filter(recipient="13800000001")
+    assert await applicant.count() == 2  # 办件确认 and the 补正 notice
     [notice] = await Notification.filter(recipient="13800000001", moment="ready")
     assert "需补正" in notice.text and setup["code"] in notice.text
     assert not await Rating.exists()
@@ -845,7 +859,7 @@ async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_revi
     assert statuses["articles_of_association"] == "SUBMITTED"
     reopened = await SetupTask.get(id=core)
     assert reopened.decision is None and reopened.opinion == "" and reopened.paused_at is None
-    assert reopened.deadline == date(2026, 3, 13)
+    assert reopened.deadline == date(2026, 3, 13) and reopened.round == 2
     kept = {
         t.id: (t.decision, t.decided_at, t.deadline)
         for t in await SetupTask.filter(setup__code=code).exclude(id=core)
@@ -859,6 +873,10 @@ async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_revi
     not_waiting = await again({"code": code, "materials": ["articles_of_association"]}, as_="clerk")
     assert not_waiting["data"]["reacceptCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
 
+    # The new round is watched afresh: its warning fires though the first round's did.
+    await supervise(now=at("2026-03-13"), settings=SupervisionSettings())
+    assert await SupervisionEvent.exists(key=f"setup_task:r2:{core}:yellow")
+
     # The new round's fan-in closes the setup as before.
     body = await gql(
         DECIDE, {"input": {"taskId": core, "decision": "APPROVED"}}, token=tokens["zhijian"]
@@ -866,7 +884,8 @@ async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_revi
     assert body["data"]["decideSetupTask"]["setup"]["status"] == "READY"
     issued = await gql(ISSUE, {"code": code}, as_="clerk")
     assert issued["data"]["issueCompanySetup"]["errors"] == []
-    assert await collect(now=clock()) == 2  # 领件通知 and 办结评议 with the certificates
+    await collect(now=clock())
+    assert await applicant.count() == 4  # 领件通知 and 办结评议 with the certificates
     assert await Rating.filter(setup__code=code).count() == 1
 
 

@@ -258,6 +258,7 @@ async def reopen_round(
     )
     for task in tasks:
         task.pause_reason = ""
+        task.round += 1
         await SETUPS.reopen(
             task=task,
             deadline=deadlines["core"] if task.core else deadlines["x"],

@@ -101,6 +101,7 @@ class SetupTaskInfo:
     site_check_due: date | None
     site_check_done_at: datetime | None
     decided_at: datetime | None
+    round: int = strawberry.field(description="审查轮次: 补正后重新受理, 要求补正的部门进入新一轮")
 
     @strawberry.field(description="补正要求(部门要求补交或更正的材料)")
     async def supplements(self) -> list[SetupSupplementInfo]:
@@ -199,6 +200,7 @@ def _task(row: models.SetupTask) -> SetupTaskInfo:
         site_check_due=row.site_check_due,
         site_check_done_at=row.site_check_done_at,
         decided_at=row.decided_at,
+        round=row.round,
     )
 
 
