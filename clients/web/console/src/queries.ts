@@ -368,8 +368,9 @@ export const CompanySetupsQuery = graphql(`
     companySetups {
       code companyName flow status statusLabel coreDeadline xDeadline issuedAt
       businessType { name }
+      materials { code name status statusLabel }
       tasks {
-        taskId permit department status statusLabel deadline pausedAt
+        taskId permit department status statusLabel deadline pausedAt decisionLabel opinion round
         supplements { reason materialType materialName requestedAt resolvedAt }
       }
     }
@@ -439,6 +440,17 @@ export const DeliverSetupMaterialMutation = graphql(`
   mutation DeliverSetupMaterial($code: String!, $materialType: String!) {
     deliverSetupMaterial(code: $code, materialType: $materialType) {
       setup { code }
+      errors { code field message }
+    }
+  }
+`)
+
+/** 重新受理: a setup waiting at 待补正 is accepted again with the supplied materials (every one
+ * a department returned among them); the permits asked for 补正 review again with new deadlines. */
+export const ReacceptCompanySetupMutation = graphql(`
+  mutation ReacceptCompanySetup($code: String!, $materials: [String!]!) {
+    reacceptCompanySetup(code: $code, materials: $materials) {
+      setup { code statusLabel }
       errors { code field message }
     }
   }
