@@ -14,7 +14,7 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import strawberry
 from graphql import (
@@ -349,6 +349,10 @@ class RequestGuard(SchemaExtension):
             entry.errors = tuple(context.pre_execution_errors)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
 @dataclass
 class KnownDocument:
     document: DocumentNode
@@ -356,49 +360,51 @@ class KnownDocument:
     errors: tuple[GraphQLError, ...] | None = None
 
 
-class KnownDocuments:
+class Recent(Generic[K, V]):
+    """The last ``size`` entries, the least recently used dropped first."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.entries: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self.entries.get(key)
+        if value is not None:
+            self.entries.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> V:
+        self.entries[key] = value
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return value
+
+
+class KnownDocuments(Recent[str, KnownDocument]):
     """The last small documents read, by their text, each with its validation once it has
     run (one schema's, whose rules never change): a repeated query is neither parsed nor
     validated again. Documents of OFF_LOOP_CHARS or more are not kept."""
 
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self.entries: OrderedDict[str, KnownDocument] = OrderedDict()
-
-    def get(self, query: str) -> KnownDocument | None:
-        entry = self.entries.get(query)
-        if entry is not None:
-            self.entries.move_to_end(query)
-        return entry
-
     def add(self, query: str, document: DocumentNode) -> KnownDocument:
-        entry = self.entries[query] = KnownDocument(document)
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
-        return entry
+        return self.put(query, KnownDocument(document))
 
 
-class RefusedDocuments:
+class RefusedDocuments(Recent[bytes, GraphQLError]):
     """The last documents refused as too complex (the document alone decides), so that an
     attacker repeating one costs a hash, not a parse."""
-
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self.known: OrderedDict[bytes, GraphQLError] = OrderedDict()
 
     @staticmethod
     def _key(query: str) -> bytes:
         return hashlib.blake2b(query.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
     def check(self, query: str) -> None:
-        error = self.known.get(self._key(query))
+        error = self.get(self._key(query))
         if error is not None:
             raise too_complex(error.message)
 
     def remember(self, query: str, error: GraphQLError) -> None:
-        self.known[self._key(query)] = error
-        while len(self.known) > self.size:
-            self.known.popitem(last=False)
+        self.put(self._key(query), error)
 
 
 def read_document(
