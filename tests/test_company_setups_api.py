@@ -847,6 +847,8 @@ async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_revi
     waiting = await CompanySetup.get(code=code)
     assert waiting.status is SetupStatus.SUPPLEMENT_REQUIRED
     assert not await AuditEvent.exists(action="setup.reaccept")
+    assert await collect(now=clock()) == 0  # a refused re-acceptance tells nobody anything
+    assert await applicant.count() == 2
 
     # A week later the applicant brings the corrected articles: a new round for 质监局 only.
     clock.now += timedelta(days=7)  # Monday 9 March 2026
@@ -870,8 +872,20 @@ async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_revi
     assert event.after["reopenedTasks"] == [core]
     assert event.after["materials"] == ["articles_of_association"]
     assert (await AuditEvent.get(action="setup_task.reopen")).entity_id == core
+    # 办件确认 again, once, with the new round's deadline (the reopened permit's); the
+    # setup is also halfway through its X permits' time since its first acceptance (中途提醒).
+    assert await collect(now=clock()) == 2
+    assert await collect(now=clock()) == 0
+    assert await applicant.filter(moment="midway").count() == 1
+    received = await Notification.get(key=f"received:{event.id}")
+    assert (received.moment, received.recipient) == ("received", "13800000001")
+    assert received.text == (
+        f"【德州市政务服务中心】您的企业设立申请“德州市老街餐饮有限公司”(受理编号 {code}) "
+        "补正材料已收到, 已重新受理(第2轮审查), 需补正的许可承诺 2026年3月13日 前办结。"
+    )
     not_waiting = await again({"code": code, "materials": ["articles_of_association"]}, as_="clerk")
     assert not_waiting["data"]["reacceptCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
+    assert await collect(now=clock()) == 0
 
     # The new round is watched afresh: its warning fires though the first round's did.
     await supervise(now=at("2026-03-13"), settings=SupervisionSettings())
@@ -885,7 +899,7 @@ async def test_a_supplement_outcome_waits_for_the_applicant_and_a_new_round_revi
     issued = await gql(ISSUE, {"code": code}, as_="clerk")
     assert issued["data"]["issueCompanySetup"]["errors"] == []
     await collect(now=clock())
-    assert await applicant.count() == 4  # 领件通知 and 办结评议 with the certificates
+    assert await applicant.count() == 6  # 领件通知 and 办结评议 with the certificates
     assert await Rating.filter(setup__code=code).count() == 1
 
 
@@ -902,3 +916,43 @@ async def test_only_a_setup_waiting_for_supplement_is_accepted_again(gql, tokens
     )
     assert body["data"]["reacceptCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
     assert (await CompanySetup.get(code=setup["code"])).status is SetupStatus.REFUSED
+
+
+async def test_racing_reacceptances_accept_once_and_confirm_once(gql, tokens, clock):
+    """Two clerks re-accept one setup at the same moment while notifications are collected:
+    one new round, one 办件确认 for it, whatever runs first or again."""
+    import asyncio
+
+    from approval.company.intake import reaccept_setup
+    from approval.core.auth import viewer_of
+    from approval.core.errors import DomainError
+    from storage.models import User
+
+    setup = await accept(gql, businessType="supermarket", materials=SUPERMARKET)
+    closed = await _decide_all(
+        gql, tokens, setup, {"organization_code": ("SUPPLEMENT_REQUIRED", "章程需补正")}
+    )
+    assert closed["status"] == "SUPPLEMENT_REQUIRED"
+    assert await collect(now=clock()) == 2  # 办件确认 and the 补正 notice
+    clerk = await viewer_of(await User.get(username="clerk"))
+    clock.now += timedelta(days=1)
+
+    async def reaccept() -> object:
+        return await reaccept_setup(
+            viewer=clerk, code=setup["code"], materials=["articles_of_association"], now=clock()
+        )
+
+    results = await asyncio.gather(
+        reaccept(), reaccept(), collect(now=clock()), reaccept(), return_exceptions=True
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 2 and all(isinstance(f, DomainError) for f in failures), failures
+    assert {f.code.value for f in failures if isinstance(f, DomainError)} == {"INVALID_STATE"}
+    await asyncio.gather(collect(now=clock()), collect(now=clock()))
+    assert await collect(now=clock()) == 0
+    [event] = await AuditEvent.filter(action="setup.reaccept")
+    confirmations = await Notification.filter(recipient="13800000001", moment="received")
+    assert sorted(n.key for n in confirmations) == sorted(
+        [f"received:{(await AuditEvent.get(action='setup.accept')).id}", f"received:{event.id}"]
+    )
+    assert "第2轮审查" in next(n.text for n in confirmations if n.key == f"received:{event.id}")

@@ -436,7 +436,10 @@ async def reaccept_setup(
         reopened = await review.reopen_round(
             setup=setup, deadlines=due, now=now, actor_id=viewer.user_id
         )
-        reopened_core = await SetupTask.filter(id__in=reopened, core=True).exists()
+        round_rows = await SetupTask.filter(id__in=reopened).values_list(
+            "core", "deadline", "round"
+        )
+        reopened_core = any(core for core, _, _ in round_rows)
         setup.status = SetupStatus.IN_REVIEW
         setup.outcome = None  # type: ignore[assignment]
         setup.completed_at = None
@@ -457,6 +460,9 @@ async def reaccept_setup(
                 "status": setup.status.value,
                 "materials": handed,
                 "reopenedTasks": reopened,
+                # The new round as the applicant's 办件确认 tells it (oversight.notifications).
+                "round": max((r for _, _, r in round_rows), default=2),
+                "roundDeadline": max((d for _, d, _ in round_rows), default=due["x"]).isoformat(),
                 "coreDeadline": setup.core_deadline.isoformat(),
                 "xDeadline": setup.x_deadline.isoformat(),
             },

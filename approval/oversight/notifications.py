@@ -15,7 +15,8 @@ The four moments of the applicant (DOMAIN.md), to the enterprise's contact phone
 - 办结评议 ``rate``: with the same completion a :class:`~storage.models.Rating` row with a short
   code is made and sent, key ``rate:{event}``; the code is the applicant's credential to rate.
 
-A company setup has the same four, to its contact phone: 办件确认 at ``setup.accept``; 中途提醒
+A company setup has the same four, to its contact phone: 办件确认 at ``setup.accept`` and again
+at each ``setup.reaccept`` (a new round after 补正, with that round's deadline); 中途提醒
 on the working day that marks half of the X permits' limit (key ``midway:setup:{setup}``);
 领件通知 with 办结评议 (a rating of the setup) at 统一发证 (``setup.issue``), or at
 ``setup.complete`` when the setup closed refused and there is nothing to issue. A setup
@@ -85,6 +86,7 @@ SUPERVISION = "supervision"
 COMMITMENT = "commitment"  # 容缺: the applicant's own reminder of what they promised
 REFUSED = "refused"  # a template only: a refused setup's 领件通知 (its moment is ``ready``)
 SUPPLEMENT = "supplement"  # a template only: a setup waiting for 补正 (its moment is ``ready``)
+REACCEPTED = "reaccepted"  # a template only: a setup accepted again (its moment is ``received``)
 
 SIGNATURE = "【德州市政务服务中心】"
 
@@ -118,6 +120,8 @@ SETUP_TEMPLATES: dict[str, str] = {
     "请携带有效证件到中心企业设立综合窗口领取审批意见。",
     SUPPLEMENT: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 经部门审查需补正材料, "
     "请到中心企业设立综合窗口领取补正意见并补交材料, 补正后重新受理。",
+    REACCEPTED: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 补正材料已收到, "
+    "已重新受理(第{round}轮审查), 需补正的许可承诺 {deadline} 前办结。",
     RATE: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 已办结, 请对本次服务作出评价"
     "(1-5分, 5分为非常满意), 评价码 {rating_code}。",
 }
@@ -133,7 +137,15 @@ MOMENT_LABELS: dict[str, str] = {
     SUPERVISION: "电子监察",
 }
 
-AUDIT_ACTIONS = ("stage.accept", "stage.complete", "setup.accept", "setup.complete", "setup.issue")
+AUDIT_ACTIONS = (
+    "stage.accept",
+    "stage.complete",
+    "setup.accept",
+    "setup.reaccept",
+    "setup.complete",
+    "setup.issue",
+)
+RECEIVED_ACTIONS = ("stage.accept", "setup.accept", "setup.reaccept")
 AUDIT_MOMENTS = (RECEIVED, READY)  # the first key of each audit event (rate goes with ready)
 SUPERVISION_MOMENTS = (WARNING, OVERDUE, SUPERVISION)
 LEVEL_MOMENTS: dict[WarningLevel | None, str] = {
@@ -247,7 +259,7 @@ def _stage_values(stage: Stage) -> dict[str, str]:
 
 
 def _audit_key(event: AuditEvent) -> str:
-    received = event.action in ("stage.accept", "setup.accept")
+    received = event.action in RECEIVED_ACTIONS
     return f"{RECEIVED if received else READY}:{event.id}"
 
 
@@ -298,12 +310,18 @@ def _setup_values(setup: CompanySetup) -> dict[str, str]:
 
 
 async def _setup_moment(event: AuditEvent, setup: CompanySetup, now: datetime) -> int:
-    """办件确认 when a setup is accepted; 领件通知 and 办结评议 (a rating code) when its
-    certificates are issued together, or when it closed refused (nothing to issue)."""
+    """办件确认 when a setup is accepted, and when it is accepted again after 补正 (the new
+    round's number and deadline as the re-acceptance recorded them); 领件通知 and 办结评议
+    (a rating code) when its certificates are issued together, or when it closed refused
+    (nothing to issue)."""
     values = _setup_values(setup)
     phone = setup.contact_phone.strip()
-    if event.action == "setup.accept":
-        text = SETUP_TEMPLATES[RECEIVED].format_map(values)
+    if event.action in RECEIVED_ACTIONS:
+        text = (
+            _reaccepted_text(event, setup, values)
+            if event.action == "setup.reaccept"
+            else SETUP_TEMPLATES[RECEIVED].format_map(values)
+        )
         row = _row(
             key=f"{RECEIVED}:{event.id}",
             moment=RECEIVED,
@@ -343,6 +361,23 @@ async def _setup_moment(event: AuditEvent, setup: CompanySetup, now: datetime) -
             (RATE, SETUP_TEMPLATES[RATE].format_map({**values, "rating_code": code})),
         ),
         now=now,
+    )
+
+
+def _reaccepted_text(event: AuditEvent, setup: CompanySetup, values: dict[str, str]) -> str:
+    """The 办件确认 of a new round: its number and the latest deadline of the permits it
+    reopened, read from the ``setup.reaccept`` record (the setup row moves on later)."""
+    after = event.after or {}
+    deadline = setup.x_deadline
+    if isinstance(after.get("roundDeadline"), str):
+        deadline = date.fromisoformat(after["roundDeadline"])
+    round_number = after.get("round")
+    return SETUP_TEMPLATES[REACCEPTED].format_map(
+        {
+            **values,
+            "deadline": chinese_date(deadline),
+            "round": round_number if isinstance(round_number, int) else 2,
+        }
     )
 
 
