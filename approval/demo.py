@@ -227,6 +227,9 @@ class SetupState(StrEnum):
     ISSUED = "issued"  # the certificates were issued together
     REFUSED = "refused"  # one department refused
     SUPPLEMENT = "supplement"  # 补正: 食药监局 asked for the layout again, its permit waits
+    # 待补正: 食药监局 returned the layout and decided 需补正, the others approved, so the
+    # fan-in waits for the applicant; the window's 重新受理 takes the corrected layout.
+    SUPPLEMENT_REQUIRED = "supplement_required"
 
 
 @dataclass(frozen=True)
@@ -249,12 +252,17 @@ SETUPS = (
     DemoSetup("德州市速达物流有限公司", "freight", "周军", "13805340105", 5, _S.REFUSED),
     DemoSetup("德州德美精密制造公司", "foreign-factory", "吴强", "13805340106", 3, _S.IN_REVIEW),
     DemoSetup("德州市一品小吃有限公司", "snack-bar", "郑芳", "13805340107", 2, _S.SUPPLEMENT),
+    DemoSetup("德州市邻里便利店有限公司", "convenience-store", "冯磊", "13805340108", 4,
+              _S.SUPPLEMENT_REQUIRED),
 )  # fmt: skip
 
 OPINIONS = {
     Decision.APPROVED: "材料齐全，符合要求，同意。",
     Decision.APPROVED_WITH_CONDITIONS: "原则同意；开工前须补充提交施工期环境监测方案。",
 }
+
+
+SUPPLEMENT_OPINION = "平面布局图未体现生熟分区, 不符合食品经营场所要求, 请补正后重新受理。"
 
 
 @dataclass
@@ -523,7 +531,8 @@ class _Seeder:
                 )
             if spec.state is SetupState.SITE_CHECKED:
                 continue
-            if spec.state is SetupState.SUPPLEMENT and task.department.code == "shiyao":
+            asks = spec.state in (SetupState.SUPPLEMENT, SetupState.SUPPLEMENT_REQUIRED)
+            if asks and task.department.code == "shiyao":
                 await request_setup_supplement(
                     viewer=reviewer,
                     task_id=task.id,
@@ -531,14 +540,15 @@ class _Seeder:
                     material_type_code="premises_layout",
                     now=at,
                 )
-                continue
-            refuse = spec.state is SetupState.REFUSED and task is tasks[-1]
+                if spec.state is SetupState.SUPPLEMENT:
+                    continue
+                decision, opinion = Decision.SUPPLEMENT_REQUIRED, SUPPLEMENT_OPINION
+            elif spec.state is SetupState.REFUSED and task is tasks[-1]:
+                decision, opinion = Decision.REJECTED, "经营场所不符合行业准入条件。"
+            else:
+                decision, opinion = Decision.APPROVED, OPINIONS[Decision.APPROVED]
             await decide_setup_task(
-                viewer=reviewer,
-                task_id=task.id,
-                decision=Decision.REJECTED if refuse else Decision.APPROVED,
-                opinion="经营场所不符合行业准入条件。" if refuse else OPINIONS[Decision.APPROVED],
-                now=at,
+                viewer=reviewer, task_id=task.id, decision=decision, opinion=opinion, now=at
             )
         if spec.state is SetupState.ISSUED:
             await issue_setup(viewer=self.viewers["window"], code=setup.code, now=at)

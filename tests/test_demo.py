@@ -110,6 +110,20 @@ async def test_company_setups_stand_in_every_state(seeded: DemoReport) -> None:
     )
     assert waiting.status == "supplement_requested" and waiting.pause_reason == "supplement"
     assert by_state[SetupState.SUPPLEMENT] == "in_review"
+    # 待补正 as a whole: the fan-in said 需补正, the layout returned, the rest approved.
+    code = dict((state, code) for code, _, state in seeded.setups)[SetupState.SUPPLEMENT_REQUIRED]
+    assert by_state[SetupState.SUPPLEMENT_REQUIRED] == "supplement_required"
+    whole = await models.CompanySetup.get(code=code)
+    assert whole.outcome == "supplement_required" and whole.completed_at is not None
+    decided = dict(
+        await models.SetupTask.filter(setup_id=whole.id).values_list("department__code", "decision")
+    )
+    assert decided.pop("shiyao") == "supplement_required"
+    assert decided and set(decided.values()) == {"approved"}
+    returned = await models.SetupMaterial.filter(setup_id=whole.id, status="rejected").values_list(
+        "material_type__code", flat=True
+    )
+    assert list(returned) == ["premises_layout"]
     factory = await models.CompanySetup.get(business_type__code="foreign-factory")
     assert factory.project_id is not None  # linked to a construction project
     reviewers = set(await models.User.filter(role=Role.REVIEWER).values_list("username", flat=True))

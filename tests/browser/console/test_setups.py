@@ -307,6 +307,10 @@ async def test_a_setup_waiting_at_supplement_is_accepted_again_and_the_returned_
         await expect(waiting.locator("[data-test=returned-materials]")).to_contain_text(
             "经营场所平面布局图及设备布局图"
         )
+        # The demo's setup at 待补正 (approval.demo) waits in the same list.
+        demo = page.locator("[data-waiting-setup]", has_text="德州市邻里便利店有限公司")
+        await expect(demo).to_contain_text("平面布局图未体现生熟分区")
+        await expect(demo.locator("[data-reaccept]")).to_be_visible()
         await page.locator(f"[data-reaccept='{code}']").click()
         dialog = page.locator("[data-test=reaccept-dialog]")
         await expect(dialog).to_contain_text("德州市鸿宾楼餐饮有限公司")
