@@ -31,36 +31,32 @@ writer's edits of one check as its measurements grow (target: at 2,000 within 1.
 
 Prints committed (applied) updates/s, the time until every tablet is done, p50/p95 per-tablet
 sync time, the server's peak RSS (VmHWM from /proc) and its CPU time during the run, and the
-ratios ours/raw and ours/node. ``--soak SECONDS --postgres URL`` keeps ``--clients`` live
-websocket editors and a few GraphQL pollers on three instances for SECONDS and checks that
-nothing acked is lost (exit code 1 on any error). ``--rounds N`` runs both servers N times,
-alternating which goes first, and also prints each round's ratio. ``--profile`` runs our
-server under cProfile and prints its top costs.
+ratios ours/raw and ours/node. ``--soak SECONDS --postgres URL`` (``bench/soak.py``) keeps
+``--clients`` live websocket editors of real site checks and a few GraphQL readers of their rows
+on three instances of ``onewindow serve`` for SECONDS and checks that nothing acked is lost and
+that clients and rows end equal to the log (exit code 1 otherwise). ``--rounds N`` runs both
+servers N times, alternating which goes first, and also prints each round's ratio.
+``--profile`` runs our server under cProfile and prints its top costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import cProfile
 import io
 import logging
 import os
 import pstats
-import random
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,6 +79,16 @@ from approval.fieldwork.documents import (  # noqa: E402
     InspectionLayout,
     initial_update,
 )
+from bench.support import (  # noqa: E402
+    BenchError,
+    Process,
+    cpu_seconds,
+    free_port,
+    inspection_edit,
+    listening_process,
+    peak_rss_kib,
+    say,
+)
 from storage.db import (  # noqa: E402
     close_database,
     migrate,
@@ -96,16 +102,11 @@ from sync.policy import Access, DocumentPolicy  # noqa: E402
 SCRIPT = Path(__file__).resolve()
 NODE_DIR = SCRIPT.parent / "node"
 NODE_SERVER = NODE_DIR / "node_modules" / "y-websocket" / "bin" / "server.cjs"
-SERVER_START_TIMEOUT = 30.0
 TABLET_TIMEOUT = 120.0  # one tablet's whole session
 DOC_PREFIX = "bench/"
 TEXT_EVERY = 10  # every 10th offline update appends to the text "notes", the others set a key
 VERIFY_ATTEMPTS = 4  # fresh observer connections per document before a mismatch is an error
 KEYS = 200  # the map keys the updates cycle through (later updates overwrite earlier ones)
-
-
-class BenchError(Exception):
-    """The bench cannot go on; the message says what went wrong and what to do."""
 
 
 # --- the workload -----------------------------------------------------------------------------
@@ -148,36 +149,6 @@ JOINT = InspectionLayout(  # a joint acceptance: 8 departments x 30 checks each
     }
 )
 DEPARTMENTS = sorted(JOINT.departments)
-NOTES = ("墙体无裂缝，抹灰平整", "疏散指示标志完好，应急照明正常", "消火栓水压 0.35 MPa，合格")
-
-
-def inspection_edit(doc: Doc, code: str, index: int, number: int) -> None:
-    """One realistic offline edit of an inspector of ``code``: a result with a note, a
-    measurement, a photo id, a rectification or its completion (Chinese text throughout)."""
-    section = doc.get(INSPECTION_ROOT, type=Map)[code]
-    checks = JOINT.departments[code]
-    check = section["checks"][checks[(index + number) % len(checks)]]
-    kind = number % 5
-    if kind == 0:
-        check["result"] = ("pass", "fail", "rectify", "not_applicable")[number % 4]
-        check["note"] = f"平板{index}第{number}条：{NOTES[number % len(NOTES)]}"
-        check["by"] = f"inspector-{code}"
-        check["at"] = f"2026-03-04T{9 + number % 8:02d}:{number % 60:02d}:00+08:00"
-    elif kind in (1, 2):
-        check["measured"][f"测点{number % 40}"] = round(0.1 * number + index, 2)
-    elif kind == 3:
-        photos = check["photos"]
-        if len(photos) < 90:
-            photos.append(f"sha256:{index:04d}{number:06d}" + "0" * 54)
-    else:
-        rectifications = section["rectifications"]
-        key = str(uuid.UUID(int=(index << 32) + number // 10))
-        if key in rectifications:
-            rectifications[key]["done"] = True
-        else:
-            rectifications[key] = Map(
-                {"description": f"第{number}项整改：补齐灭火器", "due": "2026-03-20", "done": False}
-            )
 
 
 def make_inspection_tablets(tablets: int, updates: int, docs: int, run: str) -> list[Tablet]:
@@ -193,7 +164,7 @@ def make_inspection_tablets(tablets: int, updates: int, docs: int, run: str) -> 
         code = DEPARTMENTS[index % len(DEPARTMENTS)]
         for number in range(updates):
             with doc.transaction():
-                inspection_edit(doc, code, index, number)
+                inspection_edit(doc, code, index, number, checks=JOINT.departments[code])
         assert len(recorded) == updates
         doc_index = index if docs <= 0 else index % docs
         made.append(Tablet(index, f"{DOC_PREFIX}{run}/{doc_index}", doc, recorded, code))
@@ -416,26 +387,6 @@ async def drive(
     return RunResult(name, total, seconds, sessions, peak, cpu, verified)
 
 
-def peak_rss_kib(pid: int) -> int | None:
-    """The peak resident set (VmHWM) of a process, from /proc; None where there is no /proc."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds a process has used, from /proc; None where there is none."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # --- our server -------------------------------------------------------------------------------
 
 
@@ -556,72 +507,6 @@ def serve(database_url: str, port: int, profile_to: str | None) -> None:
             profiler.dump_stats(profile_to)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Process:
-    process: asyncio.subprocess.Process
-    log_path: Path
-    port: int
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:] or "(empty)"
-        except OSError as error:
-            return f"(cannot read {self.log_path}: {error})"
-
-
-@asynccontextmanager
-async def subprocess(
-    name: str, argv: list[str], log_path: Path, port: int, **env: str
-) -> AsyncIterator[Process]:
-    """``argv`` in a subprocess until it listens on ``port``; terminated at the end."""
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, **env},
-        )
-    served = Process(process, log_path, port)
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if process.returncode is not None:
-                raise BenchError(
-                    f"{name} exited with code {process.returncode} before listening; "
-                    f"its log:\n{served.log_tail()}"
-                )
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise BenchError(
-                        f"{name} did not listen on 127.0.0.1:{port} within "
-                        f"{SERVER_START_TIMEOUT:.0f}s; its log:\n{served.log_tail()}"
-                    ) from None
-                await asyncio.sleep(0.1)
-        try:
-            yield served
-        except BenchError as error:
-            raise BenchError(f"{error}\n{name}'s log ends:\n{served.log_tail()}") from None
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)  # uvicorn shuts down (and cProfile dumps)
-            try:
-                await asyncio.wait_for(process.wait(), timeout=20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
 async def prepare_database(database_url: str) -> dict[str | None, str]:
     """Migrate a fresh database and give bench users tokens: one per department of the joint
     acceptance (its inspector) and one without (key None)."""
@@ -717,7 +602,7 @@ async def run_ours(
                 argv += ["--profile-to", str(profile_file)]
             served.append(
                 await stack.enter_async_context(
-                    subprocess(
+                    listening_process(
                         f"our server {number + 1} (uvicorn)",
                         argv,
                         workdir / f"ours-{number + 1}.log",
@@ -766,370 +651,6 @@ def print_profile(path: Path, top: int) -> None:
         print(out.getvalue().split("\n", 6)[-1].rstrip())
 
 
-# --- the soak: many live clients and GraphQL on three instances (issue 12) --------------------
-
-
-SOAK_INSTANCES = 3
-SOAK_SETTLE = 60.0  # seconds after the edits stop for every ack and every client to converge
-SOAK_QUERY = "{ viewer { id username } departments { code name } }"
-
-
-@dataclass
-class SoakClient:
-    """One live editor: an inspector of ``code`` on ``doc_name`` through instance ``instance``."""
-
-    index: int
-    doc_name: str
-    code: str
-    instance: int
-    doc: Doc
-    sent: int = 0  # update messages sent (sync step 2 and updates), numbered from 1
-    edits: int = 0
-    acked_edits: int = 0
-    acked_clock: int = 0  # its own clock once its last acknowledged edit is counted
-    closed_normally: bool = False
-    local: bool = False  # inside one of its own edits (the observer records only those)
-    ws: ClientConnection | None = None
-    connected_at: float = 0.0  # monotonic
-    receiver: asyncio.Task[None] | None = None
-
-    def __post_init__(self) -> None:
-        # number -> (sent at, its own clock after the edit; 0: not an edit)
-        self.pending: dict[int, tuple[float, int]] = {}
-        self.latencies: list[float] = []
-        self.errors: list[str] = []
-        self.made: list[bytes] = []
-        self.doc.observe(lambda event: self.made.append(event.update) if self.local else None)
-
-    def edit(self) -> bytes:
-        self.local = True
-        try:
-            with self.doc.transaction():
-                inspection_edit(self.doc, self.code, self.index, self.edits)
-        finally:
-            self.local = False
-        self.edits += 1
-        update = b"".join(self.made[-1:])
-        self.made.clear()
-        return update
-
-    def answered(self, upto: int, now: float) -> None:
-        for number in [n for n in self.pending if n <= upto]:
-            at, clock = self.pending.pop(number)
-            if clock:
-                self.acked_edits += 1
-                self.acked_clock = max(self.acked_clock, clock)
-                self.latencies.append(now - at)
-
-
-def state_vector(update_or_state: bytes) -> dict[int, int]:
-    """A decoded state vector (``Doc.get_state()``): client id -> clock."""
-    position = 0
-
-    def var_uint() -> int:
-        nonlocal position
-        value = shift = 0
-        while True:
-            byte = update_or_state[position]
-            position += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value
-
-    return dict((var_uint(), var_uint()) for _ in range(var_uint()))
-
-
-async def soak_client(
-    client: SoakClient,
-    url: str,
-    headers: dict[str, str],
-    *,
-    interval: float,
-    until: float,
-    gate: asyncio.Semaphore,
-) -> None:
-    """Connect (at most ``gate`` at once), sync, then one edit every ``interval`` seconds
-    until ``until`` (monotonic); the connection stays open for the acks and the convergence
-    check."""
-    async with gate:
-        ws = await connect(
-            url, open_timeout=60, max_size=None, compression=None, additional_headers=headers
-        )
-    client.ws = ws
-    client.connected_at = time.monotonic()
-
-    async def send(payload: bytes, *, is_edit: bool) -> None:
-        client.sent += 1
-        clock = state_vector(client.doc.get_state()).get(client.doc.client_id, 0) if is_edit else 0
-        client.pending[client.sent] = (time.perf_counter(), clock)
-        await ws.send(payload)
-
-    async def receive() -> None:
-        try:
-            async for frame in ws:
-                if isinstance(frame, str):
-                    client.errors.append(f"a text frame: {frame[:100]!r}")
-                    continue
-                message = protocol.decode(frame)
-                now = time.perf_counter()
-                if isinstance(message, protocol.SyncMessage):
-                    if message.kind == protocol.SyncType.STEP1:
-                        update = client.doc.get_update(message.payload)
-                        await send(protocol.sync_step2(update), is_edit=False)
-                    else:
-                        client.doc.apply_update(message.payload)
-                elif isinstance(message, protocol.AckMessage):
-                    client.answered(message.number, now)  # numbers only grow
-                elif isinstance(message, protocol.AckUpToMessage):
-                    client.answered(message.number, now)
-                elif isinstance(message, protocol.ErrorMessage):
-                    client.pending.pop(message.number, None)
-                    client.errors.append(
-                        f"update #{message.number} refused ({message.code}): {message.reason}"
-                    )
-                elif isinstance(message, protocol.PermissionDeniedMessage):
-                    client.errors.append(f"denied: {message.reason}")
-                elif isinstance(message, protocol.HeldMessage):
-                    client.errors.append(f"update #{message.number} held")
-        except ConnectionClosed as closed:
-            if not client.closed_normally:
-                client.errors.append(f"connection closed: {closed.rcvd}")
-            return
-        if not client.closed_normally:
-            client.errors.append("connection closed by the server")
-
-    client.receiver = receiver = asyncio.create_task(receive())
-    await ws.send(protocol.sync_step1(client.doc.get_state()))
-    next_at = time.monotonic() + random.uniform(0, interval)  # spread the clients' phases
-    while True:
-        await asyncio.sleep(max(0.0, min(next_at, until) - time.monotonic()))
-        if time.monotonic() >= until or receiver.done():
-            break
-        await send(protocol.sync_update(client.edit()), is_edit=True)
-        next_at += interval
-
-
-async def graphql_poller(
-    urls: Sequence[str], token: str, *, until: float, counts: list[int], errors: list[str]
-) -> None:
-    """Poll ``SOAK_QUERY`` on every instance in turn until ``until``."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(timeout=30) as http:
-        number = 0
-        while time.monotonic() < until:
-            url = urls[number % len(urls)]
-            number += 1
-            try:
-                response = await http.post(url, json={"query": SOAK_QUERY}, headers=headers)
-            except httpx.HTTPError as error:
-                errors.append(f"{url}: {error!r}")
-                continue
-            body = response.json() if response.status_code == 200 else {}
-            if response.status_code != 200 or body.get("errors") or not body.get("data"):
-                errors.append(f"{url}: HTTP {response.status_code} {response.text[:200]}")
-            else:
-                counts[0] += 1
-            await asyncio.sleep(0.2)
-
-
-async def read_log(database_url: str, doc_name: str) -> Doc:
-    """A document as its durable log holds it: the snapshot, then the updates after it."""
-    import asyncpg
-
-    connection = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
-    try:
-        doc: Doc = Doc()
-        snapshot = await connection.fetchrow(
-            "SELECT data, upto_id FROM document_snapshot WHERE doc = $1", doc_name
-        )
-        upto = 0
-        if snapshot is not None:
-            doc.apply_update(bytes(snapshot["data"]))
-            upto = snapshot["upto_id"]
-        for row in await connection.fetch(
-            "SELECT data FROM document_update WHERE doc = $1 AND id > $2 ORDER BY id",
-            doc_name,
-            upto,
-        ):
-            doc.apply_update(bytes(row["data"]))
-        return doc
-    finally:
-        await connection.close()
-
-
-def process_memory_kib(pid: int) -> tuple[int, int]:
-    """(VmHWM, VmRSS) of a process from /proc, 0 where unknown."""
-    values = {"VmHWM:": 0, "VmRSS:": 0}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key = line.split(":", 1)[0] + ":"
-            if key in values:
-                values[key] = int(line.split()[1])
-    return values["VmHWM:"], values["VmRSS:"]
-
-
-async def soak(args: argparse.Namespace, workdir: Path) -> int:
-    """``--soak SECONDS``: the exit code (1 on any error or lost update)."""
-    clients_count, per_doc = args.clients, args.per_doc
-    docs = -(-clients_count // per_doc)
-    interval = 1.0 / args.client_rate
-    run = uuid.uuid4().hex[:8]
-    layout = initial_update(JOINT)
-    load = os.getloadavg()
-    print(
-        f"soak: {clients_count} websocket clients ({per_doc} per joint acceptance document, "
-        f"{docs} documents, clients round-robin over {SOAK_INSTANCES} instances) each making "
-        f"{args.client_rate:g} edits/s (target {clients_count * args.client_rate:.0f} updates/s)"
-        f" for {args.soak:g} s, {args.graphql_clients} GraphQL clients polling every instance; "
-        f"PostgreSQL, Redis {args.redis}; {os.cpu_count()} CPUs, load "
-        f"{' '.join(f'{value:.1f}' for value in load)}"
-    )
-    database_name = f"onewindow_soak_{run}"
-    database_url = await recreate_postgres_database(args.postgres, database_name)
-    tokens = await prepare_database(database_url)
-    env = {"ONEWINDOW_REDIS_URL": args.redis, "ONEWINDOW_REDIS_PREFIX": f"soak-{run}"}
-    clients = []
-    for index in range(clients_count):
-        doc: Doc = Doc(client_id=2_000_000 + index)
-        doc.apply_update(layout)
-        clients.append(
-            SoakClient(
-                index=index,
-                doc_name=f"{DOC_PREFIX}{run}/{index // per_doc}",
-                code=DEPARTMENTS[index % len(DEPARTMENTS)],
-                instance=index % SOAK_INSTANCES,
-                doc=doc,
-            )
-        )
-    failures: list[str] = []
-    graphql_errors: list[str] = []
-    graphql_counts = [0]
-    async with contextlib.AsyncExitStack() as stack:
-        began = time.monotonic()
-
-        async def launch(number: int) -> Process:
-            port = free_port()
-            argv = [sys.executable, str(SCRIPT), "--serve-port", str(port)]
-            argv += ["--database-url", database_url, "--serve-policy", "inspection"]
-            name, log = f"instance {number + 1}", workdir / f"soak-{number + 1}.log"
-            return await stack.enter_async_context(subprocess(name, argv, log, port, **env))
-
-        async with asyncio.TaskGroup() as group:  # the instances start side by side
-            launching = [group.create_task(launch(number)) for number in range(SOAK_INSTANCES)]
-        served = [task.result() for task in launching]
-        print(f"{SOAK_INSTANCES} instances listening after {time.monotonic() - began:.1f} s")
-        ports = [process.port for process in served]
-        started = time.monotonic()
-        until = started + args.soak
-        gate = asyncio.Semaphore(50)  # connections being opened at once
-
-        async def start(client: SoakClient) -> None:
-            url = f"ws://127.0.0.1:{ports[client.instance]}/sync/{client.doc_name}?ack=1"
-            headers = {"Authorization": f"Bearer {tokens[client.code]}"}
-            try:
-                await soak_client(client, url, headers, interval=interval, until=until, gate=gate)
-            except (OSError, TimeoutError, ConnectionClosed) as error:
-                client.errors.append(f"could not connect or send: {error!r}")
-
-        pollers = [
-            graphql_poller(
-                [f"http://127.0.0.1:{port}/graphql" for port in ports],
-                tokens[DEPARTMENTS[number % len(DEPARTMENTS)]],
-                until=until,
-                counts=graphql_counts,
-                errors=graphql_errors,
-            )
-            for number in range(args.graphql_clients)
-        ]
-        await asyncio.gather(*(start(client) for client in clients), *pollers)
-        edits_done = time.monotonic()
-        print(f"edits stopped after {edits_done - started:.1f} s; waiting for the acks ...")
-        settle = edits_done + SOAK_SETTLE
-        for _ in range(round(SOAK_SETTLE / 0.2)):  # every ack, unless the connection failed
-            if time.monotonic() > settle or not any(c.pending for c in clients if not c.errors):
-                break
-            await asyncio.sleep(0.2)
-        acks_done = time.monotonic()
-        unanswered = sum(len(c.pending) for c in clients)
-        print(f"acks settled after {acks_done - edits_done:.1f} s more; comparing with the log ...")
-        # Convergence: every client's document equals its document's log.
-        names = sorted({c.doc_name for c in clients})
-        logs = {name: await read_log(database_url, name) for name in names}
-        wrong: list[SoakClient] = []
-        while True:
-            wrong = [  # a client whose connection failed is an error already
-                c for c in clients if not c.errors and content(c.doc) != content(logs[c.doc_name])
-            ]
-            if not wrong or time.monotonic() > settle:
-                break
-            await asyncio.sleep(0.5)
-            logs = {name: await read_log(database_url, name) for name in names}
-        memory = [process_memory_kib(p.process.pid) for p in served]
-        cpu = [cpu_seconds(p.process.pid) or 0.0 for p in served]
-        for client in clients:
-            if client.ws is not None and client.receiver is not None:
-                client.closed_normally = True
-                await client.ws.close()
-                await client.receiver
-    await recreate_postgres_database(args.postgres, database_name, create=False)
-    # Lost: an acknowledged edit of a client that its document's log does not hold.
-    lost = 0
-    for client in clients:
-        stored = state_vector(logs[client.doc_name].get_state()).get(client.doc.client_id, 0)
-        if stored < client.acked_clock:
-            lost += 1
-            failures.append(
-                f"client {client.index}: the log holds its clock {stored}, acked up to "
-                f"{client.acked_clock}"
-            )
-    errors = [f"client {c.index}: {e}" for c in clients for e in c.errors]
-    errors += [f"GraphQL: {e}" for e in graphql_errors]
-    seconds = acks_done - started
-    edits = sum(c.edits for c in clients)
-    acked = sum(c.acked_edits for c in clients)
-    sending = edits_done - started
-    print(
-        f"\n{edits} edits sent in {sending:.1f} s ({edits / sending:.0f}/s), {acked} acked "
-        f"({acked / seconds:.0f} committed updates/s until the last ack, "
-        f"{acks_done - edits_done:.1f} s after the edits stopped); {unanswered} never answered; "
-        f"{graphql_counts[0]} GraphQL queries answered"
-    )
-    connected = [c.connected_at - started for c in clients if c.connected_at]
-    print(
-        f"{len(connected)} of {len(clients)} clients connected, the last after "
-        f"{max(connected, default=0):.1f} s"
-    )
-    print(
-        f"{'instance':<9} {'clients':>7} {'acked':>7} {'updates/s':>9} {'ack p50 s':>9} "
-        f"{'ack p95 s':>9} {'peak RSS MiB':>12} {'end RSS MiB':>11} {'CPU s':>6}"
-    )
-    for number, (peak, end) in enumerate(memory):
-        mine = [c for c in clients if c.instance == number]
-        latencies = sorted(x for c in mine for x in c.latencies) or [float("nan")]
-        p50 = latencies[len(latencies) // 2]
-        p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
-        done = sum(c.acked_edits for c in mine)
-        print(
-            f"{number + 1:<9} {len(mine):>7} {done:>7} {done / seconds:>9.0f} {p50:>9.2f} "
-            f"{p95:>9.2f} {peak / 1024:>12.0f} {end / 1024:>11.0f} {cpu[number]:>6.1f}"
-        )
-    print(
-        f"errors: {len(errors)} (and {unanswered} updates never answered), lost (acked, not "
-        f"in the log) updates: {lost}, connected clients whose document differs from the log: "
-        f"{len(wrong)}; load after "
-        f"{' '.join(f'{value:.1f}' for value in os.getloadavg())}"
-    )
-    kinds = collections.Counter(line.split(": ", 1)[1] for line in errors)
-    for kind, count in kinds.most_common(10):
-        print(f"  {count} x {kind[:160]}")
-    for line in failures[:10]:
-        print(f"  {line}")
-    return 1 if errors or unanswered or lost or wrong else 0
-
-
 # --- the Node reference -----------------------------------------------------------------------
 
 
@@ -1151,7 +672,7 @@ async def run_node(
     env = {"HOST": "127.0.0.1", "PORT": str(port)}
     if args.node_persistence == "leveldb":
         env["YPERSISTENCE"] = str(workdir / "node-leveldb")
-    async with subprocess(
+    async with listening_process(
         "the y-websocket server (node)", [node, str(NODE_SERVER)], workdir / "node.log", port, **env
     ) as served:
         return await drive(
@@ -1310,9 +831,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=0,
         metavar="SECONDS",
-        help="with --postgres: live websocket clients (--clients) editing joint acceptances "
-        f"through {SOAK_INSTANCES} instances (Redis: --redis) plus GraphQL pollers for SECONDS; "
-        "exit code 1 on any error or lost update",
+        help="with --postgres: live websocket clients (--clients) editing real site checks "
+        "through three instances of `onewindow serve` (Redis: --redis) plus GraphQL readers of "
+        "their rows for SECONDS; exit code 1 on any error, lost update or rows unequal to the log",
     )
     parser.add_argument("--clients", type=int, default=500, help="--soak websocket clients (500)")
     parser.add_argument("--per-doc", type=int, default=5, help="--soak clients per document (5)")
@@ -1343,7 +864,18 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
     """The exit code: 1 when ``--soak`` saw an error or a lost update, else 0."""
     started = time.perf_counter()
     if args.soak:
-        code = await soak(args, workdir)
+        from bench.soak import SoakPlan, soak
+
+        plan = SoakPlan(
+            seconds=args.soak,
+            clients=args.clients,
+            per_doc=args.per_doc,
+            client_rate=args.client_rate,
+            graphql_clients=args.graphql_clients,
+        )
+        code = await soak(
+            plan, postgres=args.postgres, redis_url=args.redis, workdir=workdir, say=say
+        )
         print(f"\ntotal time {time.perf_counter() - started:.0f}s")
         return code
     if args.memory:

@@ -63,6 +63,11 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test alone; its keys are deleted afterwards."""
     prefix = f"onewindow-test-{uuid.uuid4().hex[:12]}"
     yield prefix
+    await delete_prefix(redis_url, prefix)
+
+
+async def delete_prefix(redis_url: str, prefix: str) -> None:
+    """Delete the Redis keys under ``prefix`` (a test's own)."""
     client = Redis.from_url(redis_url)
     try:
         keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=500)]

@@ -469,6 +469,7 @@ async def test_a_photo_uploaded_for_another_inspection_is_refused_in_the_documen
         )
 
     foreign, pending, own = "a" * 64, "b" * 64, "c" * 64
+    longer = "sha256:" + "d" * 64  # a valid photo id (up to 128 characters), not a bare hash
     await upload(foreign, None)  # a project's photo, of no inspection of this check
     await upload(own, field.inspection.id)
     tablet = await field.synced(zjj.username)
@@ -485,9 +486,9 @@ async def test_a_photo_uploaded_for_another_inspection_is_refused_in_the_documen
     [error] = tablet.errors
     assert error.number == refused and "uploaded for another inspection or project" in error.reason
     fresh = await field.synced(zjj.username)  # a fresh replica: the server's state
-    for photo in (pending, own):
+    for photo in (pending, own, longer):
         number = await fresh.change(attach(photo))
         await fresh.until(acked(fresh, number), f"the ack of {photo[:4]}")
     assert fresh.errors == []
     state = await server_state(field)
-    assert state["zjj"]["checks"]["fire-lane"]["photos"] == [pending, own]
+    assert state["zjj"]["checks"]["fire-lane"]["photos"] == [pending, own, longer]

@@ -100,6 +100,9 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=CHINA)
 
 
+SHA256_CHARS = 64  # Upload.sha256: hex digits
+
+
 class FieldDocuments:
     """The DocumentPolicy of ``inspection/{id}`` and ``agency/{project id}`` documents.
 
@@ -169,9 +172,12 @@ class FieldDocuments:
         added = added_photos(changes) if kind == "inspection" else {}
         if not added:
             return
+        # An id longer than a SHA-256 (the document allows 128 characters) names no upload:
+        # asking for it would fail the column's length check, not find an owner.
+        hashes = sorted(photo for photo in added if len(photo) <= SHA256_CHARS)
         targets: dict[str, set[int | None]] = {}
         for sha256, inspection_id in await Upload.filter(
-            sha256__in=sorted(added), kind=ObjectKind.PHOTO
+            sha256__in=hashes, kind=ObjectKind.PHOTO
         ).values_list("sha256", "inspection_id"):
             targets.setdefault(str(sha256), set()).add(inspection_id)
         for photo, where in sorted(added.items()):
