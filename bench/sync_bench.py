@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import dataclasses
 import io
 import logging
 import os
@@ -1003,7 +1004,7 @@ async def growing(args: argparse.Namespace, workdir: Path) -> None:
         )
         await room.load()
         writer: Doc = Doc(client_id=4242)
-        writer.apply_update(room.doc.get_update())
+        writer.apply_update(room.encoded())
         made: list[bytes] = []
         writer.observe(lambda event: made.append(event.update))
         code = DEPARTMENTS[0]
@@ -1082,8 +1083,8 @@ def given_back() -> tuple[int, int]:
 async def memory(args: argparse.Namespace, workdir: Path) -> None:
     """In-process: ``--memory N`` rooms of a joint acceptance (about 18 KiB encoded) open at
     once: read-only; each with one writer's edit, its validation copies held (a burst); the
-    same once its rows are written and the writer paused (the copies dropped; ``copies_idle``
-    0 here, 5 s in the server). The resident
+    same once its rows are written and the writer paused (the room rests: its document kept
+    encoded, the copies dropped; ``rest_after`` 0 here, 5 s in the server). The resident
     memory per room and what comes back once they unload (``gc.collect``, ``malloc_trim``)."""
     from sync.room import Room, RoomSettings
     from sync.store import UpdateStore
@@ -1114,26 +1115,30 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
         access = Access(
             user_id=1, username="bench", role="inspector", department_code=code, writable=True
         )
-        settings = RoomSettings(materialise_delay=3600, materialise_max_wait=3600, copies_idle=0)
+        busy = RoomSettings(materialise_delay=3600, materialise_max_wait=3600, rest_after=3600)
+        resting = dataclasses.replace(busy, rest_after=0)
         policy = InspectionPolicy()  # one for every room, as the server's FieldPolicy
 
         async def open_rooms(write: bool, rest: bool) -> list[Room]:
             rooms = []
             for index, name in enumerate(names):
-                room = Room(name, policy=policy, store=store, settings=settings)
+                room = Room(name, policy=policy, store=store, settings=resting if rest else busy)
                 await room.load()
                 if write:
                     writer: Doc = Doc(client_id=10_000 + index)
-                    writer.apply_update(room.doc.get_update())
+                    writer.apply_update(room.encoded())
                     edits: list[bytes] = []
                     watching = writer.observe(lambda event, into=edits: into.append(event.update))
                     check = JOINT.departments[code][0]
                     writer.get(INSPECTION_ROOT, type=Map)[code]["checks"][check]["note"] = "复核"
                     writer.unobserve(watching)  # a subscription would keep the writer alive
                     await room.receive(edits[0], access=access, origin=None)
-                    if rest:  # its rows written, the writer paused: the copies go
+                    if rest:  # its rows written, the writer paused
                         await room.catch_up()
-                        await asyncio.sleep(0.01)
+                for _ in range(1000 if rest else 0):  # unused: the room rests
+                    if room.resting:
+                        break
+                    await asyncio.sleep(0.01)
                 rooms.append(room)
             return rooms
 
@@ -1142,8 +1147,13 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
         for room in await open_rooms(True, False):
             await room.close()
         names = everything
-        cases = (("read-only", False, False), ("writer, burst", True, False))
-        for label, write, rest in (*cases, ("writer, at rest", True, True)):
+        cases = (
+            ("read-only", False, False),
+            ("read-only, at rest", False, True),
+            ("writer, burst", True, False),
+            ("writer, at rest", True, True),
+        )
+        for label, write, rest in cases:
             _, start = given_back()
             rooms = await open_rooms(write, rest)
             loaded = rss_kib()
@@ -1164,10 +1174,10 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
     finally:
         await close_database()
     print(f"\n{args.memory} rooms of a joint acceptance ({encoded / 1024:.1f} KiB encoded)")
-    print(f"{'rooms':<16} {'KiB per room':>12} {'held (trimmed)':>14} {'given back':>10}")
+    print(f"{'rooms':<18} {'KiB per room':>12} {'held (trimmed)':>14} {'given back':>10}")
     for label, per_room, held_per_room, back_share in figures:
-        print(f"{label:<16} {per_room:>12.0f} {held_per_room:>14.0f} {back_share:>10.0%}")
-    for label, _, held_per_room, back_share in figures[1:]:
+        print(f"{label:<18} {per_room:>12.0f} {held_per_room:>14.0f} {back_share:>10.0%}")
+    for label, _, held_per_room, back_share in figures[2:]:  # the rooms with a writer
         print(
             f"{label}: {held_per_room:.0f} KiB held per room (target <= 200 KB: "
             f"{'met' if held_per_room * 1024 <= 200_000 else 'NOT met'}); given back after "

@@ -141,7 +141,7 @@ async def merged(server: SyncServer, doc_name: str) -> Doc:
     doc: Doc = Doc()
     room = server.rooms.get(doc_name)
     if room is not None and not room.closing:
-        doc.apply_update(room.doc.get_update())
+        doc.apply_update(room.encoded())
         return doc
     for update in await server.store.load(doc_name):
         doc.apply_update(update)

@@ -7,6 +7,8 @@ holding the process's own figures (memory, CPU, open files, garbage collections)
   time, by operation name;
 - ``onewindow_sync_rooms_open``, ``onewindow_sync_connections_open``: CRDT documents loaded in
   this instance, and sync connections (tablets, browsers) to it;
+  ``onewindow_sync_rooms_resting``: those of the open rooms kept as their encoded state (unused
+  for a few seconds: no pycrdt document in memory, see ``sync.room``);
 - ``onewindow_sync_updates_committed_total``, ``onewindow_sync_updates_refused_total``:
   document updates from connections stored, and answered with an error, by this instance;
   ``onewindow_sync_commits_followed_total``: other instances' commits applied to rooms here;
@@ -67,6 +69,7 @@ SYNC_FIGURES = (
     "onewindow_sync_updates_refused",
     "onewindow_sync_commits_followed",
     "onewindow_sync_materialisation_lag_seconds",
+    "onewindow_sync_rooms_resting",
 )
 
 
@@ -167,6 +170,11 @@ class Metrics:
             SYNC_FIGURES[4],
             "How long the oldest commit of an open room has waited for its rows",
             server.materialisation_lag,
+        )
+        self.watch(
+            SYNC_FIGURES[5],
+            "Open CRDT documents kept as their encoded state (unused for a few seconds)",
+            lambda: sum(1 for room in list(server.rooms.values()) if room.resting),
         )
 
     def forget_sync(self) -> None:

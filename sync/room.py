@@ -14,6 +14,15 @@ the scratch copy in one transaction and validated once; when that fails (a refus
 unreadable update), the group is checked update by update as above, so that the results are
 the same as without group validation.
 
+A room at rest keeps no pycrdt ``Doc``: once nothing used its document for ``rest_after``
+seconds (no update judged or committed, nothing followed from another process), the room keeps
+its document as one encoded update and its state vector, and drops the scratch copies; a
+``Doc`` holding an 18 KiB update costs about 450 KiB of memory, its encoded state 18 KiB. A
+resting room still answers a joining peer (``state_vector``) and a sync step 1
+(``encoded``: ``pycrdt.get_update`` reads the encoded state) and writes its rows from the
+encoded state; the first update or commit rebuilds the ``Doc`` (``doc``), about a millisecond
+for such a document.
+
 The scratch copies are kept between updates instead of being rebuilt from the whole document
 each time: ``_before`` holds the room's document (pending updates included) plus the updates
 accepted so far in the running batch; ``_after`` is where the next update is applied. Once an
@@ -22,7 +31,7 @@ two swap: the old ``_before`` becomes ``_after`` and lacks the accepted updates 
 which it receives in the same transaction as the next update it checks. Each copy thus takes
 each accepted update once, in one transaction per check instead of two. After a refusal, a
 failed commit or a policy that changed them, they are rebuilt from the room's document, and
-once the writers paused for ``copies_idle`` seconds (they cost two more documents per room). The
+once the room rests (they cost two more documents per room). The
 room's own document cannot stand in for ``_before``: within a group it must already hold the
 group's earlier accepted updates, which the room's document receives only once they are
 committed.
@@ -57,7 +66,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pycrdt import Doc, Map, Subscription, merge_updates
+from pycrdt import Doc, Map, Subscription, get_update, merge_updates
 
 from sync import protocol
 from sync.policy import Access, DocumentPolicy, UpdateRefused
@@ -163,7 +172,7 @@ class RoomSettings:
     materialise_delay: float = 0.3  # seconds after the last commit
     materialise_max_wait: float = 1.0  # at most this long after the first unprojected commit
     materialise_retry: float = 5.0  # after a failed materialisation
-    copies_idle: float = 5.0  # the validation copies go once the writers paused this long
+    rest_after: float = 5.0  # unused this long, the room keeps only its encoded state
 
 
 Committed = Callable[[str, int, int, bytes], None]
@@ -185,7 +194,10 @@ class Room:
         self.policy = policy
         self.store = store
         self.settings = settings
-        self.doc: Doc = Doc()
+        self._doc: Doc | None = Doc()  # None while the room rests (see ``doc``)
+        self._rested = (b"", b"")  # while it rests: its encoded state and state vector
+        self._last_use = 0.0
+        self._resting: asyncio.TimerHandle | None = None  # the next look at resting
         self.pending: list[bytes] = []  # stored updates whose predecessors have not arrived
         self.peers: set[Peer] = set()
         self.presence: dict[int, protocol.AwarenessEntry] = {}
@@ -207,7 +219,6 @@ class Room:
         self._before_state: DocState | None = None  # DocState.of(_before), until it changes
         self._state_vector: bytes | None = None  # _before's, once known (see the docstring)
         self._lag: list[bytes] = []  # accepted updates _after still lacks (see the docstring)
-        self._idle_copies: asyncio.TimerHandle | None = None  # their drop, once idle
         self._batch: list[bytes] = []  # accepted, not yet committed (under the lock)
         roots = getattr(policy, "observed_roots", None)
         self._roots: tuple[str, ...] = tuple(roots(name)) if roots is not None else ()
@@ -243,6 +254,7 @@ class Room:
             self.doc.apply_update(update)
         held = DocState.of(self.doc)
         self.pending = [update for update in updates if not held.covers(update)]
+        self._busy()
         self._projector = asyncio.create_task(self._project_loop(), name=f"project {self.name}")
         if self._projected < self.position:
             log.info(
@@ -280,17 +292,75 @@ class Room:
                 await self._projecting
         if self._dirty:
             await self._materialise()
-        if self._idle_copies is not None:
-            self._idle_copies.cancel()
-            self._idle_copies = None
+        if self._resting is not None:
+            self._resting.cancel()
+            self._resting = None
         self._forget_copies()
+
+    # --- the document, awake or at rest ---------------------------------------------------
+
+    @property
+    def doc(self) -> Doc:
+        """The room's document; rebuilt from its encoded state when the room rested."""
+        if self._doc is None:
+            doc: Doc = Doc()
+            with doc.transaction():
+                doc.apply_update(self._rested[0])  # pending structs included
+            self._doc, self._rested = doc, (b"", b"")
+        self._busy()
+        return self._doc
+
+    @property
+    def resting(self) -> bool:
+        """True while the room keeps only its encoded state (no ``Doc``)."""
+        return self._doc is None
+
+    def state_vector(self) -> bytes:
+        """The state vector of the room's document."""
+        return self._rested[1] if self._doc is None else self._doc.get_state()
+
+    def encoded(self, state_vector: bytes | None = None) -> bytes:
+        """The room's document as one update (what ``state_vector`` lacks, when given);
+        raises ``ValueError`` for a state vector that cannot be read."""
+        if self._doc is not None:
+            if state_vector is None:
+                return self._doc.get_update()
+            return self._doc.get_update(state_vector)
+        if state_vector is None:
+            return self._rested[0]
+        return get_update(self._rested[0], state_vector)
+
+    def _busy(self) -> None:
+        """The document or its copies are in use: the room rests once unused for
+        ``rest_after`` seconds."""
+        loop = asyncio.get_running_loop()
+        self._last_use = loop.time()
+        if self._resting is None and not self.closing:
+            self._resting = loop.call_later(self.settings.rest_after, self._rest)
+
+    def _rest(self) -> None:
+        """Keep the document as its encoded state and drop the copies (three documents)
+        when nothing used them for ``rest_after`` seconds; look again later otherwise."""
+        self._resting = None
+        if self.closing:
+            return
+        loop = asyncio.get_running_loop()
+        idle = loop.time() - self._last_use
+        if self.lock.locked() or idle < self.settings.rest_after:
+            wait = max(self.settings.rest_after - idle, 0.05)
+            self._resting = loop.call_later(wait, self._rest)
+            return
+        self._forget_copies()
+        if self._doc is not None:
+            self._rested = (self._doc.get_update(), self._doc.get_state())
+            self._doc = None
 
     # --- peers -----------------------------------------------------------------------------
 
     def join(self, peer: Peer) -> None:
         self.peers.add(peer)
         self.presence_of[peer] = set()
-        peer.send(protocol.sync_step1(self.doc.get_state()))
+        peer.send(protocol.sync_step1(self.state_vector()))
         if self.presence:
             peer.send(protocol.awareness(list(self.presence.values())))
 
@@ -313,9 +383,10 @@ class Room:
 
     def step2_for(self, state_vector: bytes) -> list[bytes]:
         """The messages that give a peer with ``state_vector`` what it lacks: a sync step 2
-        from the Doc, then the pending updates (``get_update`` leaves them out)."""
+        from the document, then the pending updates (which a ``Doc``'s ``get_update`` leaves
+        out)."""
         try:
-            update = self.doc.get_update(state_vector)
+            update = self.encoded(state_vector)
         except Exception as error:  # pycrdt raises plain exceptions on bad input
             raise Refused(
                 "bad_state_vector",
@@ -351,7 +422,7 @@ class Room:
     def _copy(self) -> Doc:
         """The room's document rebuilt, pending updates and the running batch included."""
         copy: Doc = Doc()
-        copy.apply_update(self.doc.get_update())
+        copy.apply_update(self.encoded())
         for update in self.pending:
             copy.apply_update(update)
         for update in self._batch:
@@ -434,7 +505,7 @@ class Room:
                 copy.unobserve(subscription)
             if not made:
                 return False
-            update = made[0] if len(made) == 1 else copy.get_update(self.doc.get_state())
+            update = made[0] if len(made) == 1 else copy.get_update(self.state_vector())
             (result,) = await self._receive_many([update], access=access, origin=None)
         if isinstance(result, Refused):
             raise result
@@ -673,6 +744,7 @@ class Room:
                 progress = True
 
     def _copies(self) -> tuple[Doc, Doc]:
+        self._busy()
         if self._before is None:
             self._before = self._watch(self._copy())
             self._before_state = None
@@ -993,7 +1065,11 @@ class Room:
     async def _write_rows(self) -> None:
         """``materialise_log`` from the room's document and position (read together)."""
         position = await materialise_log(
-            self.name, policy=self.policy, store=self.store, doc=self.doc, position=self.position
+            self.name,
+            policy=self.policy,
+            store=self.store,
+            state=self.encoded(),
+            position=self.position,
         )
         self._projected = max(self._projected, position)
 
@@ -1013,26 +1089,7 @@ class Room:
                 self._dirty = True
                 self._first_dirty = self._last_commit = asyncio.get_running_loop().time()
             return False
-        if self._before is not None and self._idle_copies is None:
-            self._idle_copies = asyncio.get_running_loop().call_later(
-                self.settings.copies_idle, self._drop_idle_copies
-            )
         return True
-
-    def _drop_idle_copies(self) -> None:
-        """The scratch copies (two more documents) are given back once the writers paused for
-        ``copies_idle`` seconds; the next update rebuilds them (rebuilding them at every pause
-        of a burst cost more than validating)."""
-        self._idle_copies = None
-        idle = asyncio.get_running_loop().time() - self._last_commit
-        if self.lock.locked() or idle < self.settings.copies_idle:
-            if self._before is not None and not self.closing:
-                wait = max(self.settings.copies_idle - idle, 0.1)
-                self._idle_copies = asyncio.get_running_loop().call_later(
-                    wait, self._drop_idle_copies
-                )
-            return
-        self._forget_copies()
 
 
 async def materialise_log(
@@ -1040,18 +1097,17 @@ async def materialise_log(
     *,
     policy: DocumentPolicy,
     store: UpdateStore,
-    doc: Doc | None = None,
+    state: bytes | None = None,
     position: int = 0,
 ) -> int:
-    """Write the rows of ``name`` from the log's state, in the document's turn: ``doc`` (what
-    a room holds up to log ``position``; read before anything is awaited) with the log's tail
-    past ``position`` applied, or the whole log when there is no ``doc``. Skipped when the rows
-    are written up to the log's position already, so rows never go back to an older state;
-    the rows and their position are committed together. Returns the position the rows are
-    written up to; raises what the policy or the database raises."""
-    state = doc.get_update() if doc is not None else None
+    """Write the rows of ``name`` from the log's state, in the document's turn: ``state`` (what
+    a room holds up to log ``position``, encoded; read before anything is awaited) with the
+    log's tail past ``position`` applied, or the whole log when there is no ``state``. Skipped
+    when the rows are written up to the log's position already, so rows never go back to an
+    older state; the rows and their position are committed together. Returns the position the
+    rows are written up to; raises what the policy or the database raises."""
     async with store.turn(name, transaction=True):
-        tail = await store.tail(name, position if doc is not None else 0)
+        tail = await store.tail(name, position if state is not None else 0)
         projected = await store.projected(name)
         if projected >= tail.position:
             return projected

@@ -274,6 +274,7 @@ class SyncServer:
         compact_after: int = 1000,
         close_timeout: float = 5.0,
         poll_seconds: float = 1.0,
+        rest_after: float = 5.0,
         fanout: Fanout | None = None,
         on_ack: Callable[[float], None] | None = None,
         on_unloaded: Callable[[], None] | None = None,
@@ -295,6 +296,7 @@ class SyncServer:
             max_update_bytes=max_update_bytes,
             materialise_delay=materialise_delay,
             materialise_max_wait=max(materialise_max_wait, materialise_delay),
+            rest_after=rest_after,
         )
         self.rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Task[Room]] = {}

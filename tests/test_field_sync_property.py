@@ -409,6 +409,7 @@ class Run:
             store=UpdateStore(),
             policy_for=self.sync.policy_for,
             idle_seconds=0.05,
+            rest_after=0,  # rooms rest whenever unused: rebuilt from their encoded state
             materialise_delay=0.01,
             materialise_max_wait=0.05,
             close_timeout=2.0,

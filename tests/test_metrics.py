@@ -3,6 +3,7 @@ from the database, figures read from their owners at each scrape, and the whole 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -117,6 +118,7 @@ async def test_sync_figures_count_commits_refusals_acks_and_the_rows_lag(databas
         poll_seconds=0,
         materialise_delay=30,
         materialise_max_wait=30,
+        rest_after=0.05,
         on_ack=metrics.sync_ack_seconds.observe,
     )
     metrics.watch_sync(server)
@@ -133,11 +135,18 @@ async def test_sync_figures_count_commits_refusals_acks_and_the_rows_lag(databas
         assert found[("onewindow_sync_updates_committed_total", ())] == 1
         assert found[("onewindow_sync_updates_refused_total", ())] == 1
         assert found[("onewindow_sync_rooms_open", ())] == 1
+        assert found[("onewindow_sync_rooms_resting", ())] == 0  # just written
         assert found[("onewindow_sync_ack_seconds_count", ())] == 1
         assert found[("onewindow_sync_materialisation_lag_seconds", ())] > 0
         await room.materialise()
         found = samples(metrics.render().decode())
         assert found[("onewindow_sync_materialisation_lag_seconds", ())] == 0
+        for _ in range(200):  # unused for rest_after (bounded wait)
+            if room.resting:
+                break
+            await asyncio.sleep(0.05)
+        found = samples(metrics.render().decode())
+        assert found[("onewindow_sync_rooms_resting", ())] == 1
         server._release(room)
     finally:
         await server.close()
