@@ -1119,6 +1119,9 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
         resting = dataclasses.replace(busy, rest_after=0)
         policy = InspectionPolicy()  # one for every room, as the server's FieldPolicy
 
+        received: list[float] = []  # seconds of each writer's update: judged and committed
+        waking: list[float] = []  # seconds to rebuild a resting room's Doc
+
         async def open_rooms(write: bool, rest: bool) -> list[Room]:
             rooms = []
             for index, name in enumerate(names):
@@ -1132,7 +1135,9 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
                     check = JOINT.departments[code][0]
                     writer.get(INSPECTION_ROOT, type=Map)[code]["checks"][check]["note"] = "复核"
                     writer.unobserve(watching)  # a subscription would keep the writer alive
+                    began = time.perf_counter()
                     await room.receive(edits[0], access=access, origin=None)
+                    received.append(time.perf_counter() - began)
                     if rest:  # its rows written, the writer paused
                         await room.catch_up()
                 for _ in range(1000 if rest else 0):  # unused: the room rests
@@ -1158,6 +1163,11 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
             rooms = await open_rooms(write, rest)
             loaded = rss_kib()
             _, held = given_back()  # what the open rooms really hold
+            if write and rest:
+                for room in rooms:
+                    began = time.perf_counter()
+                    room.doc  # noqa: B018 -- rebuilt from the encoded state
+                    waking.append(time.perf_counter() - began)
             for room in rooms:
                 await room.close()
             del rooms
@@ -1177,6 +1187,11 @@ async def memory(args: argparse.Namespace, workdir: Path) -> None:
     print(f"{'rooms':<18} {'KiB per room':>12} {'held (trimmed)':>14} {'given back':>10}")
     for label, per_room, held_per_room, back_share in figures:
         print(f"{label:<18} {per_room:>12.0f} {held_per_room:>14.0f} {back_share:>10.0%}")
+    wake, receive = statistics.median(waking) * 1e3, statistics.median(received) * 1e3
+    print(
+        f"waking a resting room (its Doc rebuilt): median {wake:.2f} ms; a writer's update "
+        f"judged and committed (SQLite): median {receive:.2f} ms ({wake / receive:.2f}x)"
+    )
     for label, _, held_per_room, back_share in figures[2:]:  # the rooms with a writer
         print(
             f"{label}: {held_per_room:.0f} KiB held per room (target <= 200 KB: "
