@@ -1099,7 +1099,7 @@ class SetupTask(Model):
     pause_reason = fields.CharField(max_length=32, default="")
     default_approved = fields.BooleanField(default=False)  # 超时默认, by the system
     # 1, then one more each time the window re-accepts the setup after a 需补正 and this
-    # permit's department reviews again (the earlier rounds' decisions are in the audit trail).
+    # permit's department reviews again (each earlier round is a SetupTaskRound).
     round = fields.IntField(default=1)
     site_check_requested_at = fields.DatetimeField(null=True)
     site_check_due = fields.DateField(null=True)  # within the rules' site-check working days
@@ -1113,6 +1113,40 @@ class SetupTask(Model):
     class Meta:
         table = "setup_task"
         unique_together = (("setup", "permit"),)
+
+
+class SetupTaskRound(Model):
+    """An earlier round of a setup task, kept when the task is reopened for the next one
+    (补正后重新受理): the decision that ended it, who made it and when, the deadline it had,
+    the materials its department returned, and when the window reopened it."""
+
+    id = fields.IntField(primary_key=True)
+    task: fields.ForeignKeyRelation[SetupTask] = fields.ForeignKeyField(
+        "models.SetupTask", related_name="rounds", on_delete=fields.CASCADE
+    )
+    task_id: int
+    round = fields.IntField()
+    decision = fields.CharEnumField(Decision, max_length=30)
+    opinion = fields.TextField(default="")
+    deadline = fields.DateField()
+    decided_at = fields.DatetimeField(null=True)
+    decided_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="decided_setup_rounds", null=True, on_delete=fields.RESTRICT
+    )
+    decided_by_id: int | None
+    default_approved = fields.BooleanField(default=False)
+    # [{"code", "name", "reason"}] of the 补正 requests of the round that named a material,
+    # as they stood when it ended (names as the catalog had them then).
+    returned_materials: fields.JSONField[list[dict[str, str]]] = fields.JSONField(default=list)
+    reopened_at = fields.DatetimeField()
+    reopened_by: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="reopened_setup_rounds", null=True, on_delete=fields.RESTRICT
+    )
+    reopened_by_id: int | None
+
+    class Meta:
+        table = "setup_task_round"
+        unique_together = (("task", "round"),)
 
 
 class SetupSupplementRequest(Model):

@@ -6,6 +6,7 @@ closed one; every root field about setups needs a row here as well as there."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -13,8 +14,8 @@ import pytest
 
 from approval.core.auth import create_user, issue_token
 from schema.app import build_schema
-from storage.enums import Role
-from storage.models import Department, LoginThrottle, SetupPermit, SetupTask
+from storage.enums import Decision, Role
+from storage.models import Department, LoginThrottle, SetupPermit, SetupTask, SetupTaskRound
 from tests import test_authorization_matrix as matrix
 from tests.conftest import PASSWORD, Clock, GraphQLClient
 from tests.test_authorization_matrix import CLOSED, OPEN, World, make_world, operation, outcome
@@ -124,3 +125,57 @@ async def test_the_company_departments_doors(
         if SETUP_MATRIX[name][viewer] != answer
     )
     assert not wrong, "\n".join(wrong)
+
+
+# A task's earlier rounds (SetupTaskInfo.history) are seen exactly where the task is: through
+# companySetup (the setup's scope) and a reviewer's setupTasks (its department, its region).
+#                        td tr od
+HISTORY_DOORS: dict[str, dict[str, str]] = {
+    "companySetup": setup_row("o  x  x"),
+    "setupTasks":   setup_row("o  x  x"),
+}  # fmt: skip
+#                                    an ap ag cl rv rd rr in io su so
+HISTORY_DOORS_OF_THE_MATRIX: dict[str, dict[str, str]] = {
+    "companySetup":          matrix.row("x  x  x  o  x  x  x  x  x  o  x"),
+    "setupTasks":            matrix.row("x  x  x  x  x  x  x  x  x  x  x"),
+}  # fmt: skip
+EARLIER_OPINION = "上一轮: 章程需补正"
+HISTORY_DOCUMENTS = {
+    "companySetup": "query($code: String!) { companySetup(code: $code) { tasks { taskId "
+    "history { round opinion decidedBy returnedMaterials { code } } } } }",
+    "setupTasks": "{ setupTasks(openOnly: false) { taskId history { round opinion decidedBy } } }",
+}
+
+
+async def test_a_tasks_earlier_rounds_show_only_where_the_task_does(
+    gql: GraphQLClient, served: GraphQLClient, clock: Clock
+) -> None:
+    world = await make_world(gql, clock)
+    tokens = await _tokens(world, clock)
+    task = await SetupTask.get(id=world.setup_task)
+    await SetupTaskRound.create(
+        task_id=task.id,
+        round=1,
+        decision=Decision.SUPPLEMENT_REQUIRED,
+        opinion=EARLIER_OPINION,
+        deadline=task.deadline,
+        returned_materials=[
+            {"code": "articles_of_association", "name": "公司章程", "reason": "缺签章"}
+        ],
+        reopened_at=clock(),
+    )
+    viewers = {
+        **{v: tokens[v] for v in VIEWERS},
+        **{v: world.tokens.get(v) for v in matrix.VIEWERS},
+    }
+    expected = {
+        name: {**HISTORY_DOORS[name], **HISTORY_DOORS_OF_THE_MATRIX[name]} for name in HISTORY_DOORS
+    }
+    found: dict[str, dict[str, str]] = {}
+    for name, document in HISTORY_DOCUMENTS.items():
+        found[name] = {}
+        for viewer, token in viewers.items():
+            body = await served(document, {"code": world.setup_code}, token=token)
+            seen = EARLIER_OPINION in json.dumps(body, ensure_ascii=False)
+            found[name][viewer] = OPEN if seen else CLOSED
+    assert found == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -22,6 +22,7 @@ from storage.models import (
     Notification,
     Rating,
     SetupTask,
+    SetupTaskRound,
     SupervisionEvent,
 )
 from tests.conftest import Clock, GraphQLClient
@@ -956,3 +957,168 @@ async def test_racing_reacceptances_accept_once_and_confirm_once(gql, tokens, cl
         [f"received:{(await AuditEvent.get(action='setup.accept')).id}", f"received:{event.id}"]
     )
     assert "第2轮审查" in next(n.text for n in confirmations if n.key == f"received:{event.id}")
+    [kept] = await SetupTaskRound.filter(task__setup__code=setup["code"])  # one round kept
+    assert (kept.round, kept.decision, kept.opinion) == (
+        1,
+        Decision.SUPPLEMENT_REQUIRED,
+        "章程需补正",
+    )
+
+
+HISTORY = """query($code: String!) { companySetup(code: $code) { tasks { taskId round
+  history { round decision decisionLabel opinion deadline decidedAt decidedBy defaultApproved
+    reopenedAt returnedMaterials { code name reason } } } } }"""
+
+
+async def _rounds(gql, code: str) -> dict[int, list[dict]]:
+    body = await gql(HISTORY, {"code": code}, as_="clerk")
+    return {t["taskId"]: t["history"] for t in body["data"]["companySetup"]["tasks"]}
+
+
+async def _kept_rounds() -> list[tuple]:
+    return [
+        (r.task_id, r.round, r.decision, r.opinion, r.deadline, r.decided_by_id,
+         r.default_approved, r.returned_materials, r.reopened_by_id)
+        for r in await SetupTaskRound.all().order_by("task_id", "round")
+    ]  # fmt: skip
+
+
+async def test_each_earlier_round_is_kept_with_its_decision_and_returned_materials(
+    gql, tokens, clock
+):
+    from tests.supervision_support import at
+
+    setup = await accept(gql, businessType="supermarket", materials=SUPERMARKET)
+    code = setup["code"]
+    core = next(t["taskId"] for t in setup["tasks"] if t["permitCode"] == "organization_code")
+    first_deadline = next(t["deadline"] for t in setup["tasks"] if t["taskId"] == core)
+    asked = await gql(
+        SUPPLEMENT,
+        {"id": core, "reason": "章程缺少股东签章", "type": "articles_of_association"},
+        token=tokens["zhijian"],
+    )
+    assert asked["data"]["requestSetupSupplement"]["errors"] == []
+    await _decide_all(
+        gql, tokens, setup, {"organization_code": ("SUPPLEMENT_REQUIRED", "章程需补正")}
+    )
+    decided_at = (await SetupTask.get(id=core)).decided_at
+    assert await _rounds(gql, code) == {t["taskId"]: [] for t in setup["tasks"]}
+
+    clock.now += timedelta(days=7)  # Monday 9 March
+    body = await gql(
+        REACCEPT, {"code": code, "materials": ["articles_of_association"]}, as_="clerk"
+    )
+    assert body["data"]["reacceptCompanySetup"]["errors"] == []
+    # Round 2 ends 需补正 again, this time returning the premises certificate.
+    clock.now += timedelta(days=1)
+    asked = await gql(
+        SUPPLEMENT,
+        {"id": core, "reason": "住所证明已过期", "type": "premises_certificate"},
+        token=tokens["zhijian"],
+    )
+    assert asked["data"]["requestSetupSupplement"]["errors"] == []
+    body = await gql(
+        DECIDE,
+        {"input": {"taskId": core, "decision": "SUPPLEMENT_REQUIRED", "opinion": "住所证明需更新"}},
+        token=tokens["zhijian"],
+    )
+    assert body["data"]["decideSetupTask"]["setup"]["status"] == "SUPPLEMENT_REQUIRED"
+    clock.now += timedelta(days=2)  # Thursday 12 March
+    body = await gql(REACCEPT, {"code": code, "materials": ["premises_certificate"]}, as_="clerk")
+    assert body["data"]["reacceptCompanySetup"]["errors"] == []
+
+    rounds = await _rounds(gql, code)
+    assert all(history == [] for task, history in rounds.items() if task != core)
+    first, second = rounds[core]
+    reopened = [datetime.fromisoformat(r.pop("reopenedAt")) for r in (first, second)]
+    assert reopened == [at("2026-03-09", 9), at("2026-03-12", 9)]
+    assert first == {
+        "round": 1,
+        "decision": "SUPPLEMENT_REQUIRED",
+        "decisionLabel": label(Decision.SUPPLEMENT_REQUIRED),
+        "opinion": "章程需补正",
+        "deadline": first_deadline,
+        "decidedAt": decided_at.isoformat() if decided_at else None,
+        "decidedBy": "zhijian",
+        "defaultApproved": False,
+        "returnedMaterials": [
+            {"code": "articles_of_association", "name": "公司章程", "reason": "章程缺少股东签章"}
+        ],
+    }
+    assert (second["round"], second["opinion"], second["deadline"]) == (
+        2,
+        "住所证明需更新",
+        "2026-03-13",
+    )
+    assert second["returnedMaterials"] == [
+        {
+            "code": "premises_certificate",
+            "name": "住所（经营场所）使用证明",
+            "reason": "住所证明已过期",
+        }
+    ]  # only this round's request
+    task = await SetupTask.get(id=core)
+    assert (task.round, task.decision, task.opinion) == (3, None, "")
+    assert await SetupTaskRound.filter(task_id=core).count() == 2
+    # The reviewer of the department sees the same history in its queue.
+    mine = await gql(
+        "{ setupTasks(openOnly: true) { taskId round history { round opinion } } }",
+        token=tokens["zhijian"],
+    )
+    [queued] = [t for t in mine["data"]["setupTasks"] if t["taskId"] == core]
+    assert queued == {
+        "taskId": core,
+        "round": 3,
+        "history": [
+            {"round": 1, "opinion": "章程需补正"},
+            {"round": 2, "opinion": "住所证明需更新"},
+        ],
+    }
+
+
+async def test_the_migration_backfills_earlier_rounds_from_the_audit_trail(gql, tokens, clock):
+    """Rounds reopened before setup_task_round existed (only the audit trail has them) are
+    written by migration 0015 as the engine writes them today; a second run adds nothing."""
+    import importlib
+    from types import SimpleNamespace
+
+    from tortoise import Tortoise
+
+    migration = importlib.import_module("storage.migrations.0015_setup_task_rounds")
+    setup = await accept(gql, businessType="supermarket", materials=SUPERMARKET)
+    core = next(t["taskId"] for t in setup["tasks"] if t["permitCode"] == "organization_code")
+    await gql(
+        SUPPLEMENT,
+        {"id": core, "reason": "章程缺少股东签章", "type": "articles_of_association"},
+        token=tokens["zhijian"],
+    )
+    await _decide_all(
+        gql, tokens, setup, {"organization_code": ("SUPPLEMENT_REQUIRED", "章程需补正")}
+    )
+    clock.now += timedelta(days=7)
+    body = await gql(
+        REACCEPT, {"code": setup["code"], "materials": ["articles_of_association"]}, as_="clerk"
+    )
+    assert body["data"]["reacceptCompanySetup"]["errors"] == []
+    clock.now += timedelta(days=1)
+    body = await gql(
+        DECIDE,
+        {"input": {"taskId": core, "decision": "SUPPLEMENT_REQUIRED", "opinion": "仍需补正"}},
+        token=tokens["zhijian"],
+    )
+    clock.now += timedelta(days=1)
+    body = await gql(
+        REACCEPT, {"code": setup["code"], "materials": ["articles_of_association"]}, as_="clerk"
+    )
+    assert body["data"]["reacceptCompanySetup"]["errors"] == []
+    written = await _kept_rounds()
+    assert [(r[0], r[1], r[3]) for r in written] == [(core, 1, "章程需补正"), (core, 2, "仍需补正")]
+
+    await SetupTaskRound.all().delete()  # as before the table existed
+    editor = SimpleNamespace(client=Tortoise.get_connection("default"))
+    assert await migration.backfill_rounds(None, editor) == 2
+    assert await _kept_rounds() == written
+    # The times come from the audit trail (when the decision and the reopen were recorded).
+    assert not await SetupTaskRound.filter(decided_at__isnull=True).exists()
+    assert await migration.backfill_rounds(None, editor) == 0
+    assert await SetupTaskRound.all().count() == 2

@@ -28,7 +28,13 @@ from approval.review.engine import (
 )
 from approval.review.rules import DEFAULT_OPINION, PASSING
 from storage.enums import Decision, MaterialStatus, Role, SetupStatus, TaskStatus
-from storage.models import CompanySetup, SetupMaterial, SetupSupplementRequest, SetupTask
+from storage.models import (
+    CompanySetup,
+    SetupMaterial,
+    SetupSupplementRequest,
+    SetupTask,
+    SetupTaskRound,
+)
 
 OPINION_MAX = 4000
 
@@ -72,6 +78,41 @@ class SetupReview(CaseReview[CompanySetup, SetupTask]):
         await SetupSupplementRequest.filter(task_id=task.id, resolved_at__isnull=True).update(
             resolved_at=now
         )
+
+    async def round_ended(self, task: SetupTask, *, now: datetime, actor_id: int | None) -> None:
+        """The permit's round becomes a :class:`SetupTaskRound` (its decision, who and when,
+        its deadline, the materials its department returned in it) and ``round`` counts on;
+        a round kept already is INVALID_STATE, never a second row."""
+        assert task.decision is not None, "only a decided task is reopened"
+        if await SetupTaskRound.exists(task_id=task.id, round=task.round):
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                f"round {task.round} of setup task {task.id} is kept already",
+                field="taskId",
+            )
+        previous = await SetupTaskRound.filter(task_id=task.id).order_by("-round").first()
+        asked = SetupSupplementRequest.filter(task_id=task.id, material_type_id__not_isnull=True)
+        if previous is not None:  # this round's requests only
+            asked = asked.filter(requested_at__gt=previous.reopened_at)
+        returned = [
+            {"code": r.material_type.code, "name": r.material_type.name, "reason": r.reason}
+            for r in await asked.select_related("material_type").order_by("id")
+            if r.material_type is not None
+        ]
+        await SetupTaskRound.create(
+            task_id=task.id,
+            round=task.round,
+            decision=task.decision,
+            opinion=task.opinion,
+            deadline=task.deadline,
+            decided_at=task.decided_at,
+            decided_by_id=task.decided_by_id,
+            default_approved=task.default_approved,
+            returned_materials=returned,
+            reopened_at=now,
+            reopened_by_id=actor_id,
+        )
+        task.round += 1  # saved with the reopened task
 
     async def before_decision(
         self, case: CompanySetup, task: SetupTask, decision: Decision
@@ -249,8 +290,9 @@ async def reopen_round(
 ) -> list[int]:
     """A new round of a setup waiting for 补正 (the setup row locked): every permit whose
     department decided 需补正 is pending again with a new deadline (``deadlines["core"]`` or
-    ``["x"]``) through the engine (:meth:`CaseReview.reopen`); the other permits keep their
-    decisions. Returns the reopened tasks' ids."""
+    ``["x"]``) through the engine (:meth:`CaseReview.reopen`), the round it ended kept as a
+    :class:`SetupTaskRound`; the other permits keep their decisions. Returns the reopened
+    tasks' ids."""
     tasks = (
         await SetupTask.select_for_update()
         .filter(setup_id=setup.id, decision=Decision.SUPPLEMENT_REQUIRED)
@@ -258,7 +300,6 @@ async def reopen_round(
     )
     for task in tasks:
         task.pause_reason = ""
-        task.round += 1
         await SETUPS.reopen(
             task=task,
             deadline=deadlines["core"] if task.core else deadlines["x"],

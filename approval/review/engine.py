@@ -428,6 +428,11 @@ class CaseReview(ABC, Generic[C, T]):
 
     # --- a new round -------------------------------------------------------------------
 
+    async def round_ended(self, task: T, *, now: datetime, actor_id: int | None) -> None:
+        """A decided task's round is over and the task opens again (locks held, the task
+        still as decided): keep that round where the kind keeps its history, and count the
+        next one. Nothing by default: a construction stage's new round is new task rows."""
+
     async def reopen(
         self,
         *,
@@ -438,8 +443,10 @@ class CaseReview(ABC, Generic[C, T]):
         project_id: int | None,
     ) -> None:
         """A decided task of a locked case open again for a new round (a setup's permit
-        after 补正): pending, undecided, clock running, due ``deadline``, its open 补正
-        requests resolved; audited as ``<entity>.reopen`` with the decision it had."""
+        after 补正): the round that ended kept (:meth:`round_ended`), then pending,
+        undecided, clock running, due ``deadline``, its open 补正 requests resolved; audited
+        as ``<entity>.reopen`` with the decision it had."""
+        await self.round_ended(task, now=now, actor_id=actor_id)
         before = {
             "status": task.status.value,
             "decision": task.decision.value if task.decision else None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import strawberry
+from tortoise.expressions import Subquery
 
 from approval.company import intake, issuing, review
 from approval.company.access import setup_scope
@@ -81,6 +82,58 @@ class SetupSupplementInfo:
     resolved_at: datetime | None = strawberry.field(description="已补正(材料收到或恢复计时)")
 
 
+@strawberry.type(description="退回的材料(补正)")
+class SetupReturnedMaterial:
+    code: str
+    name: str
+    reason: str = strawberry.field(description="补正理由")
+
+
+@strawberry.type(description="许可的上一轮审查: 以需补正等决定结束, 补正后重新受理")
+class SetupTaskRoundInfo:
+    round: int = strawberry.field(description="轮次")
+    decision: DecisionEnum  # type: ignore[valid-type]
+    decision_label: str
+    opinion: str
+    deadline: date = strawberry.field(description="该轮的办结期限")
+    decided_at: datetime | None
+    default_approved: bool = strawberry.field(description="超时默认")
+    returned_materials: list[SetupReturnedMaterial] = strawberry.field(
+        description="该轮退回要求补正的材料"
+    )
+    reopened_at: datetime = strawberry.field(description="重新受理时间")
+    decided_by_id: strawberry.Private[int | None]
+
+    @strawberry.field(description="决定人(超时默认或已无此人时为空)")
+    async def decided_by(self, info: Info) -> str | None:
+        if self.decided_by_id is None:
+            return None
+        user = await info.context.loaders.user.load(self.decided_by_id)
+        return user.display_name if user else None
+
+
+def _round(row: models.SetupTaskRound) -> SetupTaskRoundInfo:
+    return SetupTaskRoundInfo(
+        round=row.round,
+        decision=row.decision,
+        decision_label=label(row.decision),
+        opinion=row.opinion,
+        deadline=row.deadline,
+        decided_at=row.decided_at,
+        default_approved=row.default_approved,
+        returned_materials=[
+            SetupReturnedMaterial(
+                code=str(m.get("code", "")),
+                name=str(m.get("name", "")),
+                reason=str(m.get("reason", "")),
+            )
+            for m in row.returned_materials
+        ],
+        reopened_at=row.reopened_at,
+        decided_by_id=row.decided_by_id,
+    )
+
+
 @strawberry.type(description="企业设立的部门审批任务")
 class SetupTaskInfo:
     task_id: int
@@ -102,6 +155,11 @@ class SetupTaskInfo:
     site_check_done_at: datetime | None
     decided_at: datetime | None
     round: int = strawberry.field(description="审查轮次: 补正后重新受理, 要求补正的部门进入新一轮")
+
+    @strawberry.field(description="此前各轮的审查(补正后重新受理前的决定), 按轮次")
+    async def history(self, info: Info) -> list[SetupTaskRoundInfo]:
+        rows = await info.context.loaders.rounds_by_setup_task.load(self.task_id)
+        return [_round(row) for row in rows]
 
     @strawberry.field(description="补正要求(部门要求补交或更正的材料)")
     async def supplements(self) -> list[SetupSupplementInfo]:
@@ -419,10 +477,13 @@ class CompanyQuery:
         rows = await query.select_related("setup").order_by("-id").limit(max(1, min(first, 200)))
         return [_rating(row) for row in rows]
 
-    @strawberry.field(description="本部门的企业设立审批任务(审批人员)")
+    @strawberry.field(description="本部门的企业设立审批任务(审批人员, 本辖区内)")
     async def setup_tasks(self, info: Info, open_only: bool = True) -> list[SetupTaskInfo]:
         viewer = info.context.query_viewer()
-        query = models.SetupTask.filter(department_id=viewer.department_id or -1)
+        query = models.SetupTask.filter(
+            department_id=viewer.department_id or -1,
+            setup_id__in=Subquery(models.CompanySetup.filter(setup_scope(viewer)).values("id")),
+        )
         if open_only:
             query = query.filter(status__not=enums.TaskStatus.DECIDED)
         rows = await query.select_related("permit", "department").order_by("deadline", "id")

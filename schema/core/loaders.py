@@ -16,6 +16,7 @@ from storage.models import (
     Enterprise,
     Material,
     MaterialVersion,
+    SetupTaskRound,
     Stage,
     StoredObject,
     SupplementRequest,
@@ -83,6 +84,7 @@ class Loaders:
     materials_by_project: DataLoader[int, list[Material]]
     versions_by_material: DataLoader[int, list[MaterialVersion]]
     supplements_by_task: DataLoader[int, list[SupplementRequest]]
+    rounds_by_setup_task: DataLoader[int, list[SetupTaskRound]]
     audit_by_project: DataLoader[int, list[AuditEvent]]
     photo_by_id: DataLoader[tuple[int, str], StoredObject | None]
     stored_object: DataLoader[int, StoredObject | None]
@@ -107,6 +109,10 @@ def build_loaders() -> Loaders:
         ),
         supplements_by_task=_grouped(
             lambda ids: SupplementRequest.filter(task_id__in=ids).order_by("id"),
+            lambda r: r.task_id,
+        ),
+        rounds_by_setup_task=_grouped(
+            lambda ids: SetupTaskRound.filter(task_id__in=ids).order_by("round"),
             lambda r: r.task_id,
         ),
         audit_by_project=_grouped(

@@ -257,6 +257,8 @@ DECIDE_AS = """mutation($id: Int!, $decision: Decision!, $opinion: String!) {
   setup { status } errors { code } } }"""
 RETURN = """mutation($id: Int!) { requestSetupSupplement(taskId: $id,
   reason: "平面布局图未标明加工操作区", materialType: "premises_layout") { errors { code } } }"""
+HISTORY = """query($code: String!) { companySetup(code: $code) { tasks { taskId
+  history { round decidedBy } } } }"""
 ROUNDS = """query($code: String!) { companySetup(code: $code) { status statusLabel
   materials { code status } tasks { taskId departmentCode status decision round deadline } } }"""
 
@@ -342,6 +344,18 @@ async def test_a_setup_waiting_at_supplement_is_accepted_again_and_the_returned_
         await expect(row.locator(f"[data-round-task='{food['taskId']}']")).to_contain_text(
             f"第2轮 {year}年{month}月{day}日"
         )
+        # The permit's first round stays on screen: 需补正, the opinion, who, what was returned.
+        earlier = row.locator(f"[data-round-history='{food['taskId']}'] [data-round='1']")
+        await expect(earlier).to_contain_text("第1轮 需补正")
+        await expect(earlier).to_contain_text("布局图需补正后重新提交")
+        await expect(earlier).to_contain_text("平面布局图未标明加工操作区")
+        await expect(earlier).to_contain_text("退回材料: 经营场所平面布局图及设备布局图")
+        await expect(earlier).to_contain_text("重新受理")
+        shown = await office.graphql(HISTORY, {"code": code}, as_="window")
+        [kept] = next(
+            t["history"] for t in shown["companySetup"]["tasks"] if t["taskId"] == food["taskId"]
+        )
+        assert kept["decidedBy"] and kept["decidedBy"] in await earlier.inner_text()
         kept = [t for t in after["tasks"] if t["taskId"] != food["taskId"]]
         assert kept and all(t["decision"] == "APPROVED" and t["round"] == 1 for t in kept)
         assert all(t == first[t["taskId"]] for t in kept)  # the other approvals untouched
@@ -352,3 +366,17 @@ async def test_a_setup_waiting_at_supplement_is_accepted_again_and_the_returned_
         await window.screenshot("console-setup-reaccept")
     finally:
         await window.close()
+    # The department's queue shows the permit in its second round with the first one.
+    reviewer = await office.open(browser, "shiyao", path="/setup-queue")
+    try:
+        queue = reviewer.page.locator("[data-test=setup-tasks]")
+        queued = queue.locator(
+            "tr", has=reviewer.page.locator(f"[data-round-history='{food['taskId']}']")
+        )
+        await expect(queued).to_contain_text("第2轮")
+        await expect(queued).to_contain_text("第1轮 需补正")
+        await expect(queued).to_contain_text("布局图需补正后重新提交")
+        assert reviewer.errors() == []
+        await reviewer.screenshot("console-setup-rounds")
+    finally:
+        await reviewer.close()

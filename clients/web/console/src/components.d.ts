@@ -51,6 +51,7 @@ declare module 'vue' {
     NoticePanel: typeof import('./components/NoticePanel.vue')['default']
     RouterLink: typeof import('vue-router')['RouterLink']
     RouterView: typeof import('vue-router')['RouterView']
+    SetupRoundHistory: typeof import('./components/SetupRoundHistory.vue')['default']
     StagesPanel: typeof import('./components/StagesPanel.vue')['default']
   }
   export interface GlobalDirectives {

@@ -363,6 +363,8 @@ export const SetupPlanQuery = graphql(`
   }
 `)
 
+/** Setups with their permits; a permit's ``history`` is its earlier rounds (此前各轮,
+ * components/SetupRoundHistory.vue). */
 export const CompanySetupsQuery = graphql(`
   query CompanySetups {
     companySetups {
@@ -372,6 +374,10 @@ export const CompanySetupsQuery = graphql(`
       tasks {
         taskId permit department status statusLabel deadline pausedAt decisionLabel opinion round
         supplements { reason materialType materialName requestedAt resolvedAt }
+        history {
+          round decisionLabel opinion decidedBy decidedAt defaultApproved reopenedAt
+          returnedMaterials { code name reason }
+        }
       }
     }
   }
@@ -398,8 +404,12 @@ export const IssueCompanySetupMutation = graphql(`
 export const SetupTasksQuery = graphql(`
   query SetupTasks {
     setupTasks {
-      taskId permit core status statusLabel deadline pausedAt siteCheckDue siteCheckDoneAt
+      taskId permit core status statusLabel deadline pausedAt siteCheckDue siteCheckDoneAt round
       supplements { reason materialName requestedAt resolvedAt }
+      history {
+        round decisionLabel opinion decidedBy decidedAt defaultApproved reopenedAt
+        returnedMaterials { code name reason }
+      }
     }
   }
 `)
