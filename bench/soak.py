@@ -217,7 +217,7 @@ class SoakClient:
         # number -> (sent at, the edit's update; None: not an edit)
         self.pending: dict[int, tuple[float, bytes | None]] = {}
         self.acked: list[bytes] = []  # the edits the server acknowledged, in order
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[float, float]] = []  # (sent at, seconds to its ack)
         self.errors: list[str] = []
         self.made: list[bytes] = []
         self.doc.observe(lambda event: self.made.append(event.update) if self.local else None)
@@ -246,7 +246,7 @@ class SoakClient:
             at, update = self.pending.pop(number)
             if update is not None:
                 self.acked.append(update)
-                self.latencies.append(now - at)
+                self.latencies.append((at, now - at))
 
 
 async def soak_client(
@@ -457,6 +457,23 @@ def verify(clients: Sequence[SoakClient], logs: dict[str, Doc]) -> Verdict:
     return Verdict(lost, wrong)
 
 
+async def materialisations(database_url: str, inspections: Sequence[int]) -> int:
+    """How many materialisations of ``inspections`` changed rows (each records an audit event
+    ``inspection.materialise``; one that found the rows as the document left them records none)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        count = await connection.fetchval(
+            "SELECT COUNT(*) FROM audit_event WHERE action = 'inspection.materialise' "
+            "AND entity_id = ANY($1::int[])",
+            list(inspections),
+        )
+        return int(count)
+    finally:
+        await connection.close()
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -466,6 +483,8 @@ class InstanceFigures:
     acked: int
     p50: float
     p95: float
+    late_p95: float  # of the edits sent in the last third of the run (the backlog of the
+    # connections' start gone, if the instances keep up)
     peak_rss_mib: float
     end_rss_mib: float
     cpu_seconds: float
@@ -480,6 +499,7 @@ class SoakResult:
     unanswered: int
     rows_wrong: list[str]  # inspections whose rows never came to equal their log
     rows_lag: float | None  # seconds after the last ack until every inspection's rows did
+    rows_written: int  # materialisations that changed rows (audit events inspection.materialise)
     graphql_answered: int
     instances: list[InstanceFigures]
     listening_after: float
@@ -612,6 +632,7 @@ async def run_soak(
         graphql_urls = [f"http://127.0.0.1:{port}/graphql" for port in ports]
         started = time.monotonic()
         until = started + plan.seconds
+        late_from = time.perf_counter() + plan.seconds * 2 / 3  # latencies are perf_counter's
         gate = asyncio.Semaphore(50)  # connections being opened at once
 
         async def start(client: SoakClient) -> None:
@@ -671,13 +692,15 @@ async def run_soak(
     figures = []
     for number, (peak, end) in enumerate(memory):
         mine = [c for c in clients if c.instance == number]
-        latencies = [x for c in mine for x in c.latencies]
+        latencies = [x for c in mine for _, x in c.latencies]
+        late = [x for c in mine for at, x in c.latencies if at >= late_from]
         figures.append(
             InstanceFigures(
                 clients=len(mine),
                 acked=sum(len(c.acked) for c in mine),
                 p50=percentile(latencies, 0.5),
                 p95=percentile(latencies, 0.95),
+                late_p95=percentile(late, 0.95),
                 peak_rss_mib=peak / 1024,
                 end_rss_mib=end / 1024,
                 cpu_seconds=cpu[number],
@@ -693,6 +716,7 @@ async def run_soak(
         unanswered=unanswered,
         rows_wrong=rows_wrong,
         rows_lag=rows_lag,
+        rows_written=await materialisations(database_url, inspections),
         graphql_answered=graphql_counts[0],
         instances=figures,
         listening_after=listening_after,
@@ -718,12 +742,14 @@ def report(result: SoakResult, say: Callable[[str], None] = print) -> None:
     say(f"{len(connected)} of {len(result.clients)} clients connected")
     say(
         f"{'instance':<9} {'clients':>7} {'acked':>7} {'updates/s':>9} {'ack p50 s':>9} "
-        f"{'ack p95 s':>9} {'peak RSS MiB':>12} {'end RSS MiB':>11} {'CPU s':>6}"
+        f"{'ack p95 s':>9} {'late p95 s':>10} {'peak RSS MiB':>12} {'end RSS MiB':>11} "
+        f"{'CPU s':>6}"
     )
     for number, figures in enumerate(result.instances):
         say(
             f"{number + 1:<9} {figures.clients:>7} {figures.acked:>7} "
             f"{figures.acked / seconds:>9.0f} {figures.p50:>9.2f} {figures.p95:>9.2f} "
+            f"{figures.late_p95:>10.2f} "
             f"{figures.peak_rss_mib:>12.0f} {figures.end_rss_mib:>11.0f} "
             f"{figures.cpu_seconds:>6.1f}"
         )
@@ -731,8 +757,10 @@ def report(result: SoakResult, say: Callable[[str], None] = print) -> None:
     say(
         f"rows: {plan.documents - len(result.rows_wrong)} of {plan.documents} inspections' check "
         f"and rectification rows (read through GraphQL) equal to their log; materialisation lag "
-        f"after the last ack: {lag}"
+        f"after the last ack: {lag}; {result.rows_written} materialisations changed rows "
+        f"({result.rows_written / seconds:.0f}/s)"
     )
+    say("(late p95: the acks of the edits sent in the last third of the run)")
     say(
         f"errors: {len(result.errors)} (and {result.unanswered} updates never answered), lost "
         f"(acknowledged, not in the log) updates: {len(result.verdict.lost)}, connected clients "
