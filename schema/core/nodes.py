@@ -14,6 +14,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.models import Model
 
 from approval.core.access import Viewer, enterprise_scope, person_scope, project_scope
+from approval.core.dates import local_day
 from approval.core.inputs import row_id
 from approval.core.labels import label
 from approval.review.engine import PauseReason
@@ -250,3 +251,10 @@ class RatingAnswer:
     @strawberry.field(description="差评回访尚未办结")
     def follow_up_open(self) -> bool:
         return self.follow_up_due is not None and self.follow_up_done_at is None
+
+    @strawberry.field(description="差评回访已过期限仍未办结")
+    def follow_up_overdue(self, info: Info) -> bool:
+        today = local_day(info.context.now())
+        return (
+            self.follow_up_open() and self.follow_up_due is not None and self.follow_up_due < today
+        )

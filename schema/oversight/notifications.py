@@ -75,13 +75,6 @@ class RatingNode(RatingAnswer, relay.Node):
     stage: StageNode
     project: ProjectNode
 
-    @strawberry.field(description="差评回访已过期限仍未办结")
-    def follow_up_overdue(self, info: Info) -> bool:
-        today = local_day(info.context.now())
-        return (
-            self.follow_up_open() and self.follow_up_due is not None and self.follow_up_due < today
-        )
-
     @classmethod
     def from_row(cls, row: models.Rating) -> RatingNode:
         assert row.stage is not None, "a company setup's rating is a SetupRating"

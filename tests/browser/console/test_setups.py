@@ -380,3 +380,76 @@ async def test_a_setup_waiting_at_supplement_is_accepted_again_and_the_returned_
         await reviewer.screenshot("console-setup-rounds")
     finally:
         await reviewer.close()
+
+
+RATE = """mutation($code: String!, $score: Int!, $comment: String!) {
+  rateService(code: $code, score: $score, comment: $comment) { errors { code } } }"""
+SETUP_RATINGS = """{ setupRatings { setupCode score followUpOpen followUpDoneAt followUpNote } }"""
+
+
+async def test_a_supervisor_follows_up_a_setups_bad_rating_counted_apart_from_projects(
+    browser: Browser, office: Office
+) -> None:
+    from approval.oversight.notifications import collect
+    from storage.models import CompanySetup, Rating
+
+    await collect(now=office.clock())  # the demo's issued and refused setups get their codes
+    issued = await CompanySetup.get(company_name="德州市书香阁图书有限公司")
+    refused = await CompanySetup.get(company_name="德州市速达物流有限公司")
+    bad = await Rating.get(setup_id=issued.id)
+    good = await Rating.get(setup_id=refused.id)
+    for rating, score, comment in ((bad, 2, "证照领取排队一小时"), (good, 5, "告知清楚")):
+        body = await office.post(RATE, {"code": rating.code, "score": score, "comment": comment})
+        assert body["data"]["rateService"]["errors"] == [], body
+    projects = await office.graphql("{ followUps { id } }", as_="supervisor")
+    office.clock.advance(days(30))  # past the 15 working days of the follow-up
+
+    desk = await office.open(browser, "supervisor", path="/follow-ups?tab=setups")
+    page = desk.page
+    try:
+        tabs = page.locator("[data-test=follow-up-tabs]")
+        await expect(tabs.get_by_role("tab", name="企业设立 待回访 1")).to_be_visible()
+        await expect(
+            tabs.get_by_role("tab", name=f"建设项目 待回访 {len(projects['followUps'])}")
+        ).to_be_visible()
+        listed = page.locator("[data-test=setup-follow-ups] tbody tr")
+        await expect(listed).to_have_count(1)
+        await expect(listed).to_contain_text(f"{issued.code} 德州市书香阁图书有限公司")
+        await expect(listed).to_contain_text("2 分")
+        await expect(listed).to_contain_text("证照领取排队一小时")
+        await expect(listed.locator("[data-overdue=true]")).to_be_visible()
+        recent = page.locator("[data-test=setup-ratings]")
+        await expect(recent).to_contain_text("德州市速达物流有限公司")
+        await expect(recent.locator("tr", has_text="德州市速达物流有限公司")).to_contain_text(
+            "无需回访"
+        )
+        await expect(page.locator("[data-test=setup-rating-summary]")).to_contain_text(
+            "最近 2 条, 平均 3.5 分"
+        )
+        await desk.screenshot("console-setup-follow-ups")
+
+        await listed.locator(f"[data-close-setup-follow-up='{bad.id}']").click()
+        dialog = page.locator("[data-test=close-follow-up]")
+        await expect(dialog).to_contain_text(issued.code)
+        await dialog.locator("[data-test=submit-follow-up]").click()  # no note yet
+        await expect(page.get_by_text("请写明回访及整改情况")).to_be_visible()
+        await dialog.get_by_label("回访及整改情况").fill("已电话回访, 窗口增设领证取号")
+        await dialog.locator("[data-test=submit-follow-up]").click()
+        await expect(page.get_by_text("回访已办结")).to_be_visible()
+        await expect(listed).to_have_count(0)
+        await expect(tabs.get_by_role("tab", name="企业设立 待回访 0")).to_be_visible()
+        await expect(recent.locator("tr", has_text="德州市书香阁图书有限公司")).to_contain_text(
+            "已电话回访, 窗口增设领证取号"
+        )
+        assert desk.errors() == []
+    finally:
+        await desk.close()
+    stored = {
+        r["setupCode"]: r
+        for r in (await office.graphql(SETUP_RATINGS, as_="supervisor"))["setupRatings"]
+    }
+    assert stored[issued.code]["followUpOpen"] is False
+    assert stored[issued.code]["followUpNote"] == "已电话回访, 窗口增设领证取号"
+    assert stored[refused.code]["score"] == 5 and stored[refused.code]["followUpDoneAt"] is None
+    after = await office.graphql("{ followUps { id } }", as_="supervisor")
+    assert after == projects  # the construction follow-ups untouched

@@ -299,6 +299,27 @@ export const CloseFollowUpMutation = graphql(`
   }
 `)
 
+/** 企业设立的好差评 (counted apart from construction): the open follow-ups and the latest ratings. */
+export const SetupRatingsQuery = graphql(`
+  query SetupRatings {
+    open: setupRatings(followUpOpen: true, first: 200) {
+      ratingId setupCode companyName score comment ratedAt followUpDue followUpOverdue
+    }
+    recent: setupRatings(rated: true, first: 50) {
+      ratingId setupCode companyName score comment ratedAt followUpOpen followUpDoneAt followUpNote
+    }
+  }
+`)
+
+export const CloseSetupFollowUpMutation = graphql(`
+  mutation CloseSetupFollowUp($ratingId: Int!, $note: String!) {
+    closeSetupFollowUp(ratingId: $ratingId, note: $note) {
+      rating { ratingId followUpOpen }
+      errors { code message field }
+    }
+  }
+`)
+
 export const MyRatingsQuery = graphql(`
   query MyRatings {
     myRatings {
