@@ -498,6 +498,7 @@ class SoakResult:
     errors: list[str]
     unanswered: int
     rows_wrong: list[str]  # inspections whose rows never came to equal their log
+    views_wrong: list[str]  # (document, instance) whose fresh client's view differs from the log
     rows_lag: float | None  # seconds after the last ack until every inspection's rows did
     rows_written: int  # materialisations that changed rows (audit events inspection.materialise)
     graphql_answered: int
@@ -524,6 +525,7 @@ class SoakResult:
             or self.verdict.lost
             or self.verdict.wrong
             or self.rows_wrong
+            or self.views_wrong
         )
 
 
@@ -576,6 +578,52 @@ async def rows_equal_logs(
                     f"rectification(s) differ from the log, e.g. {checks[:1]} {sorted(items)[:1]}"
                 )
     return wrong
+
+
+async def fresh_view(url: str, headers: dict[str, str]) -> Doc:
+    """A document as an instance serves it to a fresh client: its answer to an empty sync
+    step 1 (the room's whole state)."""
+    doc: Doc = Doc()
+    async with (
+        asyncio.timeout(30),
+        connect(url, open_timeout=30, max_size=None, additional_headers=headers) as ws,
+    ):
+        await ws.send(protocol.sync_step1(doc.get_state()))
+        async for frame in ws:
+            if isinstance(frame, bytes):
+                message = protocol.decode(frame)
+                if isinstance(message, protocol.SyncMessage) and (
+                    message.kind == protocol.SyncType.STEP2
+                ):
+                    doc.apply_update(message.payload)
+                    return doc
+    raise ConnectionClosed(None, None)
+
+
+async def views_equal_logs(
+    arrangement: Arrangement, ports: Sequence[int], logs: dict[str, Doc]
+) -> list[str]:
+    """Every instance's copy of every document against its log: a fresh client on each
+    instance (every room still open, the soak's clients still connected) must see the log's
+    state. The (document, instance) pairs whose view differs, each with why."""
+    headers = {"Authorization": f"Bearer {arrangement.tokens[arrangement.departments[0]]}"}
+    gate = asyncio.Semaphore(20)
+
+    async def one(document: SoakDocument, number: int) -> str | None:
+        url = f"ws://127.0.0.1:{ports[number]}/sync/{document.name}"
+        try:
+            async with gate:
+                view = await fresh_view(url, headers)
+        except (OSError, TimeoutError, ConnectionClosed) as error:
+            return f"{document.name} on instance {number + 1}: no view ({error!r})"
+        if content(view) != content(logs[document.name]):
+            return f"{document.name} on instance {number + 1}: differs from the log"
+        return None
+
+    found = await asyncio.gather(
+        *(one(d, n) for d in arrangement.documents for n in range(len(ports)))
+    )
+    return [line for line in found if line is not None]
 
 
 async def run_soak(
@@ -682,6 +730,7 @@ async def run_soak(
             await asyncio.sleep(0.2)
             rows_wrong = await rows_equal_logs(arrangement, graphql_urls, logs)
         rows_lag = None if rows_wrong else time.monotonic() - acks_done
+        views_wrong = await views_equal_logs(arrangement, ports, logs)
         memory = [process_memory_kib(p.process.pid) for p in served]
         cpu = [cpu_seconds(p.process.pid) or 0.0 for p in served]
         for client in clients:
@@ -715,6 +764,7 @@ async def run_soak(
         errors=errors,
         unanswered=unanswered,
         rows_wrong=rows_wrong,
+        views_wrong=views_wrong,
         rows_lag=rows_lag,
         rows_written=await materialisations(database_url, inspections),
         graphql_answered=graphql_counts[0],
@@ -771,7 +821,11 @@ def report(result: SoakResult, say: Callable[[str], None] = print) -> None:
     kinds = collections.Counter(line.split(": ", 1)[1] for line in result.errors)
     for kind, count in kinds.most_common(10):
         say(f"  {count} x {kind[:160]}")
-    for line in [*result.verdict.lost[:10], *result.rows_wrong[:10]]:
+    say(
+        f"instances: {len(result.views_wrong)} of {plan.documents * plan.instances} fresh "
+        "clients (one per document on each instance) saw a document other than its log"
+    )
+    for line in [*result.verdict.lost[:10], *result.rows_wrong[:10], *result.views_wrong[:10]]:
         say(f"  {line}")
 
 

@@ -87,6 +87,7 @@ async def test_a_small_soak_on_three_instances_ends_with_the_log_everywhere(
     assert result.verdict.lost == []
     assert result.verdict.wrong == []
     assert result.rows_wrong == []
+    assert result.views_wrong == []  # every instance's copy of every document
     assert result.rows_lag is not None
     assert result.rows_written > 0  # the instances materialised (audit events counted)
     assert not result.failed
