@@ -116,6 +116,9 @@ async def test_the_clerk_creates_and_accepts_a_project_with_one_commitment(
 
         await page.get_by_role("tab", name="受理").click()
         await page.get_by_role("button", name="刷新").last.click()
+        # Refreshed: the materials given on paper no longer wait for a commitment (filling the
+        # date before the refresh answered lost it when the rows were drawn again).
+        await expect(page.locator("[data-commitment]")).to_have_count(1)
         row = page.locator(f"[data-commitment={promised['materialType']['code']}]")
         await expect(row).to_be_visible()
         latest = date.fromisoformat(promised["latestCommitmentDue"])
