@@ -453,3 +453,47 @@ async def test_a_supervisor_follows_up_a_setups_bad_rating_counted_apart_from_pr
     assert stored[refused.code]["score"] == 5 and stored[refused.code]["followUpDoneAt"] is None
     after = await office.graphql("{ followUps { id } }", as_="supervisor")
     assert after == projects  # the construction follow-ups untouched
+
+
+FIGURES = """{ setupFigures { accepted inReview ready issued refused supplementRequired
+  issuedWithinPromise departments { departmentName decided } } }"""
+
+
+async def test_the_monthly_figures_count_setups_apart_from_projects(
+    browser: Browser, office: Office
+) -> None:
+    served = (await office.graphql(FIGURES, as_="supervisor"))["setupFigures"]
+    # The demo: eight setups, one in each state and four still in review.
+    assert (served["accepted"], served["inReview"], served["supplementRequired"]) == (8, 4, 1)
+    assert (served["ready"], served["issued"], served["refused"]) == (1, 1, 1)
+    desk = await office.open(browser, "supervisor", path="/figures")
+    page = desk.page
+    try:
+        figures = page.locator("[data-test=setup-figures]")
+        await expect(figures).to_contain_text("与建设项目分开统计")
+        labels = {
+            "accepted": "受理",
+            "inReview": "并联审批中",
+            "supplementRequired": "待补正",
+            "ready": "待统一发证",
+            "issued": "已统一发证",
+            "issuedWithinPromise": "承诺时限内发证",
+            "refused": "不予许可",
+        }
+        for key, text in labels.items():
+            count = figures.locator(f"[data-count={key}]")
+            await expect(count.locator("dt")).to_have_text(text)
+            await expect(count.locator("dd")).to_have_text(str(served[key]))
+        departments = figures.locator("[data-test=setup-department-figures]")
+        busiest = max(served["departments"], key=lambda d: d["decided"])
+        await expect(departments.locator("tr", has_text=busiest["departmentName"])).to_contain_text(
+            str(busiest["decided"])
+        )
+        # The construction figures stay the construction departments'.
+        construction = page.locator("[data-test=department-figures]")
+        await expect(construction).to_contain_text("发展和改革")
+        await expect(construction).not_to_contain_text(busiest["departmentName"])
+        assert desk.errors() == []
+        await desk.screenshot("console-setup-figures", full_page=True)
+    finally:
+        await desk.close()

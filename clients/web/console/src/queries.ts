@@ -277,6 +277,10 @@ export const FiguresQuery = graphql(`
     stageDurations(month: $month) {
       stageCode stageName order timeLimitDays completed averageWorkingDays maxWorkingDays openNow overdueNow
     }
+    setupFigures(month: $month) {
+      accepted inReview ready issued refused supplementRequired issuedWithinPromise
+      departments { departmentCode departmentName decided onTime defaultApproved openNow overdueNow }
+    }
   }
 `)
 
