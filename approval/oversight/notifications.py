@@ -17,7 +17,10 @@ The four moments of the applicant (DOMAIN.md), to the enterprise's contact phone
 
 A company setup has the same four, to its contact phone: 办件确认 at ``setup.accept`` and again
 at each ``setup.reaccept`` (a new round after 补正, with that round's deadline); 中途提醒
-on the working day that marks half of the X permits' limit (key ``midway:setup:{setup}``);
+on the working day that marks half of the X permits' limit (key ``midway:setup:{setup}``), and
+for a round after 补正 on the working day that marks half of the reopened permits' limit
+counted from the re-acceptance (key ``midway:setup:{setup}:r{round}``; only the current
+round's);
 领件通知 with 办结评议 (a rating of the setup) at 统一发证 (``setup.issue``), or at
 ``setup.complete`` when the setup closed refused and there is nothing to issue. A setup
 whose round ended 需补正 gets, at that ``setup.complete``, a 补正 notice under the 领件通知
@@ -69,6 +72,8 @@ from storage.models import (
     Region,
     SetupMaterial,
     SetupRules,
+    SetupTask,
+    SetupTaskRound,
     Stage,
     SupervisionEvent,
     User,
@@ -87,6 +92,7 @@ COMMITMENT = "commitment"  # 容缺: the applicant's own reminder of what they p
 REFUSED = "refused"  # a template only: a refused setup's 领件通知 (its moment is ``ready``)
 SUPPLEMENT = "supplement"  # a template only: a setup waiting for 补正 (its moment is ``ready``)
 REACCEPTED = "reaccepted"  # a template only: a setup accepted again (its moment is ``received``)
+ROUND_MIDWAY = "round_midway"  # a template only: a later round's 中途提醒 (moment ``midway``)
 
 SIGNATURE = "【德州市政务服务中心】"
 
@@ -122,6 +128,8 @@ SETUP_TEMPLATES: dict[str, str] = {
     "请到中心企业设立综合窗口领取补正意见并补交材料, 补正后重新受理。",
     REACCEPTED: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 补正材料已收到, "
     "已重新受理(第{round}轮审查), 需补正的许可承诺 {deadline} 前办结。",
+    ROUND_MIDWAY: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 补正后第{round}轮审查"
+    "承诺时限已过半, 需补正的许可 {deadline} 前办结。如需再次补正请及时到企业设立综合窗口办理。",
     RATE: SIGNATURE + "您的企业设立申请“{company}”(受理编号 {code}) 已办结, 请对本次服务作出评价"
     "(1-5分, 5分为非常满意), 评价码 {rating_code}。",
 }
@@ -481,8 +489,8 @@ class _Midway:
 
 async def _collect_midway(*, now: datetime) -> int:
     """中途提醒 of construction stages (key ``midway:{stage}:{round}``) and company setups
-    (the X permits' limit, key ``midway:setup:{setup}``) on the working day that marks half of
-    their time limit."""
+    (:func:`_setup_midways`) on the working day that marks half of their time limit; exactly
+    once however many instances collect at once: the key is unique, a second insert loses."""
     today = local_day(now)
     stages = (
         await Stage.filter(
@@ -509,20 +517,7 @@ async def _collect_midway(*, now: datetime) -> int:
     ]
     rules = await SetupRules.first()
     if rules is not None:
-        setups = await CompanySetup.filter(
-            status=SetupStatus.IN_REVIEW, accepted_at__lte=now, x_deadline__gte=today
-        )
-        cases += [
-            _Midway(
-                key=f"{MIDWAY}:setup:{setup.id}",
-                accepted=local_day(setup.accepted_at),
-                time_limit_days=rules.x_days,
-                recipient=setup.contact_phone.strip(),
-                text=SETUP_TEMPLATES[MIDWAY].format_map(_setup_values(setup)),
-                project_id=None,  # as the setup's other moments
-            )
-            for setup in setups
-        ]
+        cases += await _setup_midways(now=now, rules=rules)
     done = await _existing(c.key for c in cases)
     todo = [c for c in cases if c.key not in done and c.time_limit_days >= 2]
     if not todo:
@@ -549,6 +544,81 @@ async def _collect_midway(*, now: datetime) -> int:
         )
         created += await _insert(row)
     return created
+
+
+async def _setup_midways(*, now: datetime, rules: SetupRules) -> list[_Midway]:
+    """The 中途提醒 each setup in review may be due, one for its current round only.
+
+    Round 1 runs from the first acceptance over the X permits' limit (key
+    ``midway:setup:{setup}``, its shape kept so nothing fires twice on deploy). A round after
+    补正 (the highest ``setup_task.round`` of the setup) runs from its re-acceptance (when
+    the window reopened the permits, :class:`SetupTaskRound.reopened_at` of the round before)
+    over the limit of the permits it reopened (the X permits' if any, else the core's),
+    key ``midway:setup:{setup}:r{round}``; an earlier round's reminder is never sent later.
+    """
+    today = local_day(now)
+    setups = {
+        s.id: s
+        for s in await CompanySetup.filter(status=SetupStatus.IN_REVIEW, accepted_at__lte=now)
+    }
+    if not setups:
+        return []
+    rounds: dict[int, int] = {}
+    reopened: dict[int, list[tuple[bool, date]]] = {}  # the current round's (core, deadline)
+    for setup_id, number, core, deadline in await SetupTask.filter(
+        setup_id__in=sorted(setups)
+    ).values_list("setup_id", "round", "core", "deadline"):
+        if number > rounds.get(setup_id, 0):
+            rounds[setup_id], reopened[setup_id] = number, []
+        if number == rounds[setup_id]:
+            reopened[setup_id].append((bool(core), deadline))
+    later = sorted(i for i, n in rounds.items() if n > 1)
+    started: dict[tuple[int, int], datetime] = {}  # (setup, round) -> its re-acceptance
+    for setup_id, number, at in (
+        await SetupTaskRound.filter(task__setup_id__in=later).values_list(
+            "task__setup_id", "round", "reopened_at"
+        )
+        if later
+        else []
+    ):
+        key = (setup_id, number + 1)
+        started[key] = max(started.get(key, at), at)
+    cases: list[_Midway] = []
+    for setup_id, setup in sorted(setups.items()):
+        values = _setup_values(setup)
+        number = rounds.get(setup_id, 1)
+        if number == 1:
+            if setup.x_deadline < today:
+                continue
+            cases.append(
+                _Midway(
+                    key=f"{MIDWAY}:setup:{setup_id}",
+                    accepted=local_day(setup.accepted_at),
+                    time_limit_days=rules.x_days,
+                    recipient=setup.contact_phone.strip(),
+                    text=SETUP_TEMPLATES[MIDWAY].format_map(values),
+                    project_id=None,  # as the setup's other moments
+                )
+            )
+            continue
+        start = started.get((setup_id, number))
+        deadline = max(d for _, d in reopened[setup_id])
+        if start is None or start > now or deadline < today:
+            continue
+        only_core = all(core for core, _ in reopened[setup_id])
+        cases.append(
+            _Midway(
+                key=f"{MIDWAY}:setup:{setup_id}:r{number}",
+                accepted=local_day(start),
+                time_limit_days=rules.core_days if only_core else rules.x_days,
+                recipient=setup.contact_phone.strip(),
+                text=SETUP_TEMPLATES[ROUND_MIDWAY].format_map(
+                    {**values, "round": number, "deadline": chinese_date(deadline)}
+                ),
+                project_id=None,
+            )
+        )
+    return cases
 
 
 # --- electronic supervision to departments and supervisors -----------------------------------
