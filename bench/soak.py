@@ -70,6 +70,7 @@ from bench.support import (
     free_port,
     inspection_edit,
     listening_process,
+    print_profile,
     process_memory_kib,
 )
 from storage.db import close_database, migrate, open_database, recreate_postgres_database
@@ -635,9 +636,11 @@ async def run_soak(
     redis_prefix: str,
     workdir: Path,
     say: Callable[[str], None] = print,
+    profile_to: Path | None = None,
 ) -> SoakResult:
     """The soak on an arranged database (see the module's docstring); the database is left as
-    the run leaves it."""
+    the run leaves it. With ``profile_to``, the first instance runs under cProfile and writes
+    its statistics there when it stops."""
     load_before = os.getloadavg()
     interval = 1.0 / plan.client_rate
     documents = arrangement.documents
@@ -666,9 +669,11 @@ async def run_soak(
                 workdir=workdir,
             )
             argv = [sys.executable, "-m", "server.cli", "serve"]
+            if number == 0 and profile_to is not None:
+                argv[1:1] = ["-m", "cProfile", "-o", str(profile_to)]
             name, log = f"instance {number + 1}", workdir / f"soak-{number + 1}.log"
             return await stack.enter_async_context(
-                listening_process(name, argv, log, port, cwd=ROOT, **env)
+                listening_process(name, argv, log, port, env, cwd=ROOT)
             )
 
         async with asyncio.TaskGroup() as group:  # the instances start side by side
@@ -830,7 +835,13 @@ def report(result: SoakResult, say: Callable[[str], None] = print) -> None:
 
 
 async def soak(
-    plan: SoakPlan, *, postgres: str, redis_url: str, workdir: Path, say: Callable[[str], None]
+    plan: SoakPlan,
+    *,
+    postgres: str,
+    redis_url: str,
+    workdir: Path,
+    say: Callable[[str], None],
+    profile: int = 0,
 ) -> int:
     """``sync_bench.py --soak``: a fresh database on the PostgreSQL server ``postgres``
     (migrated, the shipped catalog and calendar, :func:`arrange`), the soak, its report; the
@@ -868,8 +879,11 @@ async def soak(
             redis_prefix=f"soak-{run}",
             workdir=workdir,
             say=say,
+            profile_to=workdir / "instance-1.prof" if profile else None,
         )
     finally:
         await recreate_postgres_database(postgres, database_name, create=False)
     report(result, say)
+    if profile:
+        print_profile(workdir / "instance-1.prof", profile)
     return 1 if result.failed else 0

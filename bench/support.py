@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import io
 import os
+import pstats
 import signal
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,10 +92,15 @@ class Process:
 
 @asynccontextmanager
 async def listening_process(
-    name: str, argv: list[str], log_path: Path, port: int, cwd: Path | None = None, **env: str
+    name: str,
+    argv: list[str],
+    log_path: Path,
+    port: int,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
 ) -> AsyncIterator[Process]:
-    """``argv`` in a subprocess (in ``cwd``) until it listens on ``port``; interrupted (SIGINT)
-    at the end."""
+    """``argv`` in a subprocess (``env`` added to this process's environment, in ``cwd``)
+    until it listens on ``port``; interrupted (SIGINT) at the end."""
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -159,6 +166,18 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def print_profile(path: Path, top: int) -> None:
+    if not path.exists():
+        print(f"(no profile: the server did not write {path})")
+        return
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        stats = pstats.Stats(str(path), stream=out)
+        stats.strip_dirs().sort_stats(order).print_stats(top)
+        print(f"\ncProfile of the server, top {top} by {order}:")
+        print(out.getvalue().split("\n", 6)[-1].rstrip())
 
 
 # --- an inspector's edits ---------------------------------------------------------------------

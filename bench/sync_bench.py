@@ -46,10 +46,8 @@ import asyncio
 import contextlib
 import cProfile
 import dataclasses
-import io
 import logging
 import os
-import pstats
 import shutil
 import sqlite3
 import statistics
@@ -88,6 +86,7 @@ from bench.support import (  # noqa: E402
     inspection_edit,
     listening_process,
     peak_rss_kib,
+    print_profile,
     say,
 )
 from storage.db import (  # noqa: E402
@@ -608,7 +607,7 @@ async def run_ours(
                         argv,
                         workdir / f"ours-{number + 1}.log",
                         port,
-                        **env,
+                        env,
                     )
                 )
             )
@@ -640,18 +639,6 @@ async def run_ours(
     return result
 
 
-def print_profile(path: Path, top: int) -> None:
-    if not path.exists():
-        print(f"(no profile: the server did not write {path})")
-        return
-    for order in ("tottime", "cumulative"):
-        out = io.StringIO()
-        stats = pstats.Stats(str(path), stream=out)
-        stats.strip_dirs().sort_stats(order).print_stats(top)
-        print(f"\ncProfile of our server, top {top} by {order}:")
-        print(out.getvalue().split("\n", 6)[-1].rstrip())
-
-
 # --- the Node reference -----------------------------------------------------------------------
 
 
@@ -674,7 +661,7 @@ async def run_node(
     if args.node_persistence == "leveldb":
         env["YPERSISTENCE"] = str(workdir / "node-leveldb")
     async with listening_process(
-        "the y-websocket server (node)", [node, str(NODE_SERVER)], workdir / "node.log", port, **env
+        "the y-websocket server (node)", [node, str(NODE_SERVER)], workdir / "node.log", port, env
     ) as served:
         return await drive(
             "node",
@@ -875,7 +862,12 @@ async def bench(args: argparse.Namespace, workdir: Path) -> int:
             graphql_clients=args.graphql_clients,
         )
         code = await soak(
-            plan, postgres=args.postgres, redis_url=args.redis, workdir=workdir, say=say
+            plan,
+            postgres=args.postgres,
+            redis_url=args.redis,
+            workdir=workdir,
+            say=say,
+            profile=args.profile,
         )
         print(f"\ntotal time {time.perf_counter() - started:.0f}s")
         return code
