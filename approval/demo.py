@@ -42,28 +42,26 @@ from tortoise.transactions import in_transaction
 
 from approval.company.intake import SetupApplication, accept_setup, flow_plan
 from approval.company.issuing import issue_setup
-from approval.company.review import (
-    decide_setup_task,
-    record_site_check,
-    request_setup_supplement,
-)
+from approval.company.review import decide_setup_task, request_setup_supplement
 from approval.core.access import Viewer
 from approval.core.auth import create_user, viewer_of
 from approval.core.calendar import calendar_years
 from approval.core.codes import credit_code_with_check
 from approval.core.dates import CHINA, local_day
 from approval.core.errors import DomainError, ErrorCode
+from approval.fieldwork.inspections import assign_inspectors, file_conclusion
 from approval.projects.materials import MaterialFile, review_material, submit_material
 from approval.projects.projects import ProjectApplication, create_project
 from approval.projects.stages import Commitment, stage_readiness
 from approval.projects.stages import accept_stage as accept_stage_service
 from approval.projects.tasks import decide_task, request_supplement
-from storage.enums import Decision, MaterialStatus, ProjectType, Role, TaskStatus
+from storage.enums import Conclusion, Decision, MaterialStatus, ProjectType, Role, TaskStatus
 from storage.models import (
     AuditEvent,
     CalendarYear,
     Department,
     Enterprise,
+    Inspection,
     ItemMaterial,
     Material,
     MaterialType,
@@ -334,6 +332,22 @@ class _Seeder:
                     department=department.code,
                 )
             )
+        # An inspector per department whose setup permits need a site check (现场踏勘), e.g.
+        # shiyao-inspector: the field app lists the setups' checks assigned to them.
+        checking = set(
+            await SetupPermit.filter(active=True, site_check_id__isnull=False).values_list(
+                "department_id", flat=True
+            )
+        )
+        for department in await Department.filter(id__in=checking).order_by("id"):
+            await self.user(
+                DemoUser(
+                    f"{department.code}-inspector",
+                    Role.INSPECTOR,
+                    f"{department.short_name}检查员",
+                    department=department.code,
+                )
+            )
 
     # --- projects ----------------------------------------------------------------------
 
@@ -502,6 +516,28 @@ class _Seeder:
 
     # --- company setups (企业设立) --------------------------------------------------------
 
+    async def site_check(self, task: SetupTask, start: datetime, *, done: bool) -> None:
+        """The permit department's reviewer assigns its inspector to the setup's site check;
+        when ``done``, the inspector signs a passing conclusion the next day (as the field
+        app's sync would)."""
+        inspection = await Inspection.filter(setup_task_id=task.id).order_by("-id").first()
+        assert inspection is not None
+        inspector = f"{task.department.code}-inspector"
+        await assign_inspectors(
+            viewer=self.viewers[task.department.code],
+            inspection_id=inspection.id,
+            usernames=[inspector],
+            now=start + timedelta(minutes=30),
+        )
+        if done:
+            await file_conclusion(
+                viewer=self.viewers[inspector],
+                inspection_id=inspection.id,
+                result=Conclusion.PASS,
+                note="现场核查合格",
+                now=start + timedelta(days=1),
+            )
+
     async def setup(self, spec: DemoSetup, project_code: str | None) -> str:
         """Accept a setup with every material it needs, then play its state."""
         plan = await flow_plan(business_type=spec.business_type)
@@ -519,16 +555,15 @@ class _Seeder:
             ),
             now=start,
         )
-        if spec.state is SetupState.IN_REVIEW:
-            return setup.code
         at = start + timedelta(days=1)
         tasks = await SetupTask.filter(setup_id=setup.id).select_related("department")
         for task in tasks:
-            reviewer = self.viewers[task.department.code]
             if task.site_check_due is not None:
-                await record_site_check(
-                    viewer=reviewer, task_id=task.id, note="现场核查合格", now=at
-                )
+                await self.site_check(task, start, done=spec.state is not SetupState.IN_REVIEW)
+        if spec.state is SetupState.IN_REVIEW:
+            return setup.code
+        for task in tasks:
+            reviewer = self.viewers[task.department.code]
             if spec.state is SetupState.SITE_CHECKED:
                 continue
             asks = spec.state in (SetupState.SUPPLEMENT, SetupState.SUPPLEMENT_REQUIRED)

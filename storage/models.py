@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import fields
+from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
 
 from storage.enums import (
@@ -32,6 +33,16 @@ from storage.enums import (
     TaskStatus,
     UploadStatus,
     WarningLevel,
+)
+
+# An inspection belongs to exactly one case: a construction project, or a company setup's
+# permit (the setup and its task). Kept by the database (migration 0016), not only by the code.
+INSPECTION_OF_ONE_CASE = CheckConstraint(
+    check=(
+        "(project_id IS NOT NULL AND setup_id IS NULL AND setup_task_id IS NULL)"
+        " OR (project_id IS NULL AND setup_id IS NOT NULL AND setup_task_id IS NOT NULL)"
+    ),
+    name="inspection_of_one_case",
 )
 
 # --- catalog ---------------------------------------------------------------------------------
@@ -650,13 +661,23 @@ class MeetingInvitation(Model):
 
 
 class Inspection(Model):
-    """A site check (现场踏勘) or one round of joint acceptance (联合验收)."""
+    """A site check (现场踏勘) or one round of joint acceptance (联合验收), of a construction
+    project or of a company setup's permit (exactly one of the two: a CHECK in the database)."""
 
     id = fields.IntField(primary_key=True)
-    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
-        "models.Project", related_name="inspections", on_delete=fields.CASCADE
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="inspections", null=True, on_delete=fields.CASCADE
     )
-    project_id: int
+    project_id: int | None
+    # A company setup's site check: the setup and the permit's task it checks (migration 0016).
+    setup: fields.ForeignKeyNullableRelation[CompanySetup] = fields.ForeignKeyField(
+        "models.CompanySetup", related_name="inspections", null=True, on_delete=fields.CASCADE
+    )
+    setup_id: int | None
+    setup_task: fields.ForeignKeyNullableRelation[SetupTask] = fields.ForeignKeyField(
+        "models.SetupTask", related_name="inspections", null=True, on_delete=fields.CASCADE
+    )
+    setup_task_id: int | None
     stage: fields.ForeignKeyNullableRelation[Stage] = fields.ForeignKeyField(
         "models.Stage", related_name="inspections", null=True, on_delete=fields.CASCADE
     )
@@ -681,6 +702,7 @@ class Inspection(Model):
 
     class Meta:
         table = "inspection"
+        constraints = (INSPECTION_OF_ONE_CASE,)
 
 
 class InspectionDepartment(Model):

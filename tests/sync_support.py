@@ -9,10 +9,12 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import uvicorn
 from pycrdt import Doc, Map, Text
 from starlette.applications import Starlette
@@ -97,6 +99,29 @@ async def serving(app: Starlette) -> AsyncIterator[str]:
         async with asyncio.timeout(TIMEOUT):
             await task
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def serving_onewindow(
+    database: str, clock: Callable[[], datetime]
+) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """The whole app (``server.app.create_app``: GraphQL and the sync rooms) served over the
+    test database: its ws:// base and an HTTP client of it. The app's lifespan closes the
+    database it opened, so the session's is opened again afterwards."""
+    from server.app import create_app
+    from server.settings import Settings
+    from storage.db import open_database
+
+    settings = Settings(
+        database_url=database, supervise_seconds=0, notify_seconds=0, log_level="warning"
+    )
+    try:
+        async with serving(create_app(settings, clock=clock)) as base:
+            http_base = base.replace("ws://", "http://", 1)
+            async with httpx.AsyncClient(base_url=http_base, timeout=TIMEOUT) as http:
+                yield base, http
+    finally:
+        await open_database(database)
 
 
 class SyncClient:

@@ -108,7 +108,7 @@ DOMAIN_MAY_IMPORT = {
     "catalog": {"core"},
     "review": {"core"},
     "projects": {"core", "catalog", "review"},
-    "company": {"core", "catalog", "review", "projects"},
+    "company": {"core", "catalog", "review", "projects", "fieldwork"},
     "fieldwork": {"core", "catalog", "review", "projects"},
     "files": {"core", "projects", "fieldwork"},
     "oversight": {"core", "catalog", "review", "projects", "company", "fieldwork", "files"},
@@ -123,7 +123,7 @@ SCHEMA_MAY_IMPORT = {
     "files": {"core"},
     "projects": {"core", "files"},
     "company": {"core"},
-    "fieldwork": {"core", "files", "projects"},
+    "fieldwork": {"core", "files", "projects", "company"},
     "oversight": {"core", "projects"},
 }
 RULES = {"approval": DOMAIN_MAY_IMPORT, "schema": SCHEMA_MAY_IMPORT}

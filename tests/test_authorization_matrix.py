@@ -153,7 +153,6 @@ MATRIX: dict[str, dict[str, str]] = {
     "confirmUpload":          row("x  x  x  o  x  x  x  x  x  x  x"),
     "acceptCompanySetup":     row("x  x  x  o  x  x  x  x  x  x  x"),
     "decideSetupTask":        row("x  x  x  x  x  x  x  x  x  x  x"),
-    "recordSetupSiteCheck":   row("x  x  x  x  x  x  x  x  x  x  x"),
     "stopSetupClock":         row("x  x  x  x  x  x  x  x  x  x  x"),
     "resumeSetupClock":       row("x  x  x  x  x  x  x  x  x  x  x"),
     "requestSetupSupplement": row("x  x  x  x  x  x  x  x  x  x  x"),
@@ -383,7 +382,6 @@ VALID_INPUTS: dict[str, Callable[[World], dict[str, Any]]] = {
     "decideSetupTask": lambda world: {
         "input": {"taskId": world.setup_task, "decision": "APPROVED", "opinion": "同意"}
     },
-    "recordSetupSiteCheck": lambda world: {"taskId": world.setup_task, "note": "布局合格"},
     "stopSetupClock": lambda world: {
         "taskId": world.setup_task,
         "reason": "EXPERT_REVIEW",

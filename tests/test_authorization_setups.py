@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -30,10 +29,10 @@ VIEWERS = (
 )
 
 
-def setup_row(spec: str) -> dict[str, str]:
-    """A row of this table: a letter per viewer above, o open, x closed."""
+def setup_row(spec: str, viewers: tuple[str, ...] = VIEWERS) -> dict[str, str]:
+    """A row of this table: a letter per viewer above (or of ``viewers``), o open, x closed."""
     meaning = {"o": OPEN, "x": CLOSED}
-    return {v: meaning[letter] for v, letter in zip(VIEWERS, spec.split(), strict=True)}
+    return {v: meaning[letter] for v, letter in zip(viewers, spec.split(), strict=True)}
 
 
 #                                       td tr od
@@ -49,7 +48,6 @@ SETUP_MATRIX: dict[str, dict[str, str]] = {
     # --- mutations, in the SDL's order (a decision made here is seen by the later rows) ---
     "acceptCompanySetup":     setup_row("x  x  x"),
     "decideSetupTask":        setup_row("o  x  x"),
-    "recordSetupSiteCheck":   setup_row("o  x  x"),
     "stopSetupClock":         setup_row("o  x  x"),
     "resumeSetupClock":       setup_row("o  x  x"),
     "requestSetupSupplement": setup_row("o  x  x"),
@@ -84,20 +82,27 @@ async def _tokens(world: World, clock: Clock) -> dict[str, str]:
     permits = await SetupPermit.all().values_list("department__code", flat=True)
     other = min(code for code in set(permits) - holding)  # e.g. a pharmacy's drug administration
 
-    async def token(name: str, **where: Any) -> str:
-        user = await create_user(
-            username=f"s-{name}", password=PASSWORD, display_name=name, role=Role.REVIEWER, **where
-        )
-        made, _ = await issue_token(user=user, now=clock(), ttl=timedelta(hours=8))
-        return made
-
     return {
-        "task_department": await token("td", department_code=department.code, region_code="371402"),
-        "task_department_region": await token(
-            "tr", department_code=department.code, region_code="371403"
+        "task_department": await _token(clock, "s-td", Role.REVIEWER, department.code, "371402"),
+        "task_department_region": await _token(
+            clock, "s-tr", Role.REVIEWER, department.code, "371403"
         ),
-        "other_department": await token("od", department_code=other, region_code="371402"),
+        "other_department": await _token(clock, "s-od", Role.REVIEWER, other, "371402"),
     }
+
+
+async def _token(clock: Clock, name: str, role: Role, department: str, region: str) -> str:
+    """A new person of ``department`` and ``region``, and a token of theirs."""
+    user = await create_user(
+        username=name,
+        password=PASSWORD,
+        display_name=name,
+        role=role,
+        department_code=department,
+        region_code=region,
+    )
+    made, _ = await issue_token(user=user, now=clock(), ttl=timedelta(hours=8))
+    return made
 
 
 async def test_the_company_departments_doors(
@@ -179,3 +184,100 @@ async def test_a_tasks_earlier_rounds_show_only_where_the_task_does(
             seen = EARLIER_OPINION in json.dumps(body, ensure_ascii=False)
             found[name][viewer] = OPEN if seen else CLOSED
     assert found == expected
+
+
+# --- a setup's site check: the inspection doors ---------------------------------------------------
+# The world's restaurant has a food-business site check (食药监局's permit), an inspection of the
+# setup. Who may see it, assign its inspectors, record and conclude it: the food department's
+# reviewer of the setup's region (o), nobody else among the company's reviewers, the applicant,
+# the agent, or an inspector of another department or region (who at most reads it). Recording
+# and concluding are the assigned inspector's (tests/test_setup_site_checks.py syncs the
+# document itself).
+INSPECTION_VIEWERS = (
+    "food_reviewer",  # 食药监局 reviewer, the setup's region
+    "food_reviewer_region",  # 食药监局 reviewer, another region
+    "other_department",  # a company department without a task in this setup
+    "applicant",
+    "agent",
+    # an inspector of another department with a task in the setup (消防), assigned to nothing
+    # here: sees the setup's inspections as a project's departments see its, may do nothing
+    "other_inspector",
+    "region_inspector",  # a 食药监局 inspector of another region
+)
+
+
+def inspection_row(spec: str) -> dict[str, str]:
+    return setup_row(spec, INSPECTION_VIEWERS)
+
+
+#                                         fr fg od ap ag oi ri
+SETUP_INSPECTION_MATRIX: dict[str, dict[str, str]] = {
+    "inspection":           inspection_row("o  x  x  x  x  o  x"),
+    "assignInspectors":     inspection_row("o  x  x  x  x  x  x"),
+    "recordCheck":          inspection_row("x  x  x  x  x  x  x"),
+    "fileConclusion":       inspection_row("x  x  x  x  x  x  x"),
+    "scheduleReinspection": inspection_row("x  x  x  x  x  x  x"),
+}  # fmt: skip
+
+SETUP_INSPECTION_DOORS = {
+    "inspection": (
+        "query($id: ID!) { inspection(id: $id) { id setup { code } } }",
+        lambda gid: {"id": gid},
+    ),
+    "assignInspectors": (
+        "mutation($input: AssignInspectorsInput!) { assignInspectors(input: $input) "
+        "{ inspection { id } errors { code } } }",
+        lambda gid: {"input": {"inspectionId": gid, "usernames": ["s-food-inspector"]}},
+    ),
+    "recordCheck": (
+        "mutation($input: RecordCheckInput!) { recordCheck(input: $input) "
+        "{ inspection { id } errors { code } } }",
+        lambda gid: {"input": {"inspectionId": gid, "check": "layout", "result": "PASS"}},
+    ),
+    "fileConclusion": (
+        "mutation($input: FileConclusionInput!) { fileConclusion(input: $input) "
+        "{ inspection { id } errors { code } } }",
+        lambda gid: {"input": {"inspectionId": gid, "result": "PASS"}},
+    ),
+    "scheduleReinspection": (
+        "mutation($input: ScheduleReinspectionInput!) { scheduleReinspection(input: $input) "
+        "{ inspection { id } errors { code } } }",
+        lambda gid: {"input": {"inspectionId": gid}},
+    ),
+}
+
+
+async def test_the_doors_of_a_setups_site_check(
+    gql: GraphQLClient, served: GraphQLClient, clock: Clock
+) -> None:
+    from strawberry.relay import GlobalID
+
+    from storage.models import Inspection
+
+    world = await make_world(gql, clock)
+    food = await Inspection.get(
+        setup__code=world.setup_code, setup_task__permit__code="food_business_license"
+    )
+    gid = str(GlobalID("Inspection", str(food.id)))
+
+    await _token(clock, "s-food-inspector", Role.INSPECTOR, "shiyao", "371402")  # assigned
+    tokens = {
+        "food_reviewer": await _token(clock, "s-fr", Role.REVIEWER, "shiyao", "371402"),
+        "food_reviewer_region": await _token(clock, "s-fg", Role.REVIEWER, "shiyao", "371403"),
+        "other_department": await _token(clock, "s-ow", Role.REVIEWER, "wenguang", "371402"),
+        "applicant": world.tokens["applicant"],
+        "agent": world.tokens["agent"],
+        "other_inspector": await _token(clock, "s-oi", Role.INSPECTOR, "xfjy", "371402"),
+        "region_inspector": await _token(clock, "s-ri", Role.INSPECTOR, "shiyao", "371403"),
+    }
+    assert set(SETUP_INSPECTION_MATRIX) == set(SETUP_INSPECTION_DOORS)
+    wrong = []
+    for name, (document, variables) in SETUP_INSPECTION_DOORS.items():
+        for viewer in INSPECTION_VIEWERS:
+            await LoginThrottle.all().delete()
+            body = await served(document, variables(gid), token=tokens[viewer])
+            found = outcome(name, body)
+            expected = SETUP_INSPECTION_MATRIX[name][viewer]
+            if found != expected:
+                wrong.append(f"{name} as {viewer}: expected {expected}, got {found}: {body}")
+    assert not wrong, "\n".join(wrong)

@@ -69,8 +69,13 @@ ACCEPT = """mutation($input: AcceptCompanySetupInput!) { acceptCompanySetup(inpu
   errors { code field message } } }"""
 DECIDE = """mutation($input: DecideSetupTaskInput!) { decideSetupTask(input: $input) {
   setup { status statusLabel outcome } errors { code field message } } }"""
-SITE_CHECK = """mutation($id: Int!) { recordSetupSiteCheck(taskId: $id, note: "布局合格") {
-  setup { code } errors { code message } } }"""
+ASSIGN = """mutation($input: AssignInspectorsInput!) { assignInspectors(input: $input) {
+  inspection { id } errors { code field message } } }"""
+CONCLUDE = """mutation($input: FileConclusionInput!) { fileConclusion(input: $input) {
+  inspection { status } errors { code field message } } }"""
+SITE_CHECK_ID = """query($code: String!) { companySetup(code: $code) {
+  tasks { taskId siteCheckId } } }"""
+INSPECTORS = ("shiyao", "xfjy", "weisheng")  # the departments whose setup permits check sites
 ISSUE = """mutation($code: String!) { issueCompanySetup(code: $code) {
   setup { status statusLabel issuedAt } errors { code field message } } }"""
 
@@ -92,7 +97,57 @@ async def tokens(gql: GraphQLClient, clock: Clock) -> AsyncIterator[dict[str, st
             department_code=code,
         )
         made[code], _ = await issue_token(user=user, now=clock(), ttl=timedelta(days=400))
+    for code in INSPECTORS:
+        user = await create_user(
+            username=f"i-{code}",
+            password="test-password",
+            display_name=f"{code} inspector",
+            role=Role.INSPECTOR,
+            department_code=code,
+        )
+        made[f"i-{code}"], _ = await issue_token(user=user, now=clock(), ttl=timedelta(days=400))
     yield made
+
+
+async def site_check_id(gql: GraphQLClient, code: str, task_id: int) -> str:
+    """The global id of the latest site-check inspection of a setup's task."""
+    body = await gql(SITE_CHECK_ID, {"code": code}, as_="clerk")
+    [found] = [t for t in body["data"]["companySetup"]["tasks"] if t["taskId"] == task_id]
+    assert found["siteCheckId"], found
+    return str(found["siteCheckId"])
+
+
+async def pass_site_check(
+    gql: GraphQLClient,
+    tokens: dict[str, str],
+    task: dict,
+    *,
+    code: str | None = None,
+    result: str = "PASS",
+) -> dict:
+    """The permit department's reviewer assigns its inspector to the task's site check, and
+    the inspector signs the conclusion (the field app's GraphQL door; the sync path is
+    tests/test_setup_site_checks.py). ``task`` has taskId and departmentCode; ``code`` is the
+    setup's (looked up when left out)."""
+    if code is None:
+        row = await CompanySetup.get(tasks__id=task["taskId"])
+        code = row.code
+    department = task["departmentCode"]
+    inspection = await site_check_id(gql, code, task["taskId"])
+    assigned = await gql(
+        ASSIGN,
+        {"input": {"inspectionId": inspection, "usernames": [f"i-{department}"]}},
+        token=tokens[department],
+    )
+    assert assigned["data"]["assignInspectors"]["errors"] == [], assigned
+    concluded = await gql(
+        CONCLUDE,
+        {"input": {"inspectionId": inspection, "result": result, "note": "布局合格"}},
+        token=tokens[f"i-{department}"],
+    )
+    payload = concluded["data"]["fileConclusion"]
+    assert payload["errors"] == [], payload
+    return dict(payload["inspection"])
 
 
 def form(business_type: str = "restaurant", **changes: object) -> dict[str, object]:
@@ -194,8 +249,8 @@ async def test_parallel_review_fans_in_and_the_window_issues_together(gql, token
         token=tokens["gongshang"],
     )
     assert wrong["data"]["decideSetupTask"]["errors"][0]["code"] == "WRONG_DEPARTMENT"
-    checked = await gql(SITE_CHECK, {"id": food["taskId"]}, token=tokens["shiyao"])
-    assert checked["data"]["recordSetupSiteCheck"]["errors"] == []
+    checked = await pass_site_check(gql, tokens, food, code=setup["code"])
+    assert checked == {"status": "PASSED"}
     body = await gql(
         DECIDE,
         {"input": {"taskId": food["taskId"], "decision": "APPROVED"}},
@@ -205,7 +260,7 @@ async def test_parallel_review_fans_in_and_the_window_issues_together(gql, token
     not_yet = await gql(ISSUE, {"code": setup["code"]}, as_="clerk")
     assert not_yet["data"]["issueCompanySetup"]["errors"][0]["code"] == "INVALID_STATE"
     fire = tasks.pop("fire_safety_check")
-    await gql(SITE_CHECK, {"id": fire["taskId"]}, token=tokens["xfjy"])
+    await pass_site_check(gql, tokens, fire, code=setup["code"])
     for task in [fire, *tasks.values()]:
         body = await gql(
             DECIDE,
@@ -253,7 +308,7 @@ async def test_one_refusal_refuses_the_setup_and_nothing_is_issued(gql, tokens):
         if task["taskId"] == core["taskId"]:
             continue
         if task["siteCheckDue"]:
-            await gql(SITE_CHECK, {"id": task["taskId"]}, token=tokens[task["departmentCode"]])
+            await pass_site_check(gql, tokens, task, code=setup["code"])
         body = await gql(
             DECIDE,
             {"input": {"taskId": task["taskId"], "decision": "APPROVED"}},
@@ -328,7 +383,8 @@ async def test_the_supervisor_loop_watches_setup_tasks_and_site_checks(gql, toke
         (await SetupTask.get(id=ids["food_business_license"])).department_id,
         (await SetupTask.get(id=ids["fire_safety_check"])).department_id,
     }
-    await gql(SITE_CHECK, {"id": ids["fire_safety_check"]}, token=tokens["xfjy"])
+    fire = {"taskId": ids["fire_safety_check"], "departmentCode": "xfjy"}
+    await pass_site_check(gql, tokens, fire, code=setup["code"])
     fired = await supervise(now=at("2026-03-06"), settings=settings)  # Friday: core due today
     keys = {e.key for e in fired}
     assert f"setup_site_check:{ids['food_business_license']}:red" in keys
@@ -639,7 +695,7 @@ async def _decide_all(
     body: dict = {}
     for task in setup["tasks"]:
         if task["siteCheckDue"]:
-            await gql(SITE_CHECK, {"id": task["taskId"]}, token=tokens[task["departmentCode"]])
+            await pass_site_check(gql, tokens, task, code=setup["code"])
         decision, opinion = (decisions or {}).get(task["permitCode"], ("APPROVED", ""))
         body = await gql(
             DECIDE,
@@ -737,7 +793,7 @@ async def test_concurrent_decisions_close_the_setup_once_and_a_racing_supplement
     tasks = setup["tasks"]
     for task in tasks:
         if task["siteCheckDue"]:
-            await gql(SITE_CHECK, {"id": task["taskId"]}, token=tokens[task["departmentCode"]])
+            await pass_site_check(gql, tokens, task, code=setup["code"])
     viewers = {
         t["taskId"]: await viewer_of(await User.get(username=f"r-{t['departmentCode']}"))
         for t in tasks

@@ -25,9 +25,6 @@ from approval.core.access import Viewer
 from approval.core.auth import issue_token
 from approval.fieldwork.documents import inspection_doc_name
 from approval.fieldwork.inspections import assign_inspectors, schedule_joint_acceptance
-from server.app import create_app
-from server.settings import Settings
-from storage.db import open_database
 from storage.enums import CheckOutcome, InspectionStatus, ObjectKind, ProjectStatus, StageStatus
 from storage.models import (
     CheckResult,
@@ -42,7 +39,7 @@ from storage.models import (
 from tests.conftest import Clock, GraphQLClient
 from tests.fieldwork_support import at_acceptance, clerk, inspector, stage_departments
 from tests.helpers import db_id
-from tests.sync_support import TIMEOUT, SyncClient, serving
+from tests.sync_support import TIMEOUT, SyncClient, serving_onewindow
 
 INSPECTION = """
 query($id: ID!) {
@@ -143,30 +140,20 @@ async def field(gql: GraphQLClient, clock: Clock, database: str) -> AsyncIterato
         name: await token(name, clock)
         for name in [*(v.username for v in viewers.values()), outsider.username, "supervisor"]
     }
-    settings = Settings(
-        database_url=database, supervise_seconds=0, notify_seconds=0, log_level="warning"
-    )
-    app = create_app(settings, clock=clock)
     clients: list[SyncClient] = []
-    try:
-        async with serving(app) as base:
-            http_base = base.replace("ws://", "http://", 1)
-            async with httpx.AsyncClient(base_url=http_base, timeout=TIMEOUT) as http:
-                yield Field(
-                    base=base,
-                    http=http,
-                    inspection=inspection,
-                    stage=stage,
-                    project_id=db_id(project["id"]),
-                    viewers=viewers,
-                    tokens=tokens,
-                    clients=clients,
-                )
-                for client in clients:
-                    await client.close()
-    finally:
-        # The app's lifespan closes the database it opened: the session's must answer again.
-        await open_database(database)
+    async with serving_onewindow(database, clock) as (base, http):
+        yield Field(
+            base=base,
+            http=http,
+            inspection=inspection,
+            stage=stage,
+            project_id=db_id(project["id"]),
+            viewers=viewers,
+            tokens=tokens,
+            clients=clients,
+        )
+        for client in clients:
+            await client.close()
 
 
 def section(doc: Doc, code: str) -> Map[Any]:

@@ -4,7 +4,8 @@ collected once (容缺 where allowed), and every department gets its task at the
 The flow of a business type (量体裁衣) is the core permits every setup gets (一照三证, within
 the rules' core working days) and the X permits of its flow (within the X working days); a
 permit with a site check gets its check's due date, the site-check working days after
-acceptance, the moment the application is accepted.
+acceptance, and its inspection (the department's checklist, recorded offline in the field app)
+the moment the application is accepted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid
 from approval.core.labels import label
 from approval.core.workdays import CalendarUnknownError
+from approval.fieldwork.inspections import open_setup_site_check
 from approval.review import rules
 from approval.review.engine import calendar_error
 from storage.enums import MaterialStatus, Role, SetupStatus
@@ -297,6 +299,9 @@ async def accept_setup(*, viewer: Viewer, form: SetupApplication, now: datetime)
                 for need in plan.permits
             ]
         )
+        checked = await SetupTask.filter(setup_id=setup.id, site_check_due__isnull=False)
+        for task in sorted(checked, key=lambda t: t.id):
+            await open_setup_site_check(task=task, actor_id=viewer.user_id, now=now)
         await audit.record(
             actor_id=viewer.user_id,
             action="setup.accept",
@@ -391,7 +396,11 @@ async def reaccept_setup(
     today = local_day(now)
     due = await rules.deadlines(
         today=today,
-        working_days={"core": setup_rules.core_days, "x": setup_rules.x_days},
+        working_days={
+            "core": setup_rules.core_days,
+            "x": setup_rules.x_days,
+            "site_check": setup_rules.site_check_days,
+        },
         field="materials",
     )
     async with in_transaction():

@@ -3,9 +3,10 @@ closes the setup with the most severe one.
 
 A thin layer on the review engine (:mod:`approval.review.engine`), which holds the lock order
 (the setup row, then the task), the guards, clock stops (行政许可法 Art. 45), 超时默认 and the
-fan-in, the same code construction stages run on. What is the setup's own: a site check
-(现场踏勘) is recorded before a permit can be approved, opinions are bounded, and a passing
-setup becomes ready for 统一发证 (``approval.company.issuing``).
+fan-in, the same code construction stages run on. What is the setup's own: a permit with a
+site check (现场踏勘) is approved only after its check passed (an inspection recorded in the
+field app: ``approval.fieldwork.inspections.open_setup_site_check``), opinions are bounded,
+and a passing setup becomes ready for 统一发证 (``approval.company.issuing``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from approval.core import audit
 from approval.core.access import Viewer, require_role, require_task_scope
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
+from approval.fieldwork.inspections import open_setup_site_check
 from approval.review.engine import (
     CaseReview,
     PauseReason,
@@ -126,8 +128,9 @@ class SetupReview(CaseReview[CompanySetup, SetupTask]):
             permit = await task.permit
             raise DomainError(
                 ErrorCode.INVALID_STATE,
-                f"{permit.name} needs a site check (现场踏勘) first; record it with "
-                "recordSetupSiteCheck, then decide",
+                f"{permit.name} needs a passed site check (现场踏勘) first: the department's "
+                "inspectors record it in the field app (现场踏勘 App) and sign the conclusion; "
+                "then decide",
                 field="taskId",
             )
 
@@ -291,7 +294,9 @@ async def reopen_round(
     """A new round of a setup waiting for 补正 (the setup row locked): every permit whose
     department decided 需补正 is pending again with a new deadline (``deadlines["core"]`` or
     ``["x"]``) through the engine (:meth:`CaseReview.reopen`), the round it ended kept as a
-    :class:`SetupTaskRound`; the other permits keep their decisions. Returns the reopened
+    :class:`SetupTaskRound`, and a permit with a site check gets a new one, due
+    ``deadlines["site_check"]`` (a new inspection, the earlier round's cancelled if still
+    open); the other permits keep their decisions. Returns the reopened
     tasks' ids."""
     tasks = (
         await SetupTask.select_for_update()
@@ -300,6 +305,10 @@ async def reopen_round(
     )
     for task in tasks:
         task.pause_reason = ""
+        if task.site_check_due is not None:  # the permit's site check is made again
+            task.site_check_requested_at = now
+            task.site_check_due = deadlines["site_check"]
+            task.site_check_done_at = None
         await SETUPS.reopen(
             task=task,
             deadline=deadlines["core"] if task.core else deadlines["x"],
@@ -307,6 +316,8 @@ async def reopen_round(
             actor_id=actor_id,
             project_id=setup.project_id,
         )
+        if task.site_check_due is not None:
+            await open_setup_site_check(task=task, actor_id=actor_id, now=now)
     return [task.id for task in tasks]
 
 
@@ -320,36 +331,6 @@ async def decide_setup_task(
         decision=decision, opinion=text, actor_id=viewer.user_id, action="setup_task.decide"
     )
     return await SETUPS.decide(task=task, verdict=verdict, now=now)
-
-
-async def record_site_check(*, viewer: Viewer, task_id: int, note: str, now: datetime) -> SetupTask:
-    """The department records that its site check of this permit is done (with a note)."""
-    task = await _own_task(viewer, task_id)
-    async with in_transaction():
-        setup, current = await SETUPS.lock(task)
-        if current.site_check_due is None:
-            raise DomainError(
-                ErrorCode.INVALID_STATE,
-                f"{task.permit.name} needs no site check",
-                field="taskId",
-            )
-        if current.site_check_done_at is not None or setup.status is not SetupStatus.IN_REVIEW:
-            raise DomainError(
-                ErrorCode.INVALID_STATE,
-                f"the site check of setup task {task_id} is already recorded",
-                field="taskId",
-            )
-        current.site_check_done_at = now
-        await current.save(update_fields=["site_check_done_at"])
-        await SETUPS.audit_change(
-            current,
-            verb="site_check",
-            actor_id=viewer.user_id,
-            project_id=setup.project_id,
-            before={"siteCheckDone": False},
-            after={"siteCheckDone": True, "note": note.strip()},
-        )
-    return current
 
 
 async def default_approve_setup_task(*, task_id: int, now: datetime) -> SetupTask | None:

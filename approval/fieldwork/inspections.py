@@ -19,7 +19,15 @@ from datetime import date, datetime
 from tortoise.transactions import in_transaction
 
 from approval.core import audit
-from approval.core.access import Viewer, project_scope, require_role, visible_project
+from approval.core.access import (
+    Viewer,
+    in_region,
+    project_scope,
+    require_role,
+    setup_in_scope,
+    visible_project,
+)
+from approval.core.auth import viewer_of
 from approval.core.calendar import calendar_for
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
@@ -32,11 +40,13 @@ from storage.models import (
     AgencyEntry,
     ChecklistTemplate,
     CheckResult,
+    CompanySetup,
     Department,
     Inspection,
     InspectionAssignment,
     InspectionDepartment,
     Project,
+    SetupTask,
     Stage,
     Task,
     User,
@@ -130,8 +140,8 @@ def _check_codes(templates: list[ChecklistTemplate]) -> list[str]:
 
 async def _create_round(
     *,
-    viewer: Viewer,
-    project: Project,
+    actor_id: int | None,
+    project: Project | None,
     stage: Stage | None,
     kind: InspectionKind,
     departments: list[Department],
@@ -139,11 +149,20 @@ async def _create_round(
     scheduled_for: date | None,
     now: datetime,
     previous: Inspection | None = None,
+    setup_task: SetupTask | None = None,
+    templates: dict[int, list[ChecklistTemplate]] | None = None,
 ) -> Inspection:
-    """Inside a transaction: the inspection, its departments and their frozen checklists."""
-    templates = await _checklists(departments)
+    """Inside a transaction: the inspection, its departments and their frozen checklists.
+
+    The case is a construction ``project`` or a company setup's ``setup_task`` (exactly one;
+    the database checks it too). ``templates`` names each department's checklists where the
+    case names them (a setup permit's own); otherwise every checklist of the department."""
+    if templates is None:
+        templates = await _checklists(departments)
     inspection = await Inspection.create(
-        project_id=project.id,
+        project_id=project.id if project else None,
+        setup_id=setup_task.setup_id if setup_task else None,
+        setup_task_id=setup_task.id if setup_task else None,
         stage_id=stage.id if stage else None,
         kind=kind,
         round=previous.round + 1 if previous else 1,
@@ -151,7 +170,7 @@ async def _create_round(
         requested_at=now,
         due=due,
         scheduled_for=scheduled_for,
-        created_by_id=viewer.user_id,
+        created_by_id=actor_id,
     )
     for department in departments:
         own = templates[department.id]
@@ -171,11 +190,11 @@ async def _create_round(
                 ]
             )
     await audit.record(
-        actor_id=viewer.user_id,
+        actor_id=actor_id,
         action="inspection.reinspect" if previous else "inspection.schedule",
         entity_type="inspection",
         entity_id=inspection.id,
-        project_id=project.id,
+        project_id=project.id if project else await _setup_project_id(inspection),
         before={"previous": previous.id} if previous else None,
         after={
             "kind": kind.value,
@@ -183,9 +202,19 @@ async def _create_round(
             "departments": [d.code for d in departments],
             "due": due.isoformat(),
             "scheduledFor": scheduled_for.isoformat() if scheduled_for else None,
+            "setupTask": setup_task.id if setup_task else None,
         },
     )
     return inspection
+
+
+async def _setup_project_id(inspection: Inspection) -> int | None:
+    """The construction project a setup's inspection is linked to through its setup (a
+    foreign-capital setup's), for the audit trail; None for a project's own inspection."""
+    if inspection.setup_id is None:
+        return inspection.project_id
+    setup = await CompanySetup.get(id=inspection.setup_id)
+    return setup.project_id
 
 
 async def _acceptance_stage(project: Project) -> Stage:
@@ -216,11 +245,18 @@ async def _require_stage_tasks(stage: Stage, departments: list[Department]) -> N
         )
 
 
+async def _in_scope(viewer: Viewer, inspection: Inspection) -> bool:
+    """Whether the viewer sees the inspection's case: its project, or its company setup."""
+    if inspection.setup_id is not None:
+        return await setup_in_scope(viewer, inspection.setup_id)
+    return await Project.filter(project_scope(viewer), id=inspection.project_id).exists()
+
+
 async def _visible_inspection(viewer: Viewer, inspection_id: int) -> Inspection:
-    """The inspection if its project is in the viewer's scope or the viewer is assigned to it."""
+    """The inspection if its case is in the viewer's scope or the viewer is assigned to it."""
     inspection = await Inspection.get_or_none(id=inspection_id)
     if inspection is not None:
-        if await Project.filter(project_scope(viewer), id=inspection.project_id).exists():
+        if await _in_scope(viewer, inspection):
             return inspection
         if await InspectionAssignment.exists(inspection_id=inspection.id, user_id=viewer.user_id):
             return inspection
@@ -300,7 +336,7 @@ async def schedule_site_check(
     )
     async with in_transaction():
         return await _create_round(
-            viewer=viewer,
+            actor_id=viewer.user_id,
             project=project,
             stage=stage,
             kind=InspectionKind.SITE_CHECK,
@@ -355,7 +391,7 @@ async def schedule_joint_acceptance(
                     field="projectId",
                 )
         return await _create_round(
-            viewer=viewer,
+            actor_id=viewer.user_id,
             project=project,
             stage=stage,
             kind=InspectionKind.JOINT_ACCEPTANCE,
@@ -379,7 +415,8 @@ async def schedule_reinspection(
             "requires rectification is re-inspected",
             field="inspectionId",
         )
-    project = await Project.get(id=previous.project_id)
+    project = await Project.get(id=previous.project_id) if previous.project_id else None
+    setup_task = await SetupTask.get(id=previous.setup_task_id) if previous.setup_task_id else None
     stage = await Stage.get(id=previous.stage_id) if previous.stage_id else None
     if previous.kind is InspectionKind.JOINT_ACCEPTANCE:
         if stage is None or stage.status is not StageStatus.IN_REVIEW:
@@ -409,8 +446,12 @@ async def schedule_reinspection(
                 f"the re-inspection of inspection {locked.id} is already scheduled",
                 field="inspectionId",
             )
+        if setup_task is not None:
+            setup_task = await _reopen_setup_check(
+                task_id=setup_task.id, due=due, now=now, actor_id=viewer.user_id
+            )
         inspection = await _create_round(
-            viewer=viewer,
+            actor_id=viewer.user_id,
             project=project,
             stage=stage,
             kind=previous.kind,
@@ -419,31 +460,55 @@ async def schedule_reinspection(
             scheduled_for=scheduled_for,
             now=now,
             previous=locked,
+            setup_task=setup_task,
+            templates=await _frozen_templates(locked) if setup_task else None,
         )
-        kept = await InspectionAssignment.filter(
-            inspection_id=locked.id, department_id__in=[d.id for d in departments]
+        await _keep_inspectors(
+            previous=locked, inspection=inspection, department_ids=[d.id for d in departments]
         )
-        if kept:
-            await InspectionAssignment.bulk_create(
-                [
-                    InspectionAssignment(
-                        inspection_id=inspection.id,
-                        user_id=a.user_id,
-                        department_id=a.department_id,
-                    )
-                    for a in kept
-                ]
-            )
     return inspection
+
+
+async def _keep_inspectors(
+    *, previous: Inspection, inspection: Inspection, department_ids: list[int]
+) -> None:
+    """The next round keeps the previous round's inspectors of ``department_ids``."""
+    kept = await InspectionAssignment.filter(
+        inspection_id=previous.id, department_id__in=department_ids
+    )
+    if kept:
+        await InspectionAssignment.bulk_create(
+            [
+                InspectionAssignment(
+                    inspection_id=inspection.id, user_id=a.user_id, department_id=a.department_id
+                )
+                for a in kept
+            ]
+        )
 
 
 async def assign_inspectors(
     *, viewer: Viewer, inspection_id: int, usernames: Sequence[str], now: datetime
 ) -> Inspection:
-    """Assign inspectors of the participating departments; assigning someone twice is harmless."""
-    require_role(viewer, *SCHEDULERS)
+    """Assign inspectors of the participating departments; assigning someone twice is harmless.
+
+    The window and the center assign them; a company setup's site check is the permit
+    department's own, so a reviewer of that department assigns its inspectors too. Inspectors
+    of a setup's check work within the setup's region."""
     inspection = await _visible_inspection(viewer, inspection_id)
+    if inspection.setup_id is None or viewer.role is not Role.REVIEWER:
+        require_role(viewer, *SCHEDULERS)
+    elif not await _in_scope(viewer, inspection) or not await InspectionDepartment.exists(
+        inspection_id=inspection.id, department_id=viewer.department_id or -1
+    ):
+        raise DomainError(
+            ErrorCode.WRONG_DEPARTMENT,
+            f"inspection {inspection.id} is another department's site check; a reviewer "
+            "assigns the inspectors of their own department's checks",
+            field="inspectionId",
+        )
     _require_open(inspection)
+    setup = await CompanySetup.get(id=inspection.setup_id) if inspection.setup_id else None
     names = sorted({u.strip() for u in usernames if u.strip()})
     if not names:
         raise invalid("name at least one inspector", field="usernames")
@@ -470,6 +535,19 @@ async def assign_inspectors(
                 f"{name}'s department does not take part in inspection {inspection.id}",
                 field="usernames",
             )
+        if viewer.role is Role.REVIEWER and user.department_id != viewer.department_id:
+            raise DomainError(
+                ErrorCode.WRONG_DEPARTMENT,
+                f"{name} is not an inspector of your department",
+                field="usernames",
+            )
+        if setup is not None and not in_region(await viewer_of(user), setup.region_id):
+            raise DomainError(
+                ErrorCode.FORBIDDEN,
+                f"{name} works outside the region of setup {setup.code}; assign an inspector "
+                "of its region",
+                field="usernames",
+            )
     async with in_transaction():
         assigned = set(
             await InspectionAssignment.filter(inspection_id=inspection.id).values_list(
@@ -488,7 +566,7 @@ async def assign_inspectors(
                 action="inspection.assign",
                 entity_type="inspection",
                 entity_id=inspection.id,
-                project_id=inspection.project_id,
+                project_id=await _setup_project_id(inspection),
                 after={"inspectors": [u.username for u in new]},
             )
     return inspection
@@ -572,7 +650,7 @@ async def record_conclusion(
             action="inspection.conclude",
             entity_type="inspection",
             entity_id=inspection.id,
-            project_id=inspection.project_id,
+            project_id=await _setup_project_id(inspection),
             after={
                 "departmentId": department_id,
                 "conclusion": result.value,
@@ -621,10 +699,12 @@ async def _close_round_if_done(
         action="inspection.pass" if passed else "inspection.rectification_required",
         entity_type="inspection",
         entity_id=inspection.id,
-        project_id=inspection.project_id,
+        project_id=await _setup_project_id(inspection),
         before={"status": before},
         after={"status": inspection.status.value, "round": inspection.round},
     )
+    if passed and inspection.setup_task_id is not None:
+        await _setup_check_done(inspection=inspection, actor_id=actor_id, now=now)
     if passed and inspection.kind is InspectionKind.JOINT_ACCEPTANCE and inspection.stage_id:
         try:
             await approve_after_inspection(
@@ -643,6 +723,112 @@ async def mark_in_progress(inspection_id: int) -> None:
     """The first recorded check moves a scheduled inspection to in progress."""
     await Inspection.filter(id=inspection_id, status=InspectionStatus.SCHEDULED).update(
         status=InspectionStatus.IN_PROGRESS
+    )
+
+
+# --- company setups' site checks ----------------------------------------------------------------
+
+
+async def _frozen_templates(inspection: Inspection) -> dict[int, list[ChecklistTemplate]]:
+    """The checklist each department of ``inspection`` was given, for its next round."""
+    rows = await InspectionDepartment.filter(inspection_id=inspection.id).select_related(
+        "checklist"
+    )
+    return {r.department_id: [r.checklist] if r.checklist else [] for r in rows}
+
+
+async def open_setup_site_check(
+    *, task: SetupTask, actor_id: int | None, now: datetime
+) -> Inspection:
+    """现场踏勘 of a company setup's permit (inside the caller's transaction): an inspection of
+    the setup with the permit department's checklist from the catalog, due on the task's
+    ``site_check_due``. The department's reviewer (or the window) assigns its inspectors, who
+    record it offline in the field app like a construction site check; a passing conclusion
+    marks the task's check done. A check of an earlier round still open is cancelled: the
+    new one replaces it (its inspectors stay assigned)."""
+    if task.site_check_due is None:
+        raise DomainError(
+            ErrorCode.INVALID_STATE, f"setup task {task.id} needs no site check", field="taskId"
+        )
+    permit = await task.permit
+    template = (
+        await ChecklistTemplate.get(id=permit.site_check_id) if permit.site_check_id else None
+    )
+    department = await Department.get(id=task.department_id)
+    previous = await Inspection.filter(setup_task_id=task.id).order_by("-id").first()
+    if previous is not None and previous.status in OPEN_STATUSES:
+        await Inspection.filter(id=previous.id).update(
+            status=InspectionStatus.CANCELLED, closed_at=now
+        )
+        await audit.record(
+            actor_id=actor_id,
+            action="inspection.cancel",
+            entity_type="inspection",
+            entity_id=previous.id,
+            project_id=await _setup_project_id(previous),
+            before={"status": previous.status.value},
+            after={"status": InspectionStatus.CANCELLED.value, "setupTask": task.id},
+        )
+    inspection = await _create_round(
+        actor_id=actor_id,
+        project=None,
+        stage=None,
+        kind=InspectionKind.SITE_CHECK,
+        departments=[department],
+        due=task.site_check_due,
+        scheduled_for=None,
+        now=now,
+        previous=previous,
+        setup_task=task,
+        templates={department.id: [template] if template else []},
+    )
+    if previous is not None:
+        await _keep_inspectors(
+            previous=previous, inspection=inspection, department_ids=[department.id]
+        )
+    return inspection
+
+
+async def _reopen_setup_check(
+    *, task_id: int, due: date, now: datetime, actor_id: int | None
+) -> SetupTask:
+    """A re-inspection of a setup's failed check: the task's check is requested again."""
+    task = await SetupTask.select_for_update().get(id=task_id)
+    before = {"siteCheckDue": str(task.site_check_due)}
+    task.site_check_requested_at = now
+    task.site_check_due = due
+    task.site_check_done_at = None
+    await task.save(
+        update_fields=["site_check_requested_at", "site_check_due", "site_check_done_at"]
+    )
+    await audit.record(
+        actor_id=actor_id,
+        action="setup_task.site_check_again",
+        entity_type="setup_task",
+        entity_id=task.id,
+        project_id=(await CompanySetup.get(id=task.setup_id)).project_id,
+        before=before,
+        after={"siteCheckDue": due.isoformat()},
+    )
+    return task
+
+
+async def _setup_check_done(*, inspection: Inspection, actor_id: int | None, now: datetime) -> None:
+    """A setup's site check passed: its permit's check is done (the department may approve)."""
+    assert inspection.setup_task_id is not None
+    task = await SetupTask.select_for_update().get(id=inspection.setup_task_id)
+    if task.site_check_done_at is not None:
+        return
+    task.site_check_done_at = now
+    await task.save(update_fields=["site_check_done_at"])
+    await audit.record(
+        actor_id=actor_id,
+        action="setup_task.site_check",
+        entity_type="setup_task",
+        entity_id=task.id,
+        project_id=await _setup_project_id(inspection),
+        before={"siteCheckDone": False},
+        after={"siteCheckDone": True, "inspection": inspection.id, "round": inspection.round},
     )
 
 
@@ -705,16 +891,17 @@ async def document_access(viewer: Viewer, doc_name: str) -> FieldRights | None:
             if assignment is None:
                 return None
             return rights(assignment.department.code, inspection.status in OPEN_STATUSES)
-        project_id = inspection.project_id
+        if viewer.role is Role.SUPERVISOR and await _in_scope(viewer, inspection):
+            return rights(None, False)
+        return None
     else:
         project = await Project.get_or_none(id=key)
         if project is None:
             return None
         if viewer.role is Role.AGENT:
             return rights(None, True) if project.agent_id == viewer.user_id else None
-        project_id = project.id
     if viewer.role is Role.SUPERVISOR and (
-        await Project.filter(project_scope(viewer), id=project_id).exists()
+        await Project.filter(project_scope(viewer), id=project.id).exists()
     ):
         return rights(None, False)
     return None

@@ -14,9 +14,8 @@ from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from approval.company.access import setup_scope
 from approval.core import audit, throttle
-from approval.core.access import Viewer, project_scope, require_role
+from approval.core.access import Viewer, project_scope, require_role, setup_scope
 from approval.core.calendar import working_calendar
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found

@@ -11,8 +11,7 @@ from datetime import date, datetime
 
 from tortoise.expressions import Subquery
 
-from approval.company.access import setup_scope
-from approval.core.access import Viewer, require_role
+from approval.core.access import Viewer, require_role, setup_scope
 from approval.core.dates import local_day
 from approval.core.labels import label
 from approval.oversight.reports import parse_month

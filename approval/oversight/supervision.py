@@ -318,48 +318,49 @@ class _Scan:
         )
 
     async def site_checks(self) -> None:
-        """Site checks (现场踏勘) are due within their working days of the request: the
-        construction inspections not yet closed and the setups' checks not yet recorded."""
+        """Site checks (现场踏勘) are due within their working days of the request: every
+        site-check inspection not yet closed, of a construction project or of a company
+        setup's permit. A setup's check warns under the key it had before its checks became
+        inspections (``setup_site_check:<task id>``, nothing fires twice), and a later round
+        under a key naming the round, as a re-accepted permit's warnings do."""
         inspections = await Inspection.filter(
             kind=InspectionKind.SITE_CHECK,
             status__in=(InspectionStatus.SCHEDULED, InspectionStatus.IN_PROGRESS),
             due__lte=self.horizon,
-        ).select_related("project")
-        checks = await SetupTask.filter(
-            site_check_due__lte=self.horizon,
-            site_check_done_at__isnull=True,
-            setup__status=SetupStatus.IN_REVIEW,
-        ).select_related("permit", "department", "setup")
-        await self.warn(
-            [
+        ).select_related("project", "setup_task__permit", "setup_task__department", "setup")
+        rows: list[tuple[date, str, str, str, int, int | None, int | None, str]] = []
+        for i in inspections:
+            if i.project is not None:
+                rows.append(
+                    (
+                        i.due,
+                        "site_check",
+                        KIND_SITE_CHECK,
+                        "inspection",
+                        i.id,
+                        i.project_id,
+                        None,
+                        f"{i.project.name} 的现场踏勘(第 {i.round} 轮)",
+                    )
+                )
+                continue
+            task, setup = i.setup_task, i.setup
+            if task is None or setup is None or setup.status is not SetupStatus.IN_REVIEW:
+                continue
+            rows.append(
                 (
                     i.due,
-                    "site_check",
-                    KIND_SITE_CHECK,
-                    "inspection",
-                    i.id,
-                    i.project_id,
-                    None,
-                    f"{i.project.name} 的现场踏勘(第 {i.round} 轮)",
-                )
-                for i in inspections
-            ]
-            + [
-                (
-                    t.site_check_due,
-                    "setup_site_check",
+                    "setup_site_check" if i.round == 1 else f"setup_site_check:r{i.round}",
                     KIND_SITE_CHECK,
                     "setup_task",
-                    t.id,
-                    t.setup.project_id,
-                    t.department_id,
-                    f"企业设立 {t.setup.company_name}({t.setup.code}) 的 {t.permit.name} 现场踏勘 "
-                    f"({t.department.short_name})",
+                    task.id,
+                    setup.project_id,
+                    task.department_id,
+                    f"企业设立 {setup.company_name}({setup.code}) 的 {task.permit.name} 现场踏勘 "
+                    f"({task.department.short_name})",
                 )
-                for t in checks
-                if t.site_check_due is not None
-            ]
-        )
+            )
+        await self.warn(rows)
 
     # --- 超时默认 ----------------------------------------------------------------------------
 

@@ -1,15 +1,17 @@
 """The company-setup face of the API (企业设立 1+4+X): the flows by business type, setups,
-their department tasks and materials; intake, decisions, site checks and unified issuing."""
+their department tasks and materials; intake, decisions and unified issuing. A permit's site
+check is an Inspection (schema/fieldwork), recorded in the field app."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
 import strawberry
+from strawberry import relay
 from tortoise.expressions import Subquery
 
 from approval.company import intake, issuing, review
-from approval.company.access import setup_scope
+from approval.core.access import setup_scope
 from approval.core.errors import DomainError, not_found
 from approval.core.labels import label
 from approval.oversight import ratings
@@ -160,6 +162,13 @@ class SetupTaskInfo:
     async def history(self, info: Info) -> list[SetupTaskRoundInfo]:
         rows = await info.context.loaders.rounds_by_setup_task.load(self.task_id)
         return [_round(row) for row in rows]
+
+    @strawberry.field(
+        description="现场踏勘的检查单(Inspection, 最新一轮): 检查员在现场App离线记录并签署结论"
+    )
+    async def site_check_id(self) -> relay.GlobalID | None:
+        latest = await models.Inspection.filter(setup_task_id=self.task_id).order_by("-id").first()
+        return relay.GlobalID("Inspection", str(latest.id)) if latest else None
 
     @strawberry.field(description="补正要求(部门要求补交或更正的材料)")
     async def supplements(self) -> list[SetupSupplementInfo]:
@@ -568,20 +577,6 @@ class CompanyMutation:
                 task_id=input.task_id,
                 decision=input.decision,
                 opinion=input.opinion,
-                now=info.context.now(),
-            )
-        )
-        return await _payload(await _setup_of(task), errors)
-
-    @strawberry.mutation(description="记录现场踏勘已完成")
-    async def record_setup_site_check(
-        self, info: Info, task_id: int, note: str = ""
-    ) -> CompanySetupPayload:
-        task, errors = await attempt(
-            lambda: review.record_site_check(
-                viewer=info.context.require_viewer(),
-                task_id=task_id,
-                note=note,
                 now=info.context.now(),
             )
         )

@@ -27,6 +27,7 @@ from approval.fieldwork.documents import (
     ENTRY_KIND_LABELS,
     inspection_doc_name,
 )
+from schema.company.setups import CompanySetupInfo, setup_info
 from schema.core.context import Info, query_error
 from schema.core.errors import UserError
 from schema.core.nodes import DepartmentNode, PersonNode, department_node
@@ -155,7 +156,12 @@ class InspectionNode(relay.Node):
     scheduled_for: date | None
     closed_at: datetime | None
     document_name: str = strawberry.field(description="现场文档名, 同步服务使用")
-    project: ProjectNode
+    project: ProjectNode | None = strawberry.field(
+        description="建设项目(企业设立的现场踏勘则为空, 见 setup)"
+    )
+    setup: CompanySetupInfo | None = strawberry.field(
+        description="企业设立(其许可需要现场踏勘); 建设项目的踏勘/验收则为空"
+    )
     previous_id: relay.GlobalID | None = strawberry.field(description="上一轮")
     departments: list[InspectionDepartmentNode]
     assignments: list[InspectionAssignmentNode]
@@ -205,13 +211,20 @@ async def build_nodes(rows: list[models.Inspection], viewer: Viewer) -> list[Ins
     checks = await models.CheckResult.filter(inspection_id__in=ids).order_by("id")
     rectifications = await models.Rectification.filter(inspection_id__in=ids).order_by("id")
     assignments = await models.InspectionAssignment.filter(inspection_id__in=ids).order_by("id")
-    project_ids = {r.project_id for r in rows}
+    project_ids = {r.project_id for r in rows if r.project_id is not None}
     projects = {p.id: p for p in await models.Project.filter(id__in=project_ids)}
     in_scope = set(
         await models.Project.filter(project_scope(viewer), id__in=project_ids).values_list(
             "id", flat=True
         )
     )
+    # The rows are the viewer's already (in scope or assigned): a setup's inspector sees the
+    # company name, business type and code they visit.
+    setup_ids = {r.setup_id for r in rows if r.setup_id is not None}
+    setups = {
+        s.id: await setup_info(s)
+        for s in (await models.CompanySetup.filter(id__in=setup_ids) if setup_ids else [])
+    }
     templates = await models.ChecklistTemplate.filter(
         department_id__in={d.department_id for d in departments}
     ).order_by("code")
@@ -282,7 +295,10 @@ async def build_nodes(rows: list[models.Inspection], viewer: Viewer) -> list[Ins
             document_name=inspection_doc_name(r.id),
             project=ProjectNode.from_row(
                 projects[r.project_id], limited=r.project_id not in in_scope
-            ),
+            )
+            if r.project_id is not None
+            else None,
+            setup=setups[r.setup_id] if r.setup_id is not None else None,
             previous_id=relay.GlobalID("Inspection", str(r.previous_id)) if r.previous_id else None,
             departments=departments_of[r.id],
             assignments=assignments_of[r.id],

@@ -1,8 +1,9 @@
 """Company setup (企业设立 1+4+X) in the console: the window picks a business type and sees its
-one flow, collects the materials once and accepts; a department's queue records the site
-check and approves; the window issues everything together (统一发证). 补正: a department's
-reviewer asks for a material again (its permit's clock stops), the window receives it and the
-permit's clock runs again, its deadline moved by the working days it stood."""
+one flow, collects the materials once and accepts; a department's queue assigns its inspector to
+the site check and, once the inspector signed it, approves; the window issues everything
+together (统一发证). 补正: a department's reviewer asks for a material again (its permit's clock
+stops), the window receives it and the permit's clock runs again, its deadline moved by the
+working days it stood."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ from tests.browser.console.conftest import Office, days, serving_office
 
 TASKS = """query($code: String!) { companySetup(code: $code) {
   status tasks { taskId departmentCode siteCheckDue } } }"""
-SITE_CHECK = """mutation($id: Int!) { recordSetupSiteCheck(taskId: $id, note: "合格") {
+SITE_CHECK_IDS = """query($code: String!) { companySetup(code: $code) {
+  tasks { taskId siteCheckId } } }"""
+ASSIGN = """mutation($input: AssignInspectorsInput!) { assignInspectors(input: $input) {
+  errors { code } } }"""
+CONCLUDE = """mutation($input: FileConclusionInput!) { fileConclusion(input: $input) {
   errors { code } } }"""
 DECIDE = """mutation($id: Int!) { decideSetupTask(input: {taskId: $id, decision: APPROVED}) {
   errors { code } } }"""
@@ -79,8 +84,19 @@ async def test_the_window_accepts_a_setup_departments_approve_and_it_is_issued_t
         try:
             queue = reviewer.page.locator("[data-test=setup-tasks]")
             await expect(queue).to_contain_text("食品经营许可证")
+            # The department assigns its inspector; a wrong name is refused in the dialog.
             await reviewer.page.locator(f"[data-site-check='{food['taskId']}']").click()
-            await expect(reviewer.page.get_by_text("现场踏勘已记录")).to_be_visible()
+            dialog = reviewer.page.locator("[data-test=assign-dialog]")
+            await dialog.get_by_label("检查员用户名").fill("xfjy-inspector")
+            await dialog.locator("[data-test=assign-submit]").click()
+            await expect(dialog.locator("[data-test=assign-problem]")).to_be_visible()
+            await dialog.get_by_label("检查员用户名").fill("shiyao-inspector")
+            await dialog.locator("[data-test=assign-submit]").click()
+            await expect(reviewer.page.get_by_text("已指派检查员")).to_be_visible()
+            # The inspector signs in the field app (tests/browser/field records it offline).
+            await _pass_site_check(office, code, food, assign=False)
+            await reviewer.page.reload()
+            await expect(queue).to_contain_text("已踏勘")
             await reviewer.page.locator(f"[data-approve='{food['taskId']}']").click()
             await expect(reviewer.page.get_by_text("已准予许可")).to_be_visible()
             assert reviewer.errors() == []
@@ -92,7 +108,7 @@ async def test_the_window_accepts_a_setup_departments_approve_and_it_is_issued_t
                 continue
             who = task["departmentCode"]
             if task["siteCheckDue"]:
-                await office.graphql(SITE_CHECK, {"id": task["taskId"]}, as_=who)
+                await _pass_site_check(office, code, task)
             await office.graphql(DECIDE, {"id": task["taskId"]}, as_=who)
 
         await page.reload()
@@ -104,6 +120,31 @@ async def test_the_window_accepts_a_setup_departments_approve_and_it_is_issued_t
         assert window.errors() == []
     finally:
         await window.close()
+
+
+async def _site_check_id(office: Office, code: str, task_id: int) -> str:
+    setup = (await office.graphql(SITE_CHECK_IDS, {"code": code}, as_="window"))["companySetup"]
+    return str(next(t["siteCheckId"] for t in setup["tasks"] if t["taskId"] == task_id))
+
+
+async def _pass_site_check(
+    office: Office, code: str, task: dict[str, Any], *, assign: bool = True
+) -> None:
+    """The permit department's inspector (the demo's ``<department>-inspector``) signs a passing
+    conclusion of the task's site check, after its reviewer assigned them (``assign``); the
+    field app's own path is tests/browser/field."""
+    who = task["departmentCode"]
+    inspection = await _site_check_id(office, code, task["taskId"])
+    if assign:
+        variables = {"inspectionId": inspection, "usernames": [f"{who}-inspector"]}
+        assigned = await office.graphql(ASSIGN, {"input": variables}, as_=who)
+        assert assigned["assignInspectors"]["errors"] == []
+    concluded = await office.graphql(
+        CONCLUDE,
+        {"input": {"inspectionId": inspection, "result": "PASS", "note": "现场核查合格"}},
+        as_=f"{who}-inspector",
+    )
+    assert concluded["fileConclusion"]["errors"] == []
 
 
 def _food(setup: dict[str, Any]) -> dict[str, Any]:
@@ -289,7 +330,7 @@ async def test_a_setup_waiting_at_supplement_is_accepted_again_and_the_returned_
             continue
         who = task["departmentCode"]
         if task["siteCheckDue"]:
-            await office.graphql(SITE_CHECK, {"id": task["taskId"]}, as_=who)
+            await _pass_site_check(office, code, task)
         done = await office.graphql(
             DECIDE_AS, {"id": task["taskId"], "decision": "APPROVED", "opinion": ""}, as_=who
         )

@@ -429,7 +429,7 @@ export const IssueCompanySetupMutation = graphql(`
 export const SetupTasksQuery = graphql(`
   query SetupTasks {
     setupTasks {
-      taskId permit core status statusLabel deadline pausedAt siteCheckDue siteCheckDoneAt round
+      taskId permit core status statusLabel deadline pausedAt siteCheckDue siteCheckDoneAt round siteCheckId
       supplements { reason materialName requestedAt resolvedAt }
       history {
         round decisionLabel opinion decidedBy decidedAt defaultApproved reopenedAt
@@ -500,10 +500,12 @@ export const DecideSetupTaskMutation = graphql(`
   }
 `)
 
-export const RecordSetupSiteCheckMutation = graphql(`
-  mutation RecordSetupSiteCheck($taskId: Int!, $note: String!) {
-    recordSetupSiteCheck(taskId: $taskId, note: $note) {
-      setup { code }
+/** 现场踏勘 of a setup's permit: the department assigns its inspectors to the permit's site-check
+ * inspection (siteCheckId); they record it offline in the field app and sign the conclusion. */
+export const AssignSiteCheckInspectorsMutation = graphql(`
+  mutation AssignSiteCheckInspectors($input: AssignInspectorsInput!) {
+    assignInspectors(input: $input) {
+      inspection { id status assignments { person { username displayName } } }
       errors { code field message }
     }
   }

@@ -6,6 +6,7 @@ export const MyInspectionsQuery = graphql(`
     myInspections(openOnly: false) {
       id kind kindLabel round status statusLabel due scheduledFor documentName
       project { id code name address }
+      setup { code companyName region businessType { code name } }
       departments {
         conclusion conclusionLabel
         department { code name shortName }
@@ -17,6 +18,18 @@ export const MyInspectionsQuery = graphql(`
 `)
 
 export type InspectionSummary = ResultOf<typeof MyInspectionsQuery>['myInspections'][number]
+
+/** What an inspection checks, as the list and the screen show it: a construction project (its
+ * name; code and address), or a company setup's premises (企业设立: the company; business type,
+ * setup code and region). */
+export function inspectedCase(item: Pick<InspectionSummary, 'project' | 'setup'>): { title: string; detail: string } {
+  if (item.setup) {
+    const { setup } = item
+    return { title: setup.companyName, detail: `企业设立 ${setup.businessType.name} · ${setup.code} · ${setup.region}` }
+  }
+  if (item.project) return { title: item.project.name, detail: `${item.project.code} · ${item.project.address}` }
+  return { title: '', detail: '' }
+}
 
 export const InspectionPhotosQuery = graphql(`
   query FieldInspectionPhotos($id: ID!) {

@@ -1,0 +1,140 @@
+"""Migration 0016 on a database that already holds inspections (SQLite and PostgreSQL): the
+rows of the inspection and of its children are kept as they were (SQLite copies the table, and
+a DROP with foreign keys on would have cascaded into them), and the database itself refuses an
+inspection of no case or of two."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from storage.db import recreate_postgres_database
+from tests.test_cli import cli_environment
+
+BEFORE = "models.0015_setup_task_rounds"
+TS = "'2026-03-02 09:00:00+08:00'"
+
+# Parents and one inspection with its department, assignment and a recorded check, written as
+# 0015 knew them (explicit ids; the same SQL on SQLite and PostgreSQL).
+OLD_ROWS = [
+    "INSERT INTO region (id, code, name, kind, admin_code, assessments)"
+    " VALUES (901, 'm-r', '测试区', 'district', '371402', '[]')",
+    "INSERT INTO department (id, code, name, short_name, level, region_id)"
+    " VALUES (901, 'm-d', '测试局', '测试', 'district', 901)",
+    "INSERT INTO enterprise (id, credit_code, name, contact_name, contact_phone)"
+    " VALUES (901, '91371400MA0000001X', '测试企业', '张三', '13800000000')",
+    "INSERT INTO app_user (id, username, display_name, password_hash, role, active,"
+    " created_at, department_id, region_id)"
+    f" VALUES (901, 'm-inspector', '检查员', 'x', 'inspector', TRUE, {TS}, 901, 901)",
+    "INSERT INTO project (id, code, name, project_type, industry_code, land_area_m2,"
+    " floor_area_m2, investment_10k_yuan, address, status, created_at, updated_at,"
+    " enterprise_id, region_id)"
+    f" VALUES (901, 'M-1', '测试项目', 'APPROVAL', '01', 1, 1, 1, '', 'active', {TS}, {TS},"
+    " 901, 901)",
+    "INSERT INTO inspection (id, kind, round, status, requested_at, due, project_id,"
+    " created_by_id) VALUES (901, 'site_check', 1, 'in_progress', "
+    f"{TS}, '2026-03-05', 901, 901)",
+    "INSERT INTO inspection (id, kind, round, status, requested_at, due, project_id,"
+    " previous_id) VALUES (902, 'site_check', 2, 'scheduled', "
+    f"{TS}, '2026-03-06', 901, 901)",
+    "INSERT INTO inspection_department (id, conclusion_note, signed_by, department_id,"
+    " inspection_id) VALUES (901, '', '', 901, 901)",
+    "INSERT INTO inspection_assignment (id, department_id, inspection_id, user_id)"
+    " VALUES (901, 901, 901, 901)",
+    "INSERT INTO check_result (id, check_code, outcome, note, measured, photo_ids,"
+    " recorded_by, department_id, inspection_id)"
+    " VALUES (901, 'c1', 'pass', '好', '{}', '[]', 'm-inspector', 901, 901)",
+]
+KEPT = {
+    "SELECT id, project_id, previous_id, status, round FROM inspection ORDER BY id": [
+        (901, 901, None, "in_progress", 1),
+        (902, 901, 901, "scheduled", 2),
+    ],
+    "SELECT id, inspection_id, department_id FROM inspection_department": [(901, 901, 901)],
+    "SELECT id, inspection_id, user_id FROM inspection_assignment": [(901, 901, 901)],
+    "SELECT id, inspection_id, check_code, outcome FROM check_result": [(901, 901, "c1", "pass")],
+    "SELECT setup_id, setup_task_id FROM inspection ORDER BY id": [(None, None), (None, None)],
+}
+NO_CASE = (
+    "INSERT INTO inspection (id, kind, round, status, requested_at, due)"
+    f" VALUES (903, 'site_check', 1, 'scheduled', {TS}, '2026-03-05')"
+)
+NO_PROJECT = "UPDATE inspection SET project_id = NULL WHERE id = 901"
+
+Run = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
+
+
+def _migrate(url: str, cwd: Path, *target: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.migrate_process", url, *target],
+        capture_output=True,
+        text=True,
+        env=cli_environment(),
+        cwd=cwd,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+async def blank_database(database: str, tmp_path: Path) -> AsyncIterator[tuple[str, Run]]:
+    """An empty database of the suite's kind and a function running one SQL statement on it."""
+    if database.startswith("sqlite://"):
+        path = tmp_path / "old.sqlite3"
+
+        async def run_sqlite(sql: str) -> list[tuple[Any, ...]]:
+            with sqlite3.connect(path) as connection:
+                connection.execute("PRAGMA foreign_keys = ON")
+                return [tuple(row) for row in connection.execute(sql).fetchall()]
+
+        yield f"sqlite://{path}", run_sqlite
+        return
+    import asyncpg
+
+    name = f"{urlsplit(database).path.lstrip('/')}_migration"
+    url = await recreate_postgres_database(database, name)
+    dsn = url.replace("postgres://", "postgresql://", 1)
+
+    async def run_postgres(sql: str) -> list[tuple[Any, ...]]:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return [tuple(row.values()) for row in await connection.fetch(sql)]
+        finally:
+            await connection.close()
+
+    try:
+        yield url, run_postgres
+    finally:
+        await recreate_postgres_database(database, name, create=False)
+
+
+async def test_0016_keeps_old_inspections_and_checks_one_case(
+    blank_database: tuple[str, Run], tmp_path: Path
+) -> None:
+    url, run = blank_database
+    _migrate(url, tmp_path, BEFORE)
+    for statement in OLD_ROWS:
+        await run(statement)
+    with pytest.raises(Exception, match=r"(?i)not.null"):
+        await run(NO_CASE)  # 0015: project_id is required
+
+    _migrate(url, tmp_path)
+
+    for query, expected in KEPT.items():
+        assert await run(query) == expected, query
+    with pytest.raises(Exception, match="inspection_of_one_case"):
+        await run(NO_CASE)
+    with pytest.raises(Exception, match="inspection_of_one_case"):
+        await run(NO_PROJECT)
+    assert await run("SELECT count(*) FROM inspection") == [(2,)]
+    # Deleting the project still cascades to its inspections and their rows.
+    await run("DELETE FROM project WHERE id = 901")
+    assert await run("SELECT count(*) FROM check_result") == [(0,)]
