@@ -130,6 +130,32 @@ async def test_company_setups_stand_in_every_state(seeded: DemoReport) -> None:
     assert {"gongshang", "zhijian", "guoshui", "dishui", "shiyao"} <= reviewers
 
 
+async def test_setup_site_checks_are_inspections_with_the_departments_inspectors(
+    seeded: DemoReport,
+) -> None:
+    """Every demo setup's site check is an inspection of it assigned to the department's demo
+    inspector (``shiyao-inspector`` for the food checks): open for the setup in review (the
+    field app lists it under make run), passed and the task's check done for the others."""
+    states = {code: state for code, _, state in seeded.setups}
+    checked = await models.SetupTask.filter(site_check_due__isnull=False).select_related(
+        "setup", "department"
+    )
+    assert checked
+    for task in checked:
+        [inspection] = await models.Inspection.filter(setup_task_id=task.id)
+        assert inspection.setup_id == task.setup_id and inspection.project_id is None
+        assigned = await models.InspectionAssignment.filter(
+            inspection_id=inspection.id
+        ).values_list("user__username", flat=True)
+        assert list(assigned) == [f"{task.department.code}-inspector"]
+        if states[task.setup.code] is SetupState.IN_REVIEW:
+            assert inspection.status.value == "scheduled" and task.site_check_done_at is None
+        else:
+            assert inspection.status.value == "passed" and task.site_check_done_at is not None
+    food = [t for t in checked if t.department.code == "shiyao"]
+    assert any(states[t.setup.code] is SetupState.IN_REVIEW for t in food)
+
+
 async def test_enterprises_have_valid_credit_codes(seeded: DemoReport) -> None:
     codes = await models.Enterprise.all().values_list("credit_code", flat=True)
     assert 3 <= len(codes) == seeded.enterprises <= 4
