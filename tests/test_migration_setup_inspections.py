@@ -16,7 +16,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from storage.db import recreate_postgres_database
+from tests import test_company_setups_api as setups_api
 from tests.test_cli import cli_environment
+
+tokens = setups_api.tokens  # the company reviewers and inspectors (a fixture)
 
 BEFORE = "models.0015_setup_task_rounds"
 TS = "'2026-03-02 09:00:00+08:00'"
@@ -138,3 +141,65 @@ async def test_0016_keeps_old_inspections_and_checks_one_case(
     # Deleting the project still cascades to its inspections and their rows.
     await run("DELETE FROM project WHERE id = 901")
     assert await run("SELECT count(*) FROM check_result") == [(0,)]
+
+
+async def test_0017_opens_the_pending_site_checks_of_setups_accepted_before(
+    gql: Any, tokens: dict[str, str]
+) -> None:
+    """Setups accepted before 0016 have their checks' due dates but no inspection: 0017 opens
+    one per check not yet done (a setup in review only), as acceptance does today; a second run
+    adds nothing."""
+    import importlib
+    from types import SimpleNamespace
+
+    from tortoise import Tortoise
+
+    from storage.models import AuditEvent, CheckResult, Inspection, InspectionDepartment, SetupTask
+    from tests.test_company_setups_api import accept, pass_site_check
+
+    migration = importlib.import_module("storage.migrations.0017_setup_site_check_inspections")
+    pending = await accept(gql)
+    checked = await accept(gql, companyName="德州市已踏勘餐饮有限公司")
+    fire = next(t for t in checked["tasks"] if t["permitCode"] == "fire_safety_check")
+    await pass_site_check(gql, tokens, fire, code=checked["code"])  # done before the upgrade
+    expected = {
+        (row.setup_task_id, row.due, row.round, department.department_id, department.checklist_id)
+        for row in await Inspection.filter(setup__code=pending["code"])
+        for department in await InspectionDepartment.filter(inspection_id=row.id)
+    }
+    checks = sorted(
+        await CheckResult.filter(inspection__setup__code=pending["code"]).values_list(
+            "inspection__setup_task_id", "check_code"
+        )
+    )
+    await Inspection.filter(setup__code__in=[pending["code"], checked["code"]]).delete()
+
+    editor = SimpleNamespace(client=Tortoise.get_connection("default"))
+    # pending: food and fire; checked: its food check only (the fire check was done)
+    assert await migration.open_pending_site_checks(None, editor) == 3
+    made = await Inspection.filter(setup__code=pending["code"]).order_by("id")
+    assert {
+        (row.setup_task_id, row.due, row.round, department.department_id, department.checklist_id)
+        for row in made
+        for department in await InspectionDepartment.filter(inspection_id=row.id)
+    } == expected
+    assert all(r.project_id is None and r.status.value == "scheduled" for r in made)
+    assert (
+        sorted(
+            await CheckResult.filter(inspection__setup__code=pending["code"]).values_list(
+                "inspection__setup_task_id", "check_code"
+            )
+        )
+        == checks
+    )
+    assert not await Inspection.filter(setup_task_id=fire["taskId"]).exists()
+    fire_task = await SetupTask.get(id=fire["taskId"])
+    assert fire_task.site_check_done_at is not None
+    audited = await AuditEvent.filter(
+        action="inspection.schedule", entity_id__in=[r.id for r in made]
+    ).values_list("after", flat=True)
+    assert len(audited) == 2 and all(a["migration"] == "0017" for a in audited)
+    assert await migration.open_pending_site_checks(None, editor) == 0
+    # The inspection made serves as one made at acceptance: the department may work on it.
+    food = next(t for t in pending["tasks"] if t["permitCode"] == "food_business_license")
+    assert (await pass_site_check(gql, tokens, food, code=pending["code"])) == {"status": "PASSED"}
