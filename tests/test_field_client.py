@@ -540,3 +540,16 @@ async def test_rectifications_and_agency_entries_made_offline_reach_another_tabl
         todo: ("todo", "催交检测报告"),
     }
     assert entries[todo].due == date(2026, 3, 6)
+
+
+def test_the_inspections_list_names_a_project_or_a_company_setup() -> None:
+    from clients.field.cli import inspected_case
+
+    assert inspected_case(
+        {"project": {"name": "德州市第一中学", "address": "x"}, "setup": None}
+    ) == ("德州市第一中学")
+    setup = {"code": "QS2026000001", "companyName": "德州市老街餐饮有限公司",
+             "businessType": {"name": "饭店"}}  # fmt: skip
+    assert inspected_case({"project": None, "setup": setup}) == (
+        "德州市老街餐饮有限公司 (企业设立 饭店 QS2026000001)"
+    )

@@ -26,6 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from approval.fieldwork.documents import inspection_doc_name
 from clients.field.session import (
@@ -177,10 +178,20 @@ async def do_inspections(args: argparse.Namespace) -> int:
         )
         say(
             f"{item['documentName']}  {item['kindLabel']} 第{item['round']}轮  "
-            f"{item['statusLabel']}  due {item['due']}  {item['project']['name']}  "
+            f"{item['statusLabel']}  due {item['due']}  {inspected_case(item)}  "
             f"[{departments}]"
         )
     return 0
+
+
+def inspected_case(item: dict[str, Any]) -> str:
+    """What an assigned inspection checks: its construction project's name, or a company
+    setup's (企业设立) company, business type and setup code."""
+    setup = item.get("setup")
+    if setup:
+        return f"{setup['companyName']} (企业设立 {setup['businessType']['name']} {setup['code']})"
+    project = item.get("project") or {}
+    return str(project.get("name", ""))
 
 
 async def do_record(args: argparse.Namespace) -> int:

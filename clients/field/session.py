@@ -299,6 +299,7 @@ query MyInspections($openOnly: Boolean!) {
   myInspections(openOnly: $openOnly) {
     id kind kindLabel status statusLabel due scheduledFor documentName round
     project { name }
+    setup { code companyName businessType { name } }
     departments { department { code name } }
   }
 }
