@@ -120,6 +120,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "companySetup":           row("x  x  x  o  x  x  x  x  x  o  x"),
     "setupTasks":             row("x  o  o  o  o  o  o  o  o  o  o"),
     "setupRatings":           row("x  x  x  x  x  x  x  x  x  o  o"),
+    "setupRatingSummary":     row("x  x  x  x  x  x  x  x  x  o  o"),
     # --- mutations ---
     "login":                  row("o  o  o  x  x  x  x  x  x  x  x"),
     "reassignAgent":          row("x  x  x  o  x  x  x  x  x  o  x"),

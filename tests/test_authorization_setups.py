@@ -45,6 +45,7 @@ SETUP_MATRIX: dict[str, dict[str, str]] = {
     "setupTasks":             setup_row("o  o  o"),
     "setupFigures":           setup_row("x  x  x"),
     "setupRatings":           setup_row("x  x  x"),
+    "setupRatingSummary":     setup_row("x  x  x"),
     # --- mutations, in the SDL's order (a decision made here is seen by the later rows) ---
     "acceptCompanySetup":     setup_row("x  x  x"),
     "decideSetupTask":        setup_row("o  x  x"),

@@ -8,9 +8,11 @@ Also here: what supervisors may list of the outbox and the ratings.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from tortoise.expressions import Q, Subquery
+from tortoise.functions import Count
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -188,6 +190,58 @@ def setup_rating_query(viewer: Viewer) -> QuerySet[Rating]:
     return Rating.filter(
         setup_id__in=Subquery(CompanySetup.filter(setup_scope(viewer)).values("id"))
     )
+
+
+@dataclass(frozen=True)
+class RatingSummary:
+    """All the ratings of a query, counted in the database: codes sent, rated, how many of
+    each score, and the follow-ups of the bad ones (open, of them overdue, closed)."""
+
+    sent: int
+    by_score: dict[int, int]  # every score from MIN_SCORE to MAX_SCORE, 0 when none
+    follow_ups_open: int
+    follow_ups_overdue: int
+    follow_ups_closed: int
+
+    @property
+    def rated(self) -> int:
+        return sum(self.by_score.values())
+
+    @property
+    def bad(self) -> int:
+        return sum(n for score, n in self.by_score.items() if score <= BAD_SCORE)
+
+    @property
+    def average(self) -> float | None:
+        """The mean score of the rated ones (two decimals); None before the first rating."""
+        if not self.rated:
+            return None
+        return round(sum(s * n for s, n in self.by_score.items()) / self.rated, 2)
+
+
+async def summarize_ratings(query: QuerySet[Rating], *, today: date) -> RatingSummary:
+    """:class:`RatingSummary` of every rating ``query`` matches: a GROUP BY score and three
+    counts, never the rows themselves."""
+    grouped = await query.annotate(n=Count("id")).group_by("score").values_list("score", "n")
+    by_score = dict.fromkeys(range(MIN_SCORE, MAX_SCORE + 1), 0)
+    sent = 0
+    for score, n in grouped:
+        sent += int(n)
+        if score is not None:
+            by_score[int(score)] = by_score.get(int(score), 0) + int(n)
+    open_follow_ups = query.filter(follow_up_due__isnull=False, follow_up_done_at__isnull=True)
+    return RatingSummary(
+        sent=sent,
+        by_score=by_score,
+        follow_ups_open=await open_follow_ups.count(),
+        follow_ups_overdue=await open_follow_ups.filter(follow_up_due__lt=today).count(),
+        follow_ups_closed=await query.filter(follow_up_done_at__isnull=False).count(),
+    )
+
+
+async def setup_rating_summary(*, viewer: Viewer, today: date) -> RatingSummary:
+    """Every company-setup rating a supervisor may see (:func:`setup_rating_query`), summed up."""
+    return await summarize_ratings(setup_rating_query(viewer), today=today)
 
 
 def notification_query(

@@ -12,6 +12,7 @@ from tortoise.expressions import Subquery
 
 from approval.company import intake, issuing, review
 from approval.core.access import setup_scope
+from approval.core.dates import local_day
 from approval.core.errors import DomainError, not_found
 from approval.core.labels import label
 from approval.oversight import ratings
@@ -309,6 +310,37 @@ class SetupRatingInfo(RatingAnswer):
     company_name: str
 
 
+@strawberry.type(description="某一分值的评价数")
+class ScoreCount:
+    score: int = strawberry.field(description="分值(1-5)")
+    count: int
+
+
+@strawberry.type(description="企业设立好差评汇总: 辖区内全部评价, 由数据库统计")
+class SetupRatingSummary:
+    sent: int = strawberry.field(description="已发评价码(办结的企业设立)")
+    rated: int = strawberry.field(description="已评价")
+    average: float | None = strawberry.field(description="平均分(已评价的), 无评价时为空")
+    bad: int = strawberry.field(description="差评(2分及以下)")
+    by_score: list[ScoreCount] = strawberry.field(description="各分值的评价数, 1至5分")
+    follow_ups_open: int = strawberry.field(description="差评待回访")
+    follow_ups_overdue: int = strawberry.field(description="待回访中已过回访期限")
+    follow_ups_closed: int = strawberry.field(description="已回访")
+
+    @staticmethod
+    def of(summary: ratings.RatingSummary) -> SetupRatingSummary:
+        return SetupRatingSummary(
+            sent=summary.sent,
+            rated=summary.rated,
+            average=summary.average,
+            bad=summary.bad,
+            by_score=[ScoreCount(score=s, count=n) for s, n in sorted(summary.by_score.items())],
+            follow_ups_open=summary.follow_ups_open,
+            follow_ups_overdue=summary.follow_ups_overdue,
+            follow_ups_closed=summary.follow_ups_closed,
+        )
+
+
 def _rating(row: models.Rating) -> SetupRatingInfo:
     assert row.setup is not None, "a construction stage's rating is a Rating"
     return SetupRatingInfo(
@@ -485,6 +517,18 @@ class CompanyQuery:
             query = query.filter(follow_up_done_at__isnull=False)
         rows = await query.select_related("setup").order_by("-id").limit(max(1, min(first, 200)))
         return [_rating(row) for row in rows]
+
+    @strawberry.field(
+        description="企业设立好差评汇总(中心管理办): 辖区内全部评价的总数, 平均分, 各分值和回访"
+    )
+    async def setup_rating_summary(self, info: Info) -> SetupRatingSummary:
+        try:
+            summary = await ratings.setup_rating_summary(
+                viewer=info.context.query_viewer(), today=local_day(info.context.now())
+            )
+        except DomainError as error:
+            raise query_error(error) from None
+        return SetupRatingSummary.of(summary)
 
     @strawberry.field(description="本部门的企业设立审批任务(审批人员, 本辖区内)")
     async def setup_tasks(self, info: Info, open_only: bool = True) -> list[SetupTaskInfo]:

@@ -426,6 +426,7 @@ async def test_a_setup_waiting_at_supplement_is_accepted_again_and_the_returned_
 RATE = """mutation($code: String!, $score: Int!, $comment: String!) {
   rateService(code: $code, score: $score, comment: $comment) { errors { code } } }"""
 SETUP_RATINGS = """{ setupRatings { setupCode score followUpOpen followUpDoneAt followUpNote } }"""
+SUMMARY = """{ setupRatingSummary { sent rated average bad } }"""
 
 
 async def test_a_supervisor_follows_up_a_setups_bad_rating_counted_apart_from_projects(
@@ -434,9 +435,24 @@ async def test_a_supervisor_follows_up_a_setups_bad_rating_counted_apart_from_pr
     from approval.oversight.notifications import collect
     from storage.models import CompanySetup, Rating
 
-    await collect(now=office.clock())  # the demo's issued and refused setups get their codes
     issued = await CompanySetup.get(company_name="德州市书香阁图书有限公司")
     refused = await CompanySetup.get(company_name="德州市速达物流有限公司")
+    # Sixty older ratings of another setup (40 of 4, 20 of 3): more than the 50 latest the
+    # list shows, so only the server's totals can say what all of them make.
+    other = await CompanySetup.exclude(id__in=[issued.id, refused.id]).order_by("id").first()
+    assert other is not None
+    await Rating.bulk_create(
+        [
+            Rating(
+                setup_id=other.id,
+                code=f"OLD{n:08d}",
+                score=4 if n < 40 else 3,
+                rated_at=office.clock() - days(40),
+            )
+            for n in range(60)
+        ]
+    )
+    await collect(now=office.clock())  # the demo's issued and refused setups get their codes
     bad = await Rating.get(setup_id=issued.id)
     good = await Rating.get(setup_id=refused.id)
     for rating, score, comment in ((bad, 2, "证照领取排队一小时"), (good, 5, "告知清楚")):
@@ -464,9 +480,25 @@ async def test_a_supervisor_follows_up_a_setups_bad_rating_counted_apart_from_pr
         await expect(recent.locator("tr", has_text="德州市速达物流有限公司")).to_contain_text(
             "无需回访"
         )
-        await expect(page.locator("[data-test=setup-rating-summary]")).to_contain_text(
-            "最近 2 条, 平均 3.5 分"
+        # All of them, as the server counts them: 62 rated, (2 + 5 + 40*4 + 20*3) / 62.
+        summary = (await office.graphql(SUMMARY, as_="supervisor"))["setupRatingSummary"]
+        assert (summary["rated"], summary["average"], summary["bad"]) == (62, 3.66, 1)
+        assert summary["sent"] == await Rating.filter(setup_id__not_isnull=True).count()
+        totals = page.locator("[data-test=setup-rating-totals]")
+        await expect(totals.locator("[data-figure=sent]")).to_have_text(str(summary["sent"]))
+        await expect(totals.locator("[data-figure=rated]")).to_have_text("62")
+        await expect(totals.locator("[data-figure=average]")).to_have_text("3.66 分")
+        await expect(totals.locator("[data-figure=bad]")).to_have_text("1")
+        for score, count in ((5, 1), (4, 40), (3, 20), (2, 1), (1, 0)):
+            await expect(totals.locator(f"[data-score='{score}']")).to_have_text(
+                f"{score}分 {count}"
+            )
+        follow_ups = totals.locator("[data-figure=follow-ups]")
+        await expect(follow_ups).to_have_text("待回访 1 (逾期 1), 已回访 0")
+        await expect(page.locator("[data-test=setup-rating-summary]")).to_have_text(
+            "最近 50 条, 共 62 条"
         )
+        await expect(recent.locator("tbody tr")).to_have_count(50)
         await desk.screenshot("console-setup-follow-ups")
 
         await listed.locator(f"[data-close-setup-follow-up='{bad.id}']").click()
@@ -479,6 +511,7 @@ async def test_a_supervisor_follows_up_a_setups_bad_rating_counted_apart_from_pr
         await expect(page.get_by_text("回访已办结")).to_be_visible()
         await expect(listed).to_have_count(0)
         await expect(tabs.get_by_role("tab", name="企业设立 待回访 0")).to_be_visible()
+        await expect(follow_ups).to_have_text("待回访 0 (逾期 0), 已回访 1")
         await expect(recent.locator("tr", has_text="德州市书香阁图书有限公司")).to_contain_text(
             "已电话回访, 窗口增设领证取号"
         )

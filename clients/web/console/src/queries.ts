@@ -312,6 +312,9 @@ export const SetupRatingsQuery = graphql(`
     recent: setupRatings(rated: true, first: 50) {
       ratingId setupCode companyName score comment ratedAt followUpOpen followUpDoneAt followUpNote
     }
+    summary: setupRatingSummary {
+      sent rated average bad byScore { score count } followUpsOpen followUpsOverdue followUpsClosed
+    }
   }
 `)
 
