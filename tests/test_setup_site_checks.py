@@ -382,3 +382,49 @@ async def test_a_reaccepted_permit_is_checked_again_in_a_new_round(
     await pass_site_check(gql, tokens, {"taskId": food, "departmentCode": "shiyao"})
     approved = await gql(DECIDE, decide, token=tokens["shiyao"])
     assert approved["data"]["decideSetupTask"]["setup"]["status"] == "READY"
+
+
+async def test_a_refused_setups_open_check_is_cancelled(
+    gql: GraphQLClient, restaurant: Restaurant
+) -> None:
+    tokens = restaurant.tokens
+    food = restaurant.tasks["food_business_license"]
+    assigned = await gql(
+        ASSIGN,
+        {"input": {"inspectionId": restaurant.food, "usernames": ["i-shiyao"]}},
+        token=tokens["shiyao"],
+    )
+    assert assigned["data"]["assignInspectors"]["errors"] == []
+    for permit, task in restaurant.tasks.items():
+        if permit == "food_business_license":
+            continue
+        if task["siteCheckDue"]:
+            await pass_site_check(gql, tokens, task, code=restaurant.code)
+        body = await gql(
+            DECIDE,
+            {"input": {"taskId": task["taskId"], "decision": "APPROVED"}},
+            token=tokens[task["departmentCode"]],
+        )
+        assert body["data"]["decideSetupTask"]["errors"] == []
+    open_list = await gql(MINE, token=tokens["i-shiyao"])
+    assert [i["id"] for i in open_list["data"]["myInspections"]] == [restaurant.food]
+    refused = await gql(
+        DECIDE,
+        {"input": {"taskId": food["taskId"], "decision": "REJECTED", "opinion": "场所不符合"}},
+        token=tokens["shiyao"],
+    )
+    assert refused["data"]["decideSetupTask"]["setup"]["status"] == "REFUSED"
+    inspection = await Inspection.get(id=db_id(restaurant.food))
+    assert inspection.status is InspectionStatus.CANCELLED and inspection.closed_at is not None
+    audit = await AuditEvent.get(action="inspection.cancel", entity_id=inspection.id)
+    assert audit.after["reason"] == "setup refused"
+    assert (await gql(MINE, token=tokens["i-shiyao"]))["data"]["myInspections"] == []
+    late = await gql(
+        CONCLUDE,
+        {"input": {"inspectionId": restaurant.food, "result": "PASS"}},
+        token=tokens["i-shiyao"],
+    )
+    assert late["data"]["fileConclusion"]["errors"][0]["code"] == "INVALID_STATE"
+    # The passed fire check stays as it was.
+    fire = await Inspection.get(id=db_id(restaurant.fire))
+    assert fire.status is InspectionStatus.PASSED

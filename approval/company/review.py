@@ -19,7 +19,7 @@ from approval.core import audit
 from approval.core.access import Viewer, require_role, require_task_scope
 from approval.core.dates import local_day
 from approval.core.errors import DomainError, ErrorCode, invalid, not_found
-from approval.fieldwork.inspections import open_setup_site_check
+from approval.fieldwork.inspections import cancel_setup_site_checks, open_setup_site_check
 from approval.review.engine import (
     CaseReview,
     PauseReason,
@@ -144,6 +144,7 @@ class SetupReview(CaseReview[CompanySetup, SetupTask]):
             case.status = SetupStatus.SUPPLEMENT_REQUIRED  # waits for the window's re-acceptance
         else:
             case.status = SetupStatus.REFUSED
+            await cancel_setup_site_checks(setup_id=case.id, now=now, actor_id=actor_id)
         case.completed_at = now
         await case.save(update_fields=["outcome", "status", "completed_at"])
         await audit.record(

@@ -757,18 +757,7 @@ async def open_setup_site_check(
     department = await Department.get(id=task.department_id)
     previous = await Inspection.filter(setup_task_id=task.id).order_by("-id").first()
     if previous is not None and previous.status in OPEN_STATUSES:
-        await Inspection.filter(id=previous.id).update(
-            status=InspectionStatus.CANCELLED, closed_at=now
-        )
-        await audit.record(
-            actor_id=actor_id,
-            action="inspection.cancel",
-            entity_type="inspection",
-            entity_id=previous.id,
-            project_id=await _setup_project_id(previous),
-            before={"status": previous.status.value},
-            after={"status": InspectionStatus.CANCELLED.value, "setupTask": task.id},
-        )
+        await _cancel(previous, reason="replaced", now=now, actor_id=actor_id)
     inspection = await _create_round(
         actor_id=actor_id,
         project=None,
@@ -787,6 +776,44 @@ async def open_setup_site_check(
             previous=previous, inspection=inspection, department_ids=[department.id]
         )
     return inspection
+
+
+async def _cancel(
+    inspection: Inspection, *, reason: str, now: datetime, actor_id: int | None
+) -> None:
+    """An open setup site check that no longer has a purpose is cancelled (audited); its
+    document turns read-only and it leaves the inspectors' open lists."""
+    await Inspection.filter(id=inspection.id).update(
+        status=InspectionStatus.CANCELLED, closed_at=now
+    )
+    await audit.record(
+        actor_id=actor_id,
+        action="inspection.cancel",
+        entity_type="inspection",
+        entity_id=inspection.id,
+        project_id=await _setup_project_id(inspection),
+        before={"status": inspection.status.value},
+        after={
+            "status": InspectionStatus.CANCELLED.value,
+            "setupTask": inspection.setup_task_id,
+            "reason": reason,
+        },
+    )
+
+
+async def cancel_setup_site_checks(
+    *, setup_id: int, now: datetime, actor_id: int | None
+) -> list[int]:
+    """A refused setup needs no more site checks (inside the caller's transaction): its open
+    ones are cancelled. Returns their ids."""
+    open_checks = (
+        await Inspection.select_for_update()
+        .filter(setup_id=setup_id, status__in=list(OPEN_STATUSES))
+        .order_by("id")
+    )
+    for inspection in open_checks:
+        await _cancel(inspection, reason="setup refused", now=now, actor_id=actor_id)
+    return [i.id for i in open_checks]
 
 
 async def _reopen_setup_check(
