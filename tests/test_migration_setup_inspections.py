@@ -203,3 +203,18 @@ async def test_0017_opens_the_pending_site_checks_of_setups_accepted_before(
     # The inspection made serves as one made at acceptance: the department may work on it.
     food = next(t for t in pending["tasks"] if t["permitCode"] == "food_business_license")
     assert (await pass_site_check(gql, tokens, food, code=pending["code"])) == {"status": "PASSED"}
+
+
+def test_the_migrations_hold_every_model_change(tmp_path: Path) -> None:
+    """``tortoise makemigrations`` finds nothing to write: the models and the migrations agree
+    (0017 carries the inspection's options, the CHECK among them, as the model declares them)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.migrate_process", "--changes"],
+        capture_output=True,
+        text=True,
+        env=cli_environment(),
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -12,6 +12,7 @@ from typing import Any
 
 from tortoise import migrations
 from tortoise.migrations import operations as ops
+from tortoise.migrations.constraints import CheckConstraint
 
 
 def _json(value: Any) -> Any:
@@ -108,5 +109,10 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
+        # The model's options as makemigrations reads them (state only: nothing in the database).
+        ops.AlterModelOptions(
+            name='Inspection',
+            options={'table': 'inspection', 'app': 'models', 'constraints': [CheckConstraint(check='(project_id IS NOT NULL AND setup_id IS NULL AND setup_task_id IS NULL) OR (project_id IS NULL AND setup_id IS NOT NULL AND setup_task_id IS NOT NULL)', name='inspection_of_one_case')], 'pk_attr': 'id', 'table_description': 'A site check (现场踏勘) or one round of joint acceptance (联合验收), of a construction'},
+        ),
         ops.RunPython(open_pending_site_checks, ops.RunPython.noop),
     ]
