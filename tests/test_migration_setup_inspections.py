@@ -74,9 +74,10 @@ NO_PROJECT = "UPDATE inspection SET project_id = NULL WHERE id = 901"
 Run = Callable[[str], Awaitable[list[tuple[Any, ...]]]]
 
 
-def _migrate(url: str, cwd: Path, *target: str) -> None:
+def _migrate_process(cwd: Path, *args: str) -> None:
+    """``python -m tests.migrate_process ARGS``, which must succeed."""
     result = subprocess.run(
-        [sys.executable, "-m", "tests.migrate_process", url, *target],
+        [sys.executable, "-m", "tests.migrate_process", *args],
         capture_output=True,
         text=True,
         env=cli_environment(),
@@ -84,7 +85,11 @@ def _migrate(url: str, cwd: Path, *target: str) -> None:
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _migrate(url: str, cwd: Path, *target: str) -> None:
+    _migrate_process(cwd, url, *target)
 
 
 @pytest.fixture
@@ -208,13 +213,4 @@ async def test_0017_opens_the_pending_site_checks_of_setups_accepted_before(
 def test_the_migrations_hold_every_model_change(tmp_path: Path) -> None:
     """``tortoise makemigrations`` finds nothing to write: the models and the migrations agree
     (0017 carries the inspection's options, the CHECK among them, as the model declares them)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.migrate_process", "--changes"],
-        capture_output=True,
-        text=True,
-        env=cli_environment(),
-        cwd=tmp_path,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _migrate_process(tmp_path, "--changes")
