@@ -164,14 +164,15 @@ async def test_who_may_assign_the_setups_inspectors(
         ("xfjy", "food", "i-shiyao"): "WRONG_DEPARTMENT",
         # the right department's reviewer, naming an inspector of another department
         ("shiyao", "food", "i-xfjy"): "WRONG_DEPARTMENT",
-        # the department in another region does not see the setup at all
-        ("shiyao-other-region", "food", "i-shiyao"): "NOT_FOUND",
+        # the department in another region does not see the setup: as any reviewer outside
+        # a setup check of their scope, FORBIDDEN (the construction inspections' answer)
+        ("shiyao-other-region", "food", "i-shiyao"): "FORBIDDEN",
         # the inspector of the right department but another region
         ("shiyao", "food", "i-shiyao-ling"): "FORBIDDEN",
         # a reviewer of a department without a site check in it
         ("gongshang", "food", "i-shiyao"): "WRONG_DEPARTMENT",
-        ("applicant", "food", "i-shiyao"): "NOT_FOUND",
-        ("agent", "food", "i-shiyao"): "NOT_FOUND",
+        ("applicant", "food", "i-shiyao"): "FORBIDDEN",
+        ("agent", "food", "i-shiyao"): "FORBIDDEN",
     }
     for (who, which, name), code in refused.items():
         inspection = restaurant.food if which == "food" else restaurant.fire

@@ -495,10 +495,15 @@ async def assign_inspectors(
     The window and the center assign them; a company setup's site check is the permit
     department's own, so a reviewer of that department assigns its inspectors too. Inspectors
     of a setup's check work within the setup's region."""
-    inspection = await _visible_inspection(viewer, inspection_id)
-    if inspection.setup_id is None or viewer.role is not Role.REVIEWER:
+    if viewer.role is Role.REVIEWER:
+        # Only a setup's check in the reviewer's scope; anything else is FORBIDDEN, as before.
+        found = await Inspection.get_or_none(id=inspection_id)
+        if found is None or found.setup_id is None or not await _in_scope(viewer, found):
+            require_role(viewer, *SCHEDULERS)
+    else:
         require_role(viewer, *SCHEDULERS)
-    elif not await _in_scope(viewer, inspection) or not await InspectionDepartment.exists(
+    inspection = await _visible_inspection(viewer, inspection_id)
+    if viewer.role is Role.REVIEWER and not await InspectionDepartment.exists(
         inspection_id=inspection.id, department_id=viewer.department_id or -1
     ):
         raise DomainError(
