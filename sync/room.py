@@ -609,9 +609,16 @@ class Room:
     ) -> list[bytes]:
         """Apply committed ``updates`` (up to log ``position``) to the room's document and
         send them to its connections but ``origin``; ``external`` when they did not pass
-        through this room's copies (another process committed them). The merged chunks."""
+        through this room's copies (another process committed them). The merged chunks.
+
+        Commits of another process past this room's own leave the rows to that process: it
+        writes them from its document at its later position, this room's commits included (and
+        the sweep does when it dies first), so a document written through several instances is
+        materialised by the last, not by each."""
         if external:
             self._follow_in_copies(updates)
+            if self._dirty and position > self.position:
+                self._dirty = False
         self.position = max(self.position, position)  # applied below, without awaiting first
         # Merged a chunk at a time (merge_updates is quadratic in the number of updates), then
         # applied in one transaction: the same state as applying them one by one.
@@ -1047,6 +1054,8 @@ class Room:
                     break
                 await asyncio.sleep(wait)
             self._wake.clear()
+            if not self._dirty:  # left to a later commit's process (``_apply_committed``)
+                continue
             self._projecting = asyncio.create_task(self._materialise())
             ok = await asyncio.shield(self._projecting)
             self._projecting = None
@@ -1062,16 +1071,20 @@ class Room:
         self._dirty = False
         await self._write_rows()
 
-    async def _write_rows(self) -> None:
-        """``materialise_log`` from the room's document and position (read together)."""
-        position = await materialise_log(
-            self.name,
-            policy=self.policy,
-            store=self.store,
-            state=self.encoded(),
-            position=self.position,
+    async def _write_rows(self, *, unless_written: bool = False) -> None:
+        """``materialise_log`` from the room's document and position (read together);
+        ``unless_written``: nothing, without the document's turn, when the rows are written up
+        to that position already (by another process, from a later state)."""
+        state, position = self.encoded(), self.position
+        if unless_written:
+            projected = await self.store.projected(self.name)
+            if projected >= position:
+                self._projected = max(self._projected, projected)
+                return
+        written = await materialise_log(
+            self.name, policy=self.policy, store=self.store, state=state, position=position
         )
-        self._projected = max(self._projected, position)
+        self._projected = max(self._projected, written)
 
     def lag_seconds(self) -> float:
         """How long the oldest commit not yet materialised has waited (0: none waits)."""
@@ -1082,7 +1095,7 @@ class Room:
     async def _materialise(self) -> bool:
         self._dirty = False
         try:
-            await self._write_rows()
+            await self._write_rows(unless_written=True)
         except Exception:
             log.exception("materialising %s failed; it will be tried again", self.name)
             if not self._dirty:

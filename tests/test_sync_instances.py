@@ -180,6 +180,40 @@ async def test_rows_are_written_from_the_log_never_from_an_older_copy(
     assert await first.store.behind() == [] or name not in await first.store.behind()
 
 
+async def test_the_rows_of_a_document_written_through_two_processes_are_left_to_the_last(
+    rooms: tuple[Room, Room, SealingPolicy], name: str
+) -> None:
+    """A room that follows another process's later commit leaves the rows to that process
+    (which writes them from its later state, this room's commit included); a room's own
+    materialisation that finds the rows written up to its position skips the document's turn."""
+    first, second, policy = rooms
+    assert await first.receive(Tablet(1).make("x", 1), access=access(), origin=None)
+    await asyncio.sleep(0.01)
+    assert first.lag_seconds() > 0  # its rows wait for it
+    assert await second.receive(Tablet(2).make("y", 2), access=access(), origin=None)
+    await first.follow(after=first.position, upto=second.position)  # as the fan-out tells it
+    assert first.position == second.position
+    assert first.lag_seconds() == 0  # left to the second, whose commit is later
+    assert second.lag_seconds() > 0
+    await second.catch_up()
+    assert policy.materialised[-1] == (name, {"x": 1.0, "y": 2.0})
+    turns = 0
+    turn = first.store.turn
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal turns
+        turns += 1
+        return turn(*args, **kwargs)
+
+    first.store.turn = counted  # type: ignore[method-assign]
+    try:
+        written = len(policy.materialised)
+        assert await first.catch_up()
+        assert turns == 0 and len(policy.materialised) == written
+    finally:
+        first.store.turn = turn  # type: ignore[method-assign]
+
+
 async def test_a_room_follows_other_processes_commits_in_log_order(
     rooms: tuple[Room, Room, SealingPolicy], name: str
 ) -> None:
