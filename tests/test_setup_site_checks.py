@@ -429,3 +429,24 @@ async def test_a_refused_setups_open_check_is_cancelled(
     # The passed fire check stays as it was.
     fire = await Inspection.get(id=db_id(restaurant.fire))
     assert fire.status is InspectionStatus.PASSED
+
+
+async def test_a_departments_queue_reads_its_site_checks_in_one_statement(
+    gql: GraphQLClient, restaurant: Restaurant
+) -> None:
+    """setupTasks with siteCheckId costs the same statements for one setup as for three."""
+    from tests.test_query_count import count_sql
+
+    query = "{ setupTasks { taskId siteCheckId } }"
+    await gql(query, token=restaurant.tokens["shiyao"])  # the catalog snapshot, read once
+    counts = []
+    for more in (0, 2):
+        for n in range(more):
+            await accept(gql, companyName=f"德州市第{n}餐饮有限公司")
+        with count_sql() as statements:
+            body = await gql(query, token=restaurant.tokens["shiyao"])
+        tasks = body["data"]["setupTasks"]
+        assert tasks and all(t["siteCheckId"] for t in tasks)
+        counts.append(len(statements))
+    assert len(tasks) == 3
+    assert counts[0] == counts[1], counts

@@ -167,9 +167,9 @@ class SetupTaskInfo:
     @strawberry.field(
         description="现场踏勘的检查单(Inspection, 最新一轮): 检查员在现场App离线记录并签署结论"
     )
-    async def site_check_id(self) -> relay.GlobalID | None:
-        latest = await models.Inspection.filter(setup_task_id=self.task_id).order_by("-id").first()
-        return relay.GlobalID("Inspection", str(latest.id)) if latest else None
+    async def site_check_id(self, info: Info) -> relay.GlobalID | None:
+        rows = await info.context.loaders.inspections_by_setup_task.load(self.task_id)
+        return relay.GlobalID("Inspection", str(rows[-1].id)) if rows else None
 
     @strawberry.field(description="补正要求(部门要求补交或更正的材料)")
     async def supplements(self) -> list[SetupSupplementInfo]:

@@ -14,6 +14,7 @@ from storage.enums import ObjectKind, UploadStatus
 from storage.models import (
     AuditEvent,
     Enterprise,
+    Inspection,
     Material,
     MaterialVersion,
     SetupTaskRound,
@@ -85,6 +86,8 @@ class Loaders:
     versions_by_material: DataLoader[int, list[MaterialVersion]]
     supplements_by_task: DataLoader[int, list[SupplementRequest]]
     rounds_by_setup_task: DataLoader[int, list[SetupTaskRound]]
+    # a setup task's site-check inspections, oldest first (the last is the current round's)
+    inspections_by_setup_task: DataLoader[int, list[Inspection]]
     audit_by_project: DataLoader[int, list[AuditEvent]]
     photo_by_id: DataLoader[tuple[int, str], StoredObject | None]
     stored_object: DataLoader[int, StoredObject | None]
@@ -114,6 +117,10 @@ def build_loaders() -> Loaders:
         rounds_by_setup_task=_grouped(
             lambda ids: SetupTaskRound.filter(task_id__in=ids).order_by("round"),
             lambda r: r.task_id,
+        ),
+        inspections_by_setup_task=_grouped(
+            lambda ids: Inspection.filter(setup_task_id__in=ids).order_by("id"),
+            lambda i: i.setup_task_id or 0,
         ),
         audit_by_project=_grouped(
             lambda ids: AuditEvent.filter(project_id__in=ids).order_by("id"),
