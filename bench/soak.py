@@ -500,6 +500,7 @@ class SoakResult:
     unanswered: int
     rows_wrong: list[str]  # inspections whose rows never came to equal their log
     views_wrong: list[str]  # (document, instance) whose fresh client's view differs from the log
+    logs: list[str]  # each instance's log, its end (warnings and errors: what to read first)
     rows_lag: float | None  # seconds after the last ack until every inspection's rows did
     rows_written: int  # materialisations that changed rows (audit events inspection.materialise)
     graphql_answered: int
@@ -737,6 +738,7 @@ async def run_soak(
         rows_lag = None if rows_wrong else time.monotonic() - acks_done
         views_wrong = await views_equal_logs(arrangement, ports, logs)
         memory = [process_memory_kib(p.process.pid) for p in served]
+        instance_logs = [p.log_tail(4000) for p in served]
         cpu = [cpu_seconds(p.process.pid) or 0.0 for p in served]
         for client in clients:
             if client.ws is not None and client.receiver is not None:
@@ -770,6 +772,7 @@ async def run_soak(
         unanswered=unanswered,
         rows_wrong=rows_wrong,
         views_wrong=views_wrong,
+        logs=instance_logs,
         rows_lag=rows_lag,
         rows_written=await materialisations(database_url, inspections),
         graphql_answered=graphql_counts[0],
@@ -816,9 +819,14 @@ def report(result: SoakResult, say: Callable[[str], None] = print) -> None:
         f"({result.rows_written / seconds:.0f}/s)"
     )
     say("(late p95: the acks of the edits sent in the last third of the run)")
+    by_client: dict[str, list[str]] = {}
+    for line in result.verdict.lost:
+        client, _, what = line.partition("): ")
+        by_client.setdefault(f"{client})", []).append(what)
     say(
         f"errors: {len(result.errors)} (and {result.unanswered} updates never answered), lost "
-        f"(acknowledged, not in the log) updates: {len(result.verdict.lost)}, connected clients "
+        f"(acknowledged, not in the log) updates: {len(result.verdict.lost)} of "
+        f"{len(by_client)} client(s), connected clients "
         f"whose document differs from the log: {len(result.verdict.wrong)}; load before "
         f"{' '.join(f'{v:.1f}' for v in result.load_before)}, after "
         f"{' '.join(f'{v:.1f}' for v in result.load_after)}"
@@ -830,8 +838,13 @@ def report(result: SoakResult, say: Callable[[str], None] = print) -> None:
         f"instances: {len(result.views_wrong)} of {plan.documents * plan.instances} fresh "
         "clients (one per document on each instance) saw a document other than its log"
     )
-    for line in [*result.verdict.lost[:10], *result.rows_wrong[:10], *result.views_wrong[:10]]:
+    for client, lines in list(by_client.items())[:10]:
+        say(f"  {client}: {len(lines)} acknowledged update(s) lost, the first: {lines[0]}")
+    for line in [*result.rows_wrong[:10], *result.views_wrong[:10]]:
         say(f"  {line}")
+    if result.failed:
+        for number, tail in enumerate(result.logs):
+            say(f"\ninstance {number + 1}'s log ends (at the checks):\n{tail}")
 
 
 async def soak(

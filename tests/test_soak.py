@@ -163,7 +163,11 @@ async def test_an_acknowledged_update_removed_from_the_log_is_reported_lost_by_n
     assert failed.failed
     lines: list[str] = []
     report(failed, lines.append)
-    assert any(f"updates: {len(verdict.lost)}," in line for line in lines), lines
-    assert any(line.strip() == verdict.lost[0] for line in lines), lines
+    assert any(f"updates: {len(verdict.lost)} of 1 client(s)," in line for line in lines), lines
+    client = verdict.lost[0].partition("): ")[0]
+    assert any(
+        line.strip().startswith(f"{client}): {len(verdict.lost)} acknowledged update(s) lost")
+        for line in lines
+    ), lines
     # Put back, the log is whole again.
     assert verify(result.clients, await soaked.logs()).lost == []
