@@ -218,6 +218,7 @@ class SoakClient:
         # number -> (sent at, the edit's update; None: not an edit)
         self.pending: dict[int, tuple[float, bytes | None]] = {}
         self.acked: list[bytes] = []  # the edits the server acknowledged, in order
+        self.held: set[int] = set()  # numbers answered "held", not settled yet
         self.latencies: list[tuple[float, float]] = []  # (sent at, seconds to its ack)
         self.errors: list[str] = []
         self.made: list[bytes] = []
@@ -242,12 +243,42 @@ class SoakClient:
         self.made.clear()
         return update
 
-    def answered(self, upto: int, now: float) -> None:
-        for number in [n for n in self.pending if n <= upto]:
-            at, update = self.pending.pop(number)
-            if update is not None:
-                self.acked.append(update)
-                self.latencies.append((at, now - at))
+    def settle(self, number: int, now: float) -> None:
+        """Update ``number`` is committed (or needed nothing stored)."""
+        at, update = self.pending.pop(number)
+        self.held.discard(number)
+        if update is not None:
+            self.acked.append(update)
+            self.latencies.append((at, now - at))
+
+    def answer(self, message: protocol.Message, now: float) -> bytes | None:
+        """Take the server's answer ``message`` (see ``sync.protocol``: "ack up to N" settles
+        every update up to N except the held ones; a held update is settled later by an ack of
+        its own number, or refused); what to send back, if anything."""
+        if isinstance(message, protocol.SyncMessage):
+            if message.kind == protocol.SyncType.STEP1:
+                return protocol.sync_step2(self.doc.get_update(message.payload))
+            self.doc.apply_update(message.payload)
+        elif isinstance(message, protocol.AckUpToMessage):  # numbers only grow
+            for number in [n for n in self.pending if n <= message.number and n not in self.held]:
+                self.settle(number, now)
+        elif isinstance(message, protocol.AckMessage):
+            if message.number in self.pending:
+                self.settle(message.number, now)
+        elif isinstance(message, protocol.ErrorMessage):
+            self.pending.pop(message.number, None)
+            self.held.discard(message.number)
+            self.errors.append(
+                f"update #{message.number} refused ({message.code}): {message.reason}"
+            )
+        elif isinstance(message, protocol.PermissionDeniedMessage):
+            self.errors.append(f"denied: {message.reason}")
+        elif isinstance(message, protocol.HeldMessage):
+            self.errors.append(f"update #{message.number} held")
+            if message.number in self.pending:
+                self.held.add(message.number)
+                return protocol.sync_update(self.doc.get_update())  # the whole state again
+        return None
 
 
 async def soak_client(
@@ -280,25 +311,9 @@ async def soak_client(
                 if isinstance(frame, str):
                     client.errors.append(f"a text frame: {frame[:100]!r}")
                     continue
-                message = protocol.decode(frame)
-                now = time.perf_counter()
-                if isinstance(message, protocol.SyncMessage):
-                    if message.kind == protocol.SyncType.STEP1:
-                        update = client.doc.get_update(message.payload)
-                        await send(protocol.sync_step2(update), edit=None)
-                    else:
-                        client.doc.apply_update(message.payload)
-                elif isinstance(message, protocol.AckMessage | protocol.AckUpToMessage):
-                    client.answered(message.number, now)  # numbers only grow
-                elif isinstance(message, protocol.ErrorMessage):
-                    client.pending.pop(message.number, None)
-                    client.errors.append(
-                        f"update #{message.number} refused ({message.code}): {message.reason}"
-                    )
-                elif isinstance(message, protocol.PermissionDeniedMessage):
-                    client.errors.append(f"denied: {message.reason}")
-                elif isinstance(message, protocol.HeldMessage):
-                    client.errors.append(f"update #{message.number} held")
+                reply = client.answer(protocol.decode(frame), time.perf_counter())
+                if reply is not None:
+                    await send(reply, edit=None)
         except ConnectionClosed as closed:
             if not client.closed_normally:
                 client.errors.append(f"connection closed: {closed.rcvd}")

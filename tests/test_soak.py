@@ -21,8 +21,12 @@ from pycrdt import Doc
 
 from approval.catalog.load import load_catalog
 from approval.core.calendar import load_package_calendar
+from approval.fieldwork.documents import InspectionLayout
+from approval.fieldwork.documents import initial_update as layout_update
 from bench.soak import (
     Arrangement,
+    SoakClient,
+    SoakDocument,
     SoakPlan,
     SoakResult,
     arrange,
@@ -33,6 +37,7 @@ from bench.soak import (
     verify,
 )
 from storage.models import CheckResult, Rectification
+from sync import protocol
 from sync.store import integrated
 from tests.cluster_support import delete_prefix, postgres_only
 from tests.conftest import shipped_catalog
@@ -171,3 +176,34 @@ async def test_an_acknowledged_update_removed_from_the_log_is_reported_lost_by_n
     ), lines
     # Put back, the log is whole again.
     assert verify(result.clients, await soaked.logs()).lost == []
+
+
+def test_a_held_update_counts_as_acknowledged_only_once_its_own_ack_comes() -> None:
+    """The protocol's "ack up to N" settles every update up to N except the held ones, which
+    are settled later by an ack of their own number or refused: the soak's clients count them
+    so (counting a held update as acknowledged reported updates as lost that the server never
+    acknowledged), and answer "held" with their whole state."""
+    layout = InspectionLayout(departments={"zjj": ["a", "b"]})
+    document = SoakDocument("inspection/1", 1, layout_update(layout), {"zjj": ["a", "b"]})
+    client = SoakClient(index=0, document=document, code="zjj", instance=0, salt=0)
+    edits = {}
+    for number in (1, 2, 3, 4):
+        edits[number] = client.edit()
+        client.pending[number] = (0.0, edits[number])
+    reply = client.answer(protocol.HeldMessage(2), 1.0)
+    assert reply is not None
+    whole = protocol.decode(reply)
+    assert isinstance(whole, protocol.SyncMessage) and whole.payload == client.doc.get_update()
+    assert client.answer(protocol.HeldMessage(3), 1.0) is not None
+    client.answer(protocol.AckUpToMessage(4), 1.0)
+    assert client.acked == [edits[1], edits[4]]
+    assert sorted(client.pending) == [2, 3]
+    client.answer(protocol.AckMessage(2), 2.0)
+    client.answer(protocol.ErrorMessage(3, "invalid", "不行"), 2.0)
+    assert client.acked == [edits[1], edits[4], edits[2]]
+    assert client.pending == {} and client.held == set()
+    assert client.errors == [
+        "update #2 held",
+        "update #3 held",
+        "update #3 refused (invalid): 不行",
+    ]
