@@ -21,7 +21,12 @@ same code small. The pieces:
   is wrong when its document differs from the log's;
 - the rows: each inspection's check and rectification rows read through GraphQL must end equal
   to what its log holds (``read_inspection``), and the time they took after the last ack is the
-  materialisation lag.
+  materialisation lag (:func:`rows_equal_logs`);
+- every instance's copy of every document, as a fresh client is served it
+  (:func:`instance_views`, kept in the result), must equal its log (:func:`views_differing`).
+
+The result's exit code (``SoakResult.exit_code``, the report's last line) is 1 when any check
+failed.
 """
 
 from __future__ import annotations
@@ -514,6 +519,7 @@ class SoakResult:
     errors: list[str]
     unanswered: int
     rows_wrong: list[str]  # inspections whose rows never came to equal their log
+    views: list[InstanceView]  # every instance's copy of every document at the end
     views_wrong: list[str]  # (document, instance) whose fresh client's view differs from the log
     logs: list[str]  # each instance's log, its end (warnings and errors: what to read first)
     rows_lag: float | None  # seconds after the last ack until every inspection's rows did
@@ -545,6 +551,11 @@ class SoakResult:
             or self.views_wrong
         )
 
+    @property
+    def exit_code(self) -> int:
+        """``sync_bench.py --soak``'s: 1 when any check failed."""
+        return 1 if self.failed else 0
+
 
 def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values) or [float("nan")]
@@ -569,37 +580,49 @@ def instance_environment(
 
 
 async def rows_equal_logs(
-    arrangement: Arrangement, urls: Sequence[str], logs: dict[str, Doc]
+    arrangement: Arrangement,
+    urls: Sequence[str],
+    logs: dict[str, Doc],
+    *,
+    http: httpx.AsyncClient,
 ) -> list[str]:
-    """The inspections whose rows (through GraphQL, instance ``k % n`` for the k-th) differ
-    from what their log holds, each with what differs."""
+    """The inspections whose rows (through GraphQL at ``urls`` with ``http``, instance
+    ``k % n`` for the k-th) differ from what their log holds, each with what differs."""
     token = arrangement.tokens[arrangement.departments[0]]
     wrong = []
-    async with httpx.AsyncClient(timeout=30) as http:
-        for number, document in enumerate(arrangement.documents):
-            expected = rows_of_log(logs[document.name])
-            try:
-                shown = await read_rows(
-                    http, urls[number % len(urls)], token, document.inspection_id
-                )
-            except (httpx.HTTPError, RuntimeError, ValueError) as error:
-                wrong.append(f"{document.name}: {error!r}"[:300])
-                continue
-            if shown != expected:
-                checks = [k for k in expected[0] if shown[0].get(k) != expected[0][k]]
-                items = set(expected[1]) ^ set(shown[1]) | {
-                    k for k in expected[1] if shown[1].get(k) != expected[1][k]
-                }
-                wrong.append(
-                    f"{document.name}: {len(checks)} check row(s) and {len(items)} "
-                    f"rectification(s) differ from the log, e.g. {checks[:1]} {sorted(items)[:1]}"
-                )
+    for number, document in enumerate(arrangement.documents):
+        expected = rows_of_log(logs[document.name])
+        try:
+            shown = await read_rows(http, urls[number % len(urls)], token, document.inspection_id)
+        except (httpx.HTTPError, RuntimeError, ValueError) as error:
+            wrong.append(f"{document.name}: {error!r}"[:300])
+            continue
+        if shown != expected:
+            checks = [k for k in expected[0] if shown[0].get(k) != expected[0][k]]
+            checks += [k for k in shown[0] if k not in expected[0]]
+            items = set(expected[1]) ^ set(shown[1]) | {
+                k for k in expected[1] if shown[1].get(k) != expected[1][k]
+            }
+            wrong.append(
+                f"{document.name}: {len(checks)} check row(s) and {len(items)} "
+                f"rectification(s) differ from the log, e.g. {checks[:1]} {sorted(items)[:1]}"
+            )
     return wrong
 
 
-async def fresh_view(url: str, headers: dict[str, str]) -> Doc:
+@dataclass(frozen=True)
+class InstanceView:
+    """What one instance served a fresh client of one document."""
+
+    document: str
+    instance: int  # numbered from 1
+    update: bytes | None  # the room's whole state; None: no view (``error`` says why)
+    error: str = ""
+
+
+async def fresh_view(url: str, headers: dict[str, str]) -> bytes:
     """A document as an instance serves it to a fresh client: its answer to an empty sync
-    step 1 (the room's whole state)."""
+    step 1 (the room's whole state, as an update)."""
     doc: Doc = Doc()
     async with (
         asyncio.timeout(30),
@@ -612,35 +635,43 @@ async def fresh_view(url: str, headers: dict[str, str]) -> Doc:
                 if isinstance(message, protocol.SyncMessage) and (
                     message.kind == protocol.SyncType.STEP2
                 ):
-                    doc.apply_update(message.payload)
-                    return doc
+                    return message.payload
     raise ConnectionClosed(None, None)
 
 
-async def views_equal_logs(
-    arrangement: Arrangement, ports: Sequence[int], logs: dict[str, Doc]
-) -> list[str]:
-    """Every instance's copy of every document against its log: a fresh client on each
-    instance (every room still open, the soak's clients still connected) must see the log's
-    state. The (document, instance) pairs whose view differs, each with why."""
+async def instance_views(arrangement: Arrangement, ports: Sequence[int]) -> list[InstanceView]:
+    """Every instance's copy of every document: a fresh client on each instance (every room
+    still open, the soak's clients still connected)."""
     headers = {"Authorization": f"Bearer {arrangement.tokens[arrangement.departments[0]]}"}
     gate = asyncio.Semaphore(20)
 
-    async def one(document: SoakDocument, number: int) -> str | None:
+    async def one(document: SoakDocument, number: int) -> InstanceView:
         url = f"ws://127.0.0.1:{ports[number]}/sync/{document.name}"
         try:
             async with gate:
-                view = await fresh_view(url, headers)
+                return InstanceView(document.name, number + 1, await fresh_view(url, headers))
         except (OSError, TimeoutError, ConnectionClosed) as error:
-            return f"{document.name} on instance {number + 1}: no view ({error!r})"
-        if content(view) != content(logs[document.name]):
-            return f"{document.name} on instance {number + 1}: differs from the log"
-        return None
+            return InstanceView(document.name, number + 1, None, repr(error))
 
-    found = await asyncio.gather(
-        *(one(d, n) for d in arrangement.documents for n in range(len(ports)))
+    return list(
+        await asyncio.gather(*(one(d, n) for d in arrangement.documents for n in range(len(ports))))
     )
-    return [line for line in found if line is not None]
+
+
+def views_differing(views: Sequence[InstanceView], logs: dict[str, Doc]) -> list[str]:
+    """The views (:func:`instance_views`) that differ from their document's log (read from
+    the database) or were not served, each with why."""
+    wrong = []
+    for view in views:
+        where = f"{view.document} on instance {view.instance}"
+        if view.update is None:
+            wrong.append(f"{where}: no view ({view.error})")
+            continue
+        doc: Doc = Doc()
+        doc.apply_update(view.update)
+        if content(doc) != content(logs[view.document]):
+            wrong.append(f"{where}: differs from the log")
+    return wrong
 
 
 async def run_soak(
@@ -746,12 +777,14 @@ async def run_soak(
             await asyncio.sleep(0.5)
             logs = await read_logs()
             verdict = verify(clients, logs)
-        rows_wrong = await rows_equal_logs(arrangement, graphql_urls, logs)
-        while rows_wrong and time.monotonic() < settle:  # materialisation still to come
-            await asyncio.sleep(0.2)
-            rows_wrong = await rows_equal_logs(arrangement, graphql_urls, logs)
+        async with httpx.AsyncClient(timeout=30) as http:
+            rows_wrong = await rows_equal_logs(arrangement, graphql_urls, logs, http=http)
+            while rows_wrong and time.monotonic() < settle:  # materialisation still to come
+                await asyncio.sleep(0.2)
+                rows_wrong = await rows_equal_logs(arrangement, graphql_urls, logs, http=http)
         rows_lag = None if rows_wrong else time.monotonic() - acks_done
-        views_wrong = await views_equal_logs(arrangement, ports, logs)
+        views = await instance_views(arrangement, ports)
+        views_wrong = views_differing(views, logs)
         memory = [process_memory_kib(p.process.pid) for p in served]
         instance_logs = [p.log_tail(4000) for p in served]
         cpu = [cpu_seconds(p.process.pid) or 0.0 for p in served]
@@ -786,6 +819,7 @@ async def run_soak(
         errors=errors,
         unanswered=unanswered,
         rows_wrong=rows_wrong,
+        views=views,
         views_wrong=views_wrong,
         logs=instance_logs,
         rows_lag=rows_lag,
@@ -860,6 +894,7 @@ def report(result: SoakResult, say: Callable[[str], None] = print) -> None:
     if result.failed:
         for number, tail in enumerate(result.logs):
             say(f"\ninstance {number + 1}'s log ends (at the checks):\n{tail}")
+    say(f"exit code {result.exit_code}")
 
 
 async def soak(
@@ -914,4 +949,4 @@ async def soak(
     report(result, say)
     if profile:
         print_profile(workdir / "instance-1.prof", profile)
-    return 1 if result.failed else 0
+    return result.exit_code

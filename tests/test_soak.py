@@ -1,23 +1,29 @@
 """The soak of issue 12 (``bench/soak.py``, ``sync_bench.py --soak``) run small: three real
 instances (``onewindow serve``) on the tests' PostgreSQL database and Redis, live websocket
 inspectors editing real site checks, GraphQL readers of their rows. It must end with no error,
-every acknowledged update in the log, every client and every inspection's rows equal to the
-log; and its lost-update check must catch an acknowledged update that really went missing.
+every acknowledged update in the log, every client, every instance's copy and every
+inspection's rows equal to the log; and each of its checks must fail when what it checks
+differs from the log read from PostgreSQL: an acknowledged update really gone from the log,
+an instance's copy lacking an update or holding one more, rows changed in the database.
 
-One soak run serves the module (it takes most of the module's time); the test that removes a
-row from the log puts it back.
+One soak run serves the module (it takes most of the module's time); the tests that change the
+log or the rows put them back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import pytest
 from pycrdt import Doc
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from approval.catalog.load import load_catalog
 from approval.core.calendar import load_package_calendar
@@ -32,10 +38,13 @@ from bench.soak import (
     arrange,
     read_log,
     report,
+    rows_equal_logs,
     rows_of_log,
     run_soak,
     verify,
+    views_differing,
 )
+from schema.app import graphql_app
 from storage.models import CheckResult, Rectification
 from sync import protocol
 from sync.store import integrated
@@ -81,6 +90,34 @@ async def soaked(
     finally:
         await delete_prefix(redis_url, prefix)
     yield Soaked(result, arrangement, database)
+
+
+@contextlib.asynccontextmanager
+async def removed_from_log(database_url: str, doc_name: str, update: bytes) -> AsyncIterator[None]:
+    """The row of ``doc_name``'s log that holds ``update`` deleted meanwhile, then put back."""
+    connection = await asyncpg.connect(database_url.replace("postgres://", "postgresql://"))
+    try:
+        rows = [
+            row
+            for row in await connection.fetch(
+                "SELECT * FROM document_update WHERE doc = $1", doc_name
+            )
+            if bytes(row["data"]) == update
+        ]
+        assert len(rows) == 1, "the acknowledged edit is one row of its document's log"
+        [row] = rows
+        await connection.execute("DELETE FROM document_update WHERE id = $1", row["id"])
+        try:
+            yield
+        finally:
+            columns = list(row.keys())
+            await connection.execute(
+                f"INSERT INTO document_update ({', '.join(columns)}) VALUES "
+                f"({', '.join(f'${n}' for n in range(1, len(columns) + 1))})",
+                *row.values(),
+            )
+    finally:
+        await connection.close()
 
 
 async def test_a_small_soak_on_three_instances_ends_with_the_log_everywhere(
@@ -132,29 +169,8 @@ async def test_an_acknowledged_update_removed_from_the_log_is_reported_lost_by_n
     result = soaked.result
     victim = next(c for c in result.clients if len(c.acked) >= 3)
     update = victim.acked[1]  # its second acknowledged edit; later ones stay in the log
-    connection = await asyncpg.connect(soaked.database_url.replace("postgres://", "postgresql://"))
-    try:
-        rows = [
-            row
-            for row in await connection.fetch(
-                "SELECT * FROM document_update WHERE doc = $1", victim.document.name
-            )
-            if bytes(row["data"]) == update
-        ]
-        assert len(rows) == 1, "the acknowledged edit is one row of its document's log"
-        [row] = rows
-        await connection.execute("DELETE FROM document_update WHERE id = $1", row["id"])
-        try:
-            verdict = verify(result.clients, await soaked.logs())
-        finally:
-            columns = list(row.keys())
-            await connection.execute(
-                f"INSERT INTO document_update ({', '.join(columns)}) VALUES "
-                f"({', '.join(f'${n}' for n in range(1, len(columns) + 1))})",
-                *row.values(),
-            )
-    finally:
-        await connection.close()
+    async with removed_from_log(soaked.database_url, victim.document.name, update):
+        verdict = verify(result.clients, await soaked.logs())
     # Lost: that edit, and the victim's later ones (the log cannot integrate them past the
     # gap); nobody else's.
     assert len(verdict.lost) == len(victim.acked) - 1, verdict.lost
@@ -176,6 +192,125 @@ async def test_an_acknowledged_update_removed_from_the_log_is_reported_lost_by_n
     ), lines
     # Put back, the log is whole again.
     assert verify(result.clients, await soaked.logs()).lost == []
+
+
+async def test_an_instance_whose_copy_lacks_an_update_or_has_one_more_is_reported_by_name(
+    soaked: Soaked,
+) -> None:
+    result = soaked.result
+    documents = soaked.arrangement.documents
+    assert len(result.views) == len(documents) * PLAN.instances
+    assert all(view.update for view in result.views)
+    victim = next(c for c in result.clients if len(c.acked) >= 2)
+    # The victim's document as a copy that missed its last acknowledged edit: the log read
+    # while that edit's row is away (put back before the check reads the log).
+    async with removed_from_log(soaked.database_url, victim.document.name, victim.acked[-1]):
+        lacking = (await read_log(soaked.database_url, victim.document.name)).get_update()
+    other = next(d for d in documents if d is not victim.document)
+    # Another document's copy with one edit more than the log: an inspector's edit that
+    # never reached the log.
+    writer = SoakClient(
+        index=999, document=other, code=soaked.arrangement.departments[0], instance=2, salt=7
+    )
+    [served] = [v.update for v in result.views if v.document == other.name and v.instance == 3]
+    assert served is not None
+    writer.doc.apply_update(served)
+    writer.edit()
+    tampered = []
+    for view in result.views:
+        if view.document == victim.document.name and view.instance == 2:
+            view = dataclasses.replace(view, update=lacking)
+        elif view.document == other.name and view.instance == 3:
+            view = dataclasses.replace(view, update=writer.doc.get_update())
+        elif view.document == other.name and view.instance == 1:
+            view = dataclasses.replace(view, update=None, error="TimeoutError()")
+        tampered.append(view)
+    logs = await soaked.logs()  # the whole log again
+    assert views_differing(result.views, logs) == []  # what the instances really served
+    wrong = views_differing(tampered, logs)
+    assert sorted(wrong) == sorted(
+        [
+            f"{victim.document.name} on instance 2: differs from the log",
+            f"{other.name} on instance 1: no view (TimeoutError())",
+            f"{other.name} on instance 3: differs from the log",
+        ]
+    ), wrong
+    failed = dataclasses.replace(result, views_wrong=wrong)
+    assert failed.failed and failed.exit_code == 1
+    lines: list[str] = []
+    report(failed, lines.append)
+    total = len(documents) * PLAN.instances
+    assert any(line.startswith(f"instances: 3 of {total} fresh clients") for line in lines)
+    assert all(any(line.strip() == w for line in lines) for w in wrong), lines
+    assert lines[-1] == "exit code 1", lines[-1]
+    honest: list[str] = []
+    report(result, honest.append)
+    assert honest[-1] == "exit code 0", honest
+
+
+async def test_rows_that_differ_from_the_log_are_reported_by_inspection(soaked: Soaked) -> None:
+    """The rows check reads the rows through GraphQL (here the same schema in this process,
+    on the soak's database) and compares them with the log: a check row and a rectification
+    changed in the database after the soak are reported, and pass again once put back."""
+    arrangement = soaked.arrangement
+    by_inspection = {d.inspection_id: d for d in arrangement.documents}
+    items = (
+        await Rectification.filter(inspection_id__in=list(by_inspection))
+        .order_by("id")
+        .limit(1)
+        .values("id", "uuid", "description", "inspection_id")
+    )
+    assert items, "the soak's edits wrote rectifications"
+    [item] = items
+    second = by_inspection[item["inspection_id"]]
+    first = next(d for d in arrangement.documents if d is not second)
+    checks = (  # every client's first edit wrote a note (inspection_edit)
+        await CheckResult.filter(inspection_id=first.inspection_id)
+        .exclude(note="")
+        .order_by("id")
+        .limit(1)
+        .values("id", "note", "check_code", "department__code")
+    )
+    [check] = checks
+    app = Starlette(
+        routes=[
+            Route(
+                "/graphql",
+                graphql_app(token_ttl=timedelta(hours=2), clock=lambda: datetime.now(UTC)),
+            )
+        ]
+    )
+    urls = ["http://soak/graphql"]
+    logs = await soaked.logs()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=30) as http:
+        assert await rows_equal_logs(arrangement, urls, logs, http=http) == []
+        await CheckResult.filter(id=check["id"]).update(note=check["note"] + "（事后改动）")
+        await Rectification.filter(id=item["id"]).update(description="事后改动")
+        try:
+            wrong = await rows_equal_logs(arrangement, urls, logs, http=http)
+        finally:
+            await CheckResult.filter(id=check["id"]).update(note=check["note"])
+            await Rectification.filter(id=item["id"]).update(description=item["description"])
+        assert await rows_equal_logs(arrangement, urls, logs, http=http) == []
+    key = (check["department__code"], check["check_code"])
+    assert sorted(wrong) == sorted(
+        [
+            f"{first.name}: 1 check row(s) and 0 rectification(s) differ from the log, "
+            f"e.g. [{key!r}] []",
+            f"{second.name}: 0 check row(s) and 1 rectification(s) differ from the log, "
+            f"e.g. [] [{item['uuid']!r}]",
+        ]
+    ), wrong
+    failed = dataclasses.replace(soaked.result, rows_wrong=wrong)
+    assert failed.failed and failed.exit_code == 1
+    lines: list[str] = []
+    report(failed, lines.append)
+    documents = len(arrangement.documents)
+    assert any(
+        line.startswith(f"rows: {documents - 2} of {documents} inspections") for line in lines
+    )
+    assert all(any(line.strip() == w for line in lines) for w in wrong), lines
+    assert lines[-1] == "exit code 1", lines[-1]
 
 
 def test_a_held_update_counts_as_acknowledged_only_once_its_own_ack_comes() -> None:
