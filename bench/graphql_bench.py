@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import pstats
-import socket
+import signal
 import statistics
 import sys
 import tempfile
@@ -42,23 +42,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from approval.catalog.load import load_catalog
-from approval.catalog.parse import load_default_catalog
-from approval.core import auth
-from approval.core.access import Viewer, project_scope
-from approval.core.calendar import load_package_calendar
-from approval.core.codes import credit_code_with_check
-from approval.core.dates import CHINA
-from approval.core.errors import DomainError
-from approval.projects.materials import MaterialFile, submit_material
-from approval.projects.projects import ProjectApplication, create_project
-from approval.projects.stages import accept_stage, stage_readiness
-from schema.app import graphql_app
-from server.app import tune_gc
-from server.settings import Settings
-from storage.db import close_database, migrate, open_database
-from storage.enums import ProjectType, Role
-from storage.models import Material, Project, Region, Stage, Task
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from approval.catalog.load import load_catalog  # noqa: E402
+from approval.catalog.parse import load_default_catalog  # noqa: E402
+from approval.core import auth  # noqa: E402
+from approval.core.access import Viewer, project_scope  # noqa: E402
+from approval.core.calendar import load_package_calendar  # noqa: E402
+from approval.core.codes import credit_code_with_check  # noqa: E402
+from approval.core.dates import CHINA  # noqa: E402
+from approval.core.errors import DomainError  # noqa: E402
+from approval.projects.materials import MaterialFile, submit_material  # noqa: E402
+from approval.projects.projects import ProjectApplication, create_project  # noqa: E402
+from approval.projects.stages import accept_stage, stage_readiness  # noqa: E402
+from bench.support import BenchError, free_port, listening_process  # noqa: E402
+from schema.app import graphql_app  # noqa: E402
+from server.app import tune_gc  # noqa: E402
+from server.settings import Settings  # noqa: E402
+from storage.db import close_database, migrate, open_database  # noqa: E402
+from storage.enums import ProjectType, Role  # noqa: E402
+from storage.models import Material, Project, Region, Stage, Task  # noqa: E402
 
 # A Monday in a year the packaged holiday calendar knows; every clock of the bench is frozen here.
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=CHINA)
@@ -67,7 +72,6 @@ TARGET_RATIO = 2.0
 PASSWORD = "bench-password"
 FIRST_STAGE = "project_approval"
 SQL_VERBS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
-SERVER_START_TIMEOUT = 30.0
 DEFAULT_BUDGET = 90.0  # seconds of measured requests, both endpoints together
 MIN_REQUESTS = 50
 SCRIPT = Path(__file__).resolve()
@@ -94,10 +98,6 @@ query BenchProjects($first: Int!) {
   }
 }
 """
-
-
-class BenchError(Exception):
-    """Something that makes the figures meaningless: the bench stops and says what."""
 
 
 def frozen_clock() -> datetime:
@@ -477,13 +477,6 @@ async def profile_graphql(token: str, requests: int) -> str:
 # --- the server ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def serve(database_url: str, port: int, gc_threshold: int) -> None:
     """The server subprocess: the bench app under uvicorn until terminated.
 
@@ -508,66 +501,17 @@ async def serve(database_url: str, port: int, gc_threshold: int) -> None:
         await close_database()
 
 
-@dataclass
-class Server:
-    base_url: str
-    log_path: Path
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:] or "(empty)"
-        except OSError as exc:
-            return f"(cannot read {self.log_path}: {exc})"
-
-
 @asynccontextmanager
-async def server(database_url: str, log_dir: Path, gc_threshold: int) -> AsyncIterator[Server]:
-    """The bench app under uvicorn in a subprocess; its errors are added to any BenchError."""
+async def server(database_url: str, log_dir: Path, gc_threshold: int) -> AsyncIterator[str]:
+    """The bench app under uvicorn in a subprocess (``serve``) until it listens; yields its
+    base URL. Its log is added to any BenchError; it is terminated at the end."""
     port = free_port()
-    served = Server(base_url=f"http://127.0.0.1:{port}", log_path=log_dir / "server.log")
-    with served.log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(SCRIPT),
-            "--serve-port",
-            str(port),
-            "--database-url",
-            database_url,
-            *["--gc-threshold", str(gc_threshold)],
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        async with httpx.AsyncClient(base_url=served.base_url) as probe:
-            while True:
-                if process.returncode is not None:
-                    raise BenchError(
-                        f"the uvicorn server exited with code {process.returncode} before "
-                        f"serving; its log:\n{served.log_tail()}"
-                    )
-                try:
-                    await probe.get("/plain")  # 401 without a token: the server is up
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise BenchError(
-                            f"the uvicorn server did not answer on {served.base_url} within "
-                            f"{SERVER_START_TIMEOUT:.0f}s; its log:\n{served.log_tail()}"
-                        ) from None
-                    await asyncio.sleep(0.1)
-        try:
-            yield served
-        except BenchError as error:
-            raise BenchError(f"{error}\nthe server's log ends:\n{served.log_tail()}") from None
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), timeout=10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    argv = [sys.executable, str(SCRIPT), "--serve-port", str(port)]
+    argv += ["--database-url", database_url, "--gc-threshold", str(gc_threshold)]
+    log_path = log_dir / "server.log"
+    name = "the uvicorn server"
+    async with listening_process(name, argv, log_path, port, {}, stop_signal=signal.SIGTERM):
+        yield f"http://127.0.0.1:{port}"
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -773,14 +717,14 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
         profile = await profile_graphql(seeded.token, args.profile) if args.profile else None
     finally:
         await close_database()
-    async with server(url, workdir, args.gc_threshold) as served:
+    async with server(url, workdir, args.gc_threshold) as base_url:
         print(
-            f"uvicorn on {served.base_url}: {args.requests} requests each at concurrency "
+            f"uvicorn on {base_url}: {args.requests} requests each at concurrency "
             f"{args.concurrency}, {args.rounds} alternating rounds, {args.warmup} warm-up"
             + (f", server gc threshold {args.gc_threshold}" if args.gc_threshold else "")
         )
         results = await drive(
-            served.base_url,
+            base_url,
             seeded.token,
             requests=args.requests,
             concurrency=args.concurrency,

@@ -39,7 +39,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.support import free_port  # noqa: E402
+
 LOGIN = (
     "mutation($u: String!, $p: String!) "
     "{ login(username: $u, password: $p) { token errors { code } } }"
@@ -65,12 +69,6 @@ def bomb() -> str:
     fragments = [f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)]
     fragments.append(f"fragment F{levels} on Query {{ __typename }}")
     return "query Bomb { ...F0 }\n" + "\n".join(fragments)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> None:

@@ -98,9 +98,13 @@ async def listening_process(
     port: int,
     env: Mapping[str, str],
     cwd: Path | None = None,
+    *,
+    stop_signal: signal.Signals = signal.SIGINT,
 ) -> AsyncIterator[Process]:
     """``argv`` in a subprocess (``env`` added to this process's environment, in ``cwd``)
-    until it listens on ``port``; interrupted (SIGINT) at the end."""
+    until it listens on ``port``; sent ``stop_signal`` at the end (SIGINT: uvicorn shuts down
+    and cProfile dumps; SIGTERM: uvicorn shuts down and the process dies without the
+    KeyboardInterrupt its asyncio.run would raise)."""
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -135,7 +139,7 @@ async def listening_process(
             raise BenchError(f"{error}\n{name}'s log ends:\n{running.log_tail()}") from None
     finally:
         if process.returncode is None:
-            process.send_signal(signal.SIGINT)  # uvicorn shuts down (and cProfile dumps)
+            process.send_signal(stop_signal)
             try:
                 await asyncio.wait_for(process.wait(), timeout=20)
             except TimeoutError:

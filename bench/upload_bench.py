@@ -40,7 +40,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,11 @@ if TYPE_CHECKING:
     import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.support import BenchError, free_port, say  # noqa: E402
+
 SCRIPT = Path(__file__).resolve()
 MiB = 1 << 20
 TARGET_RATIO = 0.9
@@ -93,10 +97,6 @@ mutation($id: ID!) {
 }"""
 
 
-class BenchError(Exception):
-    """Something the bench cannot go on without; printed as ``bench failed: ...``."""
-
-
 def mutation_answer(response: httpx.Response, field_name: str) -> dict[str, Any]:
     """The payload of one GraphQL mutation, or BenchError saying what went wrong."""
     if response.status_code != 200:
@@ -108,10 +108,6 @@ def mutation_answer(response: httpx.Response, field_name: str) -> dict[str, Any]
     if answer["errors"]:
         raise BenchError(f"{field_name} refused: {answer['errors']}")
     return answer
-
-
-def say(line: str = "") -> None:
-    print(line, flush=True)
 
 
 def require_modules() -> None:
@@ -147,13 +143,6 @@ def require_modules() -> None:
 
 
 # --- processes ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def proc_status_kib(pid: int, name: str) -> int | None:
