@@ -1,17 +1,24 @@
 """Property: whatever the order of offline edits, reconnects and server restarts, every replica
 of a field document ends identical to the server's, and the rows are its materialisation.
 
-Each example builds 3 to 5 replicas (pycrdt Docs with their own client ids) of an inspection
-document (inspectors of two departments, two of them of the same department) and of the
-project's agency document (the agent, on one or two devices). They speak y-websocket through
-``sync.protocol`` with an in-process ``SyncServer`` over in-memory channels, with the field
-policy of ``server.fieldsync`` and the test database. Steps: edits of the replica's own checks,
-rectifications (UUID keys) and agency entries, made online or offline; connects and
-disconnects; restarts (the server is closed, flushing its rows, and a new one opens over the
-same log). At the end every replica syncs twice and then:
+An example plays one of two cases, drawn by the strategy: a construction project's joint
+acceptance, or a company setup's site check (现场踏勘: an ``Inspection`` with ``setup_id``, one
+department, the same documents, policy and materialisation). Each example builds 3 to 5
+replicas (pycrdt Docs with their own client ids). Construction: an inspection document
+(inspectors of two departments, two of them of the same department) and the project's agency
+document (the agent, on one or two devices). Setup: the food site check's document (two
+inspectors of the permit department, on one to three tablets each); its first replica may sign
+the department's conclusion (pass or fail), which closes the round. They speak y-websocket
+through ``sync.protocol`` with an in-process ``SyncServer`` over in-memory channels, with the
+field policy of ``server.fieldsync`` and the test database. Steps: edits of the replica's own
+checks, rectifications (UUID keys) and agency entries, a signature, made online or offline;
+connects and disconnects; restarts (the server is closed, flushing its rows, and a new one opens
+over the same log). At the end every replica syncs twice and then:
 
 - each replica's document equals the server's (JSON of the root maps);
 - the check, rectification and agency rows equal what the final documents say;
+- the setup's conclusion row, the inspection's status and the permit's site-check-done mark
+  follow the signed conclusion: done only by a passing one;
 - no update was refused (every edit stayed in the writer's rights).
 """
 
@@ -30,6 +37,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pycrdt import Array, Doc, Map
 
+from approval.catalog.company_load import load_company_catalog
 from approval.core.access import Viewer
 from approval.fieldwork.documents import (
     agency_doc_name,
@@ -37,15 +45,22 @@ from approval.fieldwork.documents import (
     read_agency,
     read_inspection,
 )
-from approval.fieldwork.inspections import assign_inspectors, schedule_joint_acceptance
+from approval.fieldwork.inspections import (
+    OPEN_STATUSES,
+    assign_inspectors,
+    schedule_joint_acceptance,
+)
 from server.fieldsync import FieldSync, merged
+from storage.enums import Conclusion, InspectionStatus
 from storage.models import (
     AgencyEntry,
     CheckResult,
     DocumentSnapshot,
     DocumentUpdate,
+    Inspection,
     InspectionDepartment,
     Rectification,
+    SetupTask,
 )
 from sync import protocol
 from sync.policy import Access
@@ -55,6 +70,8 @@ from tests.conftest import Clock, GraphQLClient
 from tests.fieldwork_support import at_acceptance, clerk, inspector, person
 from tests.helpers import db_id
 from tests.sync_support import document_json
+from tests.test_company_setups_api import accept as accept_setup
+from tests.test_company_setups_api import company_catalog
 
 SETTLE_TIMEOUT = 10.0
 MIN_STEPS = 10
@@ -80,13 +97,65 @@ class Member:
     checks: list[str]
 
 
+CASES = ("construction", "setup")
+
+
+@dataclass
+class Case:
+    """One inspection whose document an example edits, and who edits it."""
+
+    inspection_id: int
+    members: list[Member]  # the replicas of an example are the first 3 to 5 of these
+
+
 @dataclass
 class World:
     clock: Clock
-    inspection_id: int
     project_id: int
-    members: list[Member]  # the replicas of an example are the first 3 to 5 of these
+    setup_task_id: int  # the permit whose site check the setup case's inspection is
+    cases: dict[str, Case]
+    outsider: Viewer  # the setup's fire inspector: assigned to its other check, not to this one
     examples: int = 0
+
+
+async def first_checks(inspection_id: int) -> dict[str, list[str]]:
+    """Each department's first 4 check codes of an inspection."""
+    checks: dict[str, list[str]] = {}
+    for row in await InspectionDepartment.filter(inspection_id=inspection_id).select_related(
+        "department"
+    ):
+        codes = await CheckResult.filter(
+            inspection_id=inspection_id, department_id=row.department_id
+        ).values_list("check_code", flat=True)
+        checks[row.department.code] = sorted(str(c) for c in codes)[:4]
+    return checks
+
+
+async def setup_case(gql: GraphQLClient, clock: Clock) -> tuple[Case, int, Viewer]:
+    """A restaurant's setup as the window accepts it: the food-business permit's site check
+    with two inspectors of shiyao assigned, and the fire check's inspector (xfjy)."""
+    await load_company_catalog(company_catalog())
+    setup = await accept_setup(gql)
+    tasks = {t["permitCode"]: t for t in setup["tasks"]}
+    task_id = int(tasks["food_business_license"]["taskId"])
+    food = await Inspection.get(setup_task_id=task_id)
+    fire = await Inspection.get(setup_task_id=int(tasks["fire_safety_check"]["taskId"]))
+    people = [await inspector("shiyao", 1), await inspector("shiyao", 2)]
+    outsider = await inspector("xfjy", 1)
+    for inspection, names in ((food, people), (fire, [outsider])):
+        await assign_inspectors(
+            viewer=await clerk(),
+            inspection_id=inspection.id,
+            usernames=[p.username for p in names],
+            now=clock(),
+        )
+    checks = (await first_checks(food.id))["shiyao"]
+    doc = inspection_doc_name(food.id)
+    members = [
+        Member(f"shiyao-{n}{device}", doc, people[n - 1], "shiyao", checks)
+        for n, device in ((1, ""), (2, ""), (1, "b"), (2, "b"), (1, "c"))
+    ]
+    return Case(food.id, members), task_id, outsider
 
 
 @pytest.fixture
@@ -107,14 +176,7 @@ async def world(gql: GraphQLClient, clock: Clock) -> World:
         now=clock(),
     )
     agent = await person("agent", "agent")  # type: ignore[arg-type]
-    checks: dict[str, list[str]] = {}
-    for row in await InspectionDepartment.filter(inspection_id=inspection.id).select_related(
-        "department"
-    ):
-        codes = await CheckResult.filter(
-            inspection_id=inspection.id, department_id=row.department_id
-        ).values_list("check_code", flat=True)
-        checks[row.department.code] = sorted(str(c) for c in codes)[:4]
+    checks = await first_checks(inspection.id)
     inspection_doc = inspection_doc_name(inspection.id)
     agency_doc = agency_doc_name(db_id(project["id"]))
     members = [
@@ -124,7 +186,9 @@ async def world(gql: GraphQLClient, clock: Clock) -> World:
         Member("zjj-2", inspection_doc, people[2], "zjj", checks["zjj"]),
         Member("agent-2", agency_doc, agent, None, []),
     ]
-    return World(clock, inspection.id, db_id(project["id"]), members)
+    setup, task_id, outsider = await setup_case(gql, clock)
+    cases = {"construction": Case(inspection.id, members), "setup": setup}
+    return World(clock, db_id(project["id"]), task_id, cases, outsider)
 
 
 # --- replicas speaking y-websocket in memory ---------------------------------------------------
@@ -184,7 +248,9 @@ class Replica:
 
     def new_uuid(self) -> str:
         self.made += 1
-        return str(uuid.UUID(int=(self.prefix << 64) | self.made, version=4))
+        # The prefix above the version and variant bits, which the UUID sets: every example's
+        # replica makes UUIDs of its own.
+        return str(uuid.UUID(int=(self.prefix << 80) | self.made, version=4))
 
     def on_frame(self, link: Link, message: protocol.Message) -> None:
         self.progress.set()
@@ -332,6 +398,23 @@ def apply_edit(replica: Replica, edit: Edit, when: str) -> None:
     replica.change(update)
 
 
+def sign(replica: Replica, passed: bool, when: str) -> None:
+    """The replica's inspector signs their department's conclusion, unless it shows one."""
+    member = replica.member
+    section = replica.doc.get("departments", type=Map).get(member.department)
+    if not isinstance(section, Map) or "result" in section["conclusion"]:
+        return
+    conclusion = section["conclusion"]
+
+    def edit(doc: Doc) -> None:
+        conclusion["result"] = "pass" if passed else "fail"
+        conclusion["note"] = "现场核查合格" if passed else "冷藏设施不运转"
+        conclusion["signed_by"] = member.viewer.username
+        conclusion["signed_at"] = when
+
+    replica.change(edit)
+
+
 def entries_edit(replica: Replica, edit: Edit, when: str) -> None:
     entries = replica.doc.get("entries", type=Map)
     keys = sorted(entries.keys())
@@ -362,6 +445,7 @@ def entries_edit(replica: Replica, edit: Edit, when: str) -> None:
 # --- steps -------------------------------------------------------------------------------------
 
 EDIT_STEP = st.tuples(st.just("edit"), st.integers(0, 4), EDITS)
+SIGN_STEP = st.tuples(st.just("sign"), st.booleans())  # setup: the first replica signs pass/fail
 STEPS = st.lists(
     st.one_of(
         EDIT_STEP,  # edits are half of the steps
@@ -370,6 +454,7 @@ STEPS = st.lists(
         st.tuples(st.just("disconnect"), st.integers(0, 4)),
         EDIT_STEP,
         st.tuples(st.just("restart")),
+        SIGN_STEP,
     ),
     min_size=MIN_STEPS,
     max_size=MAX_STEPS,
@@ -391,13 +476,28 @@ CHINESE_STEPS: list[tuple[Any, ...]] = [
     ("restart",),
 ]
 
+SETUP_STEPS: list[tuple[Any, ...]] = [
+    ("connect", 0),
+    ("edit", 0, Edit(0, 0, "冷库温度达标", True, 3.5)),  # online
+    ("edit", 1, Edit(2, 1, "灭蝇灯需更换", False, 0.0)),  # offline
+    ("sign", True),
+    ("disconnect", 0),  # the signature reaches the server
+    ("restart",),  # its rows written: the round closes, the permit's site check is done
+    ("edit", 2, Edit(0, 2, "签字后补拍照片", False, 0.0)),  # offline
+    ("connect", 1),  # read-only now
+    ("edit", 0, Edit(3, 0, "已更换", True, 0.0)),  # offline
+    ("sign", False),  # signed already: nothing
+]
+
 
 class Run:
     """One example: its replicas and the current server."""
 
-    def __init__(self, world: World, count: int) -> None:
+    def __init__(self, world: World, count: int, case: str = "construction") -> None:
         self.world = world
         self.count = count
+        self.setup = case == "setup"
+        self.case = world.cases[case]
         self.server: SyncServer | None = None
         self.sync = FieldSync(clock=world.clock)
         self.replicas: list[Replica] = []
@@ -430,16 +530,25 @@ class Run:
 
     async def start(self) -> None:
         self.world.examples += 1
-        for doc_name in {m.doc_name for m in self.world.members}:
+        inspection_id = self.case.inspection_id
+        for doc_name in {m.doc_name for m in self.case.members}:
             await DocumentUpdate.filter(doc=doc_name).delete()
             await DocumentSnapshot.filter(doc=doc_name).delete()
-        await Rectification.filter(inspection_id=self.world.inspection_id).delete()
+        await Rectification.all().delete()  # of either case: a UUID is never reused
         await AgencyEntry.filter(project_id=self.world.project_id).delete()
-        await CheckResult.filter(inspection_id=self.world.inspection_id).update(
+        await CheckResult.filter(inspection_id=inspection_id).update(
             outcome=None, note="", measured={}, photo_ids=[], recorded_by="", recorded_at=None
         )
+        # The round as it was opened: no conclusion, the permit's site check not done.
+        await InspectionDepartment.filter(inspection_id=inspection_id).update(
+            conclusion=None, conclusion_note="", signed_by="", signed_at=None
+        )
+        await Inspection.filter(id=inspection_id).update(
+            status=InspectionStatus.SCHEDULED, closed_at=None
+        )
+        await SetupTask.filter(id=self.world.setup_task_id).update(site_check_done_at=None)
         server = self.open_server()
-        for index, member in enumerate(self.world.members[: self.count]):
+        for index, member in enumerate(self.case.members[: self.count]):
             access = await self.sync.access_for(member.viewer, member.doc_name)
             assert access is not None and access.writable, member
             client_id = 1000 + 97 * self.world.examples + index  # never the layout's id 1
@@ -460,32 +569,60 @@ class Run:
             await self.close_server()
             self.open_server()
             return
-        replica = self.replicas[step[1] % self.count]
-        if kind == "connect":
-            replica.connect(server)
-        elif kind == "disconnect":
-            await replica.disconnect()
+        when = f"2026-03-04T{9 + number // 60:02d}:{number % 60:02d}:00+08:00"
+        if kind == "sign":
+            if self.setup:  # a joint acceptance's conclusions are left to other tests
+                sign(self.replicas[0], step[1], when)
         else:
-            when = f"2026-03-04T{9 + number // 60:02d}:{number % 60:02d}:00+08:00"
-            apply_edit(replica, step[2], when)
+            replica = self.replicas[step[1] % self.count]
+            if kind == "connect":
+                await self.connect(replica)
+            elif kind == "disconnect":
+                await replica.disconnect()
+            else:
+                apply_edit(replica, step[2], when)
         for _ in range(IN_FLIGHT_TURNS):
             await asyncio.sleep(0)
+
+    async def connect(self, replica: Replica) -> None:
+        """Connect with the rights the server gives now, as every new connection gets them:
+        a tablet that reconnects after the round closed is read-only."""
+        assert self.server is not None
+        if replica.link is not None and not replica.link.closed:
+            return
+        access = await self.sync.access_for(replica.member.viewer, replica.member.doc_name)
+        assert access is not None, replica.member
+        replica.access = access
+        replica.connect(self.server)
 
     async def sync_all(self) -> None:
         """Every replica pushes, then every replica pulls; the server closes (rows flushed)."""
         assert self.server is not None
         for _ in range(2):
             for replica in self.replicas:
-                replica.connect(self.server)
+                await self.connect(replica)
                 await settle([replica])
                 await replica.disconnect()
         await self.close_server()
 
     async def finish(self) -> None:
         await self.sync_all()
+        await self.check_refusals(self.replicas)
         for replica in self.replicas:
-            assert replica.errors == [], (replica.member.label, replica.errors)
             assert all(code in (1000, 1012) for code, _ in replica.closes), replica.closes
+
+    async def check_refusals(self, honest: list[Replica]) -> None:
+        """No honest update was refused, but edits that reached the server only after the round
+        closed (made offline, or sent again by a tablet that reconnected): read-only."""
+        closed = await Inspection.filter(
+            id=self.case.inspection_id, status__not_in=OPEN_STATUSES
+        ).exists()
+        for replica in honest:
+            codes = {error.code for error in replica.errors}
+            assert not codes or (closed and codes == {"read_only"}), (
+                replica.member.label,
+                replica.errors,
+            )
 
     async def check(self) -> None:
         store_view = SyncServer(store=UpdateStore(), policy_for=self.sync.policy_for)
@@ -493,12 +630,61 @@ class Run:
             final = await merged(store_view, doc_name)  # rebuilt from the log, as on a restart
             expected = document_json(final)
             for replica in self.replicas:
-                if replica.member.doc_name == doc_name:
+                if replica.member.doc_name != doc_name:
+                    continue
+                if replica.errors:  # read-only: the server's document and its refused edits
+                    assert holds(replica.doc, final), replica.member.label
+                else:
                     assert replica.state() == expected, replica.member.label
             if doc_name.startswith("inspection/"):
-                assert await inspection_rows(self.world.inspection_id) == expected_rows(final)
+                assert await inspection_rows(self.case.inspection_id) == expected_rows(final)
+                await self.check_conclusions(final)
             else:
                 assert await agency_rows(self.world.project_id) == expected_entries(final)
+
+    async def check_conclusions(self, final: Doc) -> None:
+        """The conclusion rows are the document's signatures; the setup's round closes with
+        its one department's conclusion, and only a passing one marks the permit's check done."""
+        inspection_id = self.case.inspection_id
+        signed = {code: section.conclusion for code, section in read_inspection(final).items()}
+        rows = await InspectionDepartment.filter(inspection_id=inspection_id).select_related(
+            "department"
+        )
+        assert {r.department.code: (r.conclusion, r.signed_by) for r in rows} == {
+            code: (c.result, c.signed_by) for code, c in signed.items()
+        }
+        if not self.setup:
+            return
+        [conclusion] = signed.values()
+        inspection = await Inspection.get(id=inspection_id)
+        task = await SetupTask.get(id=self.world.setup_task_id)
+        recorded = any(c.result for c in read_inspection(final)["shiyao"].checks.values())
+        status = {
+            Conclusion.PASS: InspectionStatus.PASSED,
+            Conclusion.FAIL: InspectionStatus.RECTIFICATION_REQUIRED,
+            None: InspectionStatus.IN_PROGRESS if recorded else InspectionStatus.SCHEDULED,
+        }[conclusion.result]
+        assert inspection.status is status, (inspection.status, conclusion)
+        assert (task.site_check_done_at is not None) is (status is InspectionStatus.PASSED)
+
+
+def edited(doc: Doc, update: bytes) -> Doc:
+    """A copy of ``doc`` with ``update`` applied."""
+    copy: Doc = Doc()
+    copy.apply_update(doc.get_update())
+    copy.apply_update(update)
+    return copy
+
+
+def holds(doc: Doc, part: Doc) -> bool:
+    """Whether ``doc`` holds everything ``part`` holds (applying it changes nothing)."""
+    joined: Doc = Doc()
+    joined.apply_update(doc.get_update())
+    joined.apply_update(part.get_update())
+    clocks = protocol.decode_state_vector
+    return clocks(joined.get_state()) == clocks(doc.get_state()) and (
+        document_json(joined) == document_json(doc)
+    )
 
 
 async def inspection_rows(inspection_id: int) -> tuple[Any, Any]:
@@ -555,8 +741,10 @@ def expected_entries(doc: Doc) -> dict[str, Any]:
     }
 
 
-async def play(world: World, count: int, steps: list[tuple[Any, ...]]) -> Run:
-    return await played(Run(world, count), steps)
+async def play(
+    world: World, count: int, steps: list[tuple[Any, ...]], case: str = "construction"
+) -> Run:
+    return await played(Run(world, count, case), steps)
 
 
 async def played(run: Run, steps: list[tuple[Any, ...]]) -> Run:
@@ -573,16 +761,17 @@ async def played(run: Run, steps: list[tuple[Any, ...]]) -> Run:
 
 
 @settings(
-    max_examples=20,
+    max_examples=50,  # half construction, half setup, drawn
     deadline=None,  # an example opens rooms and writes rows; the whole test is bounded below
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(count=st.integers(3, 5), steps=STEPS)
-@example(count=5, steps=CHINESE_STEPS)
-async def test_replicas_and_rows_converge(world: World, count: int, steps: Any) -> None:
-    await asyncio.wait_for(play(world, count, steps), 30)
+@given(case=st.sampled_from(CASES), count=st.integers(3, 5), steps=STEPS)
+@example(case="construction", count=5, steps=CHINESE_STEPS)
+@example(case="setup", count=3, steps=SETUP_STEPS)
+async def test_replicas_and_rows_converge(world: World, case: str, count: int, steps: Any) -> None:
+    await asyncio.wait_for(play(world, count, steps, case), 30)
 
 
 async def test_chinese_text_survives_offline_edits_and_restarts(world: World) -> None:
@@ -597,9 +786,31 @@ async def test_chinese_text_survives_offline_edits_and_restarts(world: World) ->
     assert "催交电梯检验报告" in texts and len(texts) == 2
     assert texts & {"电话联系建设单位", "走访建设单位，核对竣工资料"}
     assert {r.text for r in await AgencyEntry.filter(project_id=world.project_id)} == texts
-    rows = await Rectification.filter(inspection_id=world.inspection_id)
+    rows = await Rectification.filter(inspection_id=world.cases["construction"].inspection_id)
     assert "已拆除，待复查" in {r.description for r in rows}
     assert json.dumps(zjj, ensure_ascii=False).count("消防") >= 1
+
+
+async def test_a_setups_signature_closes_it_and_later_edits_are_refused(world: World) -> None:
+    run = await play(world, 3, SETUP_STEPS, "setup")
+    signer, offline, late = run.replicas
+    final = await merged(
+        SyncServer(store=UpdateStore(), policy_for=run.sync.policy_for), signer.member.doc_name
+    )
+    shiyao = document_json(final)["departments"]["shiyao"]
+    assert shiyao["conclusion"]["result"] == "pass"
+    assert shiyao["conclusion"]["signed_by"] == "验收员1-shiyao"
+    assert (await Inspection.get(id=run.case.inspection_id)).status is InspectionStatus.PASSED
+    task = await SetupTask.get(id=world.setup_task_id)
+    assert task.site_check_done_at == world.clock()
+    # Sent before the signature: kept. Reaching the server after it (made offline before or
+    # after it): refused as read-only, on every tablet that reconnects.
+    assert "冷库温度达标" in {c.get("note") for c in shiyao["checks"].values()}
+    assert shiyao["rectifications"] == {}
+    assert "签字后补拍照片" not in {c.get("note") for c in shiyao["checks"].values()}
+    for replica in (signer, offline, late):
+        assert replica.errors and {e.code for e in replica.errors} == {"read_only"}
+    assert "签字后补拍照片" in json.dumps(late.state(), ensure_ascii=False)
 
 
 async def test_a_connection_still_opening_its_room_is_closed_by_a_restart(world: World) -> None:
@@ -647,20 +858,45 @@ class Hostile(Replica):
                 self.link.post(protocol.sync_update(update), update=True)
 
 
-def forge(hostile: Hostile, zjj_check: str, text: str) -> bytes:
+def forge(hostile: Hostile, foreign: str, check: str, text: str) -> bytes:
+    """A forged write to another department's check and its conclusion."""
+
     def edit(doc: Doc) -> None:
-        zjj = doc.get("departments", type=Map)["zjj"]
-        zjj["checks"][zjj_check]["result"] = "pass"
-        zjj["checks"][zjj_check]["note"] = f"代签 {text}"
-        zjj["conclusion"]["result"] = "pass"
-        zjj["conclusion"]["signed_by"] = "验收员1-zjj"
+        section = doc.get("departments", type=Map)[foreign]
+        section["checks"][check]["result"] = "pass"
+        section["checks"][check]["note"] = f"代签 {text}"
+        section["conclusion"]["result"] = "pass"
+        section["conclusion"]["signed_by"] = "验收员1-zjj"
 
     return hostile.make(edit)
 
 
-def invalid_own(hostile: Hostile, check: str, pick: int) -> bytes:
+def forge_setup(hostile: Hostile, own: str, foreign: Member, pick: int, text: str) -> bytes:
+    """On a setup's document (one department: nothing of another to forge), another
+    department's section added (the setup's fire check's department), or the conclusion
+    changed: a signed one turned over, an unsigned one given a result outside the vocabulary
+    (the hostile writes pass or fail only once it has seen a signature)."""
+
     def edit(doc: Doc) -> None:
-        item = doc.get("departments", type=Map)["rfb"]["checks"][check]
+        departments = doc.get("departments", type=Map)
+        if pick % 2:
+            conclusion = departments[own]["conclusion"]
+            turned = {"pass": "fail", "fail": "pass"}
+            conclusion["result"] = turned.get(str(conclusion.get("result")), "maybe")
+            conclusion["note"] = f"改签 {text}"
+            conclusion["signed_by"] = hostile.member.viewer.username
+        else:
+            check = Map({"result": "pass", "note": f"代签 {text}", "by": foreign.viewer.username})
+            departments[foreign.department or ""] = Map(
+                {"checks": Map({"exits": check}), "rectifications": Map(), "conclusion": Map()}
+            )
+
+    return hostile.make(edit)
+
+
+def invalid_own(hostile: Hostile, own: str, check: str, pick: int) -> bytes:
+    def edit(doc: Doc) -> None:
+        item = doc.get("departments", type=Map)[own]["checks"][check]
         if pick % 3 == 0:
             item["note"] = "长" * 4001
         elif pick % 3 == 1:
@@ -671,9 +907,14 @@ def invalid_own(hostile: Hostile, check: str, pick: int) -> bytes:
     return hostile.make(edit)
 
 
-def valid_own(hostile: Hostile, check: str, text: str) -> bytes:
+def valid_own(hostile: Hostile, own: str, check: str, text: str) -> bytes:
+    """An edit in its rights, sent after a refused one: refused, as it depends on it. It
+    writes ``by``, which no invalid edit writes: a later edit of the same key (the note)
+    would replace the invalid value, and a device's offline diff, sent as one update, is
+    judged by what it leaves (valid then, and rightly kept)."""
+
     def edit(doc: Doc) -> None:
-        doc.get("departments", type=Map)["rfb"]["checks"][check]["note"] = text
+        doc.get("departments", type=Map)[own]["checks"][check]["by"] = text
 
     return hostile.make(edit)
 
@@ -687,6 +928,7 @@ HOSTILE_STEPS = st.lists(
         HOSTILE_STEP,
         st.tuples(st.just("disconnect"), st.integers(0, 5)),
         st.tuples(st.just("restart")),
+        SIGN_STEP,
     ),
     min_size=MIN_STEPS,
     max_size=MAX_STEPS,
@@ -694,20 +936,26 @@ HOSTILE_STEPS = st.lists(
 
 
 class HostileRun(Run):
-    """``Run`` with a hostile replica (the last one) next to 3 honest ones."""
+    """``Run`` with a hostile replica (the last one) next to 3 honest ones. Construction: an
+    inspector of rfb forging zjj's section. Setup: the permit department's second inspector
+    forging another department's section and the conclusion; the inspector of that other
+    department (assigned to the setup's fire check) may not even open the document."""
 
-    def __init__(self, world: World) -> None:
-        super().__init__(world, 3)
+    def __init__(self, world: World, case: str = "construction") -> None:
+        super().__init__(world, 3, case)
         self.honest_made: list[bytes] = []
+        self.own = self.case.members[1].department or ""
 
     async def start(self) -> None:
         await super().start()
-        member = self.world.members[1]  # an inspector of rfb, on the inspection document
+        member = self.case.members[1]  # an inspector on the inspection document
+        if self.setup:
+            outsider = await self.sync.access_for(self.world.outsider, member.doc_name)
+            assert outsider is None, "another department's inspector opened the setup's check"
         access = await self.sync.access_for(member.viewer, member.doc_name)
-        assert access is not None and access.department_code == "rfb"
+        assert access is not None and access.department_code == self.own
         hostile = Hostile(member, access, 999_000 + self.world.examples, 0xFFFF, self.progress)
-        assert self.server is not None
-        hostile.connect(self.server)
+        await self.connect(hostile)
         await settle([hostile])
         self.replicas.append(hostile)
         for replica in self.replicas[:3]:  # record the honest replicas' own updates
@@ -730,6 +978,13 @@ class HostileRun(Run):
         assert isinstance(hostile, Hostile)
         return hostile
 
+    def forged(self, pick: int, text: str) -> bytes:
+        if self.setup:
+            foreign = Member("xfjy-1", "", self.world.outsider, "xfjy", [])
+            return forge_setup(self.hostile, self.own, foreign, pick, text)
+        zjj_checks = self.case.members[0].checks
+        return forge(self.hostile, "zjj", zjj_checks[pick % len(zjj_checks)], text)
+
     async def step(self, step: tuple[Any, ...], number: int) -> None:
         if step[0] == "edit" and step[1] % 4 == 3:
             return  # step[1] 3: the hostile replica makes no honest edits
@@ -742,41 +997,40 @@ class HostileRun(Run):
             return
         _, action, pick, text = step
         hostile = self.hostile
-        assert self.server is not None
-        hostile.connect(self.server)
-        zjj_checks, rfb_checks = self.world.members[0].checks, self.world.members[1].checks
-        zjj_check = zjj_checks[pick % len(zjj_checks)]
-        rfb_check = rfb_checks[pick % len(rfb_checks)]
-        if action == 0:  # a forged write to another department and its conclusion
-            hostile.send(forge(hostile, zjj_check, text))
+        await self.connect(hostile)
+        own_checks = self.case.members[1].checks
+        own_check = own_checks[pick % len(own_checks)]
+        if action == 0:  # a forged write to another department, or to the conclusion
+            hostile.send(self.forged(pick, text))
         elif action == 1:  # values outside the layout in its own section
-            hostile.send(invalid_own(hostile, rfb_check, pick))
+            hostile.send(invalid_own(hostile, self.own, own_check, pick))
         elif action == 2:  # refused, then an edit that depends on it
-            bad = invalid_own(hostile, rfb_check, pick)
-            hostile.send(bad, valid_own(hostile, rfb_check, text))
+            bad = invalid_own(hostile, self.own, own_check, pick)
+            hostile.send(bad, valid_own(hostile, self.own, own_check, text))
         elif action == 3:  # a clock gap: the invalid edit is never sent, the next one is
-            forge(hostile, zjj_check, text)
-            hostile.send(valid_own(hostile, rfb_check, text))
-        elif action == 4:  # deletes another department's rectification
-            items = hostile.doc.get("departments", type=Map)["zjj"]["rectifications"]
-            keys = sorted(items.keys())
+            self.forged(pick, text)
+            hostile.send(valid_own(hostile, self.own, own_check, text))
+        elif action == 4:  # deletes another department's rectification, or (setup) a container
+            departments = hostile.doc.get("departments", type=Map)
+            items = departments[self.own] if self.setup else departments["zjj"]["rectifications"]
+            keys = ["rectifications"] if self.setup and "rectifications" in items else []
+            keys = keys if self.setup else sorted(items.keys())
             if keys:
                 key = keys[pick % len(keys)]
                 hostile.send(hostile.make(lambda doc: items.pop(key)))
             else:
-                hostile.send(forge(hostile, zjj_check, text))
+                hostile.send(self.forged(pick, text))
         elif action == 5 and hostile.kept:  # a replay of any of its earlier updates
             hostile.send(hostile.kept[pick % len(hostile.kept)])
         else:  # two forged edits, the later one first
-            first, second = forge(hostile, zjj_check, text), forge(hostile, zjj_check, text + "2")
+            first, second = self.forged(pick, text), self.forged(pick + 1, text + "2")
             hostile.send(second, first)
         for _ in range(IN_FLIGHT_TURNS):
             await asyncio.sleep(0)
 
     async def finish(self) -> None:
         await self.sync_all()
-        for replica in self.replicas[:3]:
-            assert replica.errors == [], (replica.member.label, replica.errors)
+        await self.check_refusals(self.replicas[:3])
         for replica in self.replicas:
             assert all(code in (1000, 1012) for code, _ in replica.closes), replica.closes
         if self.hostile.kept:
@@ -788,15 +1042,19 @@ class HostileRun(Run):
             await super().check()
         finally:
             self.replicas.append(hostile)
-        layout = await DocumentUpdate.filter(doc=self.world.members[0].doc_name).order_by("id")
-        inspection_doc = self.world.members[0].doc_name
-        expected: Doc = Doc()
-        expected.apply_update(bytes(layout[0].data))  # the server's layout, first in the log
-        for update in self.honest_made:
-            expected.apply_update(update)
+        inspection_doc = self.case.members[0].doc_name
+        layout = await DocumentUpdate.filter(doc=inspection_doc).order_by("id")
         final = await merged(
             SyncServer(store=UpdateStore(), policy_for=self.sync.policy_for), inspection_doc
         )
+        assert hostile.doc.client_id not in protocol.decode_state_vector(final.get_state())
+        expected: Doc = Doc()
+        expected.apply_update(bytes(layout[0].data))  # the server's layout, first in the log
+        refused = any(replica.errors for replica in self.replicas[:3])
+        for update in self.honest_made:
+            # Every honest edit is kept, but those refused as read-only after the round closed.
+            if not refused or holds(final, edited(final, update)):
+                expected.apply_update(update)
         assert document_json(final)["departments"] == document_json(expected)["departments"]
 
 
@@ -813,15 +1071,31 @@ HOSTILE_EXAMPLE: list[tuple[Any, ...]] = [
     ("hostile", 0, 0, "代签"),
 ]
 
+HOSTILE_SETUP_EXAMPLE: list[tuple[Any, ...]] = [
+    ("connect", 0),
+    ("hostile", 0, 1, "未签先改"),  # an unsigned conclusion given a result outside the vocabulary
+    ("edit", 0, Edit(0, 1, "冷库温度达标", True, 4.0)),
+    ("sign", True),
+    ("hostile", 0, 3, "改签"),  # the signed conclusion turned over
+    ("hostile", 0, 0, "代签"),  # another department's section
+    ("restart",),
+    ("hostile", 4, 1, ""),  # a check removed
+    ("hostile", 6, 2, "乱序"),
+    ("edit", 1, Edit(2, 0, "签字后整改", False, 0.0)),  # offline, refused once closed
+]
+
 
 @settings(
-    max_examples=15,
+    max_examples=36,
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(steps=HOSTILE_STEPS)
-@example(steps=HOSTILE_EXAMPLE)
-async def test_hostile_clients_never_change_what_honest_ones_see(world: World, steps: Any) -> None:
-    await asyncio.wait_for(played(HostileRun(world), steps), 30)
+@given(case=st.sampled_from(CASES), steps=HOSTILE_STEPS)
+@example(case="construction", steps=HOSTILE_EXAMPLE)
+@example(case="setup", steps=HOSTILE_SETUP_EXAMPLE)
+async def test_hostile_clients_never_change_what_honest_ones_see(
+    world: World, case: str, steps: Any
+) -> None:
+    await asyncio.wait_for(played(HostileRun(world, case), steps), 30)
