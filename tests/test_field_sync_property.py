@@ -832,12 +832,17 @@ async def test_a_connection_still_opening_its_room_is_closed_by_a_restart(world:
 
 # --- hostile clients ---------------------------------------------------------------------------
 #
-# One more replica, an inspector of rfb who behaves as a hostile (or broken) stock client that
-# never recovers: it forges zjj's check and conclusion, writes values outside the layout, sends
-# edits that depend on refused or unsent ones (clock gaps), deletes zjj's rectifications,
-# replays and reorders its updates. Every one of its edits is invalid or depends on an invalid
-# one, so whatever the schedule, the server, every honest replica and the rows must hold
-# exactly the honest replicas' edits (and the layout), and every honest edit is kept.
+# One more replica, an inspector who behaves as a hostile (or broken) stock client that never
+# recovers. Construction: an inspector of rfb forging zjj's check and conclusion and deleting
+# zjj's rectifications. Setup: the permit department's second inspector adding another
+# department's section, turning over the signed conclusion (or giving an unsigned one a result
+# outside the vocabulary), removing a container of the layout. Both write values outside the
+# layout, send edits that depend on refused or unsent ones (clock gaps), replay and reorder
+# their updates. Every one of its edits is invalid or depends on an invalid one (and no later
+# edit of it replaces an invalid value, which would make its offline diff valid), so whatever
+# the schedule, the server, every honest replica and the rows must hold exactly the honest
+# replicas' edits (and the layout), and every honest edit is kept but those that reached the
+# server after the round closed (read-only).
 
 
 class Hostile(Replica):
