@@ -264,6 +264,38 @@ def test_a_signed_conclusion_is_final():
     assert read_inspection(signed)["zjj"].conclusion.result is Conclusion.PASS
 
 
+def test_once_every_department_signed_the_round_takes_no_more_changes():
+    """The last signature closes the round: a tablet still connected from before (its rights
+    those of an open round) cannot write into it, in any section; until then the others can."""
+
+    def sign(code: str, result: str) -> Callable[[Doc], None]:
+        def signing(doc: Doc) -> None:
+            conclusion = section(doc, code)["conclusion"]
+            conclusion["result"] = result
+            conclusion["signed_by"] = f"{code}-inspector"
+
+        return signing
+
+    first = edited(server_doc(), sign("zjj", "pass"))
+    note = edited(first, lambda d: check(d, "zrzy", "height").__setitem__("note", "复核"))
+    as_inspector(first, note, "zrzy")  # one section still open: the round is open
+    both = edited(note, sign("zrzy", "fail"))
+    as_inspector(note, both, "zrzy")
+    late = [
+        ("zrzy", lambda d: check(d, "zrzy", "height").__setitem__("note", "签字后补记")),
+        ("zjj", lambda d: check(d, "zjj", "alarm").__setitem__("result", "pass")),
+        (
+            "zrzy",
+            lambda d: section(d, "zrzy")["rectifications"].__setitem__(
+                RECT_ID, Map({"description": "关闭后整改"})
+            ),
+        ),
+    ]
+    for department, change in late:
+        with pytest.raises(LayoutError, match="the round is closed"):
+            as_inspector(both, edited(both, change), department)
+
+
 def test_two_offline_tablets_merge_without_loss():
     server = server_doc()
     tablet_a, tablet_b = copy_of(server), copy_of(server)

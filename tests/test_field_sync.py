@@ -326,6 +326,13 @@ async def test_conclusions_signed_in_the_document_complete_stage_four(field: Fie
     assert body["data"]["inspection"]["status"] == "PASSED"
     conclusions = {d["conclusion"] for d in body["data"]["inspection"]["departments"]}
     assert conclusions == {"PASS"}
+    # A tablet still connected from before the last signature keeps its connection's rights,
+    # but the round is closed in the document: refused as well.
+    still = tablets["zjj"]
+    number = await still.change(record("zjj", "alarm", "pass", "签字后补录", "x"))
+    await still.until(lambda: any(e.number == number for e in still.errors), "the refusal")
+    [refusal] = [e for e in still.errors if e.number == number]
+    assert refusal.code == "invalid" and "the round is closed" in refusal.reason, refusal
     # Closed: a tablet may still read it, but nothing more is written.
     late = await field.synced(field.viewers["zjj"].username)
     number = await late.change(record("zjj", "alarm", "pass", "补录", "x"))

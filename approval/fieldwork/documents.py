@@ -678,8 +678,29 @@ def validate_inspection(
             f"role {role} may not write inspection documents; only an assigned inspector may"
         )
     before_root = before.get(INSPECTION_ROOT, type=Map)
+    if _all_signed(before_root, department_code):
+        raise LayoutError(
+            "every department of this round has signed its conclusion: the round is closed "
+            "and its document takes no more changes; record what follows in the re-inspection "
+            "round (复查)"
+        )
     for change in changes:
         _inspection_change(change, before_root, department_code)
+
+
+def _all_signed(root: Map[Any], department_code: str) -> bool:
+    """Whether every section of the round carries a signed conclusion: the server then closes
+    the round (as it writes the rows), and a connection opened while the round was open must
+    not write into it either. The writer's own section first: the others are read only once
+    it is signed."""
+    if not _signed(root.get(department_code)):
+        return False
+    return all(_signed(section) for section in root.values())
+
+
+def _signed(section: object) -> bool:
+    conclusion = section.get("conclusion") if isinstance(section, Map) else None
+    return isinstance(conclusion, Map) and conclusion.get("result") not in (None, "")
 
 
 def added_photos(changes: Sequence[ChangeEvent]) -> dict[str, str]:
