@@ -1075,12 +1075,12 @@ class Room:
         """``materialise_log`` from the room's document and position (read together);
         ``unless_written``: nothing, without the document's turn, when the rows are written up
         to that position already (by another process, from a later state)."""
-        state, position = self.encoded(), self.position
         if unless_written:
             projected = await self.store.projected(self.name)
-            if projected >= position:
+            if projected >= self.position:
                 self._projected = max(self._projected, projected)
-                return
+                return  # the document was not even encoded
+        state, position = self.encoded(), self.position  # together, before anything is awaited
         written = await materialise_log(
             self.name, policy=self.policy, store=self.store, state=state, position=position
         )
